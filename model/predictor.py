@@ -1,0 +1,85 @@
+"""Text in, probabilities out: the in-process model that the handler and the tests share."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from model import artifacts
+from model.cnn import CNN
+from model.encoders import UNK_INDEX, LabelEncoder, Tokenizer, pad_sequences
+from model.preprocess import Preprocessor
+
+
+@dataclass
+class EncodedBatch:
+    """A batch of headlines ready for the network."""
+
+    ids: torch.Tensor  # [batch, length], right-padded with PAD
+    tokens: list[list[str]]  # the words after preprocessing
+    unknown: list[int]  # how many of those words mapped to UNK
+
+
+class Predictor:
+    """Preprocess, tokenize, pad and classify headlines with a trained CNN."""
+
+    def __init__(self, preprocessor: Preprocessor, tokenizer: Tokenizer, labels: LabelEncoder,
+                 model: CNN, device: str | torch.device = "cpu") -> None:
+        self.preprocessor = preprocessor
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_dir(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Predictor":
+        """Load every serving artifact from a training run's (or an archive's) directory."""
+        missing = artifacts.missing_files(
+            directory, (artifacts.WEIGHTS, artifacts.MODEL_CONFIG, artifacts.TOKENIZER,
+                        artifacts.LABEL_ENCODER, artifacts.PREPROCESSOR))
+        if missing:
+            raise FileNotFoundError(f"{directory} lacks artifact files: {', '.join(missing)}")
+        directory = Path(directory)
+        return cls(
+            preprocessor=Preprocessor.load(directory / artifacts.PREPROCESSOR),
+            tokenizer=Tokenizer.load(directory / artifacts.TOKENIZER),
+            labels=LabelEncoder.load(directory / artifacts.LABEL_ENCODER),
+            model=artifacts.load_model(directory, device),
+            device=device,
+        )
+
+    def encode(self, texts: Sequence[str]) -> EncodedBatch:
+        """Preprocess, tokenize and pad raw headlines into one tensor on the model's device."""
+        cleaned = self.preprocessor.batch(texts)
+        sequences = self.tokenizer.encode_batch(cleaned)
+        ids = pad_sequences(sequences, min_length=self.model.config.max_filter_size)
+        return EncodedBatch(
+            ids=torch.from_numpy(ids).to(self.device),
+            tokens=[c.split() for c in cleaned],
+            unknown=[sum(i == UNK_INDEX for i in seq) for seq in sequences],
+        )
+
+    def probabilities(self, ids: torch.Tensor) -> torch.Tensor:
+        """Class probabilities [batch, classes] for encoded headlines, on the CPU."""
+        with torch.inference_mode():
+            return torch.softmax(self.model(ids), dim=1).cpu()
+
+    def format(self, probs: torch.Tensor, batch: EncodedBatch) -> list[dict]:
+        """One answer per headline: the label, probabilities high to low, token counts."""
+        answers = []
+        for row, tokens, unknown in zip(probs.tolist(), batch.tokens, batch.unknown):
+            ranked = sorted(zip(self.labels.classes, row), key=lambda kv: -kv[1])
+            answers.append({
+                "label": ranked[0][0],
+                "probabilities": {label: round(p, 6) for label, p in ranked},
+                "num_tokens": len(tokens),
+                "unknown_tokens": unknown,
+            })
+        return answers
+
+    def predict(self, texts: Sequence[str]) -> list[dict]:
+        """Classify raw headlines in one forward pass."""
+        batch = self.encode(texts)
+        return self.format(self.probabilities(batch.ids), batch)
