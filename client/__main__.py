@@ -1,0 +1,88 @@
+"""Command line for the served model: python -m client {predict,explain,scale,describe} ...
+
+Examples:
+  python -m client predict "The final tennis tournament starts next week."
+  python -m client explain "Oil prices rise" --png explanation.png
+  python -m client scale 3
+  python -m client describe
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from client.api import MODEL_NAME, ClientError, NewsClient
+from serving.keys import KEY_FILE
+from serving.properties import DEFAULT_CONFIG
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__.splitlines()[0],
+                                     epilog="\n".join(__doc__.splitlines()[2:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG),
+                        help="config.properties with the server's addresses (default: %(default)s)")
+    parser.add_argument("--key-file", default=str(DEFAULT_CONFIG.parent / KEY_FILE),
+                        help="TorchServe's key_file.json, in the directory it started from (default: %(default)s)")
+    parser.add_argument("--model", default=MODEL_NAME, help="model name (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="classify headlines", formatter_class=defaults)
+    predict.add_argument("texts", nargs="+", help="one or more headlines")
+    explain = commands.add_parser("explain", help="explain headlines' predictions", formatter_class=defaults)
+    explain.add_argument("texts", nargs="+", help="one or more headlines")
+    explain.add_argument("--png", default=None,
+                         help="write a heatmap + word-score chart here (one headline: PATH; several: PATH with -N)")
+    scale = commands.add_parser("scale", help="set the number of workers (waits until done)",
+                                formatter_class=defaults)
+    scale.add_argument("workers", type=int, help="worker count, at least 1")
+    commands.add_parser("describe", help="show the model's workers and metadata", formatter_class=defaults)
+    return parser
+
+
+def _png_paths(path: str, count: int) -> list[Path]:
+    base = Path(path)
+    if count == 1:
+        return [base]
+    return [base.with_name(f"{base.stem}-{i + 1}{base.suffix or '.png'}") for i in range(count)]
+
+
+def run(args: argparse.Namespace) -> object:
+    client = NewsClient.from_config(args.config, args.key_file, args.model, args.timeout)
+    if args.command == "predict":
+        return client.predict(args.texts)
+    if args.command == "explain":
+        explanations = client.explain(args.texts)
+        if args.png:
+            from client.plots import plot_explanation  # matplotlib only when a picture is asked for
+            for explanation, path in zip(explanations, _png_paths(args.png, len(explanations))):
+                plot_explanation(explanation, path)
+                print(f"wrote {path}", file=sys.stderr)
+        return explanations
+    if args.command == "scale":
+        if args.workers < 1:
+            raise ClientError("the worker count must be at least 1")
+        return client.scale(args.workers)
+    return client.describe()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = run(args)
+    except (ClientError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: TorchServe did not answer ({err}); is it running? `make serve` starts it",
+              file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

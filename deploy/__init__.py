@@ -1,0 +1,1 @@
+"""Deployment files (Docker image, KServe) and the helper that lays out KServe's storage."""

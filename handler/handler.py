@@ -1,0 +1,259 @@
+"""TorchServe handler for the news headline CNN: predictions and explanations over REST.
+
+TorchServe hands `handle` a batch of requests (gathered by batchSize / maxBatchDelay). Each
+request is judged on its own: a bad one gets its own 4xx JSON answer through
+`context.set_response_status(code, phrase, idx)` while the others are answered normally, and
+nothing is ever raised out of `handle` (TorchServe would fail the whole batch with a 503).
+All good headlines of the batch go through ONE forward pass; requests sent to
+`/explanations` (TorchServe sets their "explain" header) additionally get the explanation,
+decided per request, not by the batch's first request as `BaseHandler` does.
+
+Accepted bodies (UTF-8):
+  * raw text (`Content-Type: text/plain`): one headline;
+  * JSON `{"text": "..."}`: one headline -> one answer object;
+  * JSON `{"texts": ["...", ...]}`: 1..max_texts headlines -> a list of answers in order.
+Limits (settings in model-config.yaml's `handler` section): a headline is at most
+`max_chars` characters (413 above), a request at most `max_texts` headlines (413 above).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import torch
+from ts.metrics.dimension import Dimension
+from ts.metrics.metric_type_enum import MetricTypes
+from ts.torch_handler.base_handler import BaseHandler
+
+from model import artifacts
+from model.predictor import EncodedBatch, Predictor
+
+try:  # in the checkout `handler` is a package ...
+    from handler.request_parsing import (PHRASES, HandlerSettings, ParsedRequest, PreparedBatch,
+                                         RequestError, choose_device, parse_body, request_body)
+except ImportError:  # ... in the archive this file *is* the module `handler`, beside request_parsing.py
+    from request_parsing import (PHRASES, HandlerSettings, ParsedRequest, PreparedBatch,
+                                 RequestError, choose_device, parse_body, request_body)
+
+logger = logging.getLogger(__name__)
+
+# Custom metrics; each must be declared in the server's metrics.yaml (serving/metrics.yaml)
+# or TorchServe's Prometheus endpoint drops it.
+METRIC_PREPROCESS_TIME = "NewsPreprocessTime"  # ms, parsing + cleaning + padding per batch
+METRIC_UNKNOWN_RATIO = "NewsUnknownTokenPercent"  # % of the batch's words mapped to UNK
+METRIC_BATCH_REQUESTS = "NewsBatchRequests"  # requests in a TorchServe batch
+METRIC_BATCH_HEADLINES = "NewsBatchHeadlines"  # headlines in the one forward pass
+METRIC_BAD_REQUESTS = "NewsBadRequests"  # counter of requests answered with a 4xx
+
+
+class NewsHandler(BaseHandler):
+    """BaseHandler lifecycle around the shared in-process Predictor (one copy of the text code)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.predictor: Predictor | None = None
+        self.explainer = None
+        self.settings = HandlerSettings()
+        self.version: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def initialize(self, context) -> None:
+        """Load every artifact from the archive's directory onto the chosen device."""
+        self.context = context
+        properties = context.system_properties
+        model_dir = properties.get("model_dir")
+        self.settings = HandlerSettings.from_yaml_config(getattr(context, "model_yaml_config", None))
+        torch.set_num_threads(self.settings.num_threads)
+        self.device = choose_device(properties.get("gpu_id"))
+        self.map_location = str(self.device)
+        self.predictor = Predictor.from_dir(model_dir, self.device)
+        self.version = self._archive_version(context, model_dir)
+        self.explainer = self._load_explainer(model_dir)
+        self.model = self.predictor.model
+        self.initialized = True
+        logger.info("news_cnn handler ready: device=%s threads=%d version=%s explanations=%s",
+                    self.device, self.settings.num_threads, self.version, self.explainer is not None)
+
+    @staticmethod
+    def _archive_version(context, model_dir: str) -> str | None:
+        """The version the archive was built with (`make archive VERSION=...` may override the
+        training run's), falling back to the artifacts' manifest."""
+        manifest = getattr(context, "manifest", None) or {}
+        version = manifest.get("model", {}).get("modelVersion")
+        if version:
+            return str(version)
+        if os.path.isfile(os.path.join(model_dir, artifacts.MANIFEST)):
+            return artifacts.read_json(model_dir, artifacts.MANIFEST).get("version")
+        return None
+
+    def _load_explainer(self, model_dir: str):
+        """The Explainer over the same model, with the training-time filter thresholds."""
+        try:
+            from model.explain import Explainer
+        except ImportError:
+            logger.warning("model.explain is missing: /explanations will answer 501")
+            return None
+        path = os.path.join(model_dir, artifacts.FILTER_THRESHOLDS)
+        thresholds = artifacts.read_json(model_dir, artifacts.FILTER_THRESHOLDS) \
+            if os.path.isfile(path) else None
+        if thresholds is None:
+            logger.warning("%s is missing: explanations count every filter", artifacts.FILTER_THRESHOLDS)
+        return Explainer(self.predictor.model, self.predictor.labels, thresholds)
+
+    def handle(self, data: list, context) -> list:
+        """One answer per request; never raises (an exception here would 503 the whole batch)."""
+        self.context = context
+        start = time.perf_counter()
+        try:
+            prepared = self.preprocess(data)
+            self.inference(prepared)
+            output = self.postprocess(prepared)
+        except Exception:  # noqa: BLE001 - the last line of defence, per the module docstring
+            logger.exception("news_cnn handler failed on a batch of %d requests", len(data or []))
+            failure = RequestError(500, "internal_error", "the model failed on this batch; "
+                                   "the server logs say why")
+            output = [self._refuse(idx, failure) for idx in range(len(data or []))]
+        self._add_metric("HandlerTime", round((time.perf_counter() - start) * 1000, 3), "ms")
+        return output
+
+    def preprocess(self, data: list) -> PreparedBatch:
+        """Parse and validate each request on its own, then encode all good headlines at once."""
+        start = time.perf_counter()
+        requests = [self._parse(idx, row) for idx, row in enumerate(data or [])]
+        texts: list[str] = []
+        for request in requests:
+            request.first_row = len(texts)
+            if request.error is None and not request.describe:
+                texts.extend(request.texts)
+        encoded = self.predictor.encode(texts) if texts else None
+        self._add_metric(METRIC_PREPROCESS_TIME, round((time.perf_counter() - start) * 1000, 3), "ms")
+        self._add_metric(METRIC_BATCH_REQUESTS, len(requests), "count")
+        self._add_metric(METRIC_BATCH_HEADLINES, len(texts), "count")
+        if encoded is not None:
+            words = sum(len(t) for t in encoded.tokens)
+            self._add_metric(METRIC_UNKNOWN_RATIO,
+                             round(100.0 * sum(encoded.unknown) / words, 3) if words else 0.0, "percent")
+        bad = sum(r.error is not None for r in requests)
+        if bad:
+            self._add_metric(METRIC_BAD_REQUESTS, bad, "count", MetricTypes.COUNTER)
+        return PreparedBatch(requests=requests, encoded=encoded)
+
+    def inference(self, prepared: PreparedBatch, *args, **kwargs) -> PreparedBatch:
+        """ONE forward pass for every good headline of the batch, on the device."""
+        if prepared.encoded is not None:
+            with torch.inference_mode():
+                prepared.probabilities = self.predictor.probabilities(prepared.encoded.ids)
+        return prepared
+
+    def postprocess(self, prepared: PreparedBatch) -> list:
+        """Per request: the answer (object or list), or its error body with its status."""
+        answers = self.predictor.format(prepared.probabilities, prepared.encoded) \
+            if prepared.encoded is not None else []
+        self._explain_where_asked(prepared, answers)
+        output = []
+        for idx, request in enumerate(prepared.requests):
+            if request.error is not None:
+                output.append(self._refuse(idx, request.error))
+            elif request.describe:
+                output.append(self.describe_handle())
+            else:
+                mine = answers[request.first_row:request.first_row + len(request.texts)]
+                self._set_json(idx)
+                output.append(mine if request.as_list else mine[0])
+        return output
+
+    def describe_handle(self) -> dict:
+        """What `GET /models/news_cnn?customized=true` shows under customizedMetadata."""
+        return {"version": self.version, "labels": self.predictor.labels.classes,
+                "device": str(self.device), "num_threads": self.settings.num_threads,
+                "max_chars": self.settings.max_chars, "max_texts": self.settings.max_texts,
+                "explanations": self.explainer is not None}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _parse(self, idx: int, row: Any) -> ParsedRequest:
+        """Parse one request; its failure stays its own."""
+        request = ParsedRequest(explain=self._header_true(idx, "explain"),
+                                describe=self._header_true(idx, "describe"))
+        if request.describe:
+            return request
+        try:
+            request.texts, request.as_list = parse_body(
+                request_body(row), self._content_type(idx), self.settings)
+        except RequestError as err:
+            request.error = err
+        except Exception:  # noqa: BLE001 - an unforeseen body must not fail its neighbours
+            logger.exception("could not parse request %d", idx)
+            request.error = RequestError(400, "unreadable_body", "the body could not be read")
+        return request
+
+    def _explain_where_asked(self, prepared: PreparedBatch, answers: list[dict]) -> None:
+        """Merge explanations into the answers of explanation requests only."""
+        asking = [r for r in prepared.requests if r.explain and r.error is None and not r.describe]
+        if not asking:
+            return
+        if self.explainer is None:
+            for request in asking:
+                request.error = RequestError(501, "explanations_unavailable",
+                                             "this archive was built without model/explain.py")
+            return
+        rows = [row for r in asking for row in range(r.first_row, r.first_row + len(r.texts))]
+        encoded = prepared.encoded
+        width = max([self.predictor.model.config.max_filter_size]
+                    + [len(encoded.tokens[row]) for row in rows])
+        subset = EncodedBatch(ids=encoded.ids[rows, :width],
+                              tokens=[encoded.tokens[row] for row in rows],
+                              unknown=[encoded.unknown[row] for row in rows])
+        predicted = prepared.probabilities[rows].argmax(dim=1).tolist()
+        try:
+            explanations = self.explainer.explain(subset, predicted)
+        except Exception:  # noqa: BLE001 - predictions of the same batch must still go out
+            logger.exception("explanation failed for %d headlines", len(rows))
+            for request in asking:
+                request.error = RequestError(500, "explanation_failed", "the explanation failed; "
+                                             "the server logs say why")
+            return
+        for row, explanation in zip(rows, explanations):
+            answers[row] = {**answers[row], **explanation}
+
+    def _refuse(self, idx: int, error: RequestError) -> dict:
+        self.context.set_response_status(error.status, PHRASES.get(error.status, "Error"), idx)
+        self._set_json(idx)
+        return error.body()
+
+    def _set_json(self, idx: int) -> None:
+        try:
+            self.context.set_response_content_type(idx, "application/json")
+        except (AttributeError, IndexError, TypeError):
+            pass  # contexts without per-request headers (e.g. direct calls) need none
+
+    def _header(self, idx: int, name: str) -> Any:
+        try:
+            return self.context.get_request_header(idx, name)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+
+    def _header_true(self, idx: int, name: str) -> bool:
+        return str(self._header(idx, name)).lower() == "true"
+
+    def _content_type(self, idx: int) -> str | None:
+        """The body's content type: TorchServe files it under the parameter's name."""
+        for name in ("body", "data"):
+            entry = self._header(idx, name)
+            if isinstance(entry, dict) and entry.get("content-type"):
+                return entry["content-type"]
+        value = self._header(idx, "Content-Type") or self._header(idx, "content-type")
+        return value if isinstance(value, str) else None
+
+    def _add_metric(self, name: str, value: float, unit: str,
+                    metric_type: MetricTypes = MetricTypes.GAUGE) -> None:
+        """Report one batch-level metric; a metrics failure never fails a request."""
+        metrics = getattr(self.context, "metrics", None)
+        if metrics is None:
+            return
+        try:
+            dimensions = [Dimension("ModelName", self.context.model_name), Dimension("Level", "Model")]
+            metrics.add_metric(name, value, unit, None, dimensions, metric_type)
+        except Exception:  # noqa: BLE001
+            logger.warning("could not record metric %s", name, exc_info=True)

@@ -1,0 +1,177 @@
+"""What the news_cnn handler accepts: request parsing, validation and the handler's settings.
+
+Kept apart from handler.py because TorchServe requires the handler module to define exactly
+one class. The archive ships this file beside handler.py (both at the archive's root).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from model.predictor import EncodedBatch
+
+# Defaults for model-config.yaml's `handler:` section (see HandlerSettings).
+DEFAULT_MAX_CHARS = 1000  # AG News titles are under 300 characters
+DEFAULT_MAX_TEXTS = 64
+# One intra-op thread per worker: the model is tiny (one request costs well under a
+# millisecond), so threads would mostly synchronise, and on a 2-core box the Java frontend
+# plus 2 workers already fill the cores. Scale with workers, not threads.
+DEFAULT_NUM_THREADS = 1
+THREADS_ENV = "NEWS_CNN_NUM_THREADS"  # overrides model-config.yaml for quick experiments
+
+PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error",
+           501: "Not Implemented"}
+
+
+class RequestError(Exception):
+    """A request the handler refuses: HTTP status, a short error code, a message for people."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+    def body(self) -> dict:
+        return {"error": self.error, "message": self.message}
+
+
+@dataclass
+class HandlerSettings:
+    """The handler's knobs, read from model-config.yaml's `handler:` section."""
+
+    max_chars: int = DEFAULT_MAX_CHARS
+    max_texts: int = DEFAULT_MAX_TEXTS
+    num_threads: int = DEFAULT_NUM_THREADS
+
+    @classmethod
+    def from_yaml_config(cls, config: dict | None, environ: dict | None = None) -> "HandlerSettings":
+        """Settings from the archive's model-config.yaml (the `handler` section) and env."""
+        section = dict((config or {}).get("handler") or {})
+        environ = os.environ if environ is None else environ
+        settings = cls(
+            max_chars=int(section.get("max_chars", DEFAULT_MAX_CHARS)),
+            max_texts=int(section.get("max_texts", DEFAULT_MAX_TEXTS)),
+            num_threads=int(environ.get(THREADS_ENV) or section.get("num_threads", DEFAULT_NUM_THREADS)),
+        )
+        if min(settings.max_chars, settings.max_texts, settings.num_threads) < 1:
+            raise ValueError(f"handler settings must be positive: {settings}")
+        return settings
+
+
+def choose_device(gpu_id: int | str | None) -> torch.device:
+    """`cuda:<gpu_id>` when TorchServe assigned a GPU and CUDA works here, else the CPU."""
+    if gpu_id is not None and str(gpu_id) != "" and torch.cuda.is_available():
+        return torch.device(f"cuda:{int(gpu_id)}")
+    return torch.device("cpu")
+
+
+@dataclass
+class ParsedRequest:
+    """One request of the batch after parsing: its headlines, or the reason it is refused."""
+
+    texts: list[str] = field(default_factory=list)
+    as_list: bool = False  # {"texts": [...]} answers with a list
+    explain: bool = False
+    describe: bool = False
+    error: RequestError | None = None
+    first_row: int = 0  # where its headlines start in the batch's one tensor
+
+
+@dataclass
+class PreparedBatch:
+    """What preprocess hands to inference: per-request parses and the encoded headlines."""
+
+    requests: list[ParsedRequest]
+    encoded: EncodedBatch | None  # None when no request of the batch had a valid headline
+    probabilities: torch.Tensor | None = None
+
+
+def _is_json(content_type: str | None) -> bool:
+    return bool(content_type) and "json" in content_type.lower()
+
+
+def parse_body(value: Any, content_type: str | None, settings: HandlerSettings) -> tuple[list[str], bool]:
+    """Turn one request body into (headlines, answer-as-list), or raise RequestError.
+
+    TorchServe has already decoded JSON bodies into Python objects and text/* bodies into
+    str when it could; what it could not decode arrives as bytes and is diagnosed here.
+    """
+    if value is None:
+        raise RequestError(400, "empty_body", "the request has no body (a form-encoded body, "
+                           "e.g. curl -d without a Content-Type header, arrives empty): send a "
+                           "headline as Content-Type: text/plain, or JSON {\"text\": ...} / "
+                           "{\"texts\": [...]} with Content-Type: application/json")
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise RequestError(400, "invalid_utf8", f"the body is not valid UTF-8 ({err.reason} "
+                               f"at byte {err.start}): encode the text as UTF-8") from None
+        if _is_json(content_type):
+            try:
+                value = json.loads(value)
+            except (ValueError, RecursionError) as err:
+                raise RequestError(400, "malformed_json", f"the body is not valid JSON: {err}") from None
+            if isinstance(value, str):
+                raise RequestError(400, "invalid_json", "a JSON body must be an object "
+                                   "{\"text\": \"...\"} or {\"texts\": [\"...\", ...]}")
+        elif isinstance(value, str) and value.lstrip().startswith("{"):
+            # An unlabelled body that looks like a JSON object is parsed as one, so
+            # `curl -d '{"text": ...}'` without a content type still works.
+            try:
+                value = json.loads(value)
+            except (ValueError, RecursionError):
+                pass
+    elif isinstance(value, str) and _is_json(content_type):
+        # TorchServe decoded a JSON body that is a bare string: not an object.
+        raise RequestError(400, "invalid_json", "a JSON body must be an object "
+                           "{\"text\": \"...\"} or {\"texts\": [\"...\", ...]}")
+    if isinstance(value, str):
+        return [_check_text(value, settings)], False
+    if not isinstance(value, dict):
+        raise RequestError(400, "invalid_json", "a JSON body must be an object "
+                           "{\"text\": \"...\"} or {\"texts\": [\"...\", ...]}")
+    if ("text" in value) == ("texts" in value):
+        raise RequestError(400, "missing_text", "the JSON object needs exactly one of the keys "
+                           "\"text\" (one headline) or \"texts\" (a list of headlines)")
+    if "text" in value:
+        if not isinstance(value["text"], str):
+            raise RequestError(400, "invalid_text", "\"text\" must be a string")
+        return [_check_text(value["text"], settings)], False
+    texts = value["texts"]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise RequestError(400, "invalid_texts", "\"texts\" must be a list of strings")
+    if not texts:
+        raise RequestError(400, "empty_texts", "\"texts\" is empty: send at least one headline")
+    if len(texts) > settings.max_texts:
+        raise RequestError(413, "too_many_texts", f"{len(texts)} headlines in one request; the "
+                           f"limit is {settings.max_texts}: split them over several requests")
+    return [_check_text(t, settings, i) for i, t in enumerate(texts)], True
+
+
+def _check_text(text: str, settings: HandlerSettings, index: int | None = None) -> str:
+    where = "the headline" if index is None else f"headline {index}"
+    if not text.strip():
+        raise RequestError(400, "empty_text", f"{where} is empty or only whitespace")
+    if len(text) > settings.max_chars:
+        raise RequestError(413, "text_too_long", f"{where} has {len(text)} characters; the "
+                           f"limit is {settings.max_chars}")
+    return text
+
+
+def request_body(row: Any) -> Any:
+    """The body of one request as TorchServe passes it ({"body": ...} or {"data": ...})."""
+    if not isinstance(row, dict):
+        return row
+    for key in ("body", "data"):
+        if key in row and row[key] is not None:
+            return row[key]
+    if row:  # a form body: TorchServe split it into fields, none named body/data
+        raise RequestError(400, "unsupported_body", "form-encoded bodies are not accepted: send "
+                           "Content-Type: text/plain or application/json")
+    return None
+
+

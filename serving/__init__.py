@@ -1,0 +1,9 @@
+"""Build the news_cnn archive and run TorchServe around it (used by the Makefile, tests, bench).
+
+    serving.archive.build_archive(artifacts_dir, export_dir, version=None) -> Path to .mar
+    serving.properties.write_properties(dest, base=..., **overrides); Endpoints.from_file(path)
+    serving.keys.read_keys(key_file) -> Keys; serving.keys.fresh_keys(key_file, management_url)
+    serving.server.TorchServe(workdir, config): start(), wait_ready(), stop(), scale(), describe()
+    serving.server.free_port(), serving.server.test_config(...) for servers on free ports
+    python -m serving {start,stop,status,keys,examples} for the Makefile.
+"""

@@ -1,0 +1,117 @@
+"""Pack trained artifacts, the handler and the shared `model` package into news_cnn.mar.
+
+torch-model-archiver copies each --extra-files entry flat into the archive's root, and for
+a directory it copies the directory's *contents*. So the `model` package is staged as
+`<stage>/model/*.py` and `<stage>` is passed: the archive then holds `model/` beside
+`handler.py` and the artifacts, and the worker (which has the model directory on its
+PYTHONPATH) imports `model` from the archive.
+
+    python -m serving.archive --artifacts artifacts --export-path model_store [--version 2.0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from model import artifacts
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HANDLER = REPO_ROOT / "handler" / "handler.py"
+# Modules the handler imports from its own directory (TorchServe allows one class per handler file).
+HANDLER_MODULES = (REPO_ROOT / "handler" / "request_parsing.py",)
+MODEL_CONFIG_YAML = REPO_ROOT / "handler" / "model-config.yaml"
+MODEL_PACKAGE = REPO_ROOT / "model"
+MODEL_NAME = "news_cnn"
+# Artifacts the handler cannot work without; filter_thresholds.json only sharpens explanations.
+REQUIRED = tuple(n for n in artifacts.SERVING_FILES if n != artifacts.FILTER_THRESHOLDS)
+
+
+class ArchiveError(RuntimeError):
+    """The archive could not be built; the message names the fix."""
+
+
+def artifact_version(artifacts_dir: str | Path) -> str:
+    """The model version recorded by training in manifest.json."""
+    try:
+        return str(artifacts.read_json(artifacts_dir, artifacts.MANIFEST)["version"])
+    except (OSError, KeyError, ValueError) as err:
+        raise ArchiveError(f"cannot read the version from {Path(artifacts_dir) / artifacts.MANIFEST} "
+                           f"({err}): retrain (`make train`) or pass --version") from None
+
+
+def archiver_command(stage: Path, files: list[Path], export_path: Path, version: str,
+                     model_name: str = MODEL_NAME, model_config: Path = MODEL_CONFIG_YAML) -> list[str]:
+    """The torch-model-archiver command line (the model is rebuilt by the handler from
+    model_config.json + model.pt, so it ships as an extra file, not --serialized-file)."""
+    archiver = Path(sys.executable).parent / "torch-model-archiver"
+    return [str(archiver) if archiver.exists() else "torch-model-archiver",
+            "--model-name", model_name, "--version", version,
+            "--handler", str(HANDLER),
+            "--extra-files", ",".join([str(f) for f in files] + [str(stage)]),
+            "--config-file", str(model_config),
+            "--export-path", str(export_path), "--force"]
+
+
+def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_store",
+                  version: str | None = None, model_name: str = MODEL_NAME,
+                  model_config: str | Path = MODEL_CONFIG_YAML) -> Path:
+    """Build `<export_path>/<model_name>.mar` from a training run's directory; returns its path.
+
+    `model_config` replaces handler/model-config.yaml (e.g. other batch or worker settings)."""
+    artifacts_dir, export_path = Path(artifacts_dir), Path(export_path)
+    missing = artifacts.missing_files(artifacts_dir, REQUIRED)
+    if missing:
+        raise ArchiveError(f"{artifacts_dir} lacks {', '.join(missing)}: train first "
+                           f"(`make train DATA=file.csv`)")
+    version = version or artifact_version(artifacts_dir)
+    files = [artifacts_dir / n for n in artifacts.SERVING_FILES if (artifacts_dir / n).is_file()]
+    files += list(HANDLER_MODULES)
+    if not (artifacts_dir / artifacts.FILTER_THRESHOLDS).is_file():
+        print(f"warning: {artifacts_dir / artifacts.FILTER_THRESHOLDS} is missing: explanations "
+              f"will count every filter", file=sys.stderr)
+    export_path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="news_cnn_archive_") as tmp:
+        stage = Path(tmp) / "stage"
+        shutil.copytree(MODEL_PACKAGE, stage / "model",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        # The archiver stages in $TMPDIR/<model_name>: a private TMPDIR keeps parallel builds apart.
+        env = {**os.environ, "TMPDIR": tmp}
+        command = archiver_command(stage, files, export_path, version, model_name, Path(model_config))
+        result = subprocess.run(command,
+                                env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ArchiveError(f"torch-model-archiver failed:\n{result.stdout}{result.stderr}")
+    return export_path / f"{model_name}.mar"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--artifacts", default="artifacts", help="training output directory")
+    parser.add_argument("--export-path", default="model_store", help="where the .mar goes")
+    parser.add_argument("--version", default=None,
+                        help="archive version (default: manifest.json's version)")
+    parser.add_argument("--model-name", default=MODEL_NAME, help="TorchServe model name")
+    parser.add_argument("--config-file", default=str(MODEL_CONFIG_YAML),
+                        help="TorchServe model-config.yaml (batching, workers, handler settings)")
+    args = parser.parse_args(argv)
+    try:
+        mar = build_archive(args.artifacts, args.export_path, args.version or None, args.model_name,
+                            args.config_file)
+    except ArchiveError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    manifest = json.dumps({"archive": str(mar), "bytes": mar.stat().st_size,
+                           "version": args.version or artifact_version(args.artifacts)})
+    print(manifest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Read and write TorchServe's config.properties, and the endpoint URLs it declares."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config.properties"
+METRICS_CONFIG = REPO_ROOT / "serving" / "metrics.yaml"
+
+
+def read_properties(path: str | Path) -> dict[str, str]:
+    """key=value lines of a Java properties file (comments and blank lines skipped)."""
+    properties = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")) and "=" in line:
+            key, value = line.split("=", 1)
+            properties[key.strip()] = value.strip()
+    return properties
+
+
+def write_properties(dest: str | Path, base: str | Path | None = DEFAULT_CONFIG,
+                     **overrides: object) -> Path:
+    """Write `base`'s properties with `overrides` applied (None removes a key) to `dest`."""
+    properties = read_properties(base) if base else {}
+    for key, value in overrides.items():
+        if value is None:
+            properties.pop(key, None)
+        else:
+            properties[key] = str(value)
+    dest = Path(dest)
+    dest.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+    return dest
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Base URLs of TorchServe's three APIs."""
+
+    inference: str = "http://127.0.0.1:8080"
+    management: str = "http://127.0.0.1:8081"
+    metrics: str = "http://127.0.0.1:8082"
+
+    @classmethod
+    def from_file(cls, path: str | Path = DEFAULT_CONFIG) -> "Endpoints":
+        """The addresses a config.properties declares (TorchServe's defaults where absent)."""
+        properties = read_properties(path)
+        default = cls()
+        return cls(
+            inference=properties.get("inference_address", default.inference).rstrip("/"),
+            management=properties.get("management_address", default.management).rstrip("/"),
+            metrics=properties.get("metrics_address", default.metrics).rstrip("/"),
+        )
+
+    @classmethod
+    def on_ports(cls, inference: int, management: int, metrics: int,
+                 host: str = "127.0.0.1") -> "Endpoints":
+        return cls(f"http://{host}:{inference}", f"http://{host}:{management}",
+                   f"http://{host}:{metrics}")
+
+    def as_properties(self) -> dict[str, str]:
+        """The config.properties entries that bind these addresses."""
+        return {"inference_address": self.inference, "management_address": self.management,
+                "metrics_address": self.metrics}

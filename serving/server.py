@@ -1,0 +1,210 @@
+"""Start, watch and stop a TorchServe process in a directory of its own.
+
+TorchServe writes key_file.json and logs/ in the directory it starts from, and keeps its
+pid file and unpacked archives in the temp directory; `TorchServe` points TMPDIR/TEMP at
+`<workdir>/logs/tmp`, so several servers (tests, benchmarks, `make serve`) never share
+them. PYTHONPATH is dropped from the server's environment: the worker must import the
+`model` package and `handler` module shipped in the .mar, not the checkout's copies.
+
+    server = TorchServe(workdir, config)   # config: a config.properties path
+    server.start()                          # returns once /ping is healthy and a worker READY
+    server.scale("news_cnn", 3); server.describe("news_cnn"); server.stop()
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import psutil
+import requests
+
+from serving import keys as keyfile
+from serving.properties import DEFAULT_CONFIG, METRICS_CONFIG, Endpoints, write_properties
+
+MODEL_NAME = "news_cnn"
+PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
+
+
+class ServerError(RuntimeError):
+    """TorchServe did not start, become ready, or stop as asked."""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (sockets held open together so none repeats)."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+def test_config(workdir: str | Path, model_store: str | Path, workers: int = 1,
+                base: str | Path = DEFAULT_CONFIG, **overrides: object) -> Path:
+    """Write `<workdir>/config.properties`: the project's config on free loopback ports,
+    with absolute paths to `model_store` and the metrics configuration."""
+    *http_ports, grpc_inference, grpc_management = free_ports(5)
+    endpoints = Endpoints.on_ports(*http_ports)
+    # TorchServe always opens its gRPC ports too (7070/7071 unless told otherwise): two
+    # servers on the default ones would clash, so they get free ports as well.
+    settings = {**endpoints.as_properties(), "grpc_inference_port": grpc_inference,
+                "grpc_management_port": grpc_management, "model_store": Path(model_store).resolve(),
+                "metrics_config": METRICS_CONFIG, "default_workers_per_model": workers, **overrides}
+    return write_properties(Path(workdir) / "config.properties", base, **settings)
+
+
+test_config.__test__ = False  # a helper for tests, not a test: pytest must not collect it
+
+
+def _executable(name: str) -> str:
+    """A console script of this virtual environment (next to its python), else from PATH."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+class TorchServe:
+    """One TorchServe process started from `workdir` with the config.properties `config`."""
+
+    def __init__(self, workdir: str | Path = ".", config: str | Path = DEFAULT_CONFIG) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.config = Path(config) if Path(config).is_absolute() else self.workdir / config
+        self.endpoints = Endpoints.from_file(self.config)
+        self.key_file = self.workdir / keyfile.KEY_FILE
+        self.tmp_dir = self.workdir / "logs" / "tmp"
+        self.log_file = self.workdir / "logs" / "torchserve.out"
+
+    # -- process -------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        """The environment TorchServe runs in: own temp dir, no PYTHONPATH from the checkout."""
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(TMPDIR=str(self.tmp_dir), TEMP=str(self.tmp_dir))
+        return env
+
+    def pid(self) -> int | None:
+        """The Java frontend's pid if it is running, else None."""
+        try:
+            pid = int((self.tmp_dir / PID_FILE).read_text().split()[0])
+            return pid if psutil.Process(pid).is_running() else None
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return None
+
+    def start(self, model: str | None = MODEL_NAME, timeout: float = 240) -> "TorchServe":
+        """Start TorchServe in the background and wait until it serves `model`."""
+        if self.pid() is not None:
+            raise ServerError(f"a TorchServe started from {self.workdir} is already running "
+                              f"(pid {self.pid()}): stop it first (`make stop`)")
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.key_file.unlink(missing_ok=True)  # a stale file would hold old keys
+        with open(self.log_file, "ab") as log:
+            launcher = subprocess.run(
+                [_executable("torchserve"), "--start", "--ncs", "--ts-config", str(self.config)],
+                cwd=self.workdir, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, timeout=60, check=False)
+        if launcher.returncode != 0:
+            raise ServerError(f"torchserve --start failed ({launcher.returncode}); see {self.log_file}")
+        try:
+            self.wait_ready(model, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 60) -> bool:
+        """Stop TorchServe (`torchserve --stop`, then SIGKILL its process group if it hangs).
+
+        Returns True when a server was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            group = os.getpgid(pid)
+        except OSError:
+            group = None
+        subprocess.run([_executable("torchserve"), "--stop"], cwd=self.workdir, env=self.env(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+        try:
+            psutil.Process(pid).wait(timeout)
+        except psutil.TimeoutExpired:
+            pass
+        except psutil.NoSuchProcess:
+            pass
+        # Workers (and a hung frontend) die with the process group the launcher created.
+        if group is not None and group != os.getpgid(0):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        (self.tmp_dir / PID_FILE).unlink(missing_ok=True)
+        self.key_file.unlink(missing_ok=True)
+        return True
+
+    def __enter__(self) -> "TorchServe":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- API calls -----------------------------------------------------------------------
+    def keys(self) -> keyfile.Keys:
+        """Current keys from key_file.json, renewed first when about to expire."""
+        return keyfile.fresh_keys(self.key_file, self.endpoints.management)
+
+    def ping(self, timeout: float = 5) -> bool:
+        """True when /ping answers Healthy (with the inference key)."""
+        try:
+            response = requests.get(f"{self.endpoints.inference}/ping",
+                                    headers=self.keys().headers("inference"), timeout=timeout)
+            return response.status_code == 200 and response.json().get("status") == "Healthy"
+        except (OSError, ValueError, requests.RequestException, KeyError):
+            return False
+
+    def describe(self, model: str = MODEL_NAME, customized: bool = False) -> dict:
+        """The management API's description of `model` (workers, batch settings, version)."""
+        response = requests.get(f"{self.endpoints.management}/models/{model}",
+                                params={"customized": "true"} if customized else None,
+                                headers=self.keys().headers("management"), timeout=30)
+        response.raise_for_status()
+        return response.json()[0]
+
+    def ready_workers(self, model: str = MODEL_NAME) -> int:
+        """How many of `model`'s workers are READY."""
+        return sum(w.get("status") == "READY" for w in self.describe(model).get("workers", []))
+
+    def scale(self, model: str, workers: int, timeout: float = 120) -> dict:
+        """Set `model`'s worker count and wait until TorchServe has done it."""
+        response = requests.put(
+            f"{self.endpoints.management}/models/{model}",
+            params={"min_worker": workers, "max_worker": workers, "synchronous": "true",
+                    "timeout": int(timeout)},
+            headers=self.keys().headers("management"), timeout=timeout + 10)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_ready(self, model: str | None = MODEL_NAME, timeout: float = 240) -> None:
+        """Poll until /ping is healthy and (if `model`) one of its workers is READY."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid() is None and time.monotonic() > deadline - timeout + 10:
+                raise ServerError(f"TorchServe exited while starting; see {self.log_file} "
+                                  f"and {self.workdir / 'logs'}")
+            if self.key_file.is_file() and self.ping():
+                try:
+                    if model is None or self.ready_workers(model) > 0:
+                        return
+                except (requests.RequestException, ValueError, IndexError):
+                    pass
+            time.sleep(0.5)
+        raise ServerError(f"TorchServe was not ready with {model} after {timeout:.0f} s; "
+                          f"see {self.workdir / 'logs'}")

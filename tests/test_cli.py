@@ -1,0 +1,84 @@
+"""The command line: --help, user errors as messages (exit 2), and all-or-nothing artifacts."""
+import dataclasses
+
+import pytest
+
+from tiny_headlines import STOPWORDS, write_csv, write_glove
+from training import cli, pipeline
+from training.config import TrainConfig
+from training.errors import StopwordsError, TrainingError
+
+
+def test_help_lists_every_option_with_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for field in dataclasses.fields(TrainConfig):
+        assert "--" + field.name.replace("_", "-") in text, field.name
+    assert "(default: 5000)" in text and "(default: 100000)" in text and "(default: glove_finetuned)" in text
+
+
+def run_cli(capsys, *args):
+    code = cli.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def test_missing_data_file_is_a_message(tmp_path, capsys):
+    code, err = run_cli(capsys, "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "a"))
+    assert code == 2 and err.startswith("error: ") and "missing.csv: no such file" in err
+    assert "Traceback" not in err and not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--archive", "tfidf_logreg"], "--archive"),
+    (["--experiments", "glove_finetuned", "bert"], "--experiments"),
+    (["--experiments", "random"], "--archive"),
+    (["--vocab-size", "2"], "--vocab-size"),
+    (["--lr", "0"], "--lr"),
+])
+def test_bad_options_name_the_option(tmp_path, capsys, args, option):
+    code, err = run_cli(capsys, "--data", "x.csv", *args)
+    assert code == 2 and option in err
+
+
+def test_missing_embeddings_file_is_a_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline, "english_stopwords", lambda: list(STOPWORDS))
+    code, err = run_cli(capsys, "--data", str(write_csv(tmp_path / "news.csv")),
+                        "--embeddings", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "a"))
+    assert code == 2 and "--embeddings" in err and "no such file" in err
+
+
+def test_missing_nltk_stopwords_says_how_to_install(tmp_path, monkeypatch):
+    import nltk
+
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
+    from training.stopwords import english_stopwords
+    with pytest.raises(StopwordsError, match=r"NLTK_DATA.*nltk.download\('stopwords'\)"):
+        english_stopwords()
+
+
+def test_failed_run_keeps_previous_artifacts(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    (out / "old.txt").write_text("previous run")
+    monkeypatch.setattr(pipeline, "english_stopwords", lambda: list(STOPWORDS))
+
+    def fail_halfway(directory, *args):
+        (directory / "model.pt").write_text("half")
+        raise TrainingError("disk full")
+
+    monkeypatch.setattr(pipeline, "write_artifacts", fail_halfway)
+    args = ["--data", str(write_csv(tmp_path / "news.csv")), "--embeddings",
+            str(write_glove(tmp_path / "glove.txt")), "--out", str(out), "--epochs", "1",
+            "--experiments", "glove_finetuned"]
+    code, err = run_cli(capsys, *args)
+    assert code == 2 and "disk full" in err
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".artifacts")] == []
+
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline, "english_stopwords", lambda: list(STOPWORDS))
+    assert cli.main(args) == 0
+    assert not (out / "old.txt").exists() and (out / "model.pt").is_file()

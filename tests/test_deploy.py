@@ -1,0 +1,238 @@
+"""Static checks of the Docker image and KServe files (no Docker engine or cluster here),
+the KServe storage layout, and one real TorchServe run on the KServe configuration."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from deploy import kserve_storage
+from deploy.kserve_storage import StorageError, build_storage, read_properties
+from serving import server as serving_server  # module import: pytest would collect its test_config
+from serving.archive import MODEL_NAME, build_archive
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+DOCKERFILE = DEPLOY / "Dockerfile"
+MAR_NAME = f"{MODEL_NAME}.mar"
+OFFICIAL_IMAGE = re.compile(r"^pytorch/torchserve:(\d+\.\d+\.\d+)-(cpu|gpu)$")
+
+
+def pins(path: Path) -> dict[str, str]:
+    """name -> version of a requirements file's `name==version` lines."""
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            found[name.strip().lower()] = version.strip()
+    return found
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with backslash continuations joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
+
+
+def makefile_target_recipe(target: str) -> str:
+    """The rule line and recipe of a Makefile target."""
+    text = (REPO / "Makefile").read_text()
+    match = re.search(rf"^{re.escape(target)}:.*(?:\n\t.*)*", text, re.MULTILINE)
+    assert match, f"the Makefile has no {target} target"
+    return match.group(0)
+
+
+# --- Docker image --------------------------------------------------------------------------
+
+def test_dockerfile_builds_on_the_pinned_official_image():
+    instructions = dockerfile_instructions()
+    base = dict(arg.split("=", 1) for kind, arg in instructions if kind == "ARG" and "=" in arg)["BASE_IMAGE"]
+    match = OFFICIAL_IMAGE.match(base)
+    assert match, f"{base} is not an official pytorch/torchserve release tag"
+    assert match.group(1) == pins(REPO / "requirements.txt")["torchserve"]
+    assert ("FROM", "${BASE_IMAGE}") in instructions
+    assert "pytorch/torchserve:0.12.0-gpu" in DOCKERFILE.read_text()  # the GPU note
+
+
+def test_dockerfile_copies_files_that_exist_or_make_archive_builds():
+    copies = [args.split() for kind, args in dockerfile_instructions() if kind == "COPY"]
+    assert copies
+    sources = [src for *srcs, _dest in copies for src in srcs if not src.startswith("--")]
+    built = [s for s in sources if not (REPO / s).exists()]
+    # The only source not in the repository is the archive, which `make archive` writes.
+    assert built in ([], [f"model_store/{MAR_NAME}"])
+    assert f"model_store/{MAR_NAME}" in sources
+    # `make archive` runs the archiver into model_store/ (dry run: nothing is built here).
+    dry_run = subprocess.run(["make", "-n", "archive"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert re.search(r"-m serving\.archive .*--export-path \"?model_store\"?", dry_run.stdout)
+
+
+def test_dockerfile_keeps_token_authorization():
+    entrypoint = dict(dockerfile_instructions())["ENTRYPOINT"]
+    command = json.loads(entrypoint)
+    assert command[:2] == ["torchserve", "--start"] and "--foreground" in command
+    # The official image's own entry point passes --disable-token-auth: ours must not.
+    assert "--disable-token-auth" not in command
+    config = command[command.index("--ts-config") + 1]
+    copied = {dest: src for kind, args in dockerfile_instructions() if kind == "COPY"
+              for src, dest in [args.split()[-2:]]}
+    assert copied[config] == "deploy/config.properties"
+
+
+def test_container_config_listens_everywhere_and_keeps_secure_defaults():
+    props = read_properties(DEPLOY / "config.properties")
+    for key in ("inference_address", "management_address", "metrics_address"):
+        assert props[key].startswith("http://0.0.0.0:")
+    assert props["disable_token_authorization"] == "false"
+    assert props["enable_model_api"] == "false"
+    assert props["load_models"].split("=")[-1] == MAR_NAME
+    assert props["allowed_urls"].startswith("file://" + props["model_store"])
+    # The limits agree with the project's own config.properties.
+    project = read_properties(REPO / "config.properties")
+    assert props["max_request_size"] == project["max_request_size"]
+    # The model store and the metrics config are where the Dockerfile puts them.
+    dests = {args.split()[-1] for kind, args in dockerfile_instructions() if kind == "COPY"}
+    assert f"{props['model_store']}/{MAR_NAME}" in dests
+    assert props["metrics_config"] in dests
+
+
+def test_worker_requirements_match_the_project_pins():
+    project = pins(REPO / "requirements.txt")
+    worker = pins(DEPLOY / "requirements.txt")
+    assert worker and all(project[name] == version for name, version in worker.items())
+
+
+# --- KServe --------------------------------------------------------------------------------
+
+def test_inferenceservice_manifest():
+    manifest = yaml.safe_load((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
+    assert manifest["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert manifest["kind"] == "InferenceService"
+    model = manifest["spec"]["predictor"]["model"]
+    assert model["modelFormat"]["name"] == "pytorch"
+    assert model["protocolVersion"] in ("v1", "v2")
+    assert re.match(r"^(gs|s3|pvc|https?)://", model["storageUri"])
+    assert str(model["runtimeVersion"]) == pins(REPO / "requirements.txt")["torchserve"]
+
+
+def test_kserve_config_names_the_archive():
+    props = read_properties(DEPLOY / "kserve" / "config.properties")
+    assert props["model_store"] == "/mnt/models/model-store"
+    assert props["enable_envvars_config"] == "true"  # for the runtime's TS_SERVICE_ENVELOPE
+    assert props["inference_address"].endswith(":8085")
+    assert props["metrics_config"] == "/mnt/models/config/metrics.yaml"
+    snapshot = json.loads(props["model_snapshot"])
+    ((name, versions),) = snapshot["models"].items()
+    ((_version, settings),) = versions.items()
+    assert name == MODEL_NAME and settings["marName"] == MAR_NAME
+    assert settings["defaultVersion"] is True and settings["batchSize"] == 1
+
+
+def fake_mar(path: Path, name: str = MODEL_NAME, version: str = "3.1") -> Path:
+    """A zip with the MANIFEST.json torch-model-archiver writes (enough for the layout)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("MAR-INF/MANIFEST.json", json.dumps(
+            {"model": {"modelName": name, "modelVersion": version, "handler": "handler.py"}}))
+    return path
+
+
+def test_storage_layout_uses_the_archive_version(tmp_path):
+    out = tmp_path / "storage"
+    (out / "model-store").mkdir(parents=True)
+    (out / "model-store" / "stale.mar").write_bytes(b"old")  # KServe refuses two archives
+    config = build_storage(fake_mar(tmp_path / "built.mar"), out)
+    assert config == out / "config" / "config.properties"
+    assert sorted(p.name for p in (out / "model-store").iterdir()) == [MAR_NAME]
+    assert (out / "config" / "metrics.yaml").is_file()
+    snapshot = json.loads(read_properties(config)["model_snapshot"])
+    assert snapshot["models"] == {MODEL_NAME: {"3.1": {**json.loads(read_properties(
+        kserve_storage.TEMPLATE)["model_snapshot"])["models"][MODEL_NAME]["1.0"], "marName": MAR_NAME}}}
+    # Everything but the snapshot is the template, comments included.
+    template = kserve_storage.TEMPLATE.read_text().splitlines()
+    written = config.read_text().splitlines()
+    assert [a for a, b in zip(template, written) if a != b] == [
+        line for line in template if line.startswith("model_snapshot=")]
+
+
+@pytest.mark.parametrize("content, message", [(None, "make archive"), (b"not a zip", "not a torch-model-archiver")])
+def test_storage_errors_name_the_fix(tmp_path, capsys, content, message):
+    mar = tmp_path / "news_cnn.mar"
+    if content is not None:
+        mar.write_bytes(content)
+    with pytest.raises(StorageError, match=message):
+        build_storage(mar, tmp_path / "out")
+    assert kserve_storage.main(["--mar", str(mar), "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_make_kserve_storage_target():
+    recipe = makefile_target_recipe("kserve-storage")
+    assert "deploy.kserve_storage" in recipe and "$(MAR)" in recipe.splitlines()[0]
+
+
+# --- One real TorchServe on the KServe configuration ----------------------------------------
+
+class KServeLikeServer(serving_server.TorchServe):
+    """TorchServe as KServe's runtime runs it: no tokens, so readiness is polled without keys."""
+
+    def wait_ready(self, model: str | None = MODEL_NAME, timeout: float = 180) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                described = requests.get(f"{self.endpoints.management}/models/{model}", timeout=5)
+                if described.ok and any(w["status"] == "READY" for w in described.json()[0]["workers"]):
+                    return
+            except (requests.RequestException, ValueError, KeyError, IndexError):
+                pass
+            if self.pid() is None:
+                break
+            time.sleep(0.5)
+        raise serving_server.ServerError(f"TorchServe on the KServe config was not ready; see {self.workdir / 'logs'}")
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java 17+")
+def test_kserve_config_serves_the_v1_protocol(tiny_artifacts, tmp_path):
+    """The generated storage, started the way KServe's runtime starts TorchServe (its config,
+    the v1 envelope), on loopback ports: the snapshot loads the archive by its version and
+    /v1/models/news_cnn:predict and :explain answer {"instances": [...]} without a token."""
+    out = tmp_path / "storage"
+    config = build_storage(build_archive(tiny_artifacts, tmp_path / "build", version="4.2"), out)
+    ports = serving_server.free_ports(5)
+    local = serving_server.write_properties(
+        tmp_path / "config.properties", config,
+        **serving_server.Endpoints.on_ports(*ports[:3]).as_properties(),
+        grpc_inference_port=ports[3], grpc_management_port=ports[4],
+        model_store=out / "model-store", metrics_config=out / "config" / "metrics.yaml",
+        service_envelope="kserve")  # what the runtime's TS_SERVICE_ENVELOPE sets for v1
+    server = KServeLikeServer(tmp_path, local)
+    try:
+        server.start(MODEL_NAME)
+        described = requests.get(f"{server.endpoints.management}/models/{MODEL_NAME}", timeout=10).json()[0]
+        assert described["modelVersion"] == "4.2"
+        assert described["batchSize"] == 1
+        response = requests.post(
+            f"{server.endpoints.inference}/v1/models/{MODEL_NAME}:predict", timeout=60,
+            json={"instances": [{"data": {"text": "The final tennis tournament starts next week"}},
+                                {"data": {"texts": ["Oil prices rise", "Stocks fall"]}}]})
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert len(predictions) == 2 and "label" in predictions[0] and len(predictions[1]) == 2
+        explained = requests.post(
+            f"{server.endpoints.inference}/v1/models/{MODEL_NAME}:explain", timeout=60,
+            json={"instances": [{"data": {"text": "The final tennis tournament starts next week"}}]})
+        assert explained.status_code == 200, explained.text
+        (explanation,) = explained.json()["explanations"]
+        assert explanation["label"] == predictions[0]["label"] and "tennis" in explanation["tokens"]
+    finally:
+        server.stop()

@@ -1,0 +1,303 @@
+"""Unit tests of the TorchServe handler with TorchServe's own Context and a fake batch."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from ts.context import Context, RequestProcessor
+from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+import handler.handler as handler_module
+from handler.handler import NewsHandler
+from handler.request_parsing import HandlerSettings, choose_device
+from model.predictor import Predictor
+from serving.properties import METRICS_CONFIG
+
+GOOD = "The final tennis tournament starts next week."
+MODEL_CONFIG = yaml.safe_load((Path(__file__).resolve().parent.parent / "handler" / "model-config.yaml").read_text())
+
+
+def make_context(model_dir, headers: list[dict], gpu=None, yaml_config=None) -> Context:
+    """A TorchServe Context for one batch: per-request headers, a metrics cache."""
+    metrics = MetricsCacheYamlImpl(config_file_path=str(METRICS_CONFIG))
+    metrics.initialize_cache()
+    metrics.model_name = "news_cnn"
+    context = Context("news_cnn", str(model_dir), {"model": {}}, len(headers), gpu, "0.12.0",
+                      metrics=metrics, model_yaml_config=yaml_config or MODEL_CONFIG)
+    set_batch(context, headers)
+    return context
+
+
+def set_batch(context: Context, headers: list[dict]) -> None:
+    context.request_processor = [RequestProcessor(h) for h in headers]
+    context.request_ids = {i: f"req-{i}" for i in range(len(headers))}
+    context.metrics.request_ids = context.request_ids
+
+
+def text_request(body, content_type="text/plain", explain=False) -> tuple[dict, dict]:
+    """(row, headers) as TorchServe's Service passes them for one request."""
+    headers = {"body": {"content-type": content_type}}
+    if explain:
+        headers["explain"] = "True"
+    return {"body": body}, headers
+
+
+def json_request(obj, explain=False) -> tuple[dict, dict]:
+    return text_request(obj, "application/json", explain)
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_artifacts) -> Predictor:
+    return Predictor.from_dir(tiny_artifacts)
+
+
+@pytest.fixture()
+def served(tiny_artifacts):
+    """An initialized handler and a function that runs one batch through `handle`."""
+    handler = NewsHandler()
+    context = make_context(tiny_artifacts, [{}])
+    handler.initialize(context)
+
+    def run(*requests):
+        rows = [r for r, _ in requests]
+        set_batch(context, [h for _, h in requests])
+        output = handler.handle(rows, context)
+        statuses = [context.get_response_status(i)[0] for i in range(len(rows))]
+        return output, statuses
+
+    run.handler, run.context = handler, context
+    return run
+
+
+# -- device and settings ---------------------------------------------------------------------
+def test_device_is_cpu_without_gpu_id(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert choose_device(None) == torch.device("cpu")
+
+
+def test_device_is_the_assigned_gpu_when_cuda_works(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert choose_device(1) == torch.device("cuda:1")
+
+
+def test_device_falls_back_to_cpu_when_cuda_is_missing(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_device(0) == torch.device("cpu")
+
+
+def test_initialize_loads_onto_the_chosen_device(tiny_artifacts, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    seen = {}
+    real = Predictor.from_dir
+
+    def fake_from_dir(directory, device="cpu"):
+        seen["directory"], seen["device"] = str(directory), device
+        return real(directory, "cpu")  # no GPU here: load on the CPU once the choice is recorded
+
+    monkeypatch.setattr(handler_module.Predictor, "from_dir", fake_from_dir)
+    handler = NewsHandler()
+    handler.initialize(make_context(tiny_artifacts, [{}], gpu=1))
+    assert seen == {"directory": str(tiny_artifacts), "device": torch.device("cuda:1")}
+    assert handler.map_location == "cuda:1"
+
+
+def test_initialize_uses_cpu_and_the_configured_threads(tiny_artifacts, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    handler = NewsHandler()
+    handler.initialize(make_context(tiny_artifacts, [{}], gpu=0,
+                                    yaml_config={"handler": {"num_threads": 3}}))
+    assert handler.device == torch.device("cpu")
+    assert threads == [3]
+
+
+def test_settings_default_from_the_shipped_model_config_and_env_override():
+    assert HandlerSettings.from_yaml_config(MODEL_CONFIG, environ={}) == HandlerSettings(1000, 64, 1)
+    assert HandlerSettings.from_yaml_config({}, environ={"NEWS_CNN_NUM_THREADS": "2"}).num_threads == 2
+    with pytest.raises(ValueError):
+        HandlerSettings.from_yaml_config({"handler": {"max_texts": 0}}, environ={})
+
+
+# -- good inputs -----------------------------------------------------------------------------
+def test_each_input_form_matches_the_in_process_predictor(served, predictor):
+    expected = predictor.predict([GOOD, "oil prices", "rocket space"])
+    output, statuses = served(
+        text_request(GOOD),
+        text_request(GOOD.encode("utf-8"), "application/octet-stream"),
+        json_request({"text": GOOD}),
+        json_request({"texts": ["oil prices", "rocket space"]}),
+    )
+    assert statuses == [200, 200, 200, 200]
+    assert output[0] == output[1] == output[2] == expected[0]
+    assert output[3] == expected[1:]
+    assert list(output[0]["probabilities"].values()) == sorted(output[0]["probabilities"].values(), reverse=True)
+    assert output[0]["label"] == next(iter(output[0]["probabilities"]))
+
+
+def test_stopword_and_unknown_headlines_still_get_a_prediction(served):
+    output, statuses = served(text_request("the of a"), text_request("zzz qqq tennis"))
+    assert statuses == [200, 200]
+    assert output[0]["num_tokens"] == 0 and output[0]["unknown_tokens"] == 0 and output[0]["label"]
+    assert output[1]["num_tokens"] == 3 and output[1]["unknown_tokens"] == 2
+
+
+def test_the_whole_batch_is_one_forward_pass(served):
+    calls = []
+    model = served.handler.predictor.model
+    hook = model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    try:
+        served(text_request(GOOD), json_request({"texts": ["oil prices", "a b c d e f g"]}),
+               json_request({"text": "space"}))
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and calls[0][0] == 4
+
+
+# -- bad inputs ------------------------------------------------------------------------------
+BAD = [
+    ("empty text", text_request(""), 400, "empty_text"),
+    ("whitespace", text_request(" \t\n "), 400, "empty_text"),
+    ("invalid utf-8 text", text_request(b"caf\xe9 \xff"), 400, "invalid_utf8"),
+    ("invalid utf-8 json", json_request(b'{"text": "\xff"}'), 400, "invalid_utf8"),
+    ("malformed json", json_request(b'{"text": "x"'), 400, "malformed_json"),
+    ("json array", json_request(["x"]), 400, "invalid_json"),
+    ("json string", json_request("just a string"), 400, "invalid_json"),
+    ("json number", json_request(3), 400, "invalid_json"),
+    ("no text key", json_request({"headline": "x"}), 400, "missing_text"),
+    ("both keys", json_request({"text": "x", "texts": ["y"]}), 400, "missing_text"),
+    ("text not a string", json_request({"text": 5}), 400, "invalid_text"),
+    ("empty text in json", json_request({"text": "   "}), 400, "empty_text"),
+    ("texts not a list", json_request({"texts": "x"}), 400, "invalid_texts"),
+    ("texts with a number", json_request({"texts": ["x", 1]}), 400, "invalid_texts"),
+    ("texts empty", json_request({"texts": []}), 400, "empty_texts"),
+    ("texts with an empty one", json_request({"texts": ["x", ""]}), 400, "empty_text"),
+    ("headline too long", text_request("word " * 201), 413, "text_too_long"),
+    ("too many texts", json_request({"texts": ["x"] * 65}), 413, "too_many_texts"),
+    ("no body", ({}, {}), 400, "empty_body"),
+    ("form fields", ({"some field": "x"}, {}), 400, "unsupported_body"),
+]
+
+
+@pytest.mark.parametrize("name, request_, status, error", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_gets_its_own_4xx_json(served, name, request_, status, error):
+    output, statuses = served(request_)
+    assert statuses == [status]
+    assert set(output[0]) == {"error", "message"} and output[0]["error"] == error
+    assert output[0]["message"]
+    json.dumps(output[0])  # serialisable as TorchServe will
+
+
+def test_a_bad_request_does_not_spoil_its_batch(served, predictor):
+    output, statuses = served(text_request(GOOD), json_request(b"{oops"),
+                              json_request({"texts": ["oil prices", "space"]}), text_request(""))
+    assert statuses == [200, 400, 200, 400]
+    assert output[0] == predictor.predict([GOOD])[0]
+    assert output[2] == predictor.predict(["oil prices", "space"])
+    assert output[1]["error"] == "malformed_json" and output[3]["error"] == "empty_text"
+
+
+def test_a_model_failure_answers_500_for_every_request_without_raising(served, monkeypatch):
+    def broken(ids):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(served.handler.predictor, "probabilities", broken)
+    output, statuses = served(text_request(GOOD), text_request(""))
+    assert statuses == [500, 500]
+    assert all(o["error"] == "internal_error" for o in output)
+
+
+# -- explanations: decided per request ------------------------------------------------------
+class RecordingExplainer:
+    """Stands in for model.explain.Explainer and records what it was asked."""
+
+    def __init__(self):
+        self.calls = []
+
+    def explain(self, batch, predicted):
+        self.calls.append((batch.tokens, list(predicted), tuple(batch.ids.shape)))
+        return [{"tokens": t, "token_scores": [0.5] * len(t), "delta": 0.0, "ngrams": {}}
+                for t in batch.tokens]
+
+
+def test_only_explanation_requests_are_explained(served, predictor):
+    explainer = RecordingExplainer()
+    served.handler.explainer = explainer
+    output, statuses = served(
+        text_request(GOOD),  # plain prediction, first in the batch
+        text_request("oil prices", explain=True),
+        json_request({"texts": ["rocket space", "the of"]}, explain=True),
+        json_request({"texts": []}, explain=True),  # bad: never reaches the explainer
+        json_request({"text": "election vote"}),
+    )
+    assert statuses == [200, 200, 200, 400, 200]
+    assert len(explainer.calls) == 1
+    tokens, predicted, shape = explainer.calls[0]
+    assert tokens == [["oil", "prices"], ["rocket", "space"], []]
+    classes = predictor.labels.classes
+    expected = predictor.predict(["oil prices", "rocket space", "the of"])
+    assert [classes[p] for p in predicted] == [e["label"] for e in expected]
+    assert shape[0] == 3
+    assert "token_scores" not in output[0] and "token_scores" not in output[4]
+    assert output[1]["token_scores"] == [0.5, 0.5] and output[1]["label"] == expected[0]["label"]
+    assert [o["tokens"] for o in output[2]] == [["rocket", "space"], []]
+    assert output[2][0]["probabilities"] == expected[1]["probabilities"]
+
+
+def test_explanations_need_only_the_header_on_that_request(served):
+    explainer = RecordingExplainer()
+    served.handler.explainer = explainer
+    output, _ = served(text_request(GOOD, explain=True), text_request("oil prices"))
+    assert explainer.calls[0][0] == [["final", "tennis", "tournament", "starts", "week"]]
+    assert "token_scores" in output[0] and "token_scores" not in output[1]
+
+
+def test_without_an_explainer_explanations_get_501_and_predictions_still_work(served):
+    served.handler.explainer = None
+    output, statuses = served(text_request(GOOD, explain=True), text_request(GOOD))
+    assert statuses == [501, 200]
+    assert output[0]["error"] == "explanations_unavailable" and output[1]["label"]
+
+
+def test_a_failing_explainer_fails_only_the_explanation_requests(served):
+    class Broken:
+        def explain(self, batch, predicted):
+            raise RuntimeError("no")
+
+    served.handler.explainer = Broken()
+    output, statuses = served(text_request(GOOD, explain=True), text_request(GOOD))
+    assert statuses == [500, 200]
+    assert output[0]["error"] == "explanation_failed"
+
+
+def test_the_real_explainer_is_loaded_and_used(served):
+    """With model/explain.py present the handler explains with it (no thresholds here)."""
+    pytest.importorskip("model.explain")
+    served.handler.explainer = served.handler._load_explainer(served.context.system_properties["model_dir"])
+    output, statuses = served(text_request(GOOD, explain=True))
+    assert statuses == [200]
+    assert output[0]["tokens"] == ["final", "tennis", "tournament", "starts", "week"]
+    assert len(output[0]["token_scores"]) == 5 and "delta" in output[0] and "ngrams" in output[0]
+
+
+# -- describe and metrics --------------------------------------------------------------------
+def test_describe_reports_the_handler_metadata(served):
+    output, statuses = served(({}, {"describe": "True"}))
+    assert statuses == [200]
+    assert output[0]["version"] == "0.1.0" and output[0]["labels"] == ["Business", "Sci/Tech", "Sports", "World"]
+
+
+def test_metrics_are_recorded_and_declared_in_the_metrics_config(served):
+    served(text_request("zzz tennis"), text_request(""))
+    declared = yaml.safe_load(open(METRICS_CONFIG))["model_metrics"]
+    names = {m["name"]: kind for kind, entries in declared.items() for m in entries}
+    cache = served.context.metrics.cache
+    for name in (handler_module.METRIC_PREPROCESS_TIME, handler_module.METRIC_UNKNOWN_RATIO,
+                 handler_module.METRIC_BATCH_REQUESTS, handler_module.METRIC_BATCH_HEADLINES,
+                 handler_module.METRIC_BAD_REQUESTS, "HandlerTime"):
+        assert name in names, f"{name} is not declared in {METRICS_CONFIG}"
+        recorded = {n for by_type in cache.values() for n in by_type}
+        assert name in recorded

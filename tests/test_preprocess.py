@@ -1,0 +1,26 @@
+from model.preprocess import Preprocessor
+
+NLTK_LIKE = ["for", "the", "a", "of", "in", "is"]
+
+
+def test_seed_example():
+    assert Preprocessor(NLTK_LIKE)("Great week for the NYSE!") == "great week nyse"
+
+
+def test_brackets_punctuation_and_spaces_removed():
+    p = Preprocessor(NLTK_LIKE)
+    assert p("Wall St. Bears Claw Back Into the Black (Reuters)") == "wall st bears claw back into black"
+    assert p("  Oil -- prices;   up  ") == "oil prices up"
+
+
+def test_stopwords_only_as_whole_words():
+    # "the" inside "theatre" must stay.
+    assert Preprocessor(["the"])("The theatre") == "theatre"
+
+
+def test_round_trip(tmp_path):
+    p = Preprocessor(NLTK_LIKE)
+    p.save(tmp_path / "pre.json")
+    q = Preprocessor.load(tmp_path / "pre.json")
+    assert q.stopwords == sorted(NLTK_LIKE)
+    assert q("Great week for the NYSE!") == p("Great week for the NYSE!")

@@ -1,0 +1,105 @@
+"""Unit tests of the serving helpers: archive contents, properties, key file handling, client CLI."""
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from client.__main__ import build_parser
+from serving import keys as keyfile
+from serving.archive import ArchiveError, build_archive
+from serving.properties import DEFAULT_CONFIG, Endpoints, read_properties, write_properties
+from serving.server import free_ports
+
+
+def test_archive_holds_handler_model_package_and_artifacts(tiny_artifacts, tmp_path):
+    mar = build_archive(tiny_artifacts, tmp_path)
+    names = set(zipfile.ZipFile(mar).namelist())
+    assert {"handler.py", "request_parsing.py", "model-config.yaml", "model/__init__.py",
+            "model/predictor.py", "model/cnn.py", "model.pt", "tokenizer.json", "manifest.json",
+            "preprocessor.json", "label_encoder.json", "model_config.json"} <= names
+    assert not any("__pycache__" in n for n in names)
+    manifest = json.loads(zipfile.ZipFile(mar).read("MAR-INF/MANIFEST.json"))
+    assert manifest["model"]["modelVersion"] == "0.1.0"  # from the artifacts' manifest.json
+    assert manifest["model"]["handler"] == "handler.py"
+
+
+def test_archive_version_can_be_overridden(tiny_artifacts, tmp_path):
+    mar = build_archive(tiny_artifacts, tmp_path, version="2.0")
+    assert json.loads(zipfile.ZipFile(mar).read("MAR-INF/MANIFEST.json"))["model"]["modelVersion"] == "2.0"
+
+
+def test_archive_refuses_incomplete_artifacts(tmp_path):
+    with pytest.raises(ArchiveError, match="lacks model.pt"):
+        build_archive(tmp_path, tmp_path / "store")
+
+
+def test_project_config_keeps_the_secure_defaults():
+    properties = read_properties(DEFAULT_CONFIG)
+    assert properties["enable_model_api"] == "false"
+    assert "disable_token_authorization" not in properties
+    assert properties["metrics_mode"] == "prometheus"
+    assert properties["load_models"] == "news_cnn.mar"
+    for key in ("inference_address", "management_address", "metrics_address"):
+        assert properties[key].startswith("http://127.0.0.1:")
+
+
+def test_write_properties_overrides_and_removes(tmp_path):
+    out = write_properties(tmp_path / "c.properties", DEFAULT_CONFIG, job_queue_size=7, load_models=None)
+    properties = read_properties(out)
+    assert properties["job_queue_size"] == "7" and "load_models" not in properties
+    assert Endpoints.from_file(out) == Endpoints.from_file(DEFAULT_CONFIG)
+
+
+def test_free_ports_are_distinct():
+    ports = free_ports(3)
+    assert len(set(ports)) == 3
+
+
+def write_key_file(path, expires_in: timedelta):
+    when = (datetime.now(timezone.utc) + expires_in).isoformat().replace("+00:00", "Z")
+    path.write_text(json.dumps({"management": {"key": "m1", "expiration time": when},
+                                "inference": {"key": "i1", "expiration time": when},
+                                "API": {"key": "a1"}}))
+
+
+def test_read_keys_parses_torchserve_key_file(tmp_path):
+    write_key_file(tmp_path / "key_file.json", timedelta(hours=1))
+    keys = keyfile.read_keys(tmp_path / "key_file.json")
+    assert (keys.inference, keys.management, keys.api) == ("i1", "m1", "a1")
+    assert keys.headers("management") == {"Authorization": "Bearer m1"}
+    assert keys.expiring() == []
+
+
+def test_keys_about_to_expire_are_renewed_with_the_api_key(tmp_path, monkeypatch):
+    path = tmp_path / "key_file.json"
+    write_key_file(path, timedelta(seconds=30))
+    renewed = []
+
+    def fake_renew(kind, keys, url, timeout=10):
+        renewed.append((kind, keys.api, url))
+        data = json.loads(path.read_text())
+        data[kind] = {"key": kind[0] + "2", "expiration time": "2999-01-01T00:00:00Z"}
+        path.write_text(json.dumps(data))
+
+    monkeypatch.setattr(keyfile, "renew", fake_renew)
+    keys = keyfile.fresh_keys(path, "http://127.0.0.1:1")
+    assert renewed == [("inference", "a1", "http://127.0.0.1:1"), ("management", "a1", "http://127.0.0.1:1")]
+    assert (keys.inference, keys.management) == ("i2", "m2")
+
+
+def test_missing_key_file_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make serve"):
+        keyfile.read_keys(tmp_path / "key_file.json")
+
+
+def test_client_help_lists_every_option_with_its_default():
+    text = build_parser().format_help()
+    for option in ("--config", "--key-file", "--model", "--timeout"):
+        assert option in text
+    assert text.count("default:") >= 4
+    parser = build_parser()
+    args = parser.parse_args(["explain", "a headline", "--png", "x.png"])
+    assert (args.command, args.texts, args.png) == ("explain", ["a headline"], "x.png")

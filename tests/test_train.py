@@ -1,0 +1,86 @@
+import numpy as np
+import torch
+
+from model.cnn import CNN
+from model.config import ModelConfig
+from training.train import Trainer, batches, class_weights
+
+
+def make_trainer(**kwargs) -> Trainer:
+    torch.manual_seed(0)
+    model = CNN(ModelConfig(vocab_size=20, num_classes=2, embedding_dim=4, num_filters=3,
+                            hidden_dim=5))
+    return Trainer(model, torch.ones(2), batch_size=4, device="cpu", **kwargs)
+
+
+def toy_data(n: int = 16):
+    rng = np.random.default_rng(0)
+    sequences = [list(rng.integers(2, 20, size=rng.integers(1, 6))) for _ in range(n)]
+    return sequences, np.array([s[0] % 2 for s in sequences], dtype=np.int64)
+
+
+def test_batches_pad_to_longest_and_widest_filter():
+    sequences = [[2], [3, 4], [5, 6, 7, 8, 9]]
+    shapes = [tuple(ids.shape) for ids, _ in batches(sequences, np.zeros(3, dtype=np.int64), 2, 3)]
+    assert shapes == [(2, 3), (1, 5)]
+
+
+def test_class_weights_inverse_frequency():
+    weights = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert torch.allclose(weights, torch.tensor([1 / 3, 1.0, 1.0]))
+
+
+def scripted(losses, **kwargs) -> Trainer:
+    trainer = make_trainer(**kwargs)
+    snapshots = []
+
+    def evaluate_loss(sequences, labels):
+        snapshots.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+        return losses[len(snapshots) - 1]
+
+    trainer.evaluate_loss = evaluate_loss
+    trainer.snapshots = snapshots
+    return trainer
+
+
+def test_restores_best_epoch_not_last():
+    trainer = scripted([0.9, 0.4, 0.6, 0.7], epochs=4, patience=5)
+    history = trainer.fit(toy_data(), toy_data())
+    assert history.best_epoch == 2 and len(history.val_loss) == 4
+    final = trainer.model.state_dict()
+    for name, value in trainer.snapshots[1].items():
+        assert torch.equal(final[name], value), name
+    assert not torch.equal(final["fc2.weight"], trainer.snapshots[3]["fc2.weight"])
+
+
+def test_early_stopping_after_patience():
+    trainer = scripted([0.5, 0.6, 0.7, 0.8, 0.9, 1.0], epochs=6, patience=2)
+    history = trainer.fit(toy_data(), toy_data())
+    assert len(history.val_loss) == 3 and history.best_epoch == 1
+
+
+def test_training_lowers_loss_and_predicts_probabilities():
+    trainer = make_trainer(epochs=15, patience=15, lr=0.01)
+    data = toy_data(32)
+    history = trainer.fit(data, data)
+    assert history.train_loss[-1] < history.train_loss[0]
+    probs = trainer.predict(data[0])
+    assert probs.shape == (32, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_embedding_rows_get_their_own_learning_rate():
+    trainer = make_trainer(lr=1e-3, embedding_lr=1e-2)
+    rates = sorted(group["lr"] for group in trainer.optimizer.param_groups)
+    assert rates == [1e-3, 1e-2]
+
+
+def test_frozen_tail_unchanged_by_fit():
+    torch.manual_seed(0)
+    model = CNN(ModelConfig(vocab_size=20, num_classes=2, num_trainable=12, embedding_dim=4,
+                            num_filters=3, hidden_dim=5))
+    model.embeddings.load_vectors(np.random.default_rng(0).normal(size=(20, 4)))
+    frozen = model.embeddings.frozen.clone()
+    trainer = Trainer(model, torch.ones(2), embedding_lr=0.1, epochs=2, batch_size=4)
+    data = toy_data()  # ids 2..19: learned rows and tail rows
+    trainer.fit(data, data)
+    assert torch.equal(trainer.model.embeddings.frozen, frozen)

@@ -1,0 +1,4 @@
+"""`python -m training --help` lists every option."""
+from training.cli import main
+
+raise SystemExit(main())

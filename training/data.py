@@ -1,0 +1,217 @@
+"""Reading headlines: the seed's `title,category` CSV, canonical AG News CSVs, or a download.
+
+Every problem with the input becomes a DataError that names the file and the row, so the
+CLI can print it instead of a traceback.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import requests
+from sklearn.model_selection import train_test_split
+
+from training.errors import DataError
+
+# The canonical AG News CSVs, from the mirror torchtext uses, with their published MD5s.
+AG_NEWS_URL = "https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/"
+AG_NEWS_FILES = {
+    "train.csv": "b1a00f826fdfbd249f79597b59e1dc12",
+    "test.csv": "d52ea96a97a2d943681189a97654912d",
+}
+# Class index (first column of the canonical CSVs) to class name.
+AG_NEWS_CLASSES = {1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"}
+
+TITLE, CATEGORY = "title", "category"
+# A stratified 70/15/15 split needs a few rows of every class in each part.
+MIN_ROWS_PER_CLASS = 10
+TRAIN_SHARE, VAL_SHARE, TEST_SHARE = 0.70, 0.15, 0.15
+
+
+@dataclass
+class Headlines:
+    """Headlines with their classes, and where they came from (for the manifest)."""
+
+    frame: pd.DataFrame  # columns title, category
+    path: str  # the file(s) read, comma-separated
+    md5: str  # their MD5s, in the same order
+
+
+@dataclass
+class Split:
+    """The stratified train / validation / test parts, each with columns title, category."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+
+def md5sum(path: str | Path) -> str:
+    """The hex MD5 of a file, read in chunks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _decode(path: Path) -> str:
+    """The file's text; non-UTF-8 bytes raise a DataError naming the line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; pass an existing CSV with DATA=path/to/news.csv") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory; pass a CSV file with DATA=path/to/news.csv") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}: row {line} has bytes that are not UTF-8 "
+                        f"(0x{raw[e.start]:02x}); re-save the file as UTF-8") from None
+
+
+def _is_canonical(first_row: list[str]) -> bool:
+    """Canonical AG News rows have no header: class index, title, description."""
+    return len(first_row) == 3 and first_row[0].strip().isdigit()
+
+
+def read_headlines(path: str | Path) -> pd.DataFrame:
+    """Read a `title,category` CSV or a canonical AG News CSV into columns title, category.
+
+    Row numbers in errors are the file's line numbers (the header is line 1).
+    """
+    path = Path(path)
+    text = _decode(path)
+    if not text.strip():
+        raise DataError(f"{path} is empty; it needs a header 'title,category' and one row per headline")
+    first_row = next(csv.reader(io.StringIO(text)))
+    canonical = _is_canonical(first_row)
+    try:
+        if canonical:
+            frame = pd.read_csv(io.StringIO(text), header=None, names=["label", TITLE, "description"],
+                                dtype=str, keep_default_na=False)
+        else:
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path}: not a valid CSV ({e})") from None
+    first_line = 1 if canonical else 2
+    if canonical:
+        frame[CATEGORY] = _class_names(frame["label"], path, first_line)
+    else:
+        frame.columns = [str(c).strip().lower() for c in frame.columns]
+        missing = [c for c in (TITLE, CATEGORY) if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)} in the header "
+                            f"(found: {', '.join(frame.columns)}); the first line must name "
+                            f"'title,category', or use the canonical AG News format "
+                            f"(no header: class index 1-4, title, description)")
+    for column in (TITLE, CATEGORY):
+        blank = frame[column].str.strip() == ""
+        if blank.any():
+            row = int(np.flatnonzero(blank.to_numpy())[0]) + first_line
+            raise DataError(f"{path}: row {row} has an empty {column} "
+                            f"({int(blank.sum())} such row(s)); fill it in or delete the row")
+    frame = frame[[TITLE, CATEGORY]].copy()
+    frame[CATEGORY] = frame[CATEGORY].str.strip()
+    frame["row"] = np.arange(len(frame)) + first_line
+    return frame.reset_index(drop=True)
+
+
+def _class_names(labels: pd.Series, path: Path, first_line: int) -> pd.Series:
+    """Map canonical class indices 1-4 to names; anything else is a DataError."""
+    names = labels.str.strip().map(lambda v: AG_NEWS_CLASSES.get(int(v)) if v.isdigit() else None)
+    bad = names.isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: row {i + first_line} has class index {labels.iloc[i]!r}; "
+                        f"canonical AG News rows start with 1-4")
+    return names
+
+
+def download_ag_news(cache_dir: str | Path, timeout: float = 30.0) -> list[Path]:
+    """Download the canonical train/test CSVs into `cache_dir` (once) and verify their MD5s."""
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, expected in AG_NEWS_FILES.items():
+        target = cache / name
+        if not (target.is_file() and md5sum(target) == expected):
+            _download(AG_NEWS_URL + name, target, expected, timeout)
+        paths.append(target)
+    return paths
+
+
+def _download(url: str, target: Path, expected_md5: str, timeout: float) -> None:
+    """Fetch `url` into `target` via a partial file, keeping it only if the MD5 matches."""
+    partial = target.with_name(target.name + ".part")
+    try:
+        with requests.get(url, stream=True, timeout=timeout) as response:
+            response.raise_for_status()
+            with open(partial, "wb") as f:
+                for chunk in response.iter_content(1 << 20):
+                    f.write(chunk)
+    except requests.RequestException as e:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"cannot download AG News from {url} ({type(e).__name__}); the network "
+                        f"looks unreachable. Pass a local CSV instead: make train "
+                        f"DATA=path/to/news.csv (or python -m training --data path/to/news.csv)") from None
+    actual = md5sum(partial)
+    if actual != expected_md5:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"downloaded {url} has MD5 {actual}, expected {expected_md5}: the file is "
+                        f"corrupt or changed; try again later or pass a local CSV with DATA=path/to/news.csv")
+    partial.replace(target)
+
+
+def load_headlines(data: str | None, cache_dir: str | Path) -> Headlines:
+    """Read `data`, or download and read the canonical AG News CSVs when `data` is None."""
+    paths = [Path(data)] if data else download_ag_news(cache_dir)
+    frames = [read_headlines(p) for p in paths]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return Headlines(frame=frame, path=",".join(str(p) for p in paths),
+                     md5=",".join(md5sum(p) for p in paths))
+
+
+def check_stratifiable(frame: pd.DataFrame, path: str) -> None:
+    """Every class needs MIN_ROWS_PER_CLASS rows, and there must be at least two classes."""
+    counts = frame[CATEGORY].value_counts()
+    if len(counts) < 2:
+        raise DataError(f"{path}: only one class ({counts.index[0]!r}); a classifier needs at least two")
+    small = counts[counts < MIN_ROWS_PER_CLASS]
+    if len(small):
+        name, count = small.index[0], int(small.iloc[0])
+        first_row = int(frame.loc[frame[CATEGORY] == name, "row"].iloc[0])
+        raise DataError(f"{path}: class {name!r} has only {count} row(s) (first at row {first_row}); "
+                        f"a stratified 70/15/15 split needs at least {MIN_ROWS_PER_CLASS} per class: "
+                        f"add rows or remove the class")
+
+
+def sample(frame: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """A stratified sample of at most `max_rows` rows (all rows when None or larger)."""
+    if max_rows is None or max_rows >= len(frame):
+        return frame
+    keep, _ = train_test_split(np.arange(len(frame)), train_size=max_rows, random_state=seed,
+                               stratify=np.asarray(frame[CATEGORY], dtype=object))
+    return frame.iloc[np.sort(keep)].reset_index(drop=True)
+
+
+def split(frame: pd.DataFrame, seed: int) -> Split:
+    """Stratified 70/15/15 train / validation / test split with a fixed seed."""
+    labels = np.asarray(frame[CATEGORY], dtype=object)
+    index = np.arange(len(frame))
+    train_idx, rest_idx = train_test_split(index, train_size=TRAIN_SHARE, random_state=seed,
+                                           stratify=labels)
+    val_idx, test_idx = train_test_split(rest_idx, test_size=TEST_SHARE / (VAL_SHARE + TEST_SHARE),
+                                         random_state=seed, stratify=labels[rest_idx])
+    def part(idx: np.ndarray) -> pd.DataFrame:
+        return frame.iloc[idx].reset_index(drop=True)
+
+    return Split(train=part(train_idx), val=part(val_idx), test=part(test_idx))

@@ -1,0 +1,150 @@
+"""The experiments on one split: CNNs with different embedding initialisations, and a
+TF-IDF + logistic-regression reference; plus the tables that compare them."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from gensim.models import KeyedVectors
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from model.cnn import CNN
+from model.config import ModelConfig
+from model.encoders import LabelEncoder, Tokenizer
+from training import config as names
+from training.config import TrainConfig
+from training.embeddings import embedding_matrix, open_vocabulary, train_fasttext, train_word2vec
+from training.evaluate import classification_metrics
+from training.train import History, Trainer, class_weights
+
+
+@dataclass
+class Prepared:
+    """The split after preprocessing and encoding, shared by every experiment."""
+
+    texts: dict[str, list[str]]  # "train" / "val" / "test" -> preprocessed headlines
+    y: dict[str, np.ndarray]  # same keys -> class indices
+    labels: LabelEncoder
+    tokenizer: Tokenizer  # the learned vocabulary (training split only, capped)
+    stopwords: list[str]
+
+
+@dataclass
+class ExperimentResult:
+    """What one experiment produced; CNN experiments also keep their model and tokenizer."""
+
+    name: str
+    metrics: dict
+    seconds: float
+    y_pred: np.ndarray
+    history: History | None = None
+    model: CNN | None = None
+    tokenizer: Tokenizer | None = None
+    embeddings: str = ""  # where the initial vectors came from
+
+
+def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVectors | None,
+            freeze: bool, device: torch.device, source: str) -> ExperimentResult:
+    """Train one CNN. With `vectors`, its embeddings start from them and the tokenizer gains
+    a frozen tail of up to `max_pretrained_words` pretrained words it never saw in training."""
+    start = time.perf_counter()
+    tokenizer = prepared.tokenizer
+    if vectors is not None:
+        tokenizer = open_vocabulary(vectors, tokenizer, prepared.stopwords, config.max_pretrained_words)
+    model_config = ModelConfig(
+        vocab_size=len(tokenizer), num_classes=len(prepared.labels),
+        num_trainable=tokenizer.num_trainable,
+        embedding_dim=vectors.vector_size if vectors is not None else config.embedding_dim,
+        freeze_embeddings=freeze)
+    torch.manual_seed(config.seed)  # each experiment reproducible on its own
+    model = CNN(model_config)
+    if vectors is not None:
+        model.embeddings.load_vectors(embedding_matrix(tokenizer, vectors, config.seed))
+    trainer = Trainer(model, class_weights(prepared.y["train"], len(prepared.labels)),
+                      lr=config.lr, embedding_lr=config.embedding_lr, epochs=config.epochs, patience=config.patience,
+                      batch_size=config.batch_size, seed=config.seed, device=device, name=name)
+    encode = tokenizer.encode_batch
+    history = trainer.fit((encode(prepared.texts["train"]), prepared.y["train"]),
+                          (encode(prepared.texts["val"]), prepared.y["val"]))
+    y_pred = trainer.predict(encode(prepared.texts["test"])).argmax(axis=1)
+    metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
+    return ExperimentResult(name, metrics, time.perf_counter() - start, y_pred, history,
+                            trainer.model.cpu().eval(), tokenizer, source)
+
+
+def run_tfidf(prepared: Prepared, seed: int) -> ExperimentResult:
+    """The reference: TF-IDF on word unigrams and bigrams, multinomial logistic regression."""
+    start = time.perf_counter()
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    features = vectorizer.fit_transform(prepared.texts["train"])
+    classifier = LogisticRegression(max_iter=1000, class_weight="balanced", random_state=seed)
+    classifier.fit(features, prepared.y["train"])
+    y_pred = classifier.predict(vectorizer.transform(prepared.texts["test"]))
+    metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
+    return ExperimentResult(names.TFIDF, metrics, time.perf_counter() - start, y_pred,
+                            embeddings="tf-idf (1-2 grams)")
+
+
+def run_experiments(prepared: Prepared, config: TrainConfig, pretrained: Callable[[], KeyedVectors],
+                    device: torch.device) -> dict[str, ExperimentResult]:
+    """Run the experiments named in `config.experiments`, in the canonical order.
+
+    `pretrained` loads the pretrained vectors; it is called only if a GloVe experiment runs.
+    """
+    sentences = [t.split() for t in prepared.texts["train"]]
+    results: dict[str, ExperimentResult] = {}
+    for name in names.EXPERIMENTS:
+        if name not in config.experiments:
+            continue
+        print(f"[{name}]", flush=True)
+        if name == names.TFIDF:
+            results[name] = run_tfidf(prepared, config.seed)
+        elif name == names.RANDOM:
+            results[name] = run_cnn(name, prepared, config, None, False, device, "random")
+        elif name in (names.GLOVE_FROZEN, names.GLOVE_FINETUNED):
+            results[name] = run_cnn(name, prepared, config, pretrained(),
+                                    name == names.GLOVE_FROZEN, device, config.embeddings)
+        elif name == names.WORD2VEC:
+            vectors = train_word2vec(sentences, vector_size=config.embedding_dim, seed=config.seed)
+            results[name] = run_cnn(name, prepared, config, vectors, False, device,
+                                    "word2vec (training headlines)")
+        elif name == names.FASTTEXT:
+            vectors = train_fasttext(sentences, vector_size=config.embedding_dim, seed=config.seed).wv
+            results[name] = run_cnn(name, prepared, config, vectors, False, device,
+                                    "fasttext (training headlines)")
+    return results
+
+
+_COLUMNS = ("experiment", "accuracy", "precision", "recall", "weighted F1", "macro F1",
+            "best/epochs", "vocab", "seconds")
+
+
+def _rows(results: dict[str, ExperimentResult], archived: str) -> list[list[str]]:
+    rows = []
+    for name, r in results.items():
+        o = r.metrics["overall"]
+        epochs = f"{r.history.best_epoch}/{len(r.history.val_loss)}" if r.history else "-"
+        vocab = f"{r.tokenizer.num_trainable}+{len(r.tokenizer) - r.tokenizer.num_trainable}" if r.tokenizer else "-"
+        rows.append([name + (" (archived)" if name == archived else ""), f"{o['accuracy']:.4f}",
+                     f"{o['weighted_precision']:.4f}", f"{o['weighted_recall']:.4f}",
+                     f"{o['weighted_f1']:.4f}", f"{o['macro_f1']:.4f}", epochs, vocab,
+                     f"{r.seconds:.1f}"])
+    return rows
+
+
+def text_table(results: dict[str, ExperimentResult], archived: str) -> str:
+    """A fixed-width table of test-split metrics for the terminal."""
+    rows = [list(_COLUMNS)] + _rows(results, archived)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def markdown_table(results: dict[str, ExperimentResult], archived: str) -> str:
+    """The same table in Markdown (precision/recall/F1 weighted by class support)."""
+    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(results, archived)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,151 @@
+"""The training loop, readable top to bottom.
+
+Adam, ReduceLROnPlateau on the validation loss, class-weighted cross-entropy, early
+stopping with patience, and at the end the weights of the best epoch (lowest validation
+loss) are put back: a deep copy of the state dict, not a reference to the live model.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from model.cnn import CNN
+from model.encoders import pad_sequences
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA when available (for "auto"), else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """The seed's weights: 1 / count per class, so rare classes count as much as common ones."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return torch.tensor(1.0 / np.maximum(counts, 1.0), dtype=torch.float32)
+
+
+def batches(sequences: Sequence[Sequence[int]], labels: np.ndarray, batch_size: int,
+            min_length: int, shuffle: bool = False,
+            generator: np.random.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(ids, labels) batches, each padded to its longest sequence and at least `min_length`."""
+    order = np.arange(len(sequences))
+    if shuffle:
+        (generator or np.random.default_rng()).shuffle(order)
+    for start in range(0, len(order), batch_size):
+        chosen = order[start:start + batch_size]
+        ids = pad_sequences([sequences[i] for i in chosen], min_length=min_length)
+        yield torch.from_numpy(ids), torch.from_numpy(labels[chosen])
+
+
+@dataclass
+class History:
+    """Per-epoch losses and where the best epoch was."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
+    best_epoch: int = 0  # 1-based; 0 means no epoch ran
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Fits a CNN on encoded headlines and keeps the weights of its best validation epoch."""
+
+    def __init__(self, model: CNN, weights: torch.Tensor, lr: float = 1e-3,
+                 embedding_lr: float | None = None, epochs: int = 10, patience: int = 3,
+                 batch_size: int = 64, seed: int = 1234, device: torch.device | str = "cpu",
+                 name: str = "train") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device))
+        embedding = [p for p in self.model.embeddings.parameters() if p.requires_grad]
+        rest = [p for n, p in self.model.named_parameters()
+                if p.requires_grad and not n.startswith("embeddings.")]
+        groups = [{"params": rest}]
+        if embedding:
+            groups.append({"params": embedding, "lr": embedding_lr or lr})
+        self.optimizer = torch.optim.Adam(groups, lr=lr)
+        # Lower the rate after two epochs without progress, so it helps before early stopping.
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="min",
+                                                                    factor=0.1, patience=1)
+        self.epochs, self.patience, self.batch_size = epochs, patience, batch_size
+        self.min_length = model.config.max_filter_size
+        self.rng = np.random.default_rng(seed)
+        self.name = name
+
+    def train_epoch(self, sequences: Sequence[Sequence[int]], labels: np.ndarray, epoch: int) -> float:
+        """One pass over the shuffled training data; returns the mean loss."""
+        self.model.train()
+        total, count = 0.0, 0
+        steps = batches(sequences, labels, self.batch_size, self.min_length, shuffle=True,
+                        generator=self.rng)
+        progress = tqdm(steps, total=-(-len(sequences) // self.batch_size), leave=False,
+                        desc=f"{self.name} epoch {epoch}", disable=None)
+        for ids, y in progress:
+            ids, y = ids.to(self.device), y.to(self.device)
+            self.optimizer.zero_grad()
+            loss = self.loss_fn(self.model(ids), y)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * len(y)
+            count += len(y)
+            progress.set_postfix(loss=f"{total / count:.4f}")
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def evaluate_loss(self, sequences: Sequence[Sequence[int]], labels: np.ndarray) -> float:
+        """Mean loss without dropout or gradient."""
+        self.model.eval()
+        total = 0.0
+        for ids, y in batches(sequences, labels, self.batch_size * 4, self.min_length):
+            ids, y = ids.to(self.device), y.to(self.device)
+            total += self.loss_fn(self.model(ids), y).item() * len(y)
+        return total / max(len(labels), 1)
+
+    def fit(self, train: tuple[Sequence[Sequence[int]], np.ndarray],
+            val: tuple[Sequence[Sequence[int]], np.ndarray]) -> History:
+        """Train until `epochs` or `patience` epochs without a better validation loss, then
+        restore the best epoch's weights."""
+        history = History()
+        start = time.perf_counter()
+        best_loss, best_state, waited = float("inf"), None, 0
+        for epoch in range(1, self.epochs + 1):
+            train_loss = self.train_epoch(*train, epoch=epoch)
+            val_loss = self.evaluate_loss(*val)
+            self.scheduler.step(val_loss)
+            history.train_loss.append(train_loss)
+            history.val_loss.append(val_loss)
+            history.learning_rate.append(self.optimizer.param_groups[0]["lr"])
+            if val_loss < best_loss:
+                # A copy, not a reference: later epochs must not overwrite the best weights.
+                best_loss, best_state, waited = val_loss, copy.deepcopy(self.model.state_dict()), 0
+                history.best_epoch = epoch
+            else:
+                waited += 1
+            tqdm.write(f"  {self.name} epoch {epoch:2d}: train loss {train_loss:.4f}, "
+                       f"val loss {val_loss:.4f}{' *' if history.best_epoch == epoch else ''}")
+            if waited >= self.patience:
+                break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        self.model.eval()
+        history.seconds = time.perf_counter() - start
+        return history
+
+    @torch.no_grad()
+    def predict(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """Class probabilities [n, classes] for encoded headlines."""
+        self.model.eval()
+        dummy = np.zeros(len(sequences), dtype=np.int64)
+        out = [torch.softmax(self.model(ids.to(self.device)), dim=1).cpu()
+               for ids, _ in batches(sequences, dummy, self.batch_size * 4, self.min_length)]
+        return torch.cat(out).numpy() if out else np.zeros((0, self.model.config.num_classes))
