@@ -27,6 +27,7 @@ HANDLER = REPO_ROOT / "handler" / "handler.py"
 HANDLER_MODULES = (REPO_ROOT / "handler" / "request_parsing.py",)
 MODEL_CONFIG_YAML = REPO_ROOT / "handler" / "model-config.yaml"
 MODEL_PACKAGE = REPO_ROOT / "model"
+MODEL_DEFINITION = MODEL_PACKAGE / "cnn.py"
 MODEL_NAME = "news_cnn"
 # Artifacts the handler cannot work without; filter_thresholds.json only sharpens explanations.
 REQUIRED = tuple(n for n in artifacts.SERVING_FILES if n != artifacts.FILTER_THRESHOLDS)
@@ -45,13 +46,15 @@ def artifact_version(artifacts_dir: str | Path) -> str:
                            f"({err}): retrain (`make train`) or pass --version") from None
 
 
-def archiver_command(stage: Path, files: list[Path], export_path: Path, version: str,
-                     model_name: str = MODEL_NAME, model_config: Path = MODEL_CONFIG_YAML) -> list[str]:
-    """The torch-model-archiver command line (the model is rebuilt by the handler from
-    model_config.json + model.pt, so it ships as an extra file, not --serialized-file)."""
+def archiver_command(stage: Path, weights: Path, files: list[Path], export_path: Path,
+                     version: str, model_name: str = MODEL_NAME,
+                     model_config: Path = MODEL_CONFIG_YAML) -> list[str]:
+    """The torch-model-archiver command line: the network's definition, its weights (a plain
+    state dict, loaded with weights_only=True), the handler, and everything else as extra files."""
     archiver = Path(sys.executable).parent / "torch-model-archiver"
     return [str(archiver) if archiver.exists() else "torch-model-archiver",
             "--model-name", model_name, "--version", version,
+            "--model-file", str(MODEL_DEFINITION), "--serialized-file", str(weights),
             "--handler", str(HANDLER),
             "--extra-files", ",".join([str(f) for f in files] + [str(stage)]),
             "--config-file", str(model_config),
@@ -70,7 +73,8 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
         raise ArchiveError(f"{artifacts_dir} lacks {', '.join(missing)}: train first "
                            f"(`make train DATA=file.csv`)")
     version = version or artifact_version(artifacts_dir)
-    files = [artifacts_dir / n for n in artifacts.SERVING_FILES if (artifacts_dir / n).is_file()]
+    files = [artifacts_dir / n for n in artifacts.SERVING_FILES
+             if n != artifacts.WEIGHTS and (artifacts_dir / n).is_file()]
     files += list(HANDLER_MODULES)
     if not (artifacts_dir / artifacts.FILTER_THRESHOLDS).is_file():
         print(f"warning: {artifacts_dir / artifacts.FILTER_THRESHOLDS} is missing: explanations "
@@ -82,7 +86,8 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         # The archiver stages in $TMPDIR/<model_name>: a private TMPDIR keeps parallel builds apart.
         env = {**os.environ, "TMPDIR": tmp}
-        command = archiver_command(stage, files, export_path, version, model_name, Path(model_config))
+        command = archiver_command(stage, artifacts_dir / artifacts.WEIGHTS, files, export_path,
+                                   version, model_name, Path(model_config))
         result = subprocess.run(command,
                                 env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:

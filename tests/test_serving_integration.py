@@ -100,10 +100,11 @@ BAD = [
 
 def test_every_bad_input_gets_its_4xx_and_the_server_stays_healthy(server):
     before = worker_pids(server)
-    for name, body, content_type, status in BAD:
-        response = post(server, body, content_type=content_type)
-        assert response.status_code == status, name
-        assert set(response.json()) == {"error", "message"}, name
+    for path in ("predictions", "explanations"):
+        for name, body, content_type, status in BAD:
+            response = post(server, body, content_type=content_type, path=path)
+            assert response.status_code == status, (path, name)
+            assert set(response.json()) == {"error", "message"}, (path, name)
     oversized = post(server, b"x" * 200_000, content_type="text/plain")
     assert oversized.status_code == 413  # refused by TorchServe's max_request_size
     assert server.ping()
@@ -185,14 +186,12 @@ def test_renewed_keys_replace_the_old_ones(server):
     assert post(server, json={"text": GOOD}, headers=new.headers("inference")).status_code == 200
 
 
-@pytest.mark.skipif(not os.environ.get("DATA"), reason="needs DATA=file.csv and trained artifacts")
-def test_rest_predictions_equal_the_in_process_model_on_the_test_split(tmp_path_factory):
-    """The trained model (ARTIFACTS, default artifacts/) over REST vs in process, on test.csv."""
+def test_rest_predictions_equal_the_in_process_model_on_the_test_split(trained_artifacts,
+                                                                         tmp_path_factory):
+    """The model trained on $DATA, over REST vs in process, on its whole test split."""
     import pandas as pd
 
-    artifacts_dir = Path(os.environ.get("ARTIFACTS", "artifacts"))
-    if not (artifacts_dir / "test.csv").is_file():
-        pytest.skip(f"{artifacts_dir} has no trained model with test.csv: run `make train` first")
+    artifacts_dir = trained_artifacts
     titles = pd.read_csv(artifacts_dir / "test.csv")["title"].astype(str).tolist()
     workdir = tmp_path_factory.mktemp("torchserve_trained")
     build_archive(artifacts_dir, workdir / "model_store")
@@ -203,5 +202,12 @@ def test_rest_predictions_equal_the_in_process_model_on_the_test_split(tmp_path_
             response = post(ts, json={"texts": titles[start:start + 64]})
             assert response.status_code == 200, response.text
             answers.extend(response.json())
+        explained = post(ts, json={"text": GOOD}, path="explanations").json()
     assert [a["label"] for a in answers] == [e["label"] for e in expected]
     assert answers == expected
+    # The seed's example: a Sports headline explained by its tennis n-grams.
+    assert explained["label"] == "Sports"
+    picked = " ".join(explained["ngrams"][w]["ngram"] or "" for w in ("1", "2", "3"))
+    assert "tennis" in picked or "tournament" in picked, explained["ngrams"]
+    logit_change = sum(explained["token_scores"])
+    assert abs(explained["delta"]) < 0.1 * max(abs(logit_change), 1.0)
