@@ -20,7 +20,7 @@ endif
 .PHONY: help install test train clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt
 	@command -v java >/dev/null 2>&1 || { echo "Java 17+ is required by TorchServe: install it, e.g. 'sudo apt-get install -y openjdk-17-jre-headless'" >&2; exit 1; }
@@ -112,7 +112,7 @@ docker-image: $(MAR) ## Build the TorchServe Docker image (deploy/Dockerfile) wi
 BENCH_ARGS ?=
 SOAK_ARGS ?=
 PROFILE_ARGS ?=
-BENCH_RUN = $(PY) -m bench $(1) --mar "$(MAR)" --artifacts "$(ARTIFACTS)"
+BENCH_RUN = $(PY) -u -m bench $(1) --mar "$(MAR)" --artifacts "$(ARTIFACTS)"
 
 .PHONY: bench soak profile wrk
 

@@ -17,6 +17,7 @@ Limits (settings in model-config.yaml's `handler` section): a headline is at mos
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -148,7 +149,9 @@ class NewsHandler(BaseHandler):
         return prepared
 
     def postprocess(self, prepared: PreparedBatch) -> list:
-        """Per request: the answer (object or list), or its error body with its status."""
+        """Per request: the answer (object or list), or its error body with its status, as
+        JSON text: given a dict, TorchServe would run json.dumps(indent=2) in pure Python
+        (13 % of a worker's time on /explanations) and send 1.6x the bytes."""
         answers = self.predictor.format(prepared.probabilities, prepared.encoded) \
             if prepared.encoded is not None else []
         self._explain_where_asked(prepared, answers)
@@ -161,7 +164,7 @@ class NewsHandler(BaseHandler):
             else:
                 mine = answers[request.first_row:request.first_row + len(request.texts)]
                 self._set_json(idx)
-                output.append(mine if request.as_list else mine[0])
+                output.append(json.dumps(mine if request.as_list else mine[0]))
         return output
 
     def describe_handle(self) -> dict:
@@ -217,10 +220,10 @@ class NewsHandler(BaseHandler):
         for row, explanation in zip(rows, explanations):
             answers[row] = {**answers[row], **explanation}
 
-    def _refuse(self, idx: int, error: RequestError) -> dict:
+    def _refuse(self, idx: int, error: RequestError) -> str:
         self.context.set_response_status(error.status, PHRASES.get(error.status, "Error"), idx)
         self._set_json(idx)
-        return error.body()
+        return json.dumps(error.body())
 
     def _set_json(self, idx: int) -> None:
         try:

@@ -93,12 +93,32 @@ class CNN(nn.Module):
         Explanations read these to find the window each filter's max-pool picked.
         """
         x = self.embeddings(ids).transpose(1, 2)  # (N, C, L): channels first for Conv1d
-        return [self.maps_from_embedded(x, i) for i in range(len(self.convs))]
+        return self.convolve(x)
 
-    def maps_from_embedded(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        """Run convolution `i` with "same" padding on channels-first embeddings."""
-        left, right = same_padding(self.config.filter_sizes[i])
-        return self.convs[i](F.pad(x, (left, right)))
+    def convolve(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every width's "same"-padded convolution of channels-first embeddings, in one call.
+
+        All kernels are zero-padded to the widest window and stacked, so one conv1d does the
+        work of one per width: the same sums, at about half the cost of three small calls
+        (the forward pass dominates serving time). The stacked kernel is built from the
+        per-width Conv1d weights on every call, so training still updates those and
+        gradients (for explanations) flow through as before.
+        """
+        left, right = self._window
+        weight = torch.cat([F.pad(conv.weight, (left - l, right - r))
+                            for conv, (l, r) in zip(self.convs, self._paddings)])
+        bias = torch.cat([conv.bias for conv in self.convs])
+        out = F.conv1d(F.pad(x, (left, right)), weight, bias)
+        return list(out.split(self.config.num_filters, dim=1))
+
+    @property
+    def _paddings(self) -> list[tuple[int, int]]:
+        return [same_padding(f) for f in self.config.filter_sizes]
+
+    @property
+    def _window(self) -> tuple[int, int]:
+        """Taps left and right of a position in the widest window of any width."""
+        return max(l for l, _ in self._paddings), max(r for _, r in self._paddings)
 
     def position_mask(self, ids: torch.Tensor) -> torch.Tensor:
         """[batch, 1, length] True where a position belongs to the headline, not batch padding.
@@ -113,7 +133,7 @@ class CNN(nn.Module):
 
     def pool(self, maps: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """Global max-pool over the headline's own positions: [batch, filters * widths]."""
-        return torch.cat([m.masked_fill(~mask, float("-inf")).amax(dim=2) for m in maps], dim=1)
+        return torch.cat(maps, dim=1).masked_fill(~mask, float("-inf")).amax(dim=2)
 
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         """The fully connected layers on pooled features."""

@@ -259,7 +259,7 @@ class Explainer:
     def _logits_from_embedded(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The model's forward from the embedding layer's output on (the IG path)."""
         x = embedded.transpose(1, 2)
-        maps = [self.model.maps_from_embedded(x, i) for i in range(len(self.sizes))]
+        maps = self.model.convolve(x)
         return self.model.classify(self.model.pool(maps, mask))
 
     def _token_scores(self, ids: torch.Tensor, predicted: list[int],

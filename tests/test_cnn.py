@@ -51,3 +51,23 @@ def test_frozen_tail_rows_do_not_change_in_training():
 def test_frozen_embeddings_option():
     model = small_model(freeze_embeddings=True)
     assert not model.embeddings.trainable.weight.requires_grad
+
+
+def test_one_stacked_convolution_equals_one_convolution_per_width():
+    """convolve() stacks the widths' kernels; each width's map must equal its own Conv1d
+    with the seed's "same" padding, for every position and any length."""
+    import torch.nn.functional as F
+
+    from model.cnn import CNN, same_padding
+    from model.config import ModelConfig
+
+    torch.manual_seed(0)
+    model = CNN(ModelConfig(vocab_size=30, num_classes=4, embedding_dim=8, num_filters=5,
+                            filter_sizes=[1, 2, 3, 4]))
+    for length in (1, 2, 5):
+        x = torch.randn(3, 8, length)
+        for conv, size, fused in zip(model.convs, [1, 2, 3, 4], model.convolve(x)):
+            left, right = same_padding(size)
+            expected = conv(F.pad(x, (left, right)))
+            assert fused.shape == expected.shape == (3, 5, length)
+            assert torch.allclose(fused, expected, atol=1e-6)

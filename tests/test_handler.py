@@ -64,7 +64,8 @@ def served(tiny_artifacts):
     def run(*requests):
         rows = [r for r, _ in requests]
         set_batch(context, [h for _, h in requests])
-        output = handler.handle(rows, context)
+        # Answers leave the handler as JSON text; describe requests as TorchServe wants them.
+        output = [json.loads(o) if isinstance(o, str) else o for o in handler.handle(rows, context)]
         statuses = [context.get_response_status(i)[0] for i in range(len(rows))]
         return output, statuses
 

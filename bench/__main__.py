@@ -1,0 +1,112 @@
+"""python -m bench {run,soak,profile}: the benchmark, the reliability suite, a worker profile.
+
+    python -m bench run   [--quick] [--cases floor,variants,...]  -> bench/results.{json,md,png}
+    python -m bench soak  [--quick]                               -> bench/soak.json
+    python -m bench profile [--seconds 10]                        -> bench/profile.txt
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mar", type=Path, default=REPO / "model_store" / "news_cnn.mar",
+                        help="the archive to serve (make archive)")
+    parser.add_argument("--artifacts", type=Path, default=REPO / "artifacts",
+                        help="the training run the archive came from (in-process reference)")
+    parser.add_argument("--config", type=Path, default=REPO / "config.properties",
+                        help="TorchServe config.properties (ports are replaced by free ones)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="CSV with a title column for request bodies (default: the test "
+                             "split ARTIFACTS/test.csv, else $DATA, else a built-in sample)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench", help="output directory")
+    parser.add_argument("--quick", action="store_true", help="short runs (rough figures)")
+
+
+def _check_inputs(args: argparse.Namespace) -> str | None:
+    for path, fix in ((args.mar, "make archive"), (args.config, "restore config.properties"),
+                      (args.artifacts, "make train")):
+        if not path.exists():
+            return f"{path} is missing: run `{fix}` first (or pass its path)"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="benchmark: throughput and latency with ratios")
+    _common(run)
+    run.add_argument("--cases", default="startup,floor,batching,workers,inprocess",
+                     help="comma-separated subset of startup,floor,batching,workers,inprocess")
+    run.add_argument("--duration", type=float, default=None, help="seconds per measurement")
+    soak = sub.add_parser("soak", help="reliability suite: load, crash, scaling, bad input, auth")
+    _common(soak)
+    soak.add_argument("--cases", default="sustained,crash,scaling,barrage,auth")
+    profile = sub.add_parser("profile", help="py-spy profile of a worker under load")
+    _common(profile)
+    profile.add_argument("--seconds", type=float, default=10.0)
+    profile.add_argument("--concurrency", type=int, default=16)
+    profile.add_argument("--path", default="/predictions/news_cnn")
+    args = parser.parse_args(argv)
+
+    if args.data is None:
+        split = args.artifacts / "test.csv"
+        args.data = split if split.is_file() else (Path(os.environ["DATA"]) if os.environ.get("DATA") else None)
+    problem = _check_inputs(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "soak":
+            return _soak(args)
+        return _profile(args)
+    except (RuntimeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench import benchmark, report
+    make = benchmark.BenchSettings.quick if args.quick else benchmark.BenchSettings
+    settings = make(mar=args.mar, artifacts=args.artifacts, config=args.config,
+                    out_dir=args.out, data=args.data)
+    if args.duration:
+        settings.duration_s = args.duration
+    results = benchmark.run(settings, tuple(c.strip() for c in args.cases.split(",") if c.strip()))
+    paths = report.write(results, args.out)
+    print(report.markdown(results))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from bench import soak
+    sizes = soak.SoakSizes.quick() if args.quick else soak.SoakSizes()
+    results = soak.run(args.mar, args.artifacts, args.config, sizes, args.data,
+                       tuple(c.strip() for c in args.cases.split(",") if c.strip()))
+    out = args.out / "soak.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0 if all(case.get("passed") for case in results["cases"].values()) else 1
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from bench import profile
+    text = profile.run(args.mar, args.config, args.data, args.seconds, args.concurrency, args.path)
+    out = args.out / "profile.txt"
+    out.write_text(text)
+    print(text)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

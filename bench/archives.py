@@ -1,0 +1,70 @@
+"""Bench-only model archives: the echo floor and copies of news_cnn with other batch settings.
+
+A .mar is a zip whose manifest names a model-config.yaml. Copying news_cnn.mar with that one
+file rewritten gives an archive that differs only in batchSize/maxBatchDelay/workers, so
+the project's config.properties (model-register API off) can load it by name at start.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import yaml
+
+ECHO_HANDLER = Path(__file__).with_name("echo_handler.py")
+MANIFEST = "MAR-INF/MANIFEST.json"
+
+
+def config_name(mar: Path) -> str:
+    """The archive member that holds the model-config (from its manifest)."""
+    with zipfile.ZipFile(mar) as z:
+        manifest = json.loads(z.read(MANIFEST))
+    name = manifest.get("model", {}).get("configFile")
+    if not name:
+        raise ValueError(f"{mar} has no model-config file in its manifest")
+    return name
+
+
+def read_model_config(mar: Path) -> dict:
+    """The model-config.yaml packed in `mar` (batchSize, maxBatchDelay, workers, ...)."""
+    with zipfile.ZipFile(mar) as z:
+        return yaml.safe_load(z.read(config_name(mar))) or {}
+
+
+def with_model_config(source: Path, target: Path, overrides: dict) -> Path:
+    """Copy `source` to `target` with `overrides` merged into its model-config.yaml."""
+    member = config_name(source)
+    config = read_model_config(source) | overrides
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == member:
+                data = yaml.safe_dump(config, sort_keys=False).encode()
+            dst.writestr(item, data)
+    return target
+
+
+def build_echo(store: Path, model_config: dict, name: str = "echo") -> Path:
+    """Archive the echo handler into `store` with the given model-config settings."""
+    store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "model-config.yaml"
+        config.write_text(yaml.safe_dump(model_config, sort_keys=False))
+        subprocess.run(
+            [str(Path(sys.executable).with_name("torch-model-archiver")),
+             "--model-name", name, "--version", "1.0", "--handler", str(ECHO_HANDLER),
+             "--config-file", str(config), "--export-path", str(store), "--force"],
+            check=True, capture_output=True, text=True)
+    return store / f"{name}.mar"
+
+
+def copy_into(mar: Path, store: Path) -> Path:
+    """Copy an archive into a bench model store (the project's store stays untouched)."""
+    store.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(mar, store / mar.name))

@@ -1,0 +1,387 @@
+"""`make bench`: TorchServe's cost and our model's, each figure next to its reference.
+
+Three servers are started one after the other, each in its own temporary directory with the
+project's config.properties (free loopback ports, token authorization on):
+
+1. start-up: news_cnn alone; seconds from launching `torchserve` to the first correct answer,
+   the .mar size, the workers' resident memory after some load;
+2. floor: news_cnn and the echo handler archived with news_cnn's own model-config (same
+   workers and batch settings); /predictions vs echo at each concurrency, then
+   /explanations vs /predictions;
+3. variants: copies of news_cnn.mar that differ only in batch settings or workers x torch
+   threads, each compared with the project's settings measured in the same server.
+
+A ratio is always (figure) / (its reference from the same server, measured minutes apart).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+
+from bench import archives, headlines, load, server
+from serving.server import TorchServe, test_config
+
+MODEL = "news_cnn"
+ECHO = "echo"
+# The echo handler without batching: the setting of the ~1,100 req/s figure in issue 5,
+# reported beside the same-settings floor for context.
+ECHO_B1 = "echo_b1"
+# Goals from issue 5 (reported, never asserted).
+GOAL_FLOOR_SHARE = 0.9
+GOAL_FLOOR_P99_RATIO = 1.5
+GOAL_INPROCESS_US = 1000.0
+GOAL_EXPLAIN_SHARE = 0.5
+
+
+@dataclass
+class Variant:
+    """A copy of news_cnn.mar with some model-config settings changed."""
+
+    name: str
+    overrides: dict
+    note: str = ""
+
+
+@dataclass
+class BenchSettings:
+    """What `make bench` measures and for how long."""
+
+    mar: Path
+    artifacts: Path
+    config: Path
+    out_dir: Path
+    data: Path | None = None
+    duration_s: float = 5.0
+    warmup_s: float = 1.0
+    # Each comparison is run `rounds` times, in alternating order, and the best round of each
+    # run is kept: a neighbour's burst then hits one round, not the ratio.
+    rounds: int = 2
+    max_requests: int = 100_000
+    concurrencies: tuple[int, ...] = (1, 16, 64)
+    explain_concurrency: int = 16
+    batch_concurrency: int = 64
+    inprocess_seconds: float = 2.0
+    batch_variants: list[Variant] = field(default_factory=lambda: [
+        Variant("b1", {"batchSize": 1, "maxBatchDelay": 0}, "no batching"),
+        Variant("b8_d2", {"batchSize": 8, "maxBatchDelay": 2}),
+        Variant("b32_d5", {"batchSize": 32, "maxBatchDelay": 5}),
+        Variant("b64_d10", {"batchSize": 64, "maxBatchDelay": 10}),
+    ])
+    # (workers, torch threads per worker); the project's settings are the reference.
+    worker_threads: list[tuple[int, int]] = field(
+        default_factory=lambda: [(1, 1), (2, 1), (1, 2), (2, 2)])
+    worker_concurrencies: tuple[int, ...] = (16, 64)
+
+    @classmethod
+    def quick(cls, **kwargs) -> "BenchSettings":
+        """A short run for development and tests (figures are rough)."""
+        return cls(duration_s=2.0, warmup_s=0.5, inprocess_seconds=0.5, rounds=1, **kwargs)
+
+
+def _bodies(settings: BenchSettings) -> list[str]:
+    return headlines.json_bodies(headlines.load(settings.data))
+
+
+def _measure(ts: TorchServe, path: str, bodies: list[str], concurrency: int,
+             settings: BenchSettings) -> load.LoadResult:
+    """A warm-up run, then the measured run, against one endpoint of `ts`."""
+    url = ts.endpoints.inference + path
+    auth = ts.keys().headers("inference")["Authorization"]
+    if settings.warmup_s > 0:
+        load.run_wrk(url, bodies, concurrency, settings.warmup_s, settings.max_requests, auth)
+    result = load.run_wrk(url, bodies, concurrency, settings.duration_s, settings.max_requests, auth)
+    bad = {code: n for code, n in result.statuses.items() if not code.startswith("2")}
+    if bad or result.socket_errors:
+        print(f"  warning: {path} c={concurrency}: statuses {bad}, socket errors {result.socket_errors}")
+    print(f"  {path:<28} c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:6.2f} ms"
+          f"  p99 {result.p99_ms:6.2f} ms")
+    return result
+
+
+def _compare(ts: TorchServe, paths: list[str], bodies: list[str], concurrency: int,
+             settings: BenchSettings) -> list[load.LoadResult]:
+    """Measure each path `settings.rounds` times in alternating order; best round of each."""
+    best: dict[str, load.LoadResult] = {}
+    for round_ in range(settings.rounds):
+        for path in (paths if round_ % 2 == 0 else paths[::-1]):
+            result = _measure(ts, path, bodies, concurrency, settings)
+            if path not in best or result.rps > best[path].rps:
+                best[path] = result
+    return [best[p] for p in paths]
+
+
+def _check_answer(ts: TorchServe, model: str, text: str, expected_label: str) -> None:
+    """One request through HTTP must give the in-process label (else figures are moot)."""
+    r = requests.post(f"{ts.endpoints.inference}/predictions/{model}", json={"text": text},
+                      headers=ts.keys().headers("inference"), timeout=30)
+    r.raise_for_status()
+    label = r.json()["label"]
+    if label != expected_label:
+        raise RuntimeError(f"{model} answered {label!r} for {text!r}, in-process says {expected_label!r}")
+
+
+def _ratio(value: float, reference: float) -> float | None:
+    return round(value / reference, 3) if reference else None
+
+
+def _row(case: str, name: str, result: load.LoadResult, reference: load.LoadResult | None,
+         reference_name: str = "") -> dict:
+    """One table row: the figures, and the ratios to the reference run."""
+    row = {"case": case, "name": name, **result.as_dict()}
+    if reference is not None:
+        row.update(reference=reference_name, rps_share=_ratio(result.rps, reference.rps),
+                   p99_ratio=_ratio(result.p99_ms, reference.p99_ms),
+                   reference_rps=reference.rps, reference_p99_ms=reference.p99_ms)
+    return row
+
+
+def _start(workdir: Path, settings: BenchSettings, store: Path, models: dict[str, str],
+           workers: int = 1, bodies: list[str] | None = None) -> TorchServe:
+    """Start a bench server; with `bodies`, warm every model up (the JVM compiles its hot
+    paths during the first seconds of load, which would handicap whatever runs first)."""
+    ts = server.start(workdir, store, models, workers, base=settings.config)
+    if bodies and settings.warmup_s > 0:
+        auth = ts.keys().headers("inference")["Authorization"]
+        for name in models:
+            load.run_wrk(f"{ts.endpoints.inference}/predictions/{name}", bodies, 16,
+                         2 * settings.warmup_s, 10**6, auth)
+    return ts
+
+
+def run_startup(settings: BenchSettings, root: Path, store: Path, bodies: list[str],
+                text: str, label: str) -> dict:
+    """Seconds from `torchserve --start` to the first correct answer; size; memory."""
+    print("start-up: news_cnn alone")
+    workers = int(archives.read_model_config(store / f"{MODEL}.mar").get("minWorkers", 1))
+    workdir = root / "startup"
+    workdir.mkdir(parents=True)
+    config = test_config(workdir, store, workers=workers, base=settings.config,
+                         load_models=f"{MODEL}={MODEL}.mar")
+    ts = TorchServe(workdir, config)
+    started = time.monotonic()
+    ts.start(model=None)  # returns when /ping is healthy
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                _check_answer(ts, MODEL, text, label)
+                break
+            except (requests.RequestException, OSError, KeyError, ValueError) as err:
+                if time.monotonic() > deadline or ts.pid() is None:
+                    raise RuntimeError(f"news_cnn never answered ({err!r}); see {workdir / 'logs'}")
+                time.sleep(0.05)
+        seconds = time.monotonic() - started
+        server.wait_models(ts, [MODEL], workers)
+        ready_seconds = time.monotonic() - started
+        rss_idle = server.worker_rss_mib(ts, MODEL)
+        _measure(ts, f"/predictions/{MODEL}", bodies, 16, settings)
+        rss_loaded = server.worker_rss_mib(ts, MODEL)
+    finally:
+        ts.stop()
+    result = {
+        "first_answer_s": round(seconds, 2),
+        "all_workers_ready_s": round(ready_seconds, 2),
+        "mar_bytes": (store / f"{MODEL}.mar").stat().st_size,
+        "workers": len(rss_loaded),
+        "worker_rss_mib_idle": [round(x, 1) for x in rss_idle],
+        "worker_rss_mib_after_load": [round(x, 1) for x in rss_loaded],
+    }
+    print(f"  first answer after {result['first_answer_s']} s, all workers after "
+          f"{result['all_workers_ready_s']} s; .mar {result['mar_bytes'] / 2**20:.1f} MiB; "
+          f"worker RSS {result['worker_rss_mib_after_load']} MiB")
+    return result
+
+
+def run_floor(settings: BenchSettings, root: Path, store: Path, bodies: list[str],
+              text: str, label: str) -> list[dict]:
+    """/predictions vs the echo floor at each concurrency, then /explanations vs /predictions."""
+    print("floor: news_cnn vs echo (same config.properties and model-config)")
+    workers = int(archives.read_model_config(store / f"{MODEL}.mar").get("minWorkers", 1))
+    ts = _start(root / "floor", settings, store,
+                {MODEL: f"{MODEL}.mar", ECHO: f"{ECHO}.mar", ECHO_B1: f"{ECHO_B1}.mar"}, workers, bodies)
+    rows = []
+    try:
+        _check_answer(ts, MODEL, text, label)
+        predictions_at = {}
+        for c in settings.concurrencies:
+            echo, pred = _compare(ts, [f"/predictions/{ECHO}", f"/predictions/{MODEL}"], bodies, c, settings)
+            predictions_at[c] = pred
+            rows.append(_row("floor", f"echo c={c}", echo, None))
+            rows.append(_row("floor", f"predictions c={c}", pred, echo, f"echo c={c}"))
+            if c == settings.explain_concurrency:
+                echo_b1, = _compare(ts, [f"/predictions/{ECHO_B1}"], bodies, c, settings)
+                rows.append(_row("floor", f"echo batchSize 1 c={c}", echo_b1, None))
+                rows.append(_row("floor", f"predictions vs echo batchSize 1 c={c}", pred, echo_b1,
+                                 f"echo batchSize 1 c={c}"))
+        c = settings.explain_concurrency
+        pred, explain = _compare(ts, [f"/predictions/{MODEL}", f"/explanations/{MODEL}"], bodies, c, settings)
+        rows.append(_row("explanations", f"explanations c={c}", explain, pred, f"predictions c={c}"))
+    finally:
+        ts.stop()
+    return rows
+
+
+def _variant_overrides(base: dict, overrides: dict) -> dict:
+    """Merge overrides into a model-config, one level deep for the `handler` section."""
+    merged = dict(overrides)
+    if "handler" in overrides:
+        merged["handler"] = {**(base.get("handler") or {}), **overrides["handler"]}
+    return merged
+
+
+def worker_variants(settings: BenchSettings, base: dict) -> list[Variant]:
+    """One archive per (workers, threads) combination."""
+    return [Variant(f"w{w}_t{t}", {"minWorkers": w, "maxWorkers": w, "handler": {"num_threads": t}},
+                    f"{w} worker(s) x {t} thread(s)")
+            for w, t in settings.worker_threads]
+
+
+def _serve_variants(settings: BenchSettings, root: Path, store: Path, variants: list[Variant],
+                    name: str, bodies: list[str]) -> tuple[TorchServe, dict]:
+    """Start a server with news_cnn (the reference) and one archive per variant."""
+    base_mar = store / f"{MODEL}.mar"
+    base = archives.read_model_config(base_mar)
+    models = {MODEL: f"{MODEL}.mar"}
+    for v in variants:
+        archives.with_model_config(base_mar, store / f"{v.name}.mar", _variant_overrides(base, v.overrides))
+        models[v.name] = f"{v.name}.mar"
+    print(f"{name}: {', '.join(models)} (reference: news_cnn with {base})")
+    return _start(root / name, settings, store, models, 1, bodies), base
+
+
+def run_batching(settings: BenchSettings, root: Path, store: Path, bodies: list[str],
+                 text: str, label: str) -> list[dict]:
+    """batchSize/maxBatchDelay variants at high concurrency, against news_cnn's own settings."""
+    ts, base = _serve_variants(settings, root, store, settings.batch_variants, "batching", bodies)
+    rows = []
+    try:
+        for v in [MODEL] + [v.name for v in settings.batch_variants]:
+            _check_answer(ts, v, text, label)
+        c = settings.batch_concurrency
+        reference, *results = _compare(
+            ts, [f"/predictions/{m}" for m in [MODEL] + [v.name for v in settings.batch_variants]],
+            bodies, c, settings)
+        ref_name = (f"news_cnn (batchSize {base.get('batchSize')}, maxBatchDelay "
+                    f"{base.get('maxBatchDelay')}) c={c}")
+        rows.append(_row("batching", ref_name, reference, None))
+        for v, result in zip(settings.batch_variants, results):
+            label_ = f"batchSize {v.overrides['batchSize']}, maxBatchDelay {v.overrides['maxBatchDelay']} c={c}"
+            rows.append(_row("batching", label_, result, reference, ref_name))
+    finally:
+        ts.stop()
+    return rows
+
+
+def run_workers(settings: BenchSettings, root: Path, store: Path, bodies: list[str],
+                text: str, label: str) -> list[dict]:
+    """Workers x torch threads per worker, against news_cnn's own settings."""
+    base = archives.read_model_config(store / f"{MODEL}.mar")
+    threads = int((base.get("handler") or {}).get("num_threads", 1))
+    own = (int(base.get("minWorkers", 1)), threads)
+    variants = [v for v, wt in zip(worker_variants(settings, base), settings.worker_threads) if wt != own]
+    ts, _ = _serve_variants(settings, root, store, variants, "workers", bodies)
+    rows = []
+    try:
+        for v in [MODEL] + [v.name for v in variants]:
+            _check_answer(ts, v, text, label)
+        for c in settings.worker_concurrencies:
+            reference, *results = _compare(
+                ts, [f"/predictions/{m}" for m in [MODEL] + [v.name for v in variants]], bodies, c, settings)
+            ref_name = f"news_cnn ({own[0]} workers x {own[1]} thread) c={c}"
+            rows.append(_row("workers", ref_name, reference, None))
+            for v, result in zip(variants, results):
+                rows.append(_row("workers", f"{v.note} c={c}", result, reference, ref_name))
+    finally:
+        ts.stop()
+    return rows
+
+
+def run_inprocess(settings: BenchSettings, titles: list[str], model_config: dict) -> dict:
+    """The handler and the bare model without HTTP (see bench.inprocess)."""
+    from bench import inprocess  # imports torch and the handler: only when measuring
+    print("in-process: handler and bare forward pass")
+    result = inprocess.measure(settings.artifacts, titles, batch=32,
+                               min_seconds=settings.inprocess_seconds, model_yaml_config=model_config)
+    for key, value in result.items():
+        if isinstance(value, dict):
+            print(f"  {key:<12} {value['us_per_headline_median']:9.1f} us/headline")
+    return result
+
+
+def goals(results: dict) -> list[dict]:
+    """Each goal of issue 5 with the measured figure and whether it was met."""
+    rows = {r["name"]: r for r in results["throughput"]}
+    out = []
+    pred16 = rows.get("predictions c=16")
+    if pred16:
+        out.append({"goal": "predictions c=16 >= 0.9 x echo req/s", "value": pred16["rps_share"],
+                    "met": pred16["rps_share"] is not None and pred16["rps_share"] >= GOAL_FLOOR_SHARE})
+        out.append({"goal": "predictions c=16 p99 <= 1.5 x echo p99", "value": pred16["p99_ratio"],
+                    "met": pred16["p99_ratio"] is not None and pred16["p99_ratio"] <= GOAL_FLOOR_P99_RATIO})
+    inproc = results.get("inprocess", {}).get("handler_1")
+    if inproc:
+        value = inproc["us_per_headline_median"]
+        out.append({"goal": "handler in-process <= 1000 us per headline (1 headline)",
+                    "value": value, "met": value <= GOAL_INPROCESS_US})
+    explain = next((r for r in results["throughput"] if r["case"] == "explanations"), None)
+    if explain:
+        out.append({"goal": "explanations >= 0.5 x predictions req/s", "value": explain["rps_share"],
+                    "met": explain["rps_share"] is not None and explain["rps_share"] >= GOAL_EXPLAIN_SHARE})
+    return out
+
+
+def machine() -> dict:
+    """Where the figures come from; a high load average means noisy figures."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def run(settings: BenchSettings, cases: tuple[str, ...] = ("startup", "floor", "batching", "workers", "inprocess")) -> dict:
+    """Build the bench archives, run the cases, return everything (also written by `report`)."""
+    from model.predictor import Predictor
+    if not settings.mar.is_file():
+        raise FileNotFoundError(f"{settings.mar} is missing: run `make archive` first")
+    load.wrk_path()  # fail early with the install hint
+    titles = headlines.load(settings.data)
+    bodies = headlines.json_bodies(titles)
+    text = titles[0]
+    label = Predictor.from_dir(settings.artifacts).predict([text])[0]["label"]
+    results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                     "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s,
+                                  "rounds": settings.rounds,
+                                  "headlines": len(titles), "mar": str(settings.mar)},
+                     "throughput": []}
+    root = Path(tempfile.mkdtemp(prefix="bench-"))
+    store = root / "store"
+    try:
+        archives.copy_into(settings.mar, store)
+        base = archives.read_model_config(store / f"{MODEL}.mar")
+        results["model_config"] = base
+        echo_config = {k: v for k, v in base.items() if k != "handler"}
+        archives.build_echo(store, echo_config, ECHO)
+        archives.build_echo(store, echo_config | {"batchSize": 1, "maxBatchDelay": 0}, ECHO_B1)
+        if "startup" in cases:
+            results["startup"] = run_startup(settings, root, store, bodies, text, label)
+        if "floor" in cases:
+            results["throughput"] += run_floor(settings, root, store, bodies, text, label)
+        if "batching" in cases:
+            results["throughput"] += run_batching(settings, root, store, bodies, text, label)
+        if "workers" in cases:
+            results["throughput"] += run_workers(settings, root, store, bodies, text, label)
+        if "inprocess" in cases:
+            results["inprocess"] = run_inprocess(settings, titles, base)
+    except BaseException:
+        print(f"kept {root} for its logs")
+        raise
+    shutil.rmtree(root, ignore_errors=True)
+    results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["goals"] = goals(results)
+    return results

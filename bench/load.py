@@ -1,0 +1,232 @@
+"""Load generators: `wrk` for throughput and latency, a threaded client for checked answers.
+
+`wrk` (C, event loop) measures requests/s and latency without becoming the bottleneck on two
+cores. It cannot compare answers with expectations, so the reliability suite uses
+`CheckedLoad`: a pool of threads on keep-alive `http.client` connections that keeps every
+status and body. Both talk to loopback addresses only.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+from urllib.parse import urlsplit
+
+LUA_SCRIPT = Path(__file__).with_name("post.lua")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+WRK_MISSING = ("wrk is not installed: the benchmark needs it as its load generator. "
+               "Install it with 'sudo apt-get install -y wrk' (Debian/Ubuntu).")
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured."""
+
+    concurrency: int
+    requests: int
+    duration_s: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    statuses: dict[str, int] = field(default_factory=dict)
+    socket_errors: int = 0
+
+    @property
+    def ok(self) -> int:
+        """Requests answered with a 2xx status."""
+        return sum(n for code, n in self.statuses.items() if code.startswith("2"))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def require_loopback(url: str) -> None:
+    """Refuse to send load anywhere but this machine."""
+    host = urlsplit(url).hostname or ""
+    if host not in {h.strip("[]") for h in LOOPBACK_HOSTS}:
+        raise ValueError(f"load is only sent to loopback addresses, not {host!r}")
+
+
+def wrk_path() -> str:
+    """The wrk executable, or a RuntimeError saying how to install it."""
+    path = shutil.which("wrk")
+    if path is None:
+        raise RuntimeError(WRK_MISSING)
+    return path
+
+
+def run_wrk(url: str, bodies: Sequence[str], concurrency: int, duration_s: float,
+            max_requests: int, auth: str | None = None,
+            content_type: str = "application/json") -> LoadResult:
+    """POST `bodies` in rotation to `url` from `concurrency` connections.
+
+    Stops after `duration_s` seconds or about `max_requests` answers, whichever comes first.
+    `auth` is the full Authorization header value (e.g. "Bearer KEY").
+    """
+    require_loopback(url)
+    if any("\n" in b for b in bodies):
+        raise ValueError("wrk bodies are one per line: a body must not contain a newline")
+    threads = max(1, min(2, concurrency))  # two cores: more wrk threads only steal CPU
+    per_thread = max(1, -(-max_requests // threads))
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(bodies) + "\n")
+        bodies_file = f.name
+    env = dict(os.environ, WRK_AUTH=auth or "", WRK_CONTENT_TYPE=content_type)
+    cmd = [wrk_path(), "-t", str(threads), "-c", str(concurrency),
+           "-d", f"{max(1, round(duration_s))}s", "--timeout", "30s",
+           "-s", str(LUA_SCRIPT), url, "--", bodies_file, str(per_thread)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                              timeout=duration_s + 60)
+    finally:
+        os.unlink(bodies_file)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}")
+    raw = json.loads(line[len("WRK_JSON "):])
+    # From the first thread's start to the last answer: shorter than -d when the request
+    # budget ran out first (wrk still waits out -d).
+    duration = (raw.get("active_us") or raw["duration_us"]) / 1e6
+    lat = raw["latency_us"]
+    errors = raw["errors"]
+    return LoadResult(
+        concurrency=concurrency,
+        requests=raw["requests"],
+        duration_s=round(duration, 3),
+        rps=round(raw["requests"] / duration, 1) if duration else 0.0,
+        p50_ms=lat["p50"] / 1000, p90_ms=lat["p90"] / 1000, p99_ms=lat["p99"] / 1000,
+        max_ms=lat["max"] / 1000,
+        statuses={str(k): v for k, v in raw["statuses"].items()},
+        socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
+    )
+
+
+@dataclass
+class Outcome:
+    """One request of a checked load run."""
+
+    index: int  # which request (position in the list given to CheckedLoad.run)
+    status: int  # HTTP status, 0 when the connection failed
+    body: bytes
+    started: float  # time.monotonic() when it was sent
+    finished: float  # time.monotonic() when its answer (or error) came
+    error: str = ""  # the socket error, when status is 0
+
+    @property
+    def latency_s(self) -> float:
+        return self.finished - self.started
+
+    def json(self):
+        """The body parsed as JSON, or None."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+class CheckedLoad:
+    """Send many requests from a pool of threads and keep every answer.
+
+    Each thread holds one keep-alive connection and reopens it after a failure or a
+    `Connection: close`, as a real client would, so a worker crash shows up as a few failed
+    requests, not a dead run. `completed` counts answers so far (read it from another thread).
+    """
+
+    def __init__(self, url: str, headers: dict[str, str] | Callable[[], dict[str, str]] | None = None,
+                 timeout_s: float = 60.0) -> None:
+        require_loopback(url)
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.path = parts.path or "/"
+        self._headers = headers
+        self.timeout_s = timeout_s
+        self.completed = 0
+        self.stop = threading.Event()  # set it to end the run early
+
+    def headers(self) -> dict[str, str]:
+        """The extra headers (a callable is asked once per connection: keys can change)."""
+        h = self._headers() if callable(self._headers) else self._headers
+        return dict(h or {})
+
+    def run(self, requests: Sequence[tuple[bytes, str]], concurrency: int, total: int | None = None,
+            deadline_s: float = 600.0) -> list[Outcome]:
+        """POST `total` requests (default: each of `requests` once), cycling through `requests`.
+
+        Each request is (body, content_type). Stops early at `deadline_s` seconds or when
+        `stop` is set; requests not sent by then are left out of the result.
+        """
+        total = len(requests) if total is None else total
+        outcomes: list[Outcome] = []
+        lock = threading.Lock()
+        counter = iter(range(total))
+        stop_at = time.monotonic() + deadline_s
+
+        def next_index() -> int | None:
+            with lock:
+                return next(counter, None)
+
+        def worker() -> None:
+            conn, headers = self._connect(), self.headers()
+            mine = []
+            while time.monotonic() < stop_at and not self.stop.is_set():
+                i = next_index()
+                if i is None:
+                    break
+                body, content_type = requests[i % len(requests)]
+                outcome, keep = self._send(conn, headers, i, body, content_type)
+                if not keep:
+                    conn.close()
+                    conn, headers = self._connect(), self.headers()
+                mine.append(outcome)
+                with lock:
+                    self.completed += 1
+            conn.close()
+            with lock:
+                outcomes.extend(mine)
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(outcomes, key=lambda o: o.index)
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+
+    def _send(self, conn: http.client.HTTPConnection, headers: dict[str, str], index: int,
+              body: bytes, content_type: str | None) -> tuple[Outcome, bool]:
+        """One request; returns its outcome and whether the connection can be reused."""
+        headers = dict(headers)
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        start = time.monotonic()
+        try:
+            conn.request("POST", self.path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            keep = response.getheader("connection", "").lower() != "close"
+            return Outcome(index, response.status, data, start, time.monotonic()), keep
+        except (OSError, http.client.HTTPException) as exc:
+            return Outcome(index, 0, b"", start, time.monotonic(), repr(exc)), False
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[rank]

@@ -1,0 +1,121 @@
+"""Where the time goes under load: CPU seconds per process and a py-spy profile of a worker.
+
+Starts TorchServe with the project's config and news_cnn, drives one endpoint with wrk,
+and meanwhile (1) samples one worker with py-spy (the Python side: handler, TorchServe's
+worker loop, metrics), (2) counts the CPU seconds the Java frontend, every worker and wrk
+spend, which shows whether the frontend, our handler or the load generator saturates the cores.
+"""
+from __future__ import annotations
+
+import collections
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from bench import archives, headlines, load, server
+
+MODEL = "news_cnn"
+
+
+def _cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    out = {}
+    for name, p in procs.items():
+        try:
+            t = p.cpu_times()
+            out[name] = t.user + t.system
+        except psutil.Error:
+            out[name] = 0.0
+    return out
+
+
+def summarize_collapsed(path: Path, top: int = 25) -> str:
+    """Self and inclusive sample shares per function from py-spy's collapsed ("raw") output."""
+    self_counts: collections.Counter = collections.Counter()
+    inclusive: collections.Counter = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        self_counts[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    if not total:
+        return "py-spy collected no samples\n"
+    lines = [f"{total} samples", "", "self % | function (file:line)"]
+    lines += [f"{100 * n / total:6.1f} | {f}" for f, n in self_counts.most_common(top)]
+    lines += ["", "inclusive % | function (file:line)"]
+    lines += [f"{100 * n / total:6.1f} | {f}" for f, n in inclusive.most_common(top)]
+    return "\n".join(lines) + "\n"
+
+
+def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
+        concurrency: int = 16, path: str = f"/predictions/{MODEL}") -> str:
+    """Profile `path` under wrk load; returns a text report."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists() and shutil.which("py-spy") is None:
+        raise RuntimeError("py-spy is missing: .venv/bin/pip install -r requirements.txt")
+    py_spy_cmd = str(py_spy) if py_spy.exists() else "py-spy"
+    bodies = headlines.json_bodies(headlines.load(data))
+    model_config = archives.read_model_config(mar)
+    workers = int(model_config.get("minWorkers", 1))
+    model = path.rstrip("/").split("/")[-1]
+    root = Path(tempfile.mkdtemp(prefix="profile-"))
+    report = []
+    try:
+        archives.copy_into(mar, root / "store")
+        # The echo floor rides along so that `--path /predictions/echo` profiles TorchServe alone.
+        archives.build_echo(root / "store", {k: v for k, v in model_config.items() if k != "handler"})
+        ts = server.start(root / "server", root / "store", {MODEL: mar.name, "echo": "echo.mar"},
+                          workers, base=config)
+        try:
+            url = ts.endpoints.inference + path
+            auth = ts.keys().headers("inference")["Authorization"]
+            load.run_wrk(url, bodies, concurrency, 2, 10**6, auth)  # warm-up
+            procs = {"java frontend": psutil.Process(ts.pid())}
+            for i, p in enumerate(server.worker_processes(ts, model)):
+                procs[f"worker {i} (pid {p.pid})"] = p
+            box: dict = {}
+            thread = threading.Thread(target=lambda: box.setdefault(
+                "result", load.run_wrk(url, bodies, concurrency, seconds + 1, 10**7, auth)))
+            before = _cpu_seconds(procs)
+            wall = time.monotonic()
+            thread.start()
+            time.sleep(0.5)
+            collapsed = root / "worker.txt"
+            victim = next(p for name, p in procs.items() if name.startswith("worker"))
+            spy = subprocess.run([py_spy_cmd, "record", "--pid", str(victim.pid), "--duration",
+                                  str(int(seconds)), "--rate", "250", "--format", "raw",
+                                  "--nonblocking", "--output", str(collapsed)],
+                                 capture_output=True, text=True)
+            thread.join()
+            wall = time.monotonic() - wall
+            after = _cpu_seconds(procs)
+            result: load.LoadResult = box["result"]
+            report.append(f"{path} at concurrency {concurrency}: {result.rps:.0f} req/s, p50 "
+                          f"{result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, statuses {result.statuses}")
+            report.append(f"CPU seconds over {wall:.1f} s of wall time ({psutil.cpu_count()} cores):")
+            for name in procs:
+                used = after[name] - before[name]
+                report.append(f"  {name:<28} {used:6.2f} CPU s ({100 * used / wall:5.1f} % of one core, "
+                              f"{1e6 * used / max(result.requests, 1):6.0f} CPU us per request)")
+            report.append("")
+            if spy.returncode != 0 or not collapsed.exists():
+                report.append(f"py-spy failed ({spy.returncode}): {spy.stderr.strip()[:500]}")
+            else:
+                report.append(f"py-spy on {victim.pid} ({int(seconds)} s at 250 Hz):")
+                report.append(summarize_collapsed(collapsed))
+        finally:
+            ts.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return "\n".join(report) + "\n"

@@ -1,0 +1,90 @@
+"""What the bench needs on top of serving.server: several named models, worker processes.
+
+serving.server.TorchServe starts TorchServe in its own directory (own temp dir, own key
+file, free loopback ports through `test_config`) and talks to its APIs; here we add loading
+several archives under chosen names, waiting for all of them, and finding the worker
+processes (for resident memory, and for the crash test's kill -9).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+import psutil
+import requests
+
+from serving.server import ServerError, TorchServe, test_config
+
+WORKER_SCRIPT = "model_service_worker.py"
+
+
+def start(workdir: Path, model_store: Path, models: dict[str, str], workers: int = 1,
+          timeout_s: float = 300, **overrides: object) -> TorchServe:
+    """Start TorchServe from `workdir` loading `models` ({name: file.mar} in `model_store`)
+    with the project's config.properties on free ports, and wait until each model has
+    `workers` READY workers. `overrides` change config.properties entries."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    load_models = ",".join(f"{name}={mar}" for name, mar in models.items())
+    config = test_config(workdir, model_store, workers=workers, load_models=load_models, **overrides)
+    server = TorchServe(workdir, config)
+    server.start(model=None, timeout=timeout_s)
+    try:
+        wait_models(server, models, workers, timeout_s)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def wait_models(server: TorchServe, models: Iterable[str], workers: int = 1,
+                timeout_s: float = 300) -> None:
+    """Wait until every model has at least `workers` READY workers."""
+    models = list(models)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if all(server.ready_workers(m) >= workers for m in models):
+                return
+        except (requests.RequestException, ValueError, IndexError, KeyError):
+            pass
+        if server.pid() is None:
+            raise ServerError(f"TorchServe exited while loading {models}; see {server.workdir / 'logs'}")
+        time.sleep(0.2)
+    raise ServerError(f"{models} not ready with {workers} worker(s) after {timeout_s:.0f} s; "
+                      f"see {server.workdir / 'logs'}")
+
+
+def worker_processes(server: TorchServe, model: str | None = None) -> list[psutil.Process]:
+    """The Python worker processes under the Java frontend (of `model`, when given).
+
+    A worker's model is read off the management API's worker pids when `model` is given.
+    """
+    pid = server.pid()
+    if pid is None:
+        return []
+    try:
+        workers = [p for p in psutil.Process(pid).children()
+                   if any(WORKER_SCRIPT in part for part in p.cmdline())]
+    except psutil.Error:
+        return []
+    if model is None:
+        return workers
+    pids = {w.get("pid") for w in server.describe(model).get("workers", [])}
+    return [p for p in workers if p.pid in pids]
+
+
+def worker_rss_mib(server: TorchServe, model: str | None = None) -> list[float]:
+    """Resident memory of each worker process, in MiB."""
+    sizes = []
+    for p in worker_processes(server, model):
+        try:
+            sizes.append(round(p.memory_info().rss / 2**20, 1))
+        except psutil.Error:
+            pass
+    return sizes
+
+
+def worker_pids(server: TorchServe, model: str) -> list[int]:
+    """The worker pids the management API reports for `model`, sorted."""
+    return sorted(w["pid"] for w in server.describe(model).get("workers", []) if w.get("pid"))

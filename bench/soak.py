@@ -1,0 +1,463 @@
+"""`make soak`: does the served model keep working under load, faults, bad input and attack?
+
+Five cases against one TorchServe started with the project's config.properties (free
+loopback ports, token authorization on, model API off), each bounded in count and time,
+each printing its figures and returning them with `passed`:
+
+1. sustained: many predictions at high concurrency; zero errors, every answer equal to the
+   in-process Predictor's, worker memory growth under 10 %;
+2. crash: kill -9 one worker during load; few failures while it restarts, every successful
+   answer right, healthy afterwards with the configured worker count;
+3. scaling: 1 -> 4 -> 1 workers through the management API during load; zero failures;
+4. barrage: malformed requests (bench.badinput) mixed with good ones; 4xx JSON for each bad
+   one, the right answer for each good one, no 5xx, no worker restart;
+5. auth: no key / a wrong key refused on inference and management, register API refused,
+   every listening socket on loopback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import psutil
+import requests
+
+from bench import archives, headlines, load, server
+from bench.badinput import JSON, TEXT, bad_requests, edge_good_requests, lenient_requests
+from serving.server import TorchServe
+
+MODEL = "news_cnn"
+PROBABILITY_TOLERANCE = 1e-4  # answers are rounded to 6 digits; batching may move the last ones
+MEMORY_GROWTH_LIMIT = 0.10
+CRASH_FAILURE_LIMIT = 0.01
+LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+
+
+@dataclass
+class SoakSizes:
+    """How much each case sends (full sizes: `make soak`; quick: the test suite)."""
+
+    sustained_requests: int = 20_000
+    sustained_concurrency: int = 32
+    crash_concurrency: int = 16
+    crash_warmup: int = 300
+    crash_after_recovery: int = 500
+    scaling_concurrency: int = 16
+    scaling_between: int = 300
+    barrage_good: int = 200
+    barrage_random: int = 150
+    barrage_concurrency: int = 8
+    case_deadline_s: float = 300.0
+    # How long a client waits before calling a request lost (longer than responseTimeout).
+    lost_request_timeout_s: float = 45.0
+
+    @classmethod
+    def quick(cls) -> "SoakSizes":
+        """Small counts for `make test` (a minute or so in all)."""
+        return cls(sustained_requests=1_000, sustained_concurrency=16, crash_warmup=100,
+                   crash_after_recovery=100, scaling_between=60, barrage_good=40,
+                   barrage_random=150, case_deadline_s=120.0)
+
+
+class Expectations:
+    """What the in-process Predictor answers for each headline (the reference)."""
+
+    def __init__(self, artifacts: Path, texts: Sequence[str]) -> None:
+        from model.predictor import Predictor
+        predictor = Predictor.from_dir(artifacts)
+        unique = list(dict.fromkeys(texts))
+        self.answers = dict(zip(unique, predictor.predict(unique)))
+
+    def matches(self, text: str, answer) -> bool:
+        """Same label, and every probability within PROBABILITY_TOLERANCE."""
+        expected = self.answers[text]
+        if not isinstance(answer, dict) or answer.get("label") != expected["label"]:
+            return False
+        got = answer.get("probabilities") or {}
+        return set(got) == set(expected["probabilities"]) and all(
+            abs(got[k] - v) <= PROBABILITY_TOLERANCE for k, v in expected["probabilities"].items())
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _json_requests(texts: Sequence[str]) -> list[tuple[bytes, str]]:
+    return [(json.dumps({"text": t}).encode(), JSON) for t in texts]
+
+
+def _predictions(ts: TorchServe, timeout_s: float = 60.0) -> load.CheckedLoad:
+    return load.CheckedLoad(f"{ts.endpoints.inference}/predictions/{MODEL}",
+                            headers=lambda: ts.keys().headers("inference"), timeout_s=timeout_s)
+
+
+def _check_answers(outcomes: Sequence[load.Outcome], texts: Sequence[str],
+                   expect: Expectations) -> tuple[int, int]:
+    """(failed requests, wrong answers among the successful ones)."""
+    failed = wrong = 0
+    for o in outcomes:
+        if o.status != 200:
+            failed += 1
+        elif not expect.matches(texts[o.index % len(texts)], o.json()):
+            wrong += 1
+    return failed, wrong
+
+
+def _statuses(outcomes: Sequence[load.Outcome]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[str(o.status)] = counts.get(str(o.status), 0) + 1
+    return counts
+
+
+def _in_background(fn: Callable[[], list[load.Outcome]]) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.setdefault("outcomes", fn()), daemon=True)
+    thread.start()
+    return thread, box
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _healthy_with(ts: TorchServe, workers: int) -> bool:
+    try:
+        return ts.ping() and ts.ready_workers(MODEL) == workers
+    except (requests.RequestException, ValueError, KeyError, IndexError):
+        return False
+
+
+def _rss(ts: TorchServe) -> dict[int, float]:
+    out = {}
+    for p in server.worker_processes(ts, MODEL):
+        try:
+            out[p.pid] = p.memory_info().rss / 2**20
+        except psutil.Error:
+            pass
+    return out
+
+
+# --- the cases ----------------------------------------------------------------------------
+def sustained(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes) -> dict:
+    """Many predictions at high concurrency: no error, all right, memory flat."""
+    client = _predictions(ts)
+    warm = client.run(_json_requests(texts), sizes.sustained_concurrency,
+                      total=min(500, sizes.sustained_requests))
+    before = _rss(ts)
+    start = time.monotonic()
+    outcomes = _predictions(ts).run(_json_requests(texts), sizes.sustained_concurrency,
+                                    total=sizes.sustained_requests, deadline_s=sizes.case_deadline_s)
+    seconds = time.monotonic() - start
+    after = _rss(ts)
+    failed, wrong = _check_answers(outcomes, texts, expect)
+    same_workers = sorted(before) == sorted(after)
+    growth = (sum(after.values()) - sum(before.values())) / sum(before.values()) if before else None
+    latencies = [o.latency_s * 1000 for o in outcomes]
+    result = {
+        "requests": len(outcomes), "planned": sizes.sustained_requests,
+        "concurrency": sizes.sustained_concurrency, "seconds": round(seconds, 1),
+        "rps": round(len(outcomes) / seconds, 1), "failed": failed, "wrong": wrong,
+        "warmup_failed": sum(o.status != 200 for o in warm),
+        "statuses": _statuses(outcomes),
+        "p50_ms": round(load.percentile(latencies, 50), 2), "p99_ms": round(load.percentile(latencies, 99), 2),
+        "worker_rss_mib_before": {str(k): round(v, 1) for k, v in before.items()},
+        "worker_rss_mib_after": {str(k): round(v, 1) for k, v in after.items()},
+        "memory_growth": round(growth, 4) if growth is not None else None,
+        "same_worker_pids": same_workers,
+    }
+    result["passed"] = (len(outcomes) == sizes.sustained_requests and failed == 0 and wrong == 0
+                        and same_workers and growth is not None and growth < MEMORY_GROWTH_LIMIT)
+    return result
+
+
+def crash(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes,
+          workers: int) -> dict:
+    """kill -9 one worker during load; count failures while TorchServe restarts it."""
+    client = _predictions(ts)
+    thread, box = _in_background(lambda: client.run(
+        _json_requests(texts), sizes.crash_concurrency, total=10**7, deadline_s=sizes.case_deadline_s))
+    _wait_for(lambda: client.completed >= sizes.crash_warmup, 60, "warm-up requests")
+    victim = server.worker_pids(ts, MODEL)[0]
+    killed_at = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    # Recovered: the configured number of READY workers again, none of them the victim.
+    _wait_for(lambda: _healthy_with(ts, workers) and victim not in server.worker_pids(ts, MODEL),
+              120, "the killed worker's replacement")
+    recovered_at = time.monotonic()
+    done_at_recovery = client.completed
+    _wait_for(lambda: client.completed >= done_at_recovery + sizes.crash_after_recovery, 60,
+              "requests after recovery")
+    client.stop.set()
+    thread.join()
+    outcomes = box["outcomes"]
+    failed, wrong = _check_answers(outcomes, texts, expect)
+    window = [o for o in outcomes if killed_at <= o.finished <= recovered_at]
+    failed_window = sum(o.status != 200 for o in window)
+    result = {
+        "requests": len(outcomes), "concurrency": sizes.crash_concurrency,
+        "killed_pid": victim, "recovery_s": round(recovered_at - killed_at, 2),
+        "requests_during_recovery": len(window), "failed_during_recovery": failed_window,
+        "failed": failed, "failed_share": round(failed / len(outcomes), 5) if outcomes else None,
+        "failed_share_during_recovery": round(failed_window / len(window), 5) if window else None,
+        "wrong": wrong, "statuses": _statuses(outcomes),
+        "failure_errors": sorted({o.error or o.body.decode(errors="replace")[:120]
+                                  for o in outcomes if o.status != 200})[:5],
+        "workers_after": ts.ready_workers(MODEL), "healthy_after": ts.ping(),
+    }
+    # At most 1 % of the requests that were answered while the worker was being replaced.
+    result["passed"] = (wrong == 0 and result["healthy_after"] and result["workers_after"] == workers
+                        and failed == failed_window
+                        and (failed_window <= CRASH_FAILURE_LIMIT * max(len(window), 1)))
+    return result
+
+
+def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes,
+            workers: int) -> dict:
+    """Scale 1 -> 4 -> 1 workers through the management API during load: no failure."""
+    ts.scale(MODEL, 1)
+    # A request lost by TorchServe is never answered (pytorch/serve#1101): bound the wait.
+    client = _predictions(ts, timeout_s=sizes.lost_request_timeout_s)
+    thread, box = _in_background(lambda: client.run(
+        _json_requests(texts), sizes.scaling_concurrency, total=10**7, deadline_s=sizes.case_deadline_s))
+    steps = []
+    try:
+        for target in (4, 1):
+            mark = client.completed
+            _wait_for(lambda: client.completed >= mark + sizes.scaling_between, 60, "requests between scalings")
+            start = time.monotonic()
+            ts.scale(MODEL, target)
+            returned = time.monotonic()
+            # "synchronous" scaling can return before the last new worker is READY.
+            try:
+                _wait_for(lambda: ts.ready_workers(MODEL) == target, 60, f"{target} READY workers")
+            except TimeoutError:
+                pass
+            end = time.monotonic()
+            steps.append({"workers": target, "api_seconds": round(returned - start, 2),
+                          "ready_seconds": round(end - start, 2),
+                          "ready_after": ts.ready_workers(MODEL), "_window": (start, end)})
+        mark = client.completed
+        _wait_for(lambda: client.completed >= mark + sizes.scaling_between, 60, "requests after scaling")
+    finally:
+        client.stop.set()
+        thread.join()
+        ts.scale(MODEL, workers)  # leave the server as configured for the next case
+    outcomes = box["outcomes"]
+    failed, wrong = _check_answers(outcomes, texts, expect)
+    lost = [o for o in outcomes if o.status == 0 and "timed out" in o.error]
+    # A stopping worker fails its batch ("Worker died.") or drops the job it had taken
+    # (never answered): attribute each failure to the scaling step it overlapped.
+    for step in steps:
+        start, end = step.pop("_window")
+        step["failed"] = sum(1 for o in outcomes if o.status != 200
+                             and o.started <= end + 1.0 and o.finished >= start)
+    killed = [o for o in outcomes if o.status in (500, 503, 507) and b"Worker died" in o.body]
+    result = {"requests": len(outcomes), "concurrency": sizes.scaling_concurrency, "steps": steps,
+              "failed": failed, "wrong": wrong, "statuses": _statuses(outcomes),
+              # Requests never answered (client timeout): TorchServe drops the request a
+              # scaled-down worker had already taken from the queue (pytorch/serve#1101).
+              "lost_unanswered": len(lost), "worker_died": len(killed),
+              "failure_errors": sorted({o.error or o.body.decode(errors="replace")[:120]
+                                        for o in outcomes if o.status != 200})[:5]}
+    result["passed"] = failed == 0 and wrong == 0 and [s["ready_after"] for s in steps] == [4, 1]
+    return result
+
+
+def barrage(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes,
+            max_request_size: int, max_chars: int, max_texts: int) -> dict:
+    """Malformed requests mixed with good ones: 4xx JSON for bad, right answers for good."""
+    bad = bad_requests(max_request_size, max_chars, max_texts, random_count=sizes.barrage_random)
+    edge = edge_good_requests(max_chars)
+    good_texts = [texts[i % len(texts)] for i in range(sizes.barrage_good)] + [t for _, t in edge]
+    plan: list[tuple[str, str, bytes, str | None]] = [("bad", name, body, ctype) for name, body, ctype in bad]
+    plan += [("lenient", name, body, ctype) for name, body, ctype in lenient_requests()]
+    for i, text in enumerate(good_texts):
+        if i % 3 == 0 and text.isprintable() and text.encode(errors="ignore").decode() == text:
+            plan.append(("good", text, text.encode(), TEXT))
+        else:
+            plan.append(("good", text, json.dumps({"text": text}).encode(), JSON))
+    random.Random(1).shuffle(plan)
+    pids_before = server.worker_pids(ts, MODEL)
+    outcomes = _predictions(ts).run([(body, ctype) for _, _, body, ctype in plan],
+                                    sizes.barrage_concurrency, deadline_s=sizes.case_deadline_s)
+    problems = []
+    lenient = []
+    counts = {"bad": 0, "good": 0, "lenient": 0, "bad_4xx_json": 0, "good_right": 0, "5xx": 0, "no_answer": 0,
+              "frontend_413_without_body": 0}
+    for o in outcomes:
+        kind, name, _, ctype = plan[o.index]
+        counts[kind] += 1
+        body = o.json()
+        if o.status >= 500:
+            counts["5xx"] += 1
+        if o.status == 0:
+            counts["no_answer"] += 1
+        if kind == "bad":
+            if 400 <= o.status < 500 and isinstance(body, dict):
+                counts["bad_4xx_json"] += 1
+            elif o.status == 413 and not o.body and len(plan[o.index][2]) > max_request_size:
+                # TorchServe's HTTP layer refuses bodies over max_request_size before any of
+                # our code runs, with an empty body: counted apart, not a handler failure.
+                counts["frontend_413_without_body"] += 1
+            else:
+                problems.append({"case": name, "content_type": ctype, "status": o.status,
+                                 "body": (o.error or o.body.decode(errors="replace"))[:200]})
+        elif kind == "lenient":
+            answered = o.status == 200 and isinstance(body, dict) and "label" in body
+            refused = 400 <= o.status < 500 and isinstance(body, dict)
+            lenient.append({"case": name, "status": o.status, "ok": answered or refused})
+            if not (answered or refused):
+                problems.append({"case": name, "content_type": ctype, "status": o.status,
+                                 "body": (o.error or o.body.decode(errors="replace"))[:200]})
+        elif o.status == 200 and expect.matches(name, body):
+            counts["good_right"] += 1
+        else:
+            problems.append({"case": f"good: {name[:60]!r}", "content_type": ctype, "status": o.status,
+                             "body": (o.error or o.body.decode(errors="replace"))[:200]})
+    pids_after = server.worker_pids(ts, MODEL)
+    result = {"requests": len(outcomes), **counts, "statuses": _statuses(outcomes),
+              "lenient_outcomes": lenient,
+              "worker_pids_unchanged": pids_before == pids_after, "healthy_after": ts.ping(),
+              "problems": problems[:40], "problem_count": len(problems)}
+    result["passed"] = (len(outcomes) == len(plan) and not problems and counts["5xx"] == 0
+                        and result["worker_pids_unchanged"] and result["healthy_after"])
+    return result
+
+
+def auth(ts: TorchServe) -> dict:
+    """Keys are required on inference and management; no registering; loopback only."""
+    keys = ts.keys()
+    inference, management = ts.endpoints.inference, ts.endpoints.management
+    body = json.dumps({"text": "Stocks rally"})
+    cases = [
+        ("predict without key", "POST", f"{inference}/predictions/{MODEL}", {}),
+        ("predict with wrong key", "POST", f"{inference}/predictions/{MODEL}", {"Authorization": "Bearer wrong"}),
+        ("predict with management key", "POST", f"{inference}/predictions/{MODEL}", keys.headers("management")),
+        ("explain without key", "POST", f"{inference}/explanations/{MODEL}", {}),
+        ("ping without key", "GET", f"{inference}/ping", {}),
+        ("list models without key", "GET", f"{management}/models", {}),
+        ("list models with wrong key", "GET", f"{management}/models", {"Authorization": "Bearer wrong"}),
+        ("list models with inference key", "GET", f"{management}/models", keys.headers("inference")),
+        ("scale without key", "PUT", f"{management}/models/{MODEL}?min_worker=3", {}),
+        ("new token without API key", "POST", f"{management}/token?type=inference", {}),
+    ]
+    refused = []
+    for name, method, url, headers in cases:
+        r = requests.request(method, url, data=body if method == "POST" else None,
+                             headers={"Content-Type": "application/json", **headers}, timeout=30)
+        refused.append({"case": name, "status": r.status_code,
+                        "invalid_key": "InvalidKeyException" in r.text, "body": r.text[:160]})
+    # With the right management key, registering and unregistering models stay refused.
+    model_api = []
+    for name, method, url in (
+            ("register a model", "POST", f"{management}/models?url={MODEL}.mar&model_name=other"),
+            ("register from a URL", "POST", f"{management}/models?url=http://127.0.0.1:1/x.mar"),
+            ("unregister the model", "DELETE", f"{management}/models/{MODEL}")):
+        r = requests.request(method, url, headers=keys.headers("management"), timeout=30)
+        model_api.append({"case": name, "status": r.status_code, "body": r.text[:160]})
+    listening = listening_sockets(ts)
+    # With the right keys everything still works (the refusals are not a broken server).
+    ok_predict = requests.post(f"{inference}/predictions/{MODEL}", data=body, timeout=30,
+                               headers={"Content-Type": "application/json", **keys.headers("inference")})
+    ok_models = requests.get(f"{management}/models", headers=keys.headers("management"), timeout=30)
+    result = {
+        "refused": refused, "model_api": model_api, "listening": listening,
+        "with_keys": {"predict": ok_predict.status_code, "list_models": ok_models.status_code},
+        "model_still_registered": ts.ready_workers(MODEL) > 0,
+    }
+    result["passed"] = (all(c["status"] == 400 and c["invalid_key"] for c in refused[:-1])
+                        and 400 <= refused[-1]["status"] < 500
+                        and all(400 <= c["status"] < 500 for c in model_api)
+                        and all(s["ip"] in LOOPBACK for s in listening) and bool(listening)
+                        and ok_predict.status_code == 200 and ok_models.status_code == 200
+                        and result["model_still_registered"])
+    return result
+
+
+def listening_sockets(ts: TorchServe) -> list[dict]:
+    """Every TCP socket the frontend and its workers listen on."""
+    pid = ts.pid()
+    procs = [psutil.Process(pid)] + server.worker_processes(ts) if pid else []
+    out = []
+    for p in procs:
+        try:
+            conns = p.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        for c in conns:
+            if c.status == psutil.CONN_LISTEN:
+                out.append({"pid": p.pid, "ip": c.laddr.ip, "port": c.laddr.port})
+    return out
+
+
+# --- the suite ----------------------------------------------------------------------------
+def _print_case(name: str, result: dict) -> None:
+    figures = {k: v for k, v in result.items()
+               if k not in ("problems", "refused", "model_api", "listening", "worker_rss_mib_before",
+                            "worker_rss_mib_after", "passed")}
+    print(f"{name}: {'PASSED' if result['passed'] else 'FAILED'} {json.dumps(figures)}")
+    if not result["passed"]:
+        for key in ("problems", "refused", "model_api", "listening"):
+            if key in result:
+                print(f"  {key}: {json.dumps(result[key])[:2000]}")
+
+
+def run(mar: Path, artifacts: Path, config: Path, sizes: SoakSizes, data: Path | None = None,
+        cases: Sequence[str] = ("sustained", "crash", "scaling", "barrage", "auth")) -> dict:
+    """Start TorchServe with the project's config, run `cases` in order, stop it."""
+    from serving.properties import read_properties
+    texts = headlines.load(data, limit=500)
+    model_config = archives.read_model_config(mar)
+    workers = int(model_config.get("minWorkers", 1))
+    handler_settings = model_config.get("handler") or {}
+    max_chars = int(handler_settings.get("max_chars", 1000))
+    # The reference answers also cover the odd-but-valid headlines of the barrage.
+    expect = Expectations(artifacts, texts + [t for _, t in edge_good_requests(max_chars)])
+    properties = read_properties(config)
+    root = Path(tempfile.mkdtemp(prefix="soak-"))
+    results: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "sizes": asdict(sizes),
+                     "workers": workers, "loadavg_start": list(os.getloadavg()), "cases": {}}
+    try:
+        store = root / "store"
+        archives.copy_into(mar, store)
+        ts = server.start(root / "server", store, {MODEL: mar.name}, workers, base=config)
+        try:
+            for name in cases:
+                start = time.monotonic()
+                if name == "sustained":
+                    result = sustained(ts, texts, expect, sizes)
+                elif name == "crash":
+                    result = crash(ts, texts, expect, sizes, workers)
+                elif name == "scaling":
+                    result = scaling(ts, texts, expect, sizes, workers)
+                elif name == "barrage":
+                    result = barrage(ts, texts, expect, sizes,
+                                     int(properties.get("max_request_size", 6553500)),
+                                     max_chars,
+                                     int(handler_settings.get("max_texts", 64)))
+                elif name == "auth":
+                    result = auth(ts)
+                else:
+                    raise ValueError(f"unknown soak case {name!r}")
+                result["case_seconds"] = round(time.monotonic() - start, 1)
+                results["cases"][name] = result
+                _print_case(name, result)
+        finally:
+            ts.stop()
+    except BaseException:
+        print(f"kept {root} for its logs")
+        raise
+    shutil.rmtree(root, ignore_errors=True)
+    results["loadavg_end"] = list(os.getloadavg())
+    return results

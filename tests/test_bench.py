@@ -1,0 +1,195 @@
+"""Unit tests of the benchmark's parts (no TorchServe): archives, load generators against a
+local HTTP server, bad-input catalogue, reference answers, in-process timing, reports."""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bench import archives, badinput, benchmark, echo_handler, headlines, load, profile, report
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Answers POST with its body; 401 without the expected Authorization header."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs (40 ms)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        status = 200 if self.headers.get("Authorization") == "Bearer k" else 401
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def http_echo():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/predictions/echo"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_echo_handler_answers_each_request_with_its_body():
+    assert echo_handler.handle(None, object()) is None
+    assert echo_handler.handle([{"body": b"a"}, {"data": {"text": "b"}}, {}], object()) == \
+        [b"a", {"text": "b"}, b""]
+
+
+def test_model_config_rewrite_keeps_everything_else(tmp_path):
+    mar = archives.build_echo(tmp_path / "store", {"batchSize": 4, "maxBatchDelay": 10,
+                                                   "minWorkers": 1, "maxWorkers": 1})
+    assert archives.read_model_config(mar)["batchSize"] == 4
+    copy = archives.with_model_config(mar, tmp_path / "store" / "b1.mar", {"batchSize": 1})
+    assert archives.read_model_config(copy) == {"batchSize": 1, "maxBatchDelay": 10,
+                                                "minWorkers": 1, "maxWorkers": 1}
+    import zipfile
+    with zipfile.ZipFile(mar) as a, zipfile.ZipFile(copy) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        assert a.read("echo_handler.py") == b.read("echo_handler.py")
+
+
+def test_variant_overrides_merge_the_handler_section():
+    base = {"batchSize": 16, "handler": {"max_chars": 1000, "num_threads": 1}}
+    merged = benchmark._variant_overrides(base, {"minWorkers": 1, "handler": {"num_threads": 2}})
+    assert merged == {"minWorkers": 1, "handler": {"max_chars": 1000, "num_threads": 2}}
+
+
+def test_load_refuses_other_hosts():
+    with pytest.raises(ValueError):
+        load.require_loopback("http://example.com/predictions/x")
+    with pytest.raises(ValueError):
+        load.CheckedLoad("http://10.0.0.1:8080/x")
+    load.require_loopback("http://127.0.0.1:1/x")
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make wrk)")
+def test_wrk_counts_requests_statuses_and_stops_at_its_budget(http_echo):
+    bodies = headlines.json_bodies(headlines.SAMPLE)
+    result = load.run_wrk(http_echo, bodies, concurrency=4, duration_s=3, max_requests=200,
+                          auth="Bearer k")
+    assert result.statuses == {"200": result.requests}
+    assert 200 <= result.requests < 400  # each of the 2 threads stops after its 100 answers
+    assert result.duration_s < 2.5  # the time to the last answer, not wrk's whole -d
+    assert 0 < result.p50_ms <= result.p99_ms <= result.max_ms
+    refused = load.run_wrk(http_echo, bodies, concurrency=2, duration_s=1, max_requests=20,
+                           auth="Bearer wrong")
+    assert set(refused.statuses) == {"401"} and refused.ok == 0
+
+
+def test_checked_load_keeps_every_answer_in_order(http_echo):
+    requests_ = [(json.dumps({"text": t}).encode(), "application/json") for t in headlines.SAMPLE]
+    client = load.CheckedLoad(http_echo, headers={"Authorization": "Bearer k"})
+    outcomes = client.run(requests_, concurrency=4, total=50)
+    assert [o.index for o in outcomes] == list(range(50)) and client.completed == 50
+    for o in outcomes:
+        assert o.status == 200 and o.json() == {"text": headlines.SAMPLE[o.index % len(headlines.SAMPLE)]}
+        assert o.latency_s >= 0
+
+
+def test_checked_load_reports_a_dead_server_as_failed_requests():
+    port = load.urlsplit("http://127.0.0.1:9/x").port  # discard port: nothing listens
+    outcomes = load.CheckedLoad(f"http://127.0.0.1:{port}/x", timeout_s=2).run([(b"x", "text/plain")], 2, total=4)
+    assert len(outcomes) == 4 and all(o.status == 0 and o.error for o in outcomes)
+
+
+def test_percentile_nearest_rank():
+    values = list(range(1, 101))
+    assert load.percentile(values, 50) == 50
+    assert load.percentile(values, 99) == 99
+    assert load.percentile([], 50) == 0.0
+
+
+def test_bad_input_catalogue_is_large_varied_and_really_bad():
+    cases = badinput.bad_requests(max_request_size=1000, max_chars=50, max_texts=3, random_count=150)
+    assert len(cases) >= 200
+    names = [name for name, _, _ in cases]
+    assert len(set(names)) == len(names)
+    for name, body, _ in cases:
+        if name.startswith("random bytes"):
+            with pytest.raises(UnicodeDecodeError):
+                body.decode("utf-8")
+        if name.startswith("huge"):
+            assert len(body) > 1000
+        if name.startswith("over-long"):
+            assert len(body) > 50
+    assert {c for _, _, c in cases} >= {None, badinput.JSON, badinput.TEXT, "application/octet-stream"}
+
+
+def test_reference_answers_match_within_tolerance(tiny_artifacts):
+    from bench.soak import Expectations
+    expect = Expectations(tiny_artifacts, ["final tennis tournament", "oil prices"])
+    answer = json.loads(json.dumps(expect.answers["oil prices"]))
+    assert expect.matches("oil prices", answer)
+    nudged = dict(answer, probabilities={k: v + 5e-5 for k, v in answer["probabilities"].items()})
+    assert expect.matches("oil prices", nudged)
+    wrong = dict(answer, probabilities={k: v + 1e-3 for k, v in answer["probabilities"].items()})
+    assert not expect.matches("oil prices", wrong)
+    assert not expect.matches("oil prices", dict(answer, label="nope"))
+    assert not expect.matches("oil prices", None)
+
+
+def test_inprocess_timings_cover_handler_and_forward(tiny_artifacts):
+    from bench import inprocess
+    result = inprocess.measure(tiny_artifacts, headlines.SAMPLE, batch=4, min_seconds=0.05)
+    for key in ("handler_1", "handler_4", "forward_1", "forward_4", "encode_1", "encode_4"):
+        assert result[key]["us_per_headline_median"] > 0
+    assert result["torch_threads"] == 1
+
+
+def _results() -> dict:
+    row = {"case": "floor", "concurrency": 16, "requests": 100, "duration_s": 1.0, "rps": 100.0,
+           "p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0, "max_ms": 4.0, "statuses": {"200": 100},
+           "socket_errors": 0}
+    return {
+        "machine": {"cpus": 2, "platform": "test", "loadavg_start": [0, 0, 0], "loadavg_end": [0, 0, 0]},
+        "started": "now", "settings": {"duration_s": 1, "warmup_s": 0}, "model_config": {},
+        "throughput": [dict(row, name="echo c=16"),
+                       dict(row, name="predictions c=16", rps=95.0, rps_share=0.95, p99_ms=3.3,
+                            p99_ratio=1.1, reference="echo c=16"),
+                       dict(row, case="explanations", name="explanations c=16", rps=40.0,
+                            rps_share=0.42, p99_ratio=2.0, reference="predictions c=16")],
+        "inprocess": {"torch_threads": 1,
+                      **{f"{k}_{n}": {"us_per_headline_median": 10.0} for k in
+                         ("handler", "encode", "forward") for n in (1, 32)}},
+    }
+
+
+def test_goals_compare_each_figure_with_its_threshold():
+    results = _results()
+    goals = {g["goal"]: g["met"] for g in benchmark.goals(results)}
+    assert goals == {"predictions c=16 >= 0.9 x echo req/s": True,
+                     "predictions c=16 p99 <= 1.5 x echo p99": True,
+                     "handler in-process <= 1000 us per headline (1 headline)": True,
+                     "explanations >= 0.5 x predictions req/s": False}
+
+
+def test_report_writes_json_markdown_and_png(tmp_path):
+    results = _results()
+    results["goals"] = benchmark.goals(results)
+    paths = report.write(results, tmp_path)
+    assert json.loads(paths[0].read_text())["throughput"][1]["rps_share"] == 0.95
+    text = paths[1].read_text()
+    assert "| floor | predictions c=16 | 95 | 0.95 |" in text
+    assert "| explanations >= 0.5 x predictions req/s | 0.42 | no |" in text
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_collapsed_stacks_are_summarised(tmp_path):
+    path = tmp_path / "raw.txt"
+    path.write_text("main (a.py:1);work (a.py:2) 3\nmain (a.py:1);idle (a.py:3) 1\n")
+    text = profile.summarize_collapsed(path)
+    assert "4 samples" in text
+    assert "75.0 | work (a.py:2)" in text and "100.0 | main (a.py:1)" in text
