@@ -229,3 +229,22 @@ def test_an_empty_headline_has_no_ngrams_and_no_scores():
         batch_of([[]]), [0])[0]
     assert explanation["tokens"] == [] and explanation["token_scores"] == []
     assert all(n["ngram"] is None for n in explanation["ngrams"].values())
+
+
+def test_integrated_gradients_in_chunks_equal_one_pass(monkeypatch):
+    """Big batches run Integrated Gradients in chunks of MAX_IG_ROWS rows; the scores must not
+    depend on the chunking."""
+    import model.explain as explain_module
+
+    torch.manual_seed(3)
+    model = CNN(ModelConfig(vocab_size=40, num_classes=4, embedding_dim=6, num_filters=4))
+    ids = torch.randint(2, 40, (5, 7))
+    ids[1, 4:] = 0
+    batch = EncodedBatch(ids=ids, tokens=[[f"w{i}" for i in range(7)]] * 5, unknown=[0] * 5)
+    explainer = Explainer(model, LabelEncoder(["a", "b", "c", "d"]), None, ig_steps=4)
+    whole = explainer.explain(batch, [0, 1, 2, 3, 0])
+    monkeypatch.setattr(explain_module, "MAX_IG_ROWS", 8)  # 2 headlines x 4 steps per pass
+    chunked = explainer.explain(batch, [0, 1, 2, 3, 0])
+    for a, b in zip(whole, chunked):
+        assert a["token_scores"] == pytest.approx(b["token_scores"], abs=1e-5)
+        assert a["delta"] == pytest.approx(b["delta"], abs=1e-5)
