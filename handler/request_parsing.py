@@ -45,6 +45,9 @@ class HandlerSettings:
     max_chars: int = DEFAULT_MAX_CHARS
     max_texts: int = DEFAULT_MAX_TEXTS
     num_threads: int = DEFAULT_NUM_THREADS
+    # The request envelope TorchServe wraps the handler in (KServe's runtime sets
+    # TS_SERVICE_ENVELOPE); empty when requests come straight from TorchServe's REST API.
+    envelope: str = ""
 
     @classmethod
     def from_yaml_config(cls, config: dict | None, environ: dict | None = None) -> "HandlerSettings":
@@ -55,10 +58,14 @@ class HandlerSettings:
             max_chars=int(section.get("max_chars", DEFAULT_MAX_CHARS)),
             max_texts=int(section.get("max_texts", DEFAULT_MAX_TEXTS)),
             num_threads=int(environ.get(THREADS_ENV) or section.get("num_threads", DEFAULT_NUM_THREADS)),
+            envelope=environ.get(ENVELOPE_ENV, ""),
         )
         if min(settings.max_chars, settings.max_texts, settings.num_threads) < 1:
             raise ValueError(f"handler settings must be positive: {settings}")
         return settings
+
+
+ENVELOPE_ENV = "TS_SERVICE_ENVELOPE"
 
 
 def choose_device(gpu_id: int | str | None) -> torch.device:

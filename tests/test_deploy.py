@@ -182,7 +182,11 @@ def test_make_kserve_storage_target():
 # --- One real TorchServe on the KServe configuration ----------------------------------------
 
 class KServeLikeServer(serving_server.TorchServe):
-    """TorchServe as KServe's runtime runs it: no tokens, so readiness is polled without keys."""
+    """TorchServe as KServe's runtime runs it: no tokens, so readiness is polled without keys,
+    and TS_SERVICE_ENVELOPE in the environment, as KServe's TorchServe ServingRuntime sets it."""
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "TS_SERVICE_ENVELOPE": "kserve"}
 
     def wait_ready(self, model: str | None = MODEL_NAME, timeout: float = 180) -> None:
         import time

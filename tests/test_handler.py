@@ -302,3 +302,16 @@ def test_metrics_are_recorded_and_declared_in_the_metrics_config(served):
         assert name in names, f"{name} is not declared in {METRICS_CONFIG}"
         recorded = {n for by_type in cache.values() for n in by_type}
         assert name in recorded
+
+
+def test_answers_are_json_text_unless_an_envelope_wraps_them(tiny_artifacts, monkeypatch):
+    """TorchServe sends a string as is (no slow indent=2 dump); under KServe's envelope the
+    handler hands back objects for the envelope to nest in its {"predictions": [...]}."""
+    for envelope, expected_type in (("", str), ("kserve", dict)):
+        monkeypatch.setenv("TS_SERVICE_ENVELOPE", envelope)
+        handler = NewsHandler()
+        context = make_context(tiny_artifacts, [{}])
+        handler.initialize(context)
+        set_batch(context, [{}])
+        (answer,) = handler.handle([{"body": {"text": GOOD}}], context)
+        assert isinstance(answer, expected_type)
