@@ -86,10 +86,6 @@ class BenchSettings:
         return cls(duration_s=2.0, warmup_s=0.5, inprocess_seconds=0.5, rounds=1, **kwargs)
 
 
-def _bodies(settings: BenchSettings) -> list[str]:
-    return headlines.json_bodies(headlines.load(settings.data))
-
-
 def _measure(ts: TorchServe, path: str, bodies: list[str], concurrency: int,
              settings: BenchSettings) -> load.LoadResult:
     """A warm-up run, then the measured run, against one endpoint of `ts`."""
@@ -163,6 +159,7 @@ def run_startup(settings: BenchSettings, root: Path, store: Path, bodies: list[s
     workers = int(archives.read_model_config(store / f"{MODEL}.mar").get("minWorkers", 1))
     workdir = root / "startup"
     workdir.mkdir(parents=True)
+    # Not server.start: it returns only once every worker is READY, after the first answer.
     config = test_config(workdir, store, workers=workers, base=settings.config,
                          load_models=f"{MODEL}={MODEL}.mar")
     ts = TorchServe(workdir, config)
@@ -191,8 +188,8 @@ def run_startup(settings: BenchSettings, root: Path, store: Path, bodies: list[s
         "all_workers_ready_s": round(ready_seconds, 2),
         "mar_bytes": (store / f"{MODEL}.mar").stat().st_size,
         "workers": len(rss_loaded),
-        "worker_rss_mib_idle": [round(x, 1) for x in rss_idle],
-        "worker_rss_mib_after_load": [round(x, 1) for x in rss_loaded],
+        "worker_rss_mib_idle": rss_idle,
+        "worker_rss_mib_after_load": rss_loaded,
     }
     print(f"  first answer after {result['first_answer_s']} s, all workers after "
           f"{result['all_workers_ready_s']} s; .mar {result['mar_bytes'] / 2**20:.1f} MiB; "
@@ -237,7 +234,7 @@ def _variant_overrides(base: dict, overrides: dict) -> dict:
     return merged
 
 
-def worker_variants(settings: BenchSettings, base: dict) -> list[Variant]:
+def worker_variants(settings: BenchSettings) -> list[Variant]:
     """One archive per (workers, threads) combination."""
     return [Variant(f"w{w}_t{t}", {"minWorkers": w, "maxWorkers": w, "handler": {"num_threads": t}},
                     f"{w} worker(s) x {t} thread(s)")
@@ -261,14 +258,13 @@ def run_batching(settings: BenchSettings, root: Path, store: Path, bodies: list[
                  text: str, label: str) -> list[dict]:
     """batchSize/maxBatchDelay variants at high concurrency, against news_cnn's own settings."""
     ts, base = _serve_variants(settings, root, store, settings.batch_variants, "batching", bodies)
+    models = [MODEL] + [v.name for v in settings.batch_variants]
     rows = []
     try:
-        for v in [MODEL] + [v.name for v in settings.batch_variants]:
-            _check_answer(ts, v, text, label)
+        for m in models:
+            _check_answer(ts, m, text, label)
         c = settings.batch_concurrency
-        reference, *results = _compare(
-            ts, [f"/predictions/{m}" for m in [MODEL] + [v.name for v in settings.batch_variants]],
-            bodies, c, settings)
+        reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bodies, c, settings)
         ref_name = (f"news_cnn (batchSize {base.get('batchSize')}, maxBatchDelay "
                     f"{base.get('maxBatchDelay')}) c={c}")
         rows.append(_row("batching", ref_name, reference, None))
@@ -286,15 +282,15 @@ def run_workers(settings: BenchSettings, root: Path, store: Path, bodies: list[s
     base = archives.read_model_config(store / f"{MODEL}.mar")
     threads = int((base.get("handler") or {}).get("num_threads", 1))
     own = (int(base.get("minWorkers", 1)), threads)
-    variants = [v for v, wt in zip(worker_variants(settings, base), settings.worker_threads) if wt != own]
+    variants = [v for v, wt in zip(worker_variants(settings), settings.worker_threads) if wt != own]
     ts, _ = _serve_variants(settings, root, store, variants, "workers", bodies)
+    models = [MODEL] + [v.name for v in variants]
     rows = []
     try:
-        for v in [MODEL] + [v.name for v in variants]:
-            _check_answer(ts, v, text, label)
+        for m in models:
+            _check_answer(ts, m, text, label)
         for c in settings.worker_concurrencies:
-            reference, *results = _compare(
-                ts, [f"/predictions/{m}" for m in [MODEL] + [v.name for v in variants]], bodies, c, settings)
+            reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bodies, c, settings)
             ref_name = f"news_cnn ({own[0]} workers x {own[1]} thread) c={c}"
             rows.append(_row("workers", ref_name, reference, None))
             for v, result in zip(variants, results):

@@ -48,6 +48,7 @@ class LoadResult:
         return sum(n for code, n in self.statuses.items() if code.startswith("2"))
 
     def as_dict(self) -> dict:
+        """Every field, as plain JSON-ready values."""
         return asdict(self)
 
 
@@ -125,6 +126,7 @@ class Outcome:
 
     @property
     def latency_s(self) -> float:
+        """Seconds from sending the request to its answer (or error)."""
         return self.finished - self.started
 
     def json(self):

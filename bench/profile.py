@@ -96,7 +96,7 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
             spy = subprocess.run([py_spy_cmd, "record", "--pid", str(victim.pid), "--duration",
                                   str(int(seconds)), "--rate", "250", "--format", "raw",
                                   "--nonblocking", "--output", str(collapsed)],
-                                 capture_output=True, text=True)
+                                 capture_output=True, text=True, timeout=seconds + 60)
             thread.join()
             wall = time.monotonic() - wall
             after = _cpu_seconds(procs)

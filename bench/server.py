@@ -74,15 +74,20 @@ def worker_processes(server: TorchServe, model: str | None = None) -> list[psuti
     return [p for p in workers if p.pid in pids]
 
 
-def worker_rss_mib(server: TorchServe, model: str | None = None) -> list[float]:
-    """Resident memory of each worker process, in MiB."""
-    sizes = []
+def worker_rss(server: TorchServe, model: str | None = None) -> dict[int, float]:
+    """Resident memory of each worker process, in MiB (unrounded), by pid."""
+    sizes = {}
     for p in worker_processes(server, model):
         try:
-            sizes.append(round(p.memory_info().rss / 2**20, 1))
+            sizes[p.pid] = p.memory_info().rss / 2**20
         except psutil.Error:
-            pass
+            pass  # the worker exited since it was listed
     return sizes
+
+
+def worker_rss_mib(server: TorchServe, model: str | None = None) -> list[float]:
+    """Resident memory of each worker process, in MiB rounded to 0.1."""
+    return [round(mib, 1) for mib in worker_rss(server, model).values()]
 
 
 def worker_pids(server: TorchServe, model: str) -> list[int]:

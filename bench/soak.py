@@ -24,18 +24,23 @@ import signal
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import psutil
 import requests
 
 from bench import archives, headlines, load, server
 from bench.badinput import JSON, TEXT, bad_requests, edge_good_requests, lenient_requests
+from serving.properties import read_properties
 from serving.server import TorchServe
 
 MODEL = "news_cnn"
+# Request budget of a background load that runs until told to stop: far more than its
+# case_deadline_s allows, so the deadline (or the stop) is what ends it.
+UNTIL_STOPPED = 10**7
 PROBABILITY_TOLERANCE = 1e-4  # answers are rounded to 6 digits; batching may move the last ones
 MEMORY_GROWTH_LIMIT = 0.10
 CRASH_FAILURE_LIMIT = 0.01
@@ -116,11 +121,35 @@ def _statuses(outcomes: Sequence[load.Outcome]) -> dict[str, int]:
     return counts
 
 
-def _in_background(fn: Callable[[], list[load.Outcome]]) -> tuple[threading.Thread, dict]:
+@contextmanager
+def _load_in_background(client: load.CheckedLoad, texts: Sequence[str], concurrency: int,
+                        deadline_s: float) -> Iterator[dict]:
+    """Send predictions of `texts` from a background thread while the `with` block runs.
+
+    The load ends at `deadline_s` at the latest; leaving the block (normally or by an
+    exception) stops it and waits for it. Afterwards `box["outcomes"]` holds every answer
+    (the key is missing when the load itself failed)."""
     box: dict = {}
-    thread = threading.Thread(target=lambda: box.setdefault("outcomes", fn()), daemon=True)
+    thread = threading.Thread(target=lambda: box.setdefault("outcomes", client.run(
+        _json_requests(texts), concurrency, total=UNTIL_STOPPED, deadline_s=deadline_s)), daemon=True)
     thread.start()
-    return thread, box
+    try:
+        yield box
+    finally:
+        client.stop.set()
+        thread.join()
+
+
+def _failure_errors(outcomes: Sequence[load.Outcome]) -> list[str]:
+    """Up to 5 distinct reasons (socket error, else the start of the body) for failed requests."""
+    return sorted({o.error or o.body.decode(errors="replace")[:120]
+                   for o in outcomes if o.status != 200})[:5]
+
+
+def _problem(case: str, content_type: str | None, o: load.Outcome) -> dict:
+    """A barrage request that did not get the answer it should have."""
+    return {"case": case, "content_type": content_type, "status": o.status,
+            "body": (o.error or o.body.decode(errors="replace"))[:200]}
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -138,28 +167,18 @@ def _healthy_with(ts: TorchServe, workers: int) -> bool:
         return False
 
 
-def _rss(ts: TorchServe) -> dict[int, float]:
-    out = {}
-    for p in server.worker_processes(ts, MODEL):
-        try:
-            out[p.pid] = p.memory_info().rss / 2**20
-        except psutil.Error:
-            pass
-    return out
-
-
 # --- the cases ----------------------------------------------------------------------------
 def sustained(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes) -> dict:
     """Many predictions at high concurrency: no error, all right, memory flat."""
     client = _predictions(ts)
     warm = client.run(_json_requests(texts), sizes.sustained_concurrency,
                       total=min(500, sizes.sustained_requests))
-    before = _rss(ts)
+    before = server.worker_rss(ts, MODEL)
     start = time.monotonic()
-    outcomes = _predictions(ts).run(_json_requests(texts), sizes.sustained_concurrency,
-                                    total=sizes.sustained_requests, deadline_s=sizes.case_deadline_s)
+    outcomes = client.run(_json_requests(texts), sizes.sustained_concurrency,
+                          total=sizes.sustained_requests, deadline_s=sizes.case_deadline_s)
     seconds = time.monotonic() - start
-    after = _rss(ts)
+    after = server.worker_rss(ts, MODEL)
     failed, wrong = _check_answers(outcomes, texts, expect)
     same_workers = sorted(before) == sorted(after)
     growth = (sum(after.values()) - sum(before.values())) / sum(before.values()) if before else None
@@ -185,21 +204,18 @@ def crash(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSiz
           workers: int) -> dict:
     """kill -9 one worker during load; count failures while TorchServe restarts it."""
     client = _predictions(ts)
-    thread, box = _in_background(lambda: client.run(
-        _json_requests(texts), sizes.crash_concurrency, total=10**7, deadline_s=sizes.case_deadline_s))
-    _wait_for(lambda: client.completed >= sizes.crash_warmup, 60, "warm-up requests")
-    victim = server.worker_pids(ts, MODEL)[0]
-    killed_at = time.monotonic()
-    os.kill(victim, signal.SIGKILL)
-    # Recovered: the configured number of READY workers again, none of them the victim.
-    _wait_for(lambda: _healthy_with(ts, workers) and victim not in server.worker_pids(ts, MODEL),
-              120, "the killed worker's replacement")
-    recovered_at = time.monotonic()
-    done_at_recovery = client.completed
-    _wait_for(lambda: client.completed >= done_at_recovery + sizes.crash_after_recovery, 60,
-              "requests after recovery")
-    client.stop.set()
-    thread.join()
+    with _load_in_background(client, texts, sizes.crash_concurrency, sizes.case_deadline_s) as box:
+        _wait_for(lambda: client.completed >= sizes.crash_warmup, 60, "warm-up requests")
+        victim = server.worker_pids(ts, MODEL)[0]
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        # Recovered: the configured number of READY workers again, none of them the victim.
+        _wait_for(lambda: _healthy_with(ts, workers) and victim not in server.worker_pids(ts, MODEL),
+                  120, "the killed worker's replacement")
+        recovered_at = time.monotonic()
+        done_at_recovery = client.completed
+        _wait_for(lambda: client.completed >= done_at_recovery + sizes.crash_after_recovery, 60,
+                  "requests after recovery")
     outcomes = box["outcomes"]
     failed, wrong = _check_answers(outcomes, texts, expect)
     window = [o for o in outcomes if killed_at <= o.finished <= recovered_at]
@@ -211,8 +227,7 @@ def crash(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSiz
         "failed": failed, "failed_share": round(failed / len(outcomes), 5) if outcomes else None,
         "failed_share_during_recovery": round(failed_window / len(window), 5) if window else None,
         "wrong": wrong, "statuses": _statuses(outcomes),
-        "failure_errors": sorted({o.error or o.body.decode(errors="replace")[:120]
-                                  for o in outcomes if o.status != 200})[:5],
+        "failure_errors": _failure_errors(outcomes),
         "workers_after": ts.ready_workers(MODEL), "healthy_after": ts.ping(),
     }
     # At most 1 % of the requests that were answered while the worker was being replaced.
@@ -228,30 +243,28 @@ def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
     ts.scale(MODEL, 1)
     # A request lost by TorchServe is never answered (pytorch/serve#1101): bound the wait.
     client = _predictions(ts, timeout_s=sizes.lost_request_timeout_s)
-    thread, box = _in_background(lambda: client.run(
-        _json_requests(texts), sizes.scaling_concurrency, total=10**7, deadline_s=sizes.case_deadline_s))
     steps = []
     try:
-        for target in (4, 1):
+        with _load_in_background(client, texts, sizes.scaling_concurrency, sizes.case_deadline_s) as box:
+            for target in (4, 1):
+                mark = client.completed
+                _wait_for(lambda: client.completed >= mark + sizes.scaling_between, 60,
+                          "requests between scalings")
+                start = time.monotonic()
+                ts.scale(MODEL, target)
+                returned = time.monotonic()
+                # "synchronous" scaling can return before the last new worker is READY.
+                try:
+                    _wait_for(lambda: ts.ready_workers(MODEL) == target, 60, f"{target} READY workers")
+                except TimeoutError:
+                    pass
+                end = time.monotonic()
+                steps.append({"workers": target, "api_seconds": round(returned - start, 2),
+                              "ready_seconds": round(end - start, 2),
+                              "ready_after": ts.ready_workers(MODEL), "_window": (start, end)})
             mark = client.completed
-            _wait_for(lambda: client.completed >= mark + sizes.scaling_between, 60, "requests between scalings")
-            start = time.monotonic()
-            ts.scale(MODEL, target)
-            returned = time.monotonic()
-            # "synchronous" scaling can return before the last new worker is READY.
-            try:
-                _wait_for(lambda: ts.ready_workers(MODEL) == target, 60, f"{target} READY workers")
-            except TimeoutError:
-                pass
-            end = time.monotonic()
-            steps.append({"workers": target, "api_seconds": round(returned - start, 2),
-                          "ready_seconds": round(end - start, 2),
-                          "ready_after": ts.ready_workers(MODEL), "_window": (start, end)})
-        mark = client.completed
-        _wait_for(lambda: client.completed >= mark + sizes.scaling_between, 60, "requests after scaling")
+            _wait_for(lambda: client.completed >= mark + sizes.scaling_between, 60, "requests after scaling")
     finally:
-        client.stop.set()
-        thread.join()
         ts.scale(MODEL, workers)  # leave the server as configured for the next case
     outcomes = box["outcomes"]
     failed, wrong = _check_answers(outcomes, texts, expect)
@@ -268,8 +281,7 @@ def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
               # Requests never answered (client timeout): TorchServe drops the request a
               # scaled-down worker had already taken from the queue (pytorch/serve#1101).
               "lost_unanswered": len(lost), "worker_died": len(killed),
-              "failure_errors": sorted({o.error or o.body.decode(errors="replace")[:120]
-                                        for o in outcomes if o.status != 200})[:5]}
+              "failure_errors": _failure_errors(outcomes)}
     result["passed"] = failed == 0 and wrong == 0 and [s["ready_after"] for s in steps] == [4, 1]
     return result
 
@@ -283,6 +295,8 @@ def barrage(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
     plan: list[tuple[str, str, bytes, str | None]] = [("bad", name, body, ctype) for name, body, ctype in bad]
     plan += [("lenient", name, body, ctype) for name, body, ctype in lenient_requests()]
     for i, text in enumerate(good_texts):
+        # Every third good headline goes as text/plain when it is printable and has a UTF-8
+        # form (a lone surrogate has none); the others go as JSON.
         if i % 3 == 0 and text.isprintable() and text.encode(errors="ignore").decode() == text:
             plan.append(("good", text, text.encode(), TEXT))
         else:
@@ -296,7 +310,7 @@ def barrage(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
     counts = {"bad": 0, "good": 0, "lenient": 0, "bad_4xx_json": 0, "good_right": 0, "5xx": 0, "no_answer": 0,
               "frontend_413_without_body": 0}
     for o in outcomes:
-        kind, name, _, ctype = plan[o.index]
+        kind, name, sent, ctype = plan[o.index]
         counts[kind] += 1
         body = o.json()
         if o.status >= 500:
@@ -306,25 +320,22 @@ def barrage(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
         if kind == "bad":
             if 400 <= o.status < 500 and isinstance(body, dict):
                 counts["bad_4xx_json"] += 1
-            elif o.status == 413 and not o.body and len(plan[o.index][2]) > max_request_size:
+            elif o.status == 413 and not o.body and len(sent) > max_request_size:
                 # TorchServe's HTTP layer refuses bodies over max_request_size before any of
                 # our code runs, with an empty body: counted apart, not a handler failure.
                 counts["frontend_413_without_body"] += 1
             else:
-                problems.append({"case": name, "content_type": ctype, "status": o.status,
-                                 "body": (o.error or o.body.decode(errors="replace"))[:200]})
+                problems.append(_problem(name, ctype, o))
         elif kind == "lenient":
             answered = o.status == 200 and isinstance(body, dict) and "label" in body
             refused = 400 <= o.status < 500 and isinstance(body, dict)
             lenient.append({"case": name, "status": o.status, "ok": answered or refused})
             if not (answered or refused):
-                problems.append({"case": name, "content_type": ctype, "status": o.status,
-                                 "body": (o.error or o.body.decode(errors="replace"))[:200]})
+                problems.append(_problem(name, ctype, o))
         elif o.status == 200 and expect.matches(name, body):
             counts["good_right"] += 1
         else:
-            problems.append({"case": f"good: {name[:60]!r}", "content_type": ctype, "status": o.status,
-                             "body": (o.error or o.body.decode(errors="replace"))[:200]})
+            problems.append(_problem(f"good: {name[:60]!r}", ctype, o))
     pids_after = server.worker_pids(ts, MODEL)
     result = {"requests": len(outcomes), **counts, "statuses": _statuses(outcomes),
               "lenient_outcomes": lenient,
@@ -416,7 +427,6 @@ def _print_case(name: str, result: dict) -> None:
 def run(mar: Path, artifacts: Path, config: Path, sizes: SoakSizes, data: Path | None = None,
         cases: Sequence[str] = ("sustained", "crash", "scaling", "barrage", "auth")) -> dict:
     """Start TorchServe with the project's config, run `cases` in order, stop it."""
-    from serving.properties import read_properties
     texts = headlines.load(data, limit=500)
     model_config = archives.read_model_config(mar)
     workers = int(model_config.get("minWorkers", 1))

@@ -19,6 +19,7 @@ from serving.properties import DEFAULT_CONFIG
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: global connection options, then predict / explain / scale / describe."""
     defaults = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="python -m client", description=__doc__.splitlines()[0],
                                      epilog="\n".join(__doc__.splitlines()[2:]),
@@ -51,6 +52,7 @@ def _png_paths(path: str, count: int) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> object:
+    """Carry out one parsed command against the server; returns what to print as JSON."""
     client = NewsClient.from_config(args.config, args.key_file, args.model, args.timeout)
     if args.command == "predict":
         return client.predict(args.texts)

@@ -21,8 +21,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+from serving.properties import METRICS_CONFIG as METRICS
+from serving.properties import read_properties  # noqa: F401 - tests read the configs with it
+
 TEMPLATE = Path(__file__).parent / "kserve" / "config.properties"
-METRICS = Path(__file__).resolve().parent.parent / "serving" / "metrics.yaml"
 SNAPSHOT_KEY = "model_snapshot"
 
 
@@ -39,17 +41,6 @@ def read_manifest(mar: Path) -> dict:
             return json.loads(archive.read("MAR-INF/MANIFEST.json"))
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
         raise StorageError(f"{mar} is not a torch-model-archiver archive ({error}): rebuild it with `make archive`") from error
-
-
-def read_properties(path: Path) -> dict[str, str]:
-    """Parse a config.properties file the way KServe's wrapper does (key=value lines)."""
-    properties = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            properties[key.strip()] = value.strip()
-    return properties
 
 
 def snapshot_for(snapshot: dict, model_name: str, version: str, mar_name: str) -> dict:

@@ -227,6 +227,7 @@ class NewsHandler(BaseHandler):
         return answer if self.settings.envelope else json.dumps(answer)
 
     def _refuse(self, idx: int, error: RequestError) -> str | dict:
+        """Answer request `idx` with the error's HTTP status and its JSON body."""
         self.context.set_response_status(error.status, PHRASES.get(error.status, "Error"), idx)
         self._set_json(idx)
         return self._serialize(error.body())

@@ -22,9 +22,13 @@ DEFAULT_MAX_TEXTS = 64
 # plus 2 workers already fill the cores. Scale with workers, not threads.
 DEFAULT_NUM_THREADS = 1
 THREADS_ENV = "NEWS_CNN_NUM_THREADS"  # overrides model-config.yaml for quick experiments
+# Set by the request envelope TorchServe wraps the handler in (KServe's runtime sets it).
+ENVELOPE_ENV = "TS_SERVICE_ENVELOPE"
 
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error",
            501: "Not Implemented"}
+# The message of every `invalid_json` refusal: a JSON body that is not an object.
+NOT_AN_OBJECT = "a JSON body must be an object {\"text\": \"...\"} or {\"texts\": [\"...\", ...]}"
 
 
 class RequestError(Exception):
@@ -35,6 +39,7 @@ class RequestError(Exception):
         self.status, self.error, self.message = status, error, message
 
     def body(self) -> dict:
+        """The JSON answer the client gets: {"error": code, "message": text}."""
         return {"error": self.error, "message": self.message}
 
 
@@ -63,9 +68,6 @@ class HandlerSettings:
         if min(settings.max_chars, settings.max_texts, settings.num_threads) < 1:
             raise ValueError(f"handler settings must be positive: {settings}")
         return settings
-
-
-ENVELOPE_ENV = "TS_SERVICE_ENVELOPE"
 
 
 def choose_device(gpu_id: int | str | None) -> torch.device:
@@ -122,25 +124,20 @@ def parse_body(value: Any, content_type: str | None, settings: HandlerSettings) 
                 value = json.loads(value)
             except (ValueError, RecursionError) as err:
                 raise RequestError(400, "malformed_json", f"the body is not valid JSON: {err}") from None
-            if isinstance(value, str):
-                raise RequestError(400, "invalid_json", "a JSON body must be an object "
-                                   "{\"text\": \"...\"} or {\"texts\": [\"...\", ...]}")
-        elif isinstance(value, str) and value.lstrip().startswith("{"):
+        elif value.lstrip().startswith("{"):
             # An unlabelled body that looks like a JSON object is parsed as one, so
             # `curl -d '{"text": ...}'` without a content type still works.
             try:
                 value = json.loads(value)
             except (ValueError, RecursionError):
                 pass
-    elif isinstance(value, str) and _is_json(content_type):
-        # TorchServe decoded a JSON body that is a bare string: not an object.
-        raise RequestError(400, "invalid_json", "a JSON body must be an object "
-                           "{\"text\": \"...\"} or {\"texts\": [\"...\", ...]}")
+    if isinstance(value, str) and _is_json(content_type):
+        # A JSON body that is a bare string (decoded by TorchServe or just above): not an object.
+        raise RequestError(400, "invalid_json", NOT_AN_OBJECT)
     if isinstance(value, str):
         return [_check_text(value, settings)], False
     if not isinstance(value, dict):
-        raise RequestError(400, "invalid_json", "a JSON body must be an object "
-                           "{\"text\": \"...\"} or {\"texts\": [\"...\", ...]}")
+        raise RequestError(400, "invalid_json", NOT_AN_OBJECT)
     if ("text" in value) == ("texts" in value):
         raise RequestError(400, "missing_text", "the JSON object needs exactly one of the keys "
                            "\"text\" (one headline) or \"texts\" (a list of headlines)")
@@ -160,6 +157,7 @@ def parse_body(value: Any, content_type: str | None, settings: HandlerSettings) 
 
 
 def _check_text(text: str, settings: HandlerSettings, index: int | None = None) -> str:
+    """`text` itself if it is non-blank and within max_chars; `index` names it in a list."""
     where = "the headline" if index is None else f"headline {index}"
     if not text.strip():
         raise RequestError(400, "empty_text", f"{where} is empty or only whitespace")

@@ -83,6 +83,11 @@ class CNN(nn.Module):
             nn.Conv1d(config.embedding_dim, config.num_filters, kernel_size=f)
             for f in config.filter_sizes
         )
+        # Fixed by the config, so worked out once here rather than on every forward pass:
+        # each width's "same" padding, and the taps left and right of a position in the
+        # widest window of any width (what `convolve` pads every kernel out to).
+        self._paddings = [same_padding(f) for f in config.filter_sizes]
+        self._window = (max(l for l, _ in self._paddings), max(r for _, r in self._paddings))
         self.dropout = nn.Dropout(config.dropout_p)
         self.fc1 = nn.Linear(config.num_filters * len(config.filter_sizes), config.hidden_dim)
         self.fc2 = nn.Linear(config.hidden_dim, config.num_classes)
@@ -110,15 +115,6 @@ class CNN(nn.Module):
         bias = torch.cat([conv.bias for conv in self.convs])
         out = F.conv1d(F.pad(x, (left, right)), weight, bias)
         return list(out.split(self.config.num_filters, dim=1))
-
-    @property
-    def _paddings(self) -> list[tuple[int, int]]:
-        return [same_padding(f) for f in self.config.filter_sizes]
-
-    @property
-    def _window(self) -> tuple[int, int]:
-        """Taps left and right of a position in the widest window of any width."""
-        return max(l for l, _ in self._paddings), max(r for _, r in self._paddings)
 
     def position_mask(self, ids: torch.Tensor) -> torch.Tensor:
         """[batch, 1, length] True where a position belongs to the headline, not batch padding.

@@ -9,10 +9,10 @@ import argparse
 import json
 import shlex
 import sys
-from pathlib import Path
+from datetime import datetime
 
 from serving.keys import RENEW_MARGIN
-from serving.server import MODEL_NAME, ServerError, TorchServe
+from serving.server import MODEL_NAME, ServerError, TorchServe, count_ready
 
 EXAMPLE_TEXT = "The final tennis tournament starts next week."
 
@@ -24,10 +24,9 @@ def examples(server: TorchServe, model: str = MODEL_NAME) -> str:
     url = server.endpoints.inference
     body = shlex.quote(json.dumps({"text": EXAMPLE_TEXT}))
     several = shlex.quote(json.dumps({"texts": [EXAMPLE_TEXT, "Oil prices rise as stocks fall"]}))
-    expires = keys.inference_expires.isoformat(timespec="seconds") if keys.inference_expires else "never"
     return "\n".join([
-        f"Inference key (expires {expires}; `make keys` renews it {int(RENEW_MARGIN.total_seconds() // 60)} "
-        f"min before and prints it) from {server.key_file}:",
+        f"Inference key (expires {_expiry(keys.inference_expires)}; `make keys` renews it "
+        f"{int(RENEW_MARGIN.total_seconds() // 60)} min before and prints it) from {server.key_file}:",
         f"  curl -s -H {auth} -H 'Content-Type: application/json' -d {body} {url}/predictions/{model}",
         f"  curl -s -H {auth} -H 'Content-Type: text/plain' --data-binary {shlex.quote(EXAMPLE_TEXT)} "
         f"{url}/predictions/{model}",
@@ -37,10 +36,16 @@ def examples(server: TorchServe, model: str = MODEL_NAME) -> str:
     ])
 
 
+def _expiry(when: datetime | None) -> str:
+    """When a key expires, to the second, or "never"."""
+    return when.isoformat(timespec="seconds") if when else "never"
+
+
 def _status(server: TorchServe, model: str) -> str:
+    """One line: the served version, READY workers and the three API addresses."""
     description = server.describe(model)
-    ready = sum(w.get("status") == "READY" for w in description.get("workers", []))
-    return (f"TorchServe is serving {model} version {description.get('modelVersion')} with {ready} "
+    return (f"TorchServe is serving {model} version {description.get('modelVersion')} with "
+            f"{count_ready(description)} "
             f"READY worker(s) at {server.endpoints.inference} (management "
             f"{server.endpoints.management}, metrics {server.endpoints.metrics}/metrics)")
 
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Key file: {server.key_file} (written by TorchServe, mode 0600)")
             for kind, key, when in (("inference", keys.inference, keys.inference_expires),
                                     ("management", keys.management, keys.management_expires)):
-                print(f"  {kind:<10} {key}  expires {when.isoformat(timespec='seconds') if when else 'never'}")
+                print(f"  {kind:<10} {key}  expires {_expiry(when)}")
             print(f"  {'API':<10} {keys.api}  never expires; renews the others (POST /token?type=...)")
         elif args.command == "examples":
             print(examples(server, args.model))

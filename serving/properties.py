@@ -56,6 +56,7 @@ class Endpoints:
     @classmethod
     def on_ports(cls, inference: int, management: int, metrics: int,
                  host: str = "127.0.0.1") -> "Endpoints":
+        """The three APIs on `host` at the given ports."""
         return cls(f"http://{host}:{inference}", f"http://{host}:{management}",
                    f"http://{host}:{metrics}")
 

@@ -68,6 +68,11 @@ def test_config(workdir: str | Path, model_store: str | Path, workers: int = 1,
 test_config.__test__ = False  # a helper for tests, not a test: pytest must not collect it
 
 
+def count_ready(description: dict) -> int:
+    """How many workers of a model description (the management API's answer) are READY."""
+    return sum(w.get("status") == "READY" for w in description.get("workers", []))
+
+
 def _executable(name: str) -> str:
     """A console script of this virtual environment (next to its python), else from PATH."""
     candidate = Path(sys.executable).parent / name
@@ -102,9 +107,10 @@ class TorchServe:
 
     def start(self, model: str | None = MODEL_NAME, timeout: float = 240) -> "TorchServe":
         """Start TorchServe in the background and wait until it serves `model`."""
-        if self.pid() is not None:
+        running = self.pid()
+        if running is not None:
             raise ServerError(f"a TorchServe started from {self.workdir} is already running "
-                              f"(pid {self.pid()}): stop it first (`make stop`)")
+                              f"(pid {running}): stop it first (`make stop`)")
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.key_file.unlink(missing_ok=True)  # a stale file would hold old keys
         with open(self.log_file, "ab") as log:
@@ -136,10 +142,8 @@ class TorchServe:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
         try:
             psutil.Process(pid).wait(timeout)
-        except psutil.TimeoutExpired:
-            pass
-        except psutil.NoSuchProcess:
-            pass
+        except (psutil.TimeoutExpired, psutil.NoSuchProcess):
+            pass  # hung: killed with its group below; already gone: nothing to wait for
         # Workers (and a hung frontend) die with the process group the launcher created.
         if group is not None and group != os.getpgid(0):
             try:
@@ -180,7 +184,7 @@ class TorchServe:
 
     def ready_workers(self, model: str = MODEL_NAME) -> int:
         """How many of `model`'s workers are READY."""
-        return sum(w.get("status") == "READY" for w in self.describe(model).get("workers", []))
+        return count_ready(self.describe(model))
 
     def scale(self, model: str, workers: int, timeout: float = 120) -> dict:
         """Set `model`'s worker count and wait until TorchServe has done it."""
@@ -194,9 +198,10 @@ class TorchServe:
 
     def wait_ready(self, model: str | None = MODEL_NAME, timeout: float = 240) -> None:
         """Poll until /ping is healthy and (if `model`) one of its workers is READY."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while time.monotonic() < deadline:
-            if self.pid() is None and time.monotonic() > deadline - timeout + 10:
+            if self.pid() is None and time.monotonic() > started + 10:
                 raise ServerError(f"TorchServe exited while starting; see {self.log_file} "
                                   f"and {self.workdir / 'logs'}")
             if self.key_file.is_file() and self.ping():

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from bench import archives, badinput, benchmark, echo_handler, headlines, load, profile, report
+from serving.server import free_port
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -55,7 +57,6 @@ def test_model_config_rewrite_keeps_everything_else(tmp_path):
     copy = archives.with_model_config(mar, tmp_path / "store" / "b1.mar", {"batchSize": 1})
     assert archives.read_model_config(copy) == {"batchSize": 1, "maxBatchDelay": 10,
                                                 "minWorkers": 1, "maxWorkers": 1}
-    import zipfile
     with zipfile.ZipFile(mar) as a, zipfile.ZipFile(copy) as b:
         assert sorted(a.namelist()) == sorted(b.namelist())
         assert a.read("echo_handler.py") == b.read("echo_handler.py")
@@ -100,7 +101,7 @@ def test_checked_load_keeps_every_answer_in_order(http_echo):
 
 
 def test_checked_load_reports_a_dead_server_as_failed_requests():
-    port = load.urlsplit("http://127.0.0.1:9/x").port  # discard port: nothing listens
+    port = free_port()  # nothing listens there
     outcomes = load.CheckedLoad(f"http://127.0.0.1:{port}/x", timeout_s=2).run([(b"x", "text/plain")], 2, total=4)
     assert len(outcomes) == 4 and all(o.status == 0 and o.error for o in outcomes)
 

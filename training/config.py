@@ -78,12 +78,9 @@ class TrainConfig:
         if not 0 < self.filter_purity <= 1:
             raise ConfigError("--filter-purity must be in (0, 1]")
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
     def save(self, path: str | Path) -> None:
         """Write the options as JSON."""
-        Path(path).write_text(self.to_json())
+        Path(path).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":

@@ -149,7 +149,8 @@ def open_vocabulary(vectors: KeyedVectors, tokenizer: Tokenizer, stopwords: Iter
     as frozen tokens. Only words that preprocessing can produce are kept."""
     if max_words <= 0:
         return tokenizer
-    dropped = set(stopwords) | set(tokenizer.index_to_token)
+    # Stopwords never survive preprocessing; `extend` itself skips words already known.
+    dropped = set(stopwords)
     words = (w for w in vectors.index_to_key if _USABLE_WORD.match(w) and w not in dropped)
     return tokenizer.extend(words, max_size=len(tokenizer) + max_words)
 

@@ -104,18 +104,20 @@ def run_experiments(prepared: Prepared, config: TrainConfig, pretrained: Callabl
         if name == names.TFIDF:
             results[name] = run_tfidf(prepared, config.seed)
         elif name == names.RANDOM:
-            results[name] = run_cnn(name, prepared, config, None, False, device, "random")
+            results[name] = run_cnn(name, prepared, config, vectors=None, freeze=False,
+                                    device=device, source="random")
         elif name in (names.GLOVE_FROZEN, names.GLOVE_FINETUNED):
-            results[name] = run_cnn(name, prepared, config, pretrained(),
-                                    name == names.GLOVE_FROZEN, device, config.embeddings)
+            results[name] = run_cnn(name, prepared, config, vectors=pretrained(),
+                                    freeze=name == names.GLOVE_FROZEN, device=device,
+                                    source=config.embeddings)
         elif name == names.WORD2VEC:
             vectors = train_word2vec(sentences, vector_size=config.embedding_dim, seed=config.seed)
-            results[name] = run_cnn(name, prepared, config, vectors, False, device,
-                                    "word2vec (training headlines)")
+            results[name] = run_cnn(name, prepared, config, vectors=vectors, freeze=False,
+                                    device=device, source="word2vec (training headlines)")
         elif name == names.FASTTEXT:
             vectors = train_fasttext(sentences, vector_size=config.embedding_dim, seed=config.seed).wv
-            results[name] = run_cnn(name, prepared, config, vectors, False, device,
-                                    "fasttext (training headlines)")
+            results[name] = run_cnn(name, prepared, config, vectors=vectors, freeze=False,
+                                    device=device, source="fasttext (training headlines)")
     return results
 
 
@@ -124,6 +126,7 @@ _COLUMNS = ("experiment", "accuracy", "precision", "recall", "weighted F1", "mac
 
 
 def _rows(results: dict[str, ExperimentResult], archived: str) -> list[list[str]]:
+    """One row of formatted cells per experiment, in `_COLUMNS` order, for both tables."""
     rows = []
     for name, r in results.items():
         o = r.metrics["overall"]

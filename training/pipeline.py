@@ -12,6 +12,7 @@ import torch
 
 from model import artifacts
 from model.encoders import LabelEncoder, Tokenizer, pad_sequences
+from model.explain import compute_filter_thresholds
 from model.preprocess import Preprocessor
 from training import config as names
 from training.config import TrainConfig
@@ -33,24 +34,20 @@ TEST_SPLIT = "test.csv"
 
 def prepare(parts: Split, preprocessor: Preprocessor, vocab_size: int) -> Prepared:
     """Preprocess every part; fit the label encoder and tokenizer on the training part only."""
-    texts = {name: preprocessor.batch(frame[TITLE].tolist())
-             for name, frame in (("train", parts.train), ("val", parts.val), ("test", parts.test))}
+    frames = {"train": parts.train, "val": parts.val, "test": parts.test}
+    texts = {name: preprocessor.batch(frame[TITLE].tolist()) for name, frame in frames.items()}
     labels = LabelEncoder.fit(parts.train[CATEGORY])
-    y = {name: labels.encode(frame[CATEGORY])
-         for name, frame in (("train", parts.train), ("val", parts.val), ("test", parts.test))}
+    y = {name: labels.encode(frame[CATEGORY]) for name, frame in frames.items()}
     tokenizer = Tokenizer.fit(texts["train"], num_tokens=vocab_size)
     return Prepared(texts, y, labels, tokenizer, preprocessor.stopwords)
 
 
 def filter_thresholds(result: ExperimentResult, prepared: Prepared, purity: float) -> dict:
     """Per-filter activation thresholds for explanations, from the training split."""
-    from model.explain import compute_filter_thresholds  # written by the explanations work
-
     sequences = result.tokenizer.encode_batch(prepared.texts["train"])
     ids = torch.from_numpy(pad_sequences(sequences, min_length=result.model.config.max_filter_size))
-    with torch.no_grad():
-        return compute_filter_thresholds(result.model, ids, torch.from_numpy(prepared.y["train"]),
-                                         purity=purity)
+    return compute_filter_thresholds(result.model, ids, torch.from_numpy(prepared.y["train"]),
+                                     purity=purity)
 
 
 def run(config: TrainConfig) -> Path:
