@@ -35,11 +35,14 @@ install: $(VENV)/.installed ## Create the virtual environment with pinned requir
 test: install ## Run the test suite (with DATA=file.csv it also trains end to end on that file)
 	DATA="$(DATA)" $(PY) -m pytest tests $(PYTEST_ARGS)
 
+TRAIN_CMD = $(PY) -m training $(if $(DATA),--data "$(DATA)") --out "$(ARTIFACTS)" $(TRAIN_ARGS)
+
+# Trains only when no model exists yet (what `make serve` needs); `make train` always retrains.
 $(ARTIFACTS)/model.pt: | install
-	$(PY) -m training $(if $(DATA),--data "$(DATA)") --out "$(ARTIFACTS)" $(TRAIN_ARGS)
+	$(TRAIN_CMD)
 
 train: install ## Train all experiments and save the chosen model to ARTIFACTS (DATA=file.csv)
-	$(PY) -m training $(if $(DATA),--data "$(DATA)") --out "$(ARTIFACTS)" $(TRAIN_ARGS)
+	$(TRAIN_CMD)
 
 clean: ## Remove trained artifacts and archives (keeps the virtual environment)
 	rm -rf $(ARTIFACTS) model_store/*.mar logs
@@ -56,7 +59,7 @@ MAR := $(MODEL_STORE)/news_cnn.mar
 VERSION ?=
 WORKERS ?=
 SERVE_TIMEOUT ?= 300
-SERVING_SOURCES := handler/handler.py handler/request_parsing.py handler/model-config.yaml $(wildcard model/*.py)
+SERVING_SOURCES := handler/handler.py handler/request_parsing.py handler/model-config.yaml serving/archive.py $(wildcard model/*.py)
 ARCHIVE_CMD = $(PY) -m serving.archive --artifacts "$(ARTIFACTS)" --export-path "$(MODEL_STORE)" $(if $(VERSION),--version "$(VERSION)")
 
 .PHONY: archive serve stop predict scale keys status
