@@ -12,11 +12,15 @@ import os
 import sys
 from pathlib import Path
 
+from bench.benchmark import CASES as BENCH_CASES
+from bench.soak import CASES as SOAK_CASES
+from serving.properties import MODEL_NAME
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mar", type=Path, default=REPO / "model_store" / "news_cnn.mar",
+    parser.add_argument("--mar", type=Path, default=REPO / "model_store" / f"{MODEL_NAME}.mar",
                         help="the archive to serve (make archive)")
     parser.add_argument("--artifacts", type=Path, default=REPO / "artifacts",
                         help="the training run the archive came from (in-process reference)")
@@ -27,6 +31,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
                              "split ARTIFACTS/test.csv, else $DATA, else a built-in sample)")
     parser.add_argument("--out", type=Path, default=REPO / "bench", help="output directory")
     parser.add_argument("--quick", action="store_true", help="short runs (rough figures)")
+
+
+def _cases(known: tuple[str, ...]):
+    """An argparse type: a comma-separated subset of `known`, refused at parse time otherwise."""
+    def parse(text: str) -> tuple[str, ...]:
+        cases = tuple(c.strip() for c in text.split(",") if c.strip())
+        unknown = [c for c in cases if c not in known]
+        if unknown or not cases:
+            raise argparse.ArgumentTypeError(
+                f"unknown case(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(known)}")
+        return cases
+    return parse
 
 
 def _check_inputs(args: argparse.Namespace) -> str | None:
@@ -42,17 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="benchmark: throughput and latency with ratios")
     _common(run)
-    run.add_argument("--cases", default="startup,floor,batching,workers,inprocess",
-                     help="comma-separated subset of startup,floor,batching,workers,inprocess")
+    run.add_argument("--cases", type=_cases(BENCH_CASES), default=BENCH_CASES,
+                     help=f"comma-separated subset of {','.join(BENCH_CASES)}")
     run.add_argument("--duration", type=float, default=None, help="seconds per measurement")
     soak = sub.add_parser("soak", help="reliability suite: load, crash, scaling, bad input, auth")
     _common(soak)
-    soak.add_argument("--cases", default="sustained,crash,scaling,barrage,auth")
+    soak.add_argument("--cases", type=_cases(SOAK_CASES), default=SOAK_CASES,
+                      help=f"comma-separated subset of {','.join(SOAK_CASES)}")
     profile = sub.add_parser("profile", help="py-spy profile of a worker under load")
     _common(profile)
     profile.add_argument("--seconds", type=float, default=10.0)
     profile.add_argument("--concurrency", type=int, default=16)
-    profile.add_argument("--path", default="/predictions/news_cnn")
+    profile.add_argument("--path", default=f"/predictions/{MODEL_NAME}")
     args = parser.parse_args(argv)
 
     if args.data is None:
@@ -80,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
                     out_dir=args.out, data=args.data)
     if args.duration:
         settings.duration_s = args.duration
-    results = benchmark.run(settings, tuple(c.strip() for c in args.cases.split(",") if c.strip()))
+    results = benchmark.run(settings, args.cases)
     paths = report.write(results, args.out)
     print(report.markdown(results))
     print("wrote " + ", ".join(str(p) for p in paths))
@@ -90,8 +107,7 @@ def _run(args: argparse.Namespace) -> int:
 def _soak(args: argparse.Namespace) -> int:
     from bench import soak
     sizes = soak.SoakSizes.quick() if args.quick else soak.SoakSizes()
-    results = soak.run(args.mar, args.artifacts, args.config, sizes, args.data,
-                       tuple(c.strip() for c in args.cases.split(",") if c.strip()))
+    results = soak.run(args.mar, args.artifacts, args.config, sizes, args.data, args.cases)
     out = args.out / "soak.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

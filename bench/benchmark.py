@@ -15,21 +15,21 @@ A ratio is always (figure) / (its reference from the same server, measured minut
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import requests
 
 from bench import archives, headlines, load, server
+from serving.properties import MODEL_NAME
 from serving.server import TorchServe, test_config
 
-MODEL = "news_cnn"
 ECHO = "echo"
 # The echo handler without batching: the setting of the ~1,100 req/s figure in issue 5,
 # reported beside the same-settings floor for context.
@@ -86,6 +86,25 @@ class BenchSettings:
         return cls(duration_s=2.0, warmup_s=0.5, inprocess_seconds=0.5, rounds=1, **kwargs)
 
 
+@dataclass
+class BenchRun:
+    """What every case of one run shares: where the archives are, the request bodies, one
+    headline with its in-process label to check answers by, and news_cnn's model-config."""
+
+    settings: BenchSettings
+    root: Path  # temporary; each case starts its server in a folder of its own below
+    store: Path  # the model store: news_cnn.mar, the echo archives, the variants
+    bodies: list[str]
+    text: str
+    label: str
+    model_config: dict
+
+    @property
+    def workers(self) -> int:
+        """news_cnn's own worker count."""
+        return int(self.model_config.get("minWorkers", 1))
+
+
 def _measure(ts: TorchServe, path: str, bodies: list[str], concurrency: int,
              settings: BenchSettings) -> load.LoadResult:
     """A warm-up run, then the measured run, against one endpoint of `ts`."""
@@ -139,29 +158,26 @@ def _row(case: str, name: str, result: load.LoadResult, reference: load.LoadResu
     return row
 
 
-def _start(workdir: Path, settings: BenchSettings, store: Path, models: dict[str, str],
-           workers: int = 1, bodies: list[str] | None = None) -> TorchServe:
-    """Start a bench server; with `bodies`, warm every model up (the JVM compiles its hot
-    paths during the first seconds of load, which would handicap whatever runs first)."""
-    ts = server.start(workdir, store, models, workers, base=settings.config)
-    if bodies and settings.warmup_s > 0:
+def _start(bench_run: BenchRun, name: str, models: dict[str, str], workers: int = 1) -> TorchServe:
+    """Start a bench server in `<root>/<name>` and warm every model up (the JVM compiles its
+    hot paths during the first seconds of load, which would handicap whatever runs first)."""
+    ts = server.start(bench_run.root / name, bench_run.store, models, workers, base=bench_run.settings.config)
+    if bench_run.settings.warmup_s > 0:
         auth = ts.keys().headers("inference")["Authorization"]
-        for name in models:
-            load.run_wrk(f"{ts.endpoints.inference}/predictions/{name}", bodies, 16,
-                         2 * settings.warmup_s, 10**6, auth)
+        for model in models:
+            load.run_wrk(f"{ts.endpoints.inference}/predictions/{model}", bench_run.bodies, 16,
+                         2 * bench_run.settings.warmup_s, 10**6, auth)
     return ts
 
 
-def run_startup(settings: BenchSettings, root: Path, store: Path, bodies: list[str],
-                text: str, label: str) -> dict:
+def run_startup(bench_run: BenchRun) -> dict:
     """Seconds from `torchserve --start` to the first correct answer; size; memory."""
     print("start-up: news_cnn alone")
-    workers = int(archives.read_model_config(store / f"{MODEL}.mar").get("minWorkers", 1))
-    workdir = root / "startup"
+    workdir = bench_run.root / "startup"
     workdir.mkdir(parents=True)
     # Not server.start: it returns only once every worker is READY, after the first answer.
-    config = test_config(workdir, store, workers=workers, base=settings.config,
-                         load_models=f"{MODEL}={MODEL}.mar")
+    config = test_config(workdir, bench_run.store, workers=bench_run.workers, base=bench_run.settings.config,
+                         load_models=f"{MODEL_NAME}={MODEL_NAME}.mar")
     ts = TorchServe(workdir, config)
     started = time.monotonic()
     ts.start(model=None)  # returns when /ping is healthy
@@ -169,24 +185,24 @@ def run_startup(settings: BenchSettings, root: Path, store: Path, bodies: list[s
         deadline = time.monotonic() + 300
         while True:
             try:
-                _check_answer(ts, MODEL, text, label)
+                _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.label)
                 break
             except (requests.RequestException, OSError, KeyError, ValueError) as err:
                 if time.monotonic() > deadline or ts.pid() is None:
-                    raise RuntimeError(f"news_cnn never answered ({err!r}); see {workdir / 'logs'}")
+                    raise RuntimeError(f"news_cnn never answered ({err!r}); see {workdir / 'logs'}") from err
                 time.sleep(0.05)
         seconds = time.monotonic() - started
-        server.wait_models(ts, [MODEL], workers)
+        server.wait_models(ts, [MODEL_NAME], bench_run.workers)
         ready_seconds = time.monotonic() - started
-        rss_idle = server.worker_rss_mib(ts, MODEL)
-        _measure(ts, f"/predictions/{MODEL}", bodies, 16, settings)
-        rss_loaded = server.worker_rss_mib(ts, MODEL)
+        rss_idle = server.worker_rss_mib(ts, MODEL_NAME)
+        _measure(ts, f"/predictions/{MODEL_NAME}", bench_run.bodies, 16, bench_run.settings)
+        rss_loaded = server.worker_rss_mib(ts, MODEL_NAME)
     finally:
         ts.stop()
     result = {
         "first_answer_s": round(seconds, 2),
         "all_workers_ready_s": round(ready_seconds, 2),
-        "mar_bytes": (store / f"{MODEL}.mar").stat().st_size,
+        "mar_bytes": (bench_run.store / f"{MODEL_NAME}.mar").stat().st_size,
         "workers": len(rss_loaded),
         "worker_rss_mib_idle": rss_idle,
         "worker_rss_mib_after_load": rss_loaded,
@@ -197,19 +213,18 @@ def run_startup(settings: BenchSettings, root: Path, store: Path, bodies: list[s
     return result
 
 
-def run_floor(settings: BenchSettings, root: Path, store: Path, bodies: list[str],
-              text: str, label: str) -> list[dict]:
+def run_floor(bench_run: BenchRun) -> list[dict]:
     """/predictions vs the echo floor at each concurrency, then /explanations vs /predictions."""
     print("floor: news_cnn vs echo (same config.properties and model-config)")
-    workers = int(archives.read_model_config(store / f"{MODEL}.mar").get("minWorkers", 1))
-    ts = _start(root / "floor", settings, store,
-                {MODEL: f"{MODEL}.mar", ECHO: f"{ECHO}.mar", ECHO_B1: f"{ECHO_B1}.mar"}, workers, bodies)
+    settings, bodies = bench_run.settings, bench_run.bodies
+    ts = _start(bench_run, "floor", {MODEL_NAME: f"{MODEL_NAME}.mar", ECHO: f"{ECHO}.mar",
+                               ECHO_B1: f"{ECHO_B1}.mar"}, bench_run.workers)
     rows = []
     try:
-        _check_answer(ts, MODEL, text, label)
+        _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.label)
         predictions_at = {}
         for c in settings.concurrencies:
-            echo, pred = _compare(ts, [f"/predictions/{ECHO}", f"/predictions/{MODEL}"], bodies, c, settings)
+            echo, pred = _compare(ts, [f"/predictions/{ECHO}", f"/predictions/{MODEL_NAME}"], bodies, c, settings)
             predictions_at[c] = pred
             rows.append(_row("floor", f"echo c={c}", echo, None))
             rows.append(_row("floor", f"predictions c={c}", pred, echo, f"echo c={c}"))
@@ -219,7 +234,7 @@ def run_floor(settings: BenchSettings, root: Path, store: Path, bodies: list[str
                 rows.append(_row("floor", f"predictions vs echo batchSize 1 c={c}", pred, echo_b1,
                                  f"echo batchSize 1 c={c}"))
         c = settings.explain_concurrency
-        pred, explain = _compare(ts, [f"/predictions/{MODEL}", f"/explanations/{MODEL}"], bodies, c, settings)
+        pred, explain = _compare(ts, [f"/predictions/{MODEL_NAME}", f"/explanations/{MODEL_NAME}"], bodies, c, settings)
         rows.append(_row("explanations", f"explanations c={c}", explain, pred, f"predictions c={c}"))
     finally:
         ts.stop()
@@ -241,30 +256,29 @@ def worker_variants(settings: BenchSettings) -> list[Variant]:
             for w, t in settings.worker_threads]
 
 
-def _serve_variants(settings: BenchSettings, root: Path, store: Path, variants: list[Variant],
-                    name: str, bodies: list[str]) -> tuple[TorchServe, dict]:
+def _serve_variants(bench_run: BenchRun, variants: list[Variant], name: str) -> TorchServe:
     """Start a server with news_cnn (the reference) and one archive per variant."""
-    base_mar = store / f"{MODEL}.mar"
-    base = archives.read_model_config(base_mar)
-    models = {MODEL: f"{MODEL}.mar"}
+    base_mar = bench_run.store / f"{MODEL_NAME}.mar"
+    models = {MODEL_NAME: f"{MODEL_NAME}.mar"}
     for v in variants:
-        archives.with_model_config(base_mar, store / f"{v.name}.mar", _variant_overrides(base, v.overrides))
+        archives.with_model_config(base_mar, bench_run.store / f"{v.name}.mar",
+                                   _variant_overrides(bench_run.model_config, v.overrides))
         models[v.name] = f"{v.name}.mar"
-    print(f"{name}: {', '.join(models)} (reference: news_cnn with {base})")
-    return _start(root / name, settings, store, models, 1, bodies), base
+    print(f"{name}: {', '.join(models)} (reference: news_cnn with {bench_run.model_config})")
+    return _start(bench_run, name, models, 1)
 
 
-def run_batching(settings: BenchSettings, root: Path, store: Path, bodies: list[str],
-                 text: str, label: str) -> list[dict]:
+def run_batching(bench_run: BenchRun) -> list[dict]:
     """batchSize/maxBatchDelay variants at high concurrency, against news_cnn's own settings."""
-    ts, base = _serve_variants(settings, root, store, settings.batch_variants, "batching", bodies)
-    models = [MODEL] + [v.name for v in settings.batch_variants]
+    settings, base = bench_run.settings, bench_run.model_config
+    ts = _serve_variants(bench_run, settings.batch_variants, "batching")
+    models = [MODEL_NAME] + [v.name for v in settings.batch_variants]
     rows = []
     try:
         for m in models:
-            _check_answer(ts, m, text, label)
+            _check_answer(ts, m, bench_run.text, bench_run.label)
         c = settings.batch_concurrency
-        reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bodies, c, settings)
+        reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c, settings)
         ref_name = (f"news_cnn (batchSize {base.get('batchSize')}, maxBatchDelay "
                     f"{base.get('maxBatchDelay')}) c={c}")
         rows.append(_row("batching", ref_name, reference, None))
@@ -276,21 +290,19 @@ def run_batching(settings: BenchSettings, root: Path, store: Path, bodies: list[
     return rows
 
 
-def run_workers(settings: BenchSettings, root: Path, store: Path, bodies: list[str],
-                text: str, label: str) -> list[dict]:
+def run_workers(bench_run: BenchRun) -> list[dict]:
     """Workers x torch threads per worker, against news_cnn's own settings."""
-    base = archives.read_model_config(store / f"{MODEL}.mar")
-    threads = int((base.get("handler") or {}).get("num_threads", 1))
-    own = (int(base.get("minWorkers", 1)), threads)
+    settings = bench_run.settings
+    own = (bench_run.workers, int((bench_run.model_config.get("handler") or {}).get("num_threads", 1)))
     variants = [v for v, wt in zip(worker_variants(settings), settings.worker_threads) if wt != own]
-    ts, _ = _serve_variants(settings, root, store, variants, "workers", bodies)
-    models = [MODEL] + [v.name for v in variants]
+    ts = _serve_variants(bench_run, variants, "workers")
+    models = [MODEL_NAME] + [v.name for v in variants]
     rows = []
     try:
         for m in models:
-            _check_answer(ts, m, text, label)
+            _check_answer(ts, m, bench_run.text, bench_run.label)
         for c in settings.worker_concurrencies:
-            reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bodies, c, settings)
+            reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c, settings)
             ref_name = f"news_cnn ({own[0]} workers x {own[1]} thread) c={c}"
             rows.append(_row("workers", ref_name, reference, None))
             for v, result in zip(variants, results):
@@ -340,7 +352,10 @@ def machine() -> dict:
             "python": platform.python_version(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
 
 
-def run(settings: BenchSettings, cases: tuple[str, ...] = ("startup", "floor", "batching", "workers", "inprocess")) -> dict:
+CASES = ("startup", "floor", "batching", "workers", "inprocess")
+
+
+def run(settings: BenchSettings, cases: Sequence[str] = CASES) -> dict:
     """Build the bench archives, run the cases, return everything (also written by `report`)."""
     from model.predictor import Predictor
     if not settings.mar.is_file():
@@ -359,19 +374,20 @@ def run(settings: BenchSettings, cases: tuple[str, ...] = ("startup", "floor", "
     store = root / "store"
     try:
         archives.copy_into(settings.mar, store)
-        base = archives.read_model_config(store / f"{MODEL}.mar")
+        base = archives.read_model_config(store / f"{MODEL_NAME}.mar")
         results["model_config"] = base
         echo_config = {k: v for k, v in base.items() if k != "handler"}
         archives.build_echo(store, echo_config, ECHO)
         archives.build_echo(store, echo_config | {"batchSize": 1, "maxBatchDelay": 0}, ECHO_B1)
+        bench_run = BenchRun(settings, root, store, bodies, text, label, base)
         if "startup" in cases:
-            results["startup"] = run_startup(settings, root, store, bodies, text, label)
+            results["startup"] = run_startup(bench_run)
         if "floor" in cases:
-            results["throughput"] += run_floor(settings, root, store, bodies, text, label)
+            results["throughput"] += run_floor(bench_run)
         if "batching" in cases:
-            results["throughput"] += run_batching(settings, root, store, bodies, text, label)
+            results["throughput"] += run_batching(bench_run)
         if "workers" in cases:
-            results["throughput"] += run_workers(settings, root, store, bodies, text, label)
+            results["throughput"] += run_workers(bench_run)
         if "inprocess" in cases:
             results["inprocess"] = run_inprocess(settings, titles, base)
     except BaseException:

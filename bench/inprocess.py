@@ -15,8 +15,7 @@ import torch
 from ts.context import Context, RequestProcessor
 
 from handler.handler import NewsHandler
-
-MODEL_NAME = "news_cnn"
+from serving.properties import MODEL_NAME
 
 
 def fake_context(model_dir: Path, model_yaml_config: dict | None = None) -> Context:

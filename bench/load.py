@@ -18,8 +18,10 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 from urllib.parse import urlsplit
+
+from client.api import CORRELATION_HEADER
 
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -123,6 +125,16 @@ class Outcome:
     started: float  # time.monotonic() when it was sent
     finished: float  # time.monotonic() when its answer (or error) came
     error: str = ""  # the socket error, when status is 0
+    connection: int = -1  # which keep-alive connection carried it (numbered as opened)
+    echoed_id: str | None = None  # the answer's correlation header (the request's is its index)
+
+    @property
+    def misdelivered(self) -> bool:
+        """The answer carries another request's correlation id (or a 200 carries none): the
+        connection delivered an answer that was not this request's."""
+        if self.echoed_id is None:
+            return self.status == 200
+        return self.echoed_id != str(self.index)
 
     @property
     def latency_s(self) -> float:
@@ -142,7 +154,9 @@ class CheckedLoad:
 
     Each thread holds one keep-alive connection and reopens it after a failure or a
     `Connection: close`, as a real client would, so a worker crash shows up as a few failed
-    requests, not a dead run. `completed` counts answers so far (read it from another thread).
+    requests, not a dead run. Each request carries its index as its correlation id; an answer
+    that echoes another id is `misdelivered`, and its connection, out of step, is reopened.
+    `completed` counts answers so far (read it from another thread).
     """
 
     def __init__(self, url: str, headers: dict[str, str] | Callable[[], dict[str, str]] | None = None,
@@ -173,14 +187,20 @@ class CheckedLoad:
         outcomes: list[Outcome] = []
         lock = threading.Lock()
         counter = iter(range(total))
+        connections = iter(range(10**9))
         stop_at = time.monotonic() + deadline_s
 
         def next_index() -> int | None:
             with lock:
                 return next(counter, None)
 
+        def connect() -> tuple[http.client.HTTPConnection, dict[str, str], int]:
+            with lock:
+                number = next(connections)
+            return self._connect(), self.headers(), number
+
         def worker() -> None:
-            conn, headers = self._connect(), self.headers()
+            conn, headers, number = connect()
             mine = []
             while time.monotonic() < stop_at and not self.stop.is_set():
                 i = next_index()
@@ -188,9 +208,10 @@ class CheckedLoad:
                     break
                 body, content_type = requests[i % len(requests)]
                 outcome, keep = self._send(conn, headers, i, body, content_type)
-                if not keep:
+                outcome.connection = number
+                if not keep or outcome.misdelivered:
                     conn.close()
-                    conn, headers = self._connect(), self.headers()
+                    conn, headers, number = connect()
                 mine.append(outcome)
                 with lock:
                     self.completed += 1
@@ -211,7 +232,7 @@ class CheckedLoad:
     def _send(self, conn: http.client.HTTPConnection, headers: dict[str, str], index: int,
               body: bytes, content_type: str | None) -> tuple[Outcome, bool]:
         """One request; returns its outcome and whether the connection can be reused."""
-        headers = dict(headers)
+        headers = {**headers, CORRELATION_HEADER: str(index)}
         if content_type is not None:
             headers["Content-Type"] = content_type
         start = time.monotonic()
@@ -220,7 +241,8 @@ class CheckedLoad:
             response = conn.getresponse()
             data = response.read()
             keep = response.getheader("connection", "").lower() != "close"
-            return Outcome(index, response.status, data, start, time.monotonic()), keep
+            return Outcome(index, response.status, data, start, time.monotonic(),
+                           echoed_id=response.getheader(CORRELATION_HEADER)), keep
         except (OSError, http.client.HTTPException) as exc:
             return Outcome(index, 0, b"", start, time.monotonic(), repr(exc)), False
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 
 from bench import archives, headlines, load, server
+from serving.properties import MODEL_NAME
 
-MODEL = "news_cnn"
 
 
 def _cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
@@ -59,7 +59,7 @@ def summarize_collapsed(path: Path, top: int = 25) -> str:
 
 
 def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
-        concurrency: int = 16, path: str = f"/predictions/{MODEL}") -> str:
+        concurrency: int = 16, path: str = f"/predictions/{MODEL_NAME}") -> str:
     """Profile `path` under wrk load; returns a text report."""
     py_spy = Path(sys.executable).with_name("py-spy")
     if not py_spy.exists() and shutil.which("py-spy") is None:
@@ -75,7 +75,7 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
         archives.copy_into(mar, root / "store")
         # The echo floor rides along so that `--path /predictions/echo` profiles TorchServe alone.
         archives.build_echo(root / "store", {k: v for k, v in model_config.items() if k != "handler"})
-        ts = server.start(root / "server", root / "store", {MODEL: mar.name, "echo": "echo.mar"},
+        ts = server.start(root / "server", root / "store", {MODEL_NAME: mar.name, "echo": "echo.mar"},
                           workers, base=config)
         try:
             url = ts.endpoints.inference + path

@@ -13,6 +13,10 @@ each printing its figures and returning them with `passed`:
    one, the right answer for each good one, no 5xx, no worker restart;
 5. auth: no key / a wrong key refused on inference and management, register API refused,
    every listening socket on loopback.
+
+Every request carries its own correlation id, which the handler echoes: an answer is
+`misdelivered` when it echoes another request's id (TorchServe answered some request twice),
+and `wrong` when it is the request's own answer but differs from the in-process Predictor's.
 """
 from __future__ import annotations
 
@@ -34,10 +38,9 @@ import requests
 
 from bench import archives, headlines, load, server
 from bench.badinput import JSON, TEXT, bad_requests, edge_good_requests, lenient_requests
-from serving.properties import read_properties
+from serving.properties import MODEL_NAME, read_properties
 from serving.server import TorchServe
 
-MODEL = "news_cnn"
 # Request budget of a background load that runs until told to stop: far more than its
 # case_deadline_s allows, so the deadline (or the stop) is what ends it.
 UNTIL_STOPPED = 10**7
@@ -57,7 +60,9 @@ class SoakSizes:
     crash_warmup: int = 300
     crash_after_recovery: int = 500
     scaling_concurrency: int = 16
-    scaling_between: int = 300
+    # Requests between two scalings: at ~2,000 req/s about 1.5 s, so that the steps' windows
+    # (each with 1 s of slack for late answers) never overlap and failures are attributed.
+    scaling_between: int = 3000
     barrage_good: int = 200
     barrage_random: int = 150
     barrage_concurrency: int = 8
@@ -98,20 +103,54 @@ def _json_requests(texts: Sequence[str]) -> list[tuple[bytes, str]]:
 
 
 def _predictions(ts: TorchServe, timeout_s: float = 60.0) -> load.CheckedLoad:
-    return load.CheckedLoad(f"{ts.endpoints.inference}/predictions/{MODEL}",
+    return load.CheckedLoad(f"{ts.endpoints.inference}/predictions/{MODEL_NAME}",
                             headers=lambda: ts.keys().headers("inference"), timeout_s=timeout_s)
 
 
+@dataclass
+class AnswerCheck:
+    """Every outcome of a load run, sorted: not answered, answered for another request, or
+    answered wrongly (a request's own answer that differs from the in-process model)."""
+
+    failed: int
+    misdelivered: int
+    wrong: int
+    examples: dict
+
+    def as_dict(self) -> dict:
+        """The counts and examples as they go into a case's result."""
+        return {"failed": self.failed, "misdelivered": self.misdelivered, "wrong": self.wrong,
+                **{k: v for k, v in self.examples.items() if v}}
+
+
 def _check_answers(outcomes: Sequence[load.Outcome], texts: Sequence[str],
-                   expect: Expectations) -> tuple[int, int]:
-    """(failed requests, wrong answers among the successful ones)."""
-    failed = wrong = 0
+                   expect: Expectations, limit: int = 5) -> AnswerCheck:
+    """Sort `outcomes` (see AnswerCheck), with up to `limit` examples of each problem."""
+    failed = misdelivered = wrong = 0
+    examples: dict[str, list] = {"misdelivered_examples": [], "wrong_examples": []}
     for o in outcomes:
-        if o.status != 200:
+        text = texts[o.index % len(texts)]
+        if o.misdelivered:
+            misdelivered += 1
+            if len(examples["misdelivered_examples"]) < limit:
+                examples["misdelivered_examples"].append(
+                    {"index": o.index, "status": o.status, "echoed_id": o.echoed_id,
+                     "previous_on_connection": _previous_index(outcomes, o)})
+        elif o.status != 200:
             failed += 1
-        elif not expect.matches(texts[o.index % len(texts)], o.json()):
+        elif not expect.matches(text, o.json()):
             wrong += 1
-    return failed, wrong
+            if len(examples["wrong_examples"]) < limit:
+                examples["wrong_examples"].append(
+                    {"index": o.index, "sent": text, "expected": expect.answers[text],
+                     "got": o.body.decode(errors="replace")[:300]})
+    return AnswerCheck(failed, misdelivered, wrong, examples)
+
+
+def _previous_index(outcomes: Sequence[load.Outcome], o: load.Outcome) -> int | None:
+    """The request sent just before `o` on the same connection, if any."""
+    earlier = [p for p in outcomes if p.connection == o.connection and p.started < o.started]
+    return max(earlier, key=lambda p: p.started).index if earlier else None
 
 
 def _statuses(outcomes: Sequence[load.Outcome]) -> dict[str, int]:
@@ -162,7 +201,7 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> Non
 
 def _healthy_with(ts: TorchServe, workers: int) -> bool:
     try:
-        return ts.ping() and ts.ready_workers(MODEL) == workers
+        return ts.ping() and ts.ready_workers(MODEL_NAME) == workers
     except (requests.RequestException, ValueError, KeyError, IndexError):
         return False
 
@@ -173,20 +212,20 @@ def sustained(ts: TorchServe, texts: list[str], expect: Expectations, sizes: Soa
     client = _predictions(ts)
     warm = client.run(_json_requests(texts), sizes.sustained_concurrency,
                       total=min(500, sizes.sustained_requests))
-    before = server.worker_rss(ts, MODEL)
+    before = server.worker_rss(ts, MODEL_NAME)
     start = time.monotonic()
     outcomes = client.run(_json_requests(texts), sizes.sustained_concurrency,
                           total=sizes.sustained_requests, deadline_s=sizes.case_deadline_s)
     seconds = time.monotonic() - start
-    after = server.worker_rss(ts, MODEL)
-    failed, wrong = _check_answers(outcomes, texts, expect)
+    after = server.worker_rss(ts, MODEL_NAME)
+    check = _check_answers(outcomes, texts, expect)
     same_workers = sorted(before) == sorted(after)
     growth = (sum(after.values()) - sum(before.values())) / sum(before.values()) if before else None
     latencies = [o.latency_s * 1000 for o in outcomes]
     result = {
         "requests": len(outcomes), "planned": sizes.sustained_requests,
         "concurrency": sizes.sustained_concurrency, "seconds": round(seconds, 1),
-        "rps": round(len(outcomes) / seconds, 1), "failed": failed, "wrong": wrong,
+        "rps": round(len(outcomes) / seconds, 1), **check.as_dict(),
         "warmup_failed": sum(o.status != 200 for o in warm),
         "statuses": _statuses(outcomes),
         "p50_ms": round(load.percentile(latencies, 50), 2), "p99_ms": round(load.percentile(latencies, 99), 2),
@@ -195,7 +234,8 @@ def sustained(ts: TorchServe, texts: list[str], expect: Expectations, sizes: Soa
         "memory_growth": round(growth, 4) if growth is not None else None,
         "same_worker_pids": same_workers,
     }
-    result["passed"] = (len(outcomes) == sizes.sustained_requests and failed == 0 and wrong == 0
+    result["passed"] = (len(outcomes) == sizes.sustained_requests
+                        and check.failed == check.misdelivered == check.wrong == 0
                         and same_workers and growth is not None and growth < MEMORY_GROWTH_LIMIT)
     return result
 
@@ -206,33 +246,34 @@ def crash(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSiz
     client = _predictions(ts)
     with _load_in_background(client, texts, sizes.crash_concurrency, sizes.case_deadline_s) as box:
         _wait_for(lambda: client.completed >= sizes.crash_warmup, 60, "warm-up requests")
-        victim = server.worker_pids(ts, MODEL)[0]
+        victim = server.worker_pids(ts, MODEL_NAME)[0]
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         # Recovered: the configured number of READY workers again, none of them the victim.
-        _wait_for(lambda: _healthy_with(ts, workers) and victim not in server.worker_pids(ts, MODEL),
+        _wait_for(lambda: _healthy_with(ts, workers) and victim not in server.worker_pids(ts, MODEL_NAME),
                   120, "the killed worker's replacement")
         recovered_at = time.monotonic()
         done_at_recovery = client.completed
         _wait_for(lambda: client.completed >= done_at_recovery + sizes.crash_after_recovery, 60,
                   "requests after recovery")
     outcomes = box["outcomes"]
-    failed, wrong = _check_answers(outcomes, texts, expect)
+    check = _check_answers(outcomes, texts, expect)
     window = [o for o in outcomes if killed_at <= o.finished <= recovered_at]
     failed_window = sum(o.status != 200 for o in window)
     result = {
         "requests": len(outcomes), "concurrency": sizes.crash_concurrency,
         "killed_pid": victim, "recovery_s": round(recovered_at - killed_at, 2),
         "requests_during_recovery": len(window), "failed_during_recovery": failed_window,
-        "failed": failed, "failed_share": round(failed / len(outcomes), 5) if outcomes else None,
+        **check.as_dict(),
+        "failed_share": round(check.failed / len(outcomes), 5) if outcomes else None,
         "failed_share_during_recovery": round(failed_window / len(window), 5) if window else None,
-        "wrong": wrong, "statuses": _statuses(outcomes),
+        "statuses": _statuses(outcomes),
         "failure_errors": _failure_errors(outcomes),
-        "workers_after": ts.ready_workers(MODEL), "healthy_after": ts.ping(),
+        "workers_after": ts.ready_workers(MODEL_NAME), "healthy_after": ts.ping(),
     }
     # At most 1 % of the requests that were answered while the worker was being replaced.
-    result["passed"] = (wrong == 0 and result["healthy_after"] and result["workers_after"] == workers
-                        and failed == failed_window
+    result["passed"] = (check.wrong == check.misdelivered == 0 and result["healthy_after"]
+                        and result["workers_after"] == workers and check.failed == failed_window
                         and (failed_window <= CRASH_FAILURE_LIMIT * max(len(window), 1)))
     return result
 
@@ -240,7 +281,7 @@ def crash(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSiz
 def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes,
             workers: int) -> dict:
     """Scale 1 -> 4 -> 1 workers through the management API during load: no failure."""
-    ts.scale(MODEL, 1)
+    ts.scale(MODEL_NAME, 1)
     # A request lost by TorchServe is never answered (pytorch/serve#1101): bound the wait.
     client = _predictions(ts, timeout_s=sizes.lost_request_timeout_s)
     steps = []
@@ -248,41 +289,46 @@ def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
         with _load_in_background(client, texts, sizes.scaling_concurrency, sizes.case_deadline_s) as box:
             for target in (4, 1):
                 mark = client.completed
-                _wait_for(lambda: client.completed >= mark + sizes.scaling_between, 60,
+                _wait_for(lambda mark=mark: client.completed >= mark + sizes.scaling_between, 60,
                           "requests between scalings")
                 start = time.monotonic()
-                ts.scale(MODEL, target)
+                answer = ts.scale(MODEL_NAME, target)
                 returned = time.monotonic()
                 # "synchronous" scaling can return before the last new worker is READY.
                 try:
-                    _wait_for(lambda: ts.ready_workers(MODEL) == target, 60, f"{target} READY workers")
+                    _wait_for(lambda target=target: ts.ready_workers(MODEL_NAME) == target, 60,
+                              f"{target} READY workers")
                 except TimeoutError:
                     pass
                 end = time.monotonic()
-                steps.append({"workers": target, "api_seconds": round(returned - start, 2),
+                steps.append({"workers": target, "api_attempts": answer["attempts"],
+                              "api_seconds": round(returned - start, 2),
                               "ready_seconds": round(end - start, 2),
-                              "ready_after": ts.ready_workers(MODEL), "_window": (start, end)})
+                              "ready_after": ts.ready_workers(MODEL_NAME), "_window": (start, end)})
             mark = client.completed
             _wait_for(lambda: client.completed >= mark + sizes.scaling_between, 60, "requests after scaling")
     finally:
-        ts.scale(MODEL, workers)  # leave the server as configured for the next case
+        ts.scale(MODEL_NAME, workers)  # leave the server as configured for the next case
     outcomes = box["outcomes"]
-    failed, wrong = _check_answers(outcomes, texts, expect)
+    check = _check_answers(outcomes, texts, expect)
     lost = [o for o in outcomes if o.status == 0 and "timed out" in o.error]
-    # A stopping worker fails its batch ("Worker died.") or drops the job it had taken
-    # (never answered): attribute each failure to the scaling step it overlapped.
+    # A stopping worker fails its batch ("Worker died."), drops the job it had taken (never
+    # answered), or puts an answered job back in the queue (answered twice, so the copy
+    # reaches the connection's next request): attribute each to the step it overlapped.
     for step in steps:
         start, end = step.pop("_window")
-        step["failed"] = sum(1 for o in outcomes if o.status != 200
-                             and o.started <= end + 1.0 and o.finished >= start)
+        during = [o for o in outcomes if o.started <= end + 1.0 and o.finished >= start]
+        step["failed"] = sum(o.status != 200 and not o.misdelivered for o in during)
+        step["misdelivered"] = sum(o.misdelivered for o in during)
     killed = [o for o in outcomes if o.status in (500, 503, 507) and b"Worker died" in o.body]
     result = {"requests": len(outcomes), "concurrency": sizes.scaling_concurrency, "steps": steps,
-              "failed": failed, "wrong": wrong, "statuses": _statuses(outcomes),
+              **check.as_dict(), "statuses": _statuses(outcomes),
               # Requests never answered (client timeout): TorchServe drops the request a
               # scaled-down worker had already taken from the queue (pytorch/serve#1101).
               "lost_unanswered": len(lost), "worker_died": len(killed),
               "failure_errors": _failure_errors(outcomes)}
-    result["passed"] = failed == 0 and wrong == 0 and [s["ready_after"] for s in steps] == [4, 1]
+    result["passed"] = (check.failed == check.misdelivered == check.wrong == 0
+                        and [s["ready_after"] for s in steps] == [4, 1])
     return result
 
 
@@ -302,7 +348,7 @@ def barrage(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
         else:
             plan.append(("good", text, json.dumps({"text": text}).encode(), JSON))
     random.Random(1).shuffle(plan)
-    pids_before = server.worker_pids(ts, MODEL)
+    pids_before = server.worker_pids(ts, MODEL_NAME)
     outcomes = _predictions(ts).run([(body, ctype) for _, _, body, ctype in plan],
                                     sizes.barrage_concurrency, deadline_s=sizes.case_deadline_s)
     problems = []
@@ -313,6 +359,9 @@ def barrage(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
         kind, name, sent, ctype = plan[o.index]
         counts[kind] += 1
         body = o.json()
+        if o.misdelivered:
+            problems.append(_problem(f"answered with request {o.echoed_id}'s answer: {name[:60]!r}", ctype, o))
+            continue
         if o.status >= 500:
             counts["5xx"] += 1
         if o.status == 0:
@@ -336,7 +385,7 @@ def barrage(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
             counts["good_right"] += 1
         else:
             problems.append(_problem(f"good: {name[:60]!r}", ctype, o))
-    pids_after = server.worker_pids(ts, MODEL)
+    pids_after = server.worker_pids(ts, MODEL_NAME)
     result = {"requests": len(outcomes), **counts, "statuses": _statuses(outcomes),
               "lenient_outcomes": lenient,
               "worker_pids_unchanged": pids_before == pids_after, "healthy_after": ts.ping(),
@@ -352,15 +401,15 @@ def auth(ts: TorchServe) -> dict:
     inference, management = ts.endpoints.inference, ts.endpoints.management
     body = json.dumps({"text": "Stocks rally"})
     cases = [
-        ("predict without key", "POST", f"{inference}/predictions/{MODEL}", {}),
-        ("predict with wrong key", "POST", f"{inference}/predictions/{MODEL}", {"Authorization": "Bearer wrong"}),
-        ("predict with management key", "POST", f"{inference}/predictions/{MODEL}", keys.headers("management")),
-        ("explain without key", "POST", f"{inference}/explanations/{MODEL}", {}),
+        ("predict without key", "POST", f"{inference}/predictions/{MODEL_NAME}", {}),
+        ("predict with wrong key", "POST", f"{inference}/predictions/{MODEL_NAME}", {"Authorization": "Bearer wrong"}),
+        ("predict with management key", "POST", f"{inference}/predictions/{MODEL_NAME}", keys.headers("management")),
+        ("explain without key", "POST", f"{inference}/explanations/{MODEL_NAME}", {}),
         ("ping without key", "GET", f"{inference}/ping", {}),
         ("list models without key", "GET", f"{management}/models", {}),
         ("list models with wrong key", "GET", f"{management}/models", {"Authorization": "Bearer wrong"}),
         ("list models with inference key", "GET", f"{management}/models", keys.headers("inference")),
-        ("scale without key", "PUT", f"{management}/models/{MODEL}?min_worker=3", {}),
+        ("scale without key", "PUT", f"{management}/models/{MODEL_NAME}?min_worker=3", {}),
         ("new token without API key", "POST", f"{management}/token?type=inference", {}),
     ]
     refused = []
@@ -372,20 +421,20 @@ def auth(ts: TorchServe) -> dict:
     # With the right management key, registering and unregistering models stay refused.
     model_api = []
     for name, method, url in (
-            ("register a model", "POST", f"{management}/models?url={MODEL}.mar&model_name=other"),
+            ("register a model", "POST", f"{management}/models?url={MODEL_NAME}.mar&model_name=other"),
             ("register from a URL", "POST", f"{management}/models?url=http://127.0.0.1:1/x.mar"),
-            ("unregister the model", "DELETE", f"{management}/models/{MODEL}")):
+            ("unregister the model", "DELETE", f"{management}/models/{MODEL_NAME}")):
         r = requests.request(method, url, headers=keys.headers("management"), timeout=30)
         model_api.append({"case": name, "status": r.status_code, "body": r.text[:160]})
     listening = listening_sockets(ts)
     # With the right keys everything still works (the refusals are not a broken server).
-    ok_predict = requests.post(f"{inference}/predictions/{MODEL}", data=body, timeout=30,
+    ok_predict = requests.post(f"{inference}/predictions/{MODEL_NAME}", data=body, timeout=30,
                                headers={"Content-Type": "application/json", **keys.headers("inference")})
     ok_models = requests.get(f"{management}/models", headers=keys.headers("management"), timeout=30)
     result = {
         "refused": refused, "model_api": model_api, "listening": listening,
         "with_keys": {"predict": ok_predict.status_code, "list_models": ok_models.status_code},
-        "model_still_registered": ts.ready_workers(MODEL) > 0,
+        "model_still_registered": ts.ready_workers(MODEL_NAME) > 0,
     }
     result["passed"] = (all(c["status"] == 400 and c["invalid_key"] for c in refused[:-1])
                         and 400 <= refused[-1]["status"] < 500
@@ -424,8 +473,11 @@ def _print_case(name: str, result: dict) -> None:
                 print(f"  {key}: {json.dumps(result[key])[:2000]}")
 
 
+CASES = ("sustained", "crash", "scaling", "barrage", "auth")
+
+
 def run(mar: Path, artifacts: Path, config: Path, sizes: SoakSizes, data: Path | None = None,
-        cases: Sequence[str] = ("sustained", "crash", "scaling", "barrage", "auth")) -> dict:
+        cases: Sequence[str] = CASES) -> dict:
     """Start TorchServe with the project's config, run `cases` in order, stop it."""
     texts = headlines.load(data, limit=500)
     model_config = archives.read_model_config(mar)
@@ -441,7 +493,7 @@ def run(mar: Path, artifacts: Path, config: Path, sizes: SoakSizes, data: Path |
     try:
         store = root / "store"
         archives.copy_into(mar, store)
-        ts = server.start(root / "server", store, {MODEL: mar.name}, workers, base=config)
+        ts = server.start(root / "server", store, {MODEL_NAME: mar.name}, workers, base=config)
         try:
             for name in cases:
                 start = time.monotonic()

@@ -5,15 +5,18 @@ never-expiring API key), so it keeps working across key renewals and restarts.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from serving.keys import KEY_FILE, fresh_keys
-from serving.properties import DEFAULT_CONFIG, Endpoints
+from serving.properties import DEFAULT_CONFIG, MODEL_NAME, Endpoints
+from serving.scaling import ScaleError, scale_workers
 
-MODEL_NAME = "news_cnn"
+# The handler echoes this request header in its answer (handler/request_parsing.py).
+CORRELATION_HEADER = "X-Correlation-Id"
 
 
 class ClientError(RuntimeError):
@@ -38,8 +41,13 @@ class NewsClient:
     def _headers(self, kind: str) -> dict[str, str]:
         return fresh_keys(self.key_file, self.endpoints.management).headers(kind)
 
-    def _call(self, method: str, url: str, kind: str, **kwargs) -> object:
-        response = requests.request(method, url, headers=self._headers(kind), timeout=self.timeout, **kwargs)
+    def _call(self, method: str, url: str, kind: str, correlate: bool = False, **kwargs) -> object:
+        """One API call; with `correlate`, the answer must echo the id this call sent."""
+        headers = self._headers(kind)
+        sent = uuid.uuid4().hex if correlate else None
+        if sent is not None:
+            headers[CORRELATION_HEADER] = sent
+        response = requests.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
         try:
             body = response.json()
         except ValueError:
@@ -47,22 +55,30 @@ class NewsClient:
         if response.status_code >= 400:
             message = body.get("message", body) if isinstance(body, dict) else body
             raise ClientError(f"HTTP {response.status_code}: {message}")
+        echoed = response.headers.get(CORRELATION_HEADER)
+        if correlate and echoed != sent:
+            raise ClientError(f"the answer belongs to another request ({CORRELATION_HEADER} "
+                              f"{echoed!r}, sent {sent!r}); send the request again")
         return body
 
     def predict(self, texts: list[str]) -> list[dict]:
         """One answer per headline (label, probabilities high to low, token counts)."""
         return self._call("POST", f"{self.endpoints.inference}/predictions/{self.model}",
-                          "inference", json={"texts": list(texts)})
+                          "inference", correlate=True, json={"texts": list(texts)})
 
     def explain(self, texts: list[str]) -> list[dict]:
         """One explanation per headline (prediction plus n-grams and word scores)."""
         return self._call("POST", f"{self.endpoints.inference}/explanations/{self.model}",
-                          "inference", json={"texts": list(texts)})
+                          "inference", correlate=True, json={"texts": list(texts)})
 
     def scale(self, workers: int) -> dict:
-        """Set the worker count and wait until TorchServe has done it."""
-        return self._call("PUT", f"{self.endpoints.management}/models/{self.model}", "management",
-                          params={"min_worker": workers, "max_worker": workers, "synchronous": "true"})
+        """Set the worker count and wait until TorchServe has done it; `attempts` in the
+        answer counts the resends TorchServe asked for (serving/scaling.py)."""
+        try:
+            return scale_workers(self.endpoints.management, self.model, workers,
+                                 lambda: self._headers("management"), self.timeout)
+        except ScaleError as err:
+            raise ClientError(str(err)) from err
 
     def describe(self) -> dict:
         """The model's description, including the handler's own metadata."""

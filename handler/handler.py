@@ -32,11 +32,14 @@ from model import artifacts
 from model.predictor import EncodedBatch, Predictor
 
 try:  # in the checkout `handler` is a package ...
-    from handler.request_parsing import (PHRASES, HandlerSettings, ParsedRequest, PreparedBatch,
-                                         RequestError, choose_device, parse_body, request_body)
+    from handler.request_parsing import (CORRELATION_HEADER, PHRASES, HandlerSettings,
+                                         ParsedRequest, PreparedBatch, RequestError,
+                                         check_correlation_id, choose_device, parse_body,
+                                         request_body)
 except ImportError:  # ... in the archive this file *is* the module `handler`, beside request_parsing.py
-    from request_parsing import (PHRASES, HandlerSettings, ParsedRequest, PreparedBatch,
-                                 RequestError, choose_device, parse_body, request_body)
+    from request_parsing import (CORRELATION_HEADER, PHRASES, HandlerSettings, ParsedRequest,
+                                 PreparedBatch, RequestError, check_correlation_id, choose_device,
+                                 parse_body, request_body)
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +161,8 @@ class NewsHandler(BaseHandler):
         self._explain_where_asked(prepared, answers)
         output = []
         for idx, request in enumerate(prepared.requests):
+            if request.correlation_id is not None:
+                self._set_header(idx, CORRELATION_HEADER, request.correlation_id)
             if request.error is not None:
                 output.append(self._refuse(idx, request.error))
             elif request.describe:
@@ -180,6 +185,11 @@ class NewsHandler(BaseHandler):
         """Parse one request; its failure stays its own."""
         request = ParsedRequest(explain=self._header_true(idx, "explain"),
                                 describe=self._header_true(idx, "describe"))
+        try:
+            request.correlation_id = check_correlation_id(self._header_any_case(idx, CORRELATION_HEADER))
+        except RequestError as err:
+            request.error = err
+            return request
         if request.describe:
             return request
         try:
@@ -233,8 +243,11 @@ class NewsHandler(BaseHandler):
         return self._serialize(error.body())
 
     def _set_json(self, idx: int) -> None:
+        self._set_header(idx, "content-type", "application/json")  # the key TorchServe reads
+
+    def _set_header(self, idx: int, name: str, value: str) -> None:
         try:
-            self.context.set_response_content_type(idx, "application/json")
+            self.context.set_response_header(idx, name, value)
         except (AttributeError, IndexError, TypeError):
             pass  # contexts without per-request headers (e.g. direct calls) need none
 
@@ -243,6 +256,15 @@ class NewsHandler(BaseHandler):
             return self.context.get_request_header(idx, name)
         except (AttributeError, IndexError, KeyError, TypeError):
             return None
+
+    def _header_any_case(self, idx: int, name: str) -> Any:
+        """A request header whatever case the client wrote its name in."""
+        try:
+            headers = self.context.get_all_request_header(idx)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+        wanted = name.lower()
+        return next((v for k, v in (headers or {}).items() if str(k).lower() == wanted), None)
 
     def _header_true(self, idx: int, name: str) -> bool:
         return str(self._header(idx, name)).lower() == "true"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,14 @@ DEFAULT_NUM_THREADS = 1
 THREADS_ENV = "NEWS_CNN_NUM_THREADS"  # overrides model-config.yaml for quick experiments
 # Set by the request envelope TorchServe wraps the handler in (KServe's runtime sets it).
 ENVELOPE_ENV = "TS_SERVICE_ENVELOPE"
+
+# A client's id for one request, echoed in the answer's headers (also on 4xx answers). A
+# client on a keep-alive connection compares it with what it sent: TorchServe 0.12 can send a
+# request's answer twice after a scale-down, and the copy then reads as the answer to the
+# connection's next request (README, "Reliability").
+CORRELATION_HEADER = "X-Correlation-Id"
+# Visible ASCII only: the value goes back into a response header as it came.
+_CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error",
            501: "Not Implemented"}
@@ -86,6 +95,7 @@ class ParsedRequest:
     explain: bool = False
     describe: bool = False
     error: RequestError | None = None
+    correlation_id: str | None = None  # echoed in the answer's CORRELATION_HEADER
     first_row: int = 0  # where its headlines start in the batch's one tensor
 
 
@@ -154,6 +164,16 @@ def parse_body(value: Any, content_type: str | None, settings: HandlerSettings) 
         raise RequestError(413, "too_many_texts", f"{len(texts)} headlines in one request; the "
                            f"limit is {settings.max_texts}: split them over several requests")
     return [_check_text(t, settings, i) for i, t in enumerate(texts)], True
+
+
+def check_correlation_id(value: Any) -> str | None:
+    """The CORRELATION_HEADER value to echo (None when absent), or RequestError."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CORRELATION_ID.fullmatch(value):
+        raise RequestError(400, "invalid_correlation_id", f"{CORRELATION_HEADER} must be 1 to "
+                           "128 visible ASCII characters (no spaces)")
+    return value
 
 
 def _check_text(text: str, settings: HandlerSettings, index: int | None = None) -> str:

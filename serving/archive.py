@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from model import artifacts
+from serving.properties import MODEL_NAME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HANDLER = REPO_ROOT / "handler" / "handler.py"
@@ -28,7 +29,6 @@ HANDLER_MODULES = (REPO_ROOT / "handler" / "request_parsing.py",)
 MODEL_CONFIG_YAML = REPO_ROOT / "handler" / "model-config.yaml"
 MODEL_PACKAGE = REPO_ROOT / "model"
 MODEL_DEFINITION = MODEL_PACKAGE / "cnn.py"
-MODEL_NAME = "news_cnn"
 # Artifacts the handler cannot work without; filter_thresholds.json only sharpens explanations.
 REQUIRED = tuple(n for n in artifacts.SERVING_FILES if n != artifacts.FILTER_THRESHOLDS)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config.properties"
 METRICS_CONFIG = REPO_ROOT / "serving" / "metrics.yaml"
+# The name TorchServe serves the model under: model_store/news_cnn.mar, `load_models` here.
+MODEL_NAME = "news_cnn"
 
 
 def read_properties(path: str | Path) -> dict[str, str]:

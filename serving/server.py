@@ -25,9 +25,9 @@ import psutil
 import requests
 
 from serving import keys as keyfile
-from serving.properties import DEFAULT_CONFIG, METRICS_CONFIG, Endpoints, write_properties
+from serving.properties import DEFAULT_CONFIG, METRICS_CONFIG, MODEL_NAME, Endpoints, write_properties
+from serving.scaling import scale_workers
 
-MODEL_NAME = "news_cnn"
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
 
 
@@ -187,14 +187,18 @@ class TorchServe:
         return count_ready(self.describe(model))
 
     def scale(self, model: str, workers: int, timeout: float = 120) -> dict:
-        """Set `model`'s worker count and wait until TorchServe has done it."""
-        response = requests.put(
-            f"{self.endpoints.management}/models/{model}",
-            params={"min_worker": workers, "max_worker": workers, "synchronous": "true",
-                    "timeout": int(timeout)},
-            headers=self.keys().headers("management"), timeout=timeout + 10)
-        response.raise_for_status()
-        return response.json()
+        """Set `model`'s worker count and wait until TorchServe has done it (resending when
+        TorchServe asks to: see serving/scaling.py). Raises ScaleError when it cannot."""
+        return scale_workers(self.endpoints.management, model, workers,
+                             lambda: self.keys().headers("management"), timeout)
+
+    def log_warnings(self, limit: int = 20) -> list[str]:
+        """The last `limit` WARN or ERROR lines of TorchServe's own log (logs/ts_log.log)."""
+        try:
+            lines = (self.workdir / "logs" / "ts_log.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        return [line for line in lines if "[WARN " in line or "[ERROR]" in line][-limit:]
 
     def wait_ready(self, model: str | None = MODEL_NAME, timeout: float = 240) -> None:
         """Poll until /ping is healthy and (if `model`) one of its workers is READY."""

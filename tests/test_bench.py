@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+import fake_http
 from bench import archives, badinput, benchmark, echo_handler, headlines, load, profile, report
+from client.api import CORRELATION_HEADER
 from serving.server import free_port
 
 
@@ -23,25 +26,42 @@ class _Echo(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         status = 200 if self.headers.get("Authorization") == "Bearer k" else 401
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        for copy in range(self.copies()):
+            if copy:
+                time.sleep(0.2)  # the copy comes later, once the client has sent its next request
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if self.headers.get(CORRELATION_HEADER):  # echoed like the news handler does
+                self.send_header(CORRELATION_HEADER, self.headers[CORRELATION_HEADER])
+            self.end_headers()
+            self.wfile.write(body)
+
+    def copies(self) -> int:
+        """How many times to send the answer (once; see _AnswersOneRequestTwice)."""
+        return 1
 
     def log_message(self, *args) -> None:
         pass
 
 
+class _AnswersOneRequestTwice(_Echo):
+    """Sends the answer to the server's 5th request twice on its keep-alive connection, as
+    TorchServe 0.12 can after a scale-down."""
+
+    seen = 0
+    lock = threading.Lock()
+
+    def copies(self) -> int:
+        with self.lock:
+            type(self).seen += 1
+            return 2 if self.seen == 5 else 1
+
+
 @pytest.fixture
 def http_echo():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/predictions/echo"
-    httpd.shutdown()
-    httpd.server_close()
+    with fake_http.serve(_Echo) as (url, _):
+        yield f"{url}/predictions/echo"
 
 
 def test_echo_handler_answers_each_request_with_its_body():
@@ -98,6 +118,18 @@ def test_checked_load_keeps_every_answer_in_order(http_echo):
     for o in outcomes:
         assert o.status == 200 and o.json() == {"text": headlines.SAMPLE[o.index % len(headlines.SAMPLE)]}
         assert o.latency_s >= 0
+
+
+def test_checked_load_catches_an_answer_meant_for_the_previous_request():
+    with fake_http.serve(_AnswersOneRequestTwice) as (url, _):
+        client = load.CheckedLoad(f"{url}/x", headers={"Authorization": "Bearer k"})
+        outcomes = client.run([(str(i).encode(), "text/plain") for i in range(12)], concurrency=1)
+    assert [o.index for o in outcomes if o.misdelivered] == [5]
+    late = outcomes[5]
+    assert late.status == 200 and late.body == b"4" and late.echoed_id == "4"
+    # The connection out of step is replaced: every later answer is its own request's again.
+    assert late.connection == 0 and {o.connection for o in outcomes[6:]} == {1}
+    assert all(o.body == str(o.index).encode() for o in outcomes if not o.misdelivered)
 
 
 def test_checked_load_reports_a_dead_server_as_failed_requests():
@@ -194,3 +226,14 @@ def test_collapsed_stacks_are_summarised(tmp_path):
     text = profile.summarize_collapsed(path)
     assert "4 samples" in text
     assert "75.0 | work (a.py:2)" in text and "100.0 | main (a.py:1)" in text
+
+
+def test_unknown_case_names_are_refused_before_anything_starts(capsys):
+    from bench.__main__ import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--cases", "floor,flor"])
+    assert exit_.value.code == 2
+    assert "unknown case(s) flor; choose from startup,floor" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["soak", "--cases", ","])
+    assert "(none given)" in capsys.readouterr().err

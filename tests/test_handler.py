@@ -201,6 +201,31 @@ def test_a_bad_request_does_not_spoil_its_batch(served, predictor):
     assert output[1]["error"] == "malformed_json" and output[3]["error"] == "empty_text"
 
 
+def test_the_correlation_id_is_echoed_on_answers_and_refusals_whatever_its_case(served):
+    good_row, good_headers = json_request({"text": GOOD})
+    bad_row, bad_headers = json_request({"text": ""})
+    plain_row, plain_headers = json_request({"text": GOOD})
+    output, statuses = served((good_row, {**good_headers, "x-correlation-id": "run1-17"}),
+                              (bad_row, {**bad_headers, "X-Correlation-Id": "run1-18"}),
+                              (plain_row, plain_headers))
+    assert statuses == [200, 400, 200]
+    context = served.context
+    assert context.get_response_headers(0)["X-Correlation-Id"] == "run1-17"
+    assert context.get_response_headers(1)["X-Correlation-Id"] == "run1-18"
+    assert "X-Correlation-Id" not in context.get_response_headers(2)
+    assert context.get_response_content_type(0) == "application/json"
+
+
+@pytest.mark.parametrize("value", ["", "has space", "x" * 129, "caf\u00e9"])
+def test_an_invalid_correlation_id_is_refused_with_400_and_not_echoed(served, value):
+    row, headers = json_request({"text": GOOD})
+    good_row, good_headers = json_request({"text": GOOD})
+    output, statuses = served((row, {**headers, "X-Correlation-Id": value}), (good_row, good_headers))
+    assert statuses == [400, 200]
+    assert output[0]["error"] == "invalid_correlation_id" and "128 visible ASCII" in output[0]["message"]
+    assert "X-Correlation-Id" not in served.context.get_response_headers(0)
+
+
 def test_a_model_failure_answers_500_for_every_request_without_raising(served, monkeypatch):
     def broken(ids):
         raise RuntimeError("boom")

@@ -15,6 +15,7 @@ from bench import archives, headlines, server, soak
 from bench.badinput import edge_good_requests
 from serving.archive import build_archive
 from serving.properties import DEFAULT_CONFIG, read_properties
+from serving.scaling import ScaleError
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def served(tiny_artifacts, tmp_path_factory):
     root = tmp_path_factory.mktemp("soak")
     mar = build_archive(tiny_artifacts, root / "store")
     config = archives.read_model_config(mar)
-    ts = server.start(root / "server", root / "store", {soak.MODEL: mar.name},
+    ts = server.start(root / "server", root / "store", {soak.MODEL_NAME: mar.name},
                       int(config.get("minWorkers", 1)))
     try:
         yield ts, config
@@ -57,7 +58,7 @@ def test_sustained_load_all_right_memory_flat(served, texts, expect):
     _report("sustained", result)
     assert result["requests"] == SIZES.sustained_requests
     assert result["failed"] == 0, result["statuses"]
-    assert result["wrong"] == 0
+    assert result["misdelivered"] == 0 and result["wrong"] == 0
     assert result["same_worker_pids"]
     assert result["memory_growth"] < soak.MEMORY_GROWTH_LIMIT
 
@@ -67,9 +68,9 @@ def test_worker_killed_during_load_is_replaced(served, texts, expect):
     workers = int(config.get("minWorkers", 1))
     result = soak.crash(ts, texts, expect, SIZES, workers)
     _report("crash", result)
-    assert result["wrong"] == 0
+    assert result["misdelivered"] == 0 and result["wrong"] == 0
     assert result["healthy_after"] and result["workers_after"] == workers
-    assert result["killed_pid"] not in server.worker_pids(ts, soak.MODEL)
+    assert result["killed_pid"] not in server.worker_pids(ts, soak.MODEL_NAME)
     # Only requests in flight on the killed worker fail (one batch at most).
     assert result["failed"] <= int(config.get("batchSize", 1)), result["failure_errors"]
     assert result["failed"] == result["failed_during_recovery"]
@@ -77,18 +78,28 @@ def test_worker_killed_during_load_is_replaced(served, texts, expect):
 
 def test_scaling_under_load_loses_nothing(served, texts, expect):
     ts, config = served
-    result = soak.scaling(ts, texts, expect, SIZES, int(config.get("minWorkers", 1)))
+    try:
+        result = soak.scaling(ts, texts, expect, SIZES, int(config.get("minWorkers", 1)))
+    except ScaleError as err:
+        pytest.fail(f"scaling failed: {err}\nTorchServe's last warnings:\n" + "\n".join(ts.log_warnings()))
     _report("scaling", result)
     assert [s["ready_after"] for s in result["steps"]] == [4, 1]
-    assert result["wrong"] == 0
-    # A lost request (never answered) overlaps both scaling steps in time, so which step lost
-    # it cannot be told apart here; `make soak` reports the steps. Any failure with the
-    # signature of TorchServe's scale-down bug is an expected failure, anything else fails.
-    if result["failed"] and result["failed"] == result["lost_unanswered"] + result["worker_died"]:
-        pytest.xfail(f"scaling failed {result['worker_died']} request(s) with 'Worker died.' "
-                     f"and left {result['lost_unanswered']} unanswered: TorchServe 0.12 stops a "
-                     "worker at once, with its batch or a job it had taken (pytorch/serve#1101)")
+    # A request's own answer is never wrong (each carries its correlation id).
+    assert result["wrong"] == 0, result.get("wrong_examples")
+    # TorchServe's scale-down bug (pytorch/serve#1101) has three signatures: a batch failed
+    # with "Worker died.", a job dropped (never answered), and a job put back in the queue
+    # after it was answered (answered twice; the client sees the copy as the answer to its
+    # next request on that connection and refuses it by its correlation id). The failures
+    # overlap both steps in time, so which step caused one cannot be told apart here; `make
+    # soak` reports the steps. Only these signatures are an expected failure.
+    signature = result["lost_unanswered"] + result["worker_died"]
+    if (result["failed"] or result["misdelivered"]) and result["failed"] == signature:
+        pytest.xfail(f"scaling: {result['worker_died']} 'Worker died.', {result['lost_unanswered']} "
+                     f"never answered, {result['misdelivered']} answered with another request's "
+                     "answer (refused by correlation id): TorchServe 0.12 stops a worker at once "
+                     "(pytorch/serve#1101)")
     assert result["failed"] == 0, result["failure_errors"]
+    assert result["misdelivered"] == 0
 
 
 def test_bad_input_barrage(served, texts, expect):

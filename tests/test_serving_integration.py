@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -134,6 +133,17 @@ def test_explanations_are_decided_per_request(server):
     several = post(server, json={"texts": [GOOD, "Oil prices"]}, path="explanations")
     assert several.status_code == 200 and len(several.json()) == 2
     assert post(server, b"", content_type="text/plain", path="explanations").status_code == 400
+
+
+def test_the_correlation_id_comes_back_in_the_answers_headers(server):
+    keys = server.keys().headers("inference")
+    for path, body in (("predictions", {"text": GOOD}), ("explanations", {"text": GOOD}),
+                       ("predictions", {"text": ""})):
+        answer = post(server, json=body, path=path, headers={**keys, "X-Correlation-Id": f"{path}-7"})
+        assert answer.headers.get("X-Correlation-Id") == f"{path}-7", (path, body, answer.status_code)
+    refused = post(server, json={"text": GOOD}, headers={**keys, "X-Correlation-Id": "a b"})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_correlation_id"
+    assert "X-Correlation-Id" not in refused.headers
 
 
 def test_scale_workers_and_describe(server):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from gensim.models import FastText, KeyedVectors
+from gensim.models import KeyedVectors
 
 from model.preprocess import Preprocessor
 from training.config import DEFAULT_EMBEDDINGS

@@ -1,0 +1,65 @@
+"""Set a model's worker count through TorchServe's management API, resending when TorchServe
+asks for it.
+
+TorchServe 0.12 stops scaled-down workers inside the scaling request itself
+(`WorkLoadManager.modelChanged`): each surplus worker is removed from the model's list, then
+killed. When the wait for that kill is interrupted or fails it answers 500 ("Failed to start
+workers for model ..."), and when it times out 408 ("... please resend request"); either way it
+returns early, with some surplus workers removed and the rest still there. The same request sent
+again removes the rest, so `scale_workers` resends on those two statuses, a bounded number of
+times, and says how many attempts it took. Any other error is final.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import requests
+
+RESEND_STATUSES = frozenset({408, 500})
+ATTEMPTS = 3
+RESEND_PAUSE_S = 1.0
+
+
+class ScaleError(RuntimeError):
+    """TorchServe refused the scaling request, or failed it on every attempt."""
+
+    def __init__(self, status: int, message: str, attempts: int) -> None:
+        super().__init__(f"HTTP {status}: {message}"
+                         + (f" (after {attempts} attempts)" if attempts > 1 else ""))
+        self.status = status
+        self.attempts = attempts
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()
+    return str(body.get("message", body)) if isinstance(body, dict) else str(body)
+
+
+def scale_workers(management_url: str, model: str, workers: int,
+                  headers: Callable[[], dict[str, str]], timeout: float = 120.0,
+                  attempts: int = ATTEMPTS) -> dict:
+    """PUT min_worker = max_worker = `workers` synchronously; TorchServe's JSON answer plus
+    `attempts`.
+
+    `headers` is called before each attempt, so a key renewed in between is used."""
+    if workers < 1:
+        raise ValueError(f"the worker count must be at least 1, got {workers}")
+    attempt = 1
+    while True:
+        response = requests.put(
+            f"{management_url}/models/{model}",
+            params={"min_worker": workers, "max_worker": workers, "synchronous": "true",
+                    "timeout": int(timeout)},
+            headers=headers(), timeout=timeout + 10)
+        if response.status_code < 400:
+            body = response.json()
+            return {**body, "attempts": attempt} if isinstance(body, dict) else \
+                {"status": body, "attempts": attempt}
+        if response.status_code not in RESEND_STATUSES or attempt >= attempts:
+            raise ScaleError(response.status_code, _message(response), attempt)
+        attempt += 1
+        time.sleep(RESEND_PAUSE_S)
