@@ -25,6 +25,8 @@ from client.api import CORRELATION_HEADER
 
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+# Tries worth repeating: no answer (0), or the server failed. A 4xx is the request's own fault.
+RETRY_STATUSES = frozenset({0, 500, 502, 503, 504, 507})
 WRK_MISSING = ("wrk is not installed: the benchmark needs it as its load generator. "
                "Install it with 'sudo apt-get install -y wrk' (Debian/Ubuntu).")
 
@@ -127,6 +129,16 @@ class Outcome:
     error: str = ""  # the socket error, when status is 0
     connection: int = -1  # which keep-alive connection carried it (numbered as opened)
     echoed_id: str | None = None  # the answer's correlation header (the request's is its index)
+    earlier: tuple["Outcome", ...] = ()  # the failed tries before this one, when retried
+
+    @property
+    def needs_retry(self) -> bool:
+        """No answer, a server failure, or another request's answer."""
+        return self.misdelivered or self.status in RETRY_STATUSES
+
+    def tries(self) -> tuple["Outcome", ...]:
+        """Every try of this request, the earlier failed ones first."""
+        return (*self.earlier, self)
 
     @property
     def misdelivered(self) -> bool:
@@ -156,11 +168,13 @@ class CheckedLoad:
     `Connection: close`, as a real client would, so a worker crash shows up as a few failed
     requests, not a dead run. Each request carries its index as its correlation id; an answer
     that echoes another id is `misdelivered`, and its connection, out of step, is reopened.
-    `completed` counts answers so far (read it from another thread).
+    With `retries`, a try that `needs_retry` is sent again on a new connection, up to that many
+    times; the outcome keeps the failed tries in `earlier`. `completed` counts answers so far
+    (read it from another thread).
     """
 
     def __init__(self, url: str, headers: dict[str, str] | Callable[[], dict[str, str]] | None = None,
-                 timeout_s: float = 60.0) -> None:
+                 timeout_s: float = 60.0, retries: int = 0) -> None:
         require_loopback(url)
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
@@ -168,6 +182,7 @@ class CheckedLoad:
         self.path = parts.path or "/"
         self._headers = headers
         self.timeout_s = timeout_s
+        self.retries = retries
         self.completed = 0
         self.stop = threading.Event()  # set it to end the run early
 
@@ -207,11 +222,17 @@ class CheckedLoad:
                 if i is None:
                     break
                 body, content_type = requests[i % len(requests)]
-                outcome, keep = self._send(conn, headers, i, body, content_type)
-                outcome.connection = number
-                if not keep or outcome.misdelivered:
-                    conn.close()
-                    conn, headers, number = connect()
+                earlier: list[Outcome] = []
+                while True:
+                    outcome, keep = self._send(conn, headers, i, body, content_type)
+                    outcome.connection = number
+                    if not keep or outcome.needs_retry:
+                        conn.close()  # dead, closing, or out of step
+                        conn, headers, number = connect()
+                    if not outcome.needs_retry or len(earlier) == self.retries:
+                        break
+                    earlier.append(outcome)
+                outcome.earlier = tuple(earlier)
                 mine.append(outcome)
                 with lock:
                     self.completed += 1

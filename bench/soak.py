@@ -67,8 +67,12 @@ class SoakSizes:
     barrage_random: int = 150
     barrage_concurrency: int = 8
     case_deadline_s: float = 300.0
-    # How long a client waits before calling a request lost (longer than responseTimeout).
-    lost_request_timeout_s: float = 45.0
+    # The scaling case's client retries a failed try (no answer within scaling_timeout_s, a
+    # 5xx, or another request's answer) up to scaling_retries times on a new connection, as
+    # NewsClient does. Answers normally take well under 0.1 s; a request TorchServe drops at
+    # a scale-down is never answered.
+    scaling_retries: int = 2
+    scaling_timeout_s: float = 5.0
 
     @classmethod
     def quick(cls) -> "SoakSizes":
@@ -102,9 +106,10 @@ def _json_requests(texts: Sequence[str]) -> list[tuple[bytes, str]]:
     return [(json.dumps({"text": t}).encode(), JSON) for t in texts]
 
 
-def _predictions(ts: TorchServe, timeout_s: float = 60.0) -> load.CheckedLoad:
+def _predictions(ts: TorchServe, timeout_s: float = 60.0, retries: int = 0) -> load.CheckedLoad:
     return load.CheckedLoad(f"{ts.endpoints.inference}/predictions/{MODEL_NAME}",
-                            headers=lambda: ts.keys().headers("inference"), timeout_s=timeout_s)
+                            headers=lambda: ts.keys().headers("inference"), timeout_s=timeout_s,
+                            retries=retries)
 
 
 @dataclass
@@ -280,10 +285,10 @@ def crash(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSiz
 
 def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes,
             workers: int) -> dict:
-    """Scale 1 -> 4 -> 1 workers through the management API during load: no failure."""
+    """Scale 1 -> 4 -> 1 workers through the management API during load: no request fails
+    for a client that retries, and every try TorchServe failed is counted and explained."""
     ts.scale(MODEL_NAME, 1)
-    # A request lost by TorchServe is never answered (pytorch/serve#1101): bound the wait.
-    client = _predictions(ts, timeout_s=sizes.lost_request_timeout_s)
+    client = _predictions(ts, timeout_s=sizes.scaling_timeout_s, retries=sizes.scaling_retries)
     steps = []
     try:
         with _load_in_background(client, texts, sizes.scaling_concurrency, sizes.case_deadline_s) as box:
@@ -310,23 +315,26 @@ def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
     finally:
         ts.scale(MODEL_NAME, workers)  # leave the server as configured for the next case
     outcomes = box["outcomes"]
-    check = _check_answers(outcomes, texts, expect)
-    lost = [o for o in outcomes if o.status == 0 and "timed out" in o.error]
-    # A stopping worker fails its batch ("Worker died."), drops the job it had taken (never
-    # answered), or puts an answered job back in the queue (answered twice, so the copy
-    # reaches the connection's next request): attribute each to the step it overlapped.
+    check = _check_answers(outcomes, texts, expect)  # the answers the client ended up with
+    # What TorchServe did: every failed try. A stopping worker fails its batch ("Worker
+    # died."), drops a job it had taken (never answered, pytorch/serve#1101), or puts jobs it
+    # had just answered back in the queue (answered twice: the copy reaches the next request
+    # on that connection). Each is attributed to the step it overlapped.
+    failed_tries = [t for o in outcomes for t in o.earlier]
     for step in steps:
         start, end = step.pop("_window")
-        during = [o for o in outcomes if o.started <= end + 1.0 and o.finished >= start]
-        step["failed"] = sum(o.status != 200 and not o.misdelivered for o in during)
-        step["misdelivered"] = sum(o.misdelivered for o in during)
-    killed = [o for o in outcomes if o.status in (500, 503, 507) and b"Worker died" in o.body]
-    result = {"requests": len(outcomes), "concurrency": sizes.scaling_concurrency, "steps": steps,
-              **check.as_dict(), "statuses": _statuses(outcomes),
-              # Requests never answered (client timeout): TorchServe drops the request a
-              # scaled-down worker had already taken from the queue (pytorch/serve#1101).
-              "lost_unanswered": len(lost), "worker_died": len(killed),
-              "failure_errors": _failure_errors(outcomes)}
+        during = [t for t in failed_tries if t.started <= end + 1.0 and t.finished >= start]
+        step["failed_tries"] = len(during)
+    result = {"requests": len(outcomes), "concurrency": sizes.scaling_concurrency,
+              "retries_allowed": sizes.scaling_retries, "steps": steps, **check.as_dict(),
+              "statuses": _statuses(outcomes),
+              "retried_requests": sum(bool(o.earlier) for o in outcomes),
+              "failed_tries": len(failed_tries),
+              "worker_died": sum(t.status in (500, 503, 507) and b"Worker died" in t.body
+                                 for t in failed_tries),
+              "lost_unanswered": sum(t.status == 0 and "timed out" in t.error for t in failed_tries),
+              "answered_twice": sum(t.misdelivered for t in failed_tries),
+              "failure_errors": _failure_errors([t for o in outcomes for t in o.tries()])}
     result["passed"] = (check.failed == check.misdelivered == check.wrong == 0
                         and [s["ready_after"] for s in steps] == [4, 1])
     return result

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TorchServe's key_file.json, in the directory it started from (default: %(default)s)")
     parser.add_argument("--model", default=MODEL_NAME, help="model name (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="resends of a prediction or explanation that got no answer, a 5xx "
+                             "or another request's answer (default: %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="classify headlines", formatter_class=defaults)
     predict.add_argument("texts", nargs="+", help="one or more headlines")
@@ -53,7 +56,7 @@ def _png_paths(path: str, count: int) -> list[Path]:
 
 def run(args: argparse.Namespace) -> object:
     """Carry out one parsed command against the server; returns what to print as JSON."""
-    client = NewsClient.from_config(args.config, args.key_file, args.model, args.timeout)
+    client = NewsClient.from_config(args.config, args.key_file, args.model, args.timeout, args.retries)
     if args.command == "predict":
         return client.predict(args.texts)
     if args.command == "explain":

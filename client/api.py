@@ -19,8 +19,16 @@ from serving.scaling import ScaleError, scale_workers
 CORRELATION_HEADER = "X-Correlation-Id"
 
 
+# Server failures worth one more try of an idempotent call (a 4xx is the request's own fault).
+RETRY_STATUSES = frozenset({500, 502, 503, 504, 507})
+
+
 class ClientError(RuntimeError):
     """TorchServe refused a call; the message carries its status and JSON message."""
+
+
+class ServerFailure(ClientError):
+    """A try that failed on the server's side: a 5xx, or an answer to another request."""
 
 
 @dataclass
@@ -31,18 +39,37 @@ class NewsClient:
     key_file: Path = Path(KEY_FILE)
     model: str = MODEL_NAME
     timeout: float = 30.0
+    # Predictions and explanations are idempotent: a try that gets no answer, a 5xx, or
+    # another request's answer (TorchServe 0.12 under a scale-down) is sent again.
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ClientError(f"retries must be 0 or more, not {self.retries}")
 
     @classmethod
     def from_config(cls, config: str | Path = DEFAULT_CONFIG, key_file: str | Path = KEY_FILE,
-                    model: str = MODEL_NAME, timeout: float = 30.0) -> "NewsClient":
+                    model: str = MODEL_NAME, timeout: float = 30.0, retries: int = 2) -> "NewsClient":
         """A client for the addresses in a config.properties."""
-        return cls(Endpoints.from_file(config), Path(key_file), model, timeout)
+        return cls(Endpoints.from_file(config), Path(key_file), model, timeout, retries)
 
     def _headers(self, kind: str) -> dict[str, str]:
         return fresh_keys(self.key_file, self.endpoints.management).headers(kind)
 
     def _call(self, method: str, url: str, kind: str, correlate: bool = False, **kwargs) -> object:
-        """One API call; with `correlate`, the answer must echo the id this call sent."""
+        """One API call. With `correlate` (the idempotent predictions and explanations), the
+        answer must echo the id its try sent, and a failed try is sent again, `retries` times
+        at most."""
+        retries_left = self.retries if correlate else 0
+        while True:
+            try:
+                return self._try(method, url, kind, correlate, **kwargs)
+            except (ServerFailure, requests.ConnectionError, requests.Timeout):
+                if retries_left == 0:
+                    raise
+                retries_left -= 1
+
+    def _try(self, method: str, url: str, kind: str, correlate: bool, **kwargs) -> object:
         headers = self._headers(kind)
         sent = uuid.uuid4().hex if correlate else None
         if sent is not None:
@@ -54,11 +81,12 @@ class NewsClient:
             body = response.text
         if response.status_code >= 400:
             message = body.get("message", body) if isinstance(body, dict) else body
-            raise ClientError(f"HTTP {response.status_code}: {message}")
+            failure = ServerFailure if response.status_code in RETRY_STATUSES else ClientError
+            raise failure(f"HTTP {response.status_code}: {message}")
         echoed = response.headers.get(CORRELATION_HEADER)
         if correlate and echoed != sent:
-            raise ClientError(f"the answer belongs to another request ({CORRELATION_HEADER} "
-                              f"{echoed!r}, sent {sent!r}); send the request again")
+            raise ServerFailure(f"the answer belongs to another request ({CORRELATION_HEADER} "
+                                f"{echoed!r}, sent {sent!r})")
         return body
 
     def predict(self, texts: list[str]) -> list[dict]:

@@ -47,15 +47,31 @@ class _Echo(BaseHTTPRequestHandler):
 
 class _AnswersOneRequestTwice(_Echo):
     """Sends the answer to the server's 5th request twice on its keep-alive connection, as
-    TorchServe 0.12 can after a scale-down."""
-
-    seen = 0
-    lock = threading.Lock()
+    TorchServe 0.12 can after a scale-down (serve it with seen=0, lock=threading.Lock())."""
 
     def copies(self) -> int:
-        with self.lock:
-            type(self).seen += 1
-            return 2 if self.seen == 5 else 1
+        with self.server.lock:
+            self.server.seen += 1
+            return 2 if self.server.seen == 5 else 1
+
+
+class _FailsTheThirdRequest(_Echo):
+    """Answers the server's 3rd request with TorchServe's 500 "Worker died." (serve it with
+    seen=0, lock=threading.Lock())."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        with self.server.lock:
+            self.server.seen += 1
+            third = self.server.seen == 3
+        if not third:
+            super().do_POST()
+            return
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"code": 500, "type": "InternalServerException", "message": "Worker died."}'
+        self.send_response(500)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 @pytest.fixture
@@ -121,7 +137,7 @@ def test_checked_load_keeps_every_answer_in_order(http_echo):
 
 
 def test_checked_load_catches_an_answer_meant_for_the_previous_request():
-    with fake_http.serve(_AnswersOneRequestTwice) as (url, _):
+    with fake_http.serve(_AnswersOneRequestTwice, seen=0, lock=threading.Lock()) as (url, _):
         client = load.CheckedLoad(f"{url}/x", headers={"Authorization": "Bearer k"})
         outcomes = client.run([(str(i).encode(), "text/plain") for i in range(12)], concurrency=1)
     assert [o.index for o in outcomes if o.misdelivered] == [5]
@@ -130,6 +146,21 @@ def test_checked_load_catches_an_answer_meant_for_the_previous_request():
     # The connection out of step is replaced: every later answer is its own request's again.
     assert late.connection == 0 and {o.connection for o in outcomes[6:]} == {1}
     assert all(o.body == str(o.index).encode() for o in outcomes if not o.misdelivered)
+
+
+# The copy of request 4's answer lands on request 5; the third request is index 2.
+@pytest.mark.parametrize("server, failed_try", [(_AnswersOneRequestTwice, 5), (_FailsTheThirdRequest, 2)])
+def test_a_retrying_checked_load_ends_with_every_right_answer_and_keeps_the_failed_try(server, failed_try):
+    with fake_http.serve(server, seen=0, lock=threading.Lock()) as (url, _):
+        client = load.CheckedLoad(f"{url}/x", headers={"Authorization": "Bearer k"}, retries=1)
+        outcomes = client.run([(str(i).encode(), "text/plain") for i in range(8)], concurrency=1)
+    assert all(o.status == 200 and o.body == str(o.index).encode() and not o.misdelivered
+               for o in outcomes)
+    retried = [o for o in outcomes if o.earlier]
+    assert [o.index for o in retried] == [failed_try]
+    (first,) = retried[0].earlier
+    assert first.needs_retry and first.connection < retried[0].connection
+    assert len(retried[0].tries()) == 2
 
 
 def test_checked_load_reports_a_dead_server_as_failed_requests():

@@ -1,5 +1,5 @@
 """NewsClient against a fake inference API: answers are accepted only with their own
-correlation id, and refusals carry TorchServe's message."""
+correlation id, server failures are tried again, refusals carry TorchServe's message."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 import fake_http
-from client.api import CORRELATION_HEADER, ClientError, NewsClient
+from client.__main__ import main
+from client.api import CORRELATION_HEADER, ClientError, NewsClient, ServerFailure
 from handler import request_parsing
 from serving.properties import Endpoints
 
@@ -16,19 +17,20 @@ ANSWER = [{"label": "Sports", "probabilities": {"Sports": 0.9}}]
 
 
 class _Inference(BaseHTTPRequestHandler):
-    """Answers POSTs with ANSWER; `server.echo` decides the correlation id sent back
-    ("same", "other" or "none"); `server.status` the status."""
+    """Answers each POST by the next (status, echo) of `server.plan`, then (200, "same"):
+    echo "same" sends the request's correlation id back, "other" another one, "none" none."""
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.sent.append(self.headers.get(CORRELATION_HEADER))
-        payload = json.dumps(ANSWER if self.server.status == 200 else {"message": "no such model"}).encode()
-        self.send_response(self.server.status)
+        status, echo = self.server.plan.pop(0) if self.server.plan else (200, "same")
+        payload = json.dumps(ANSWER if status == 200 else {"message": f"failed with {status}"}).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
-        echo = {"same": self.headers.get(CORRELATION_HEADER), "other": "someone-else", "none": None}
-        if echo[self.server.echo]:
-            self.send_header(CORRELATION_HEADER, echo[self.server.echo])
+        echoed = {"same": self.headers.get(CORRELATION_HEADER), "other": "someone-else", "none": None}[echo]
+        if echoed:
+            self.send_header(CORRELATION_HEADER, echoed)
         self.end_headers()
         self.wfile.write(payload)
 
@@ -38,7 +40,7 @@ class _Inference(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake():
-    with fake_http.serve(_Inference, sent=[], echo="same", status=200) as (url, httpd):
+    with fake_http.serve(_Inference, sent=[], plan=[]) as (url, httpd):
         client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
         client._headers = lambda kind: {"Authorization": "Bearer k"}  # no key file needed here
         yield client, httpd
@@ -55,16 +57,39 @@ def test_an_answer_with_its_own_id_is_returned_and_ids_are_fresh_per_call(fake):
     assert len(set(httpd.sent)) == 2 and all(httpd.sent)
 
 
-@pytest.mark.parametrize("echo", ["other", "none"])
-def test_an_answer_for_another_request_is_refused(fake, echo):
+@pytest.mark.parametrize("failure", [(500, "none"), (507, "none"), (503, "none"), (200, "other"), (200, "none")])
+def test_a_failed_try_is_sent_again_with_a_fresh_id(fake, failure):
     client, httpd = fake
-    httpd.echo = echo
-    with pytest.raises(ClientError, match="belongs to another request.*send the request again"):
-        client.predict(["Yankees win"])
+    httpd.plan = [failure]
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert len(httpd.sent) == 2 and httpd.sent[0] != httpd.sent[1]
 
 
-def test_a_refusal_reports_status_and_message_without_checking_the_id(fake):
+def test_after_the_last_retry_the_failure_is_reported(fake):
     client, httpd = fake
-    httpd.echo, httpd.status = "none", 404
-    with pytest.raises(ClientError, match="^HTTP 404: no such model$"):
+    httpd.plan = [(200, "other")] * 3
+    with pytest.raises(ServerFailure, match="belongs to another request"):
         client.predict(["Yankees win"])
+    assert len(httpd.sent) == 3  # the try and client.retries (2) more
+
+
+def test_a_refusal_is_reported_at_once_with_status_and_message(fake):
+    client, httpd = fake
+    httpd.plan = [(404, "none")]
+    with pytest.raises(ClientError, match="^HTTP 404: failed with 404$") as err:
+        client.predict(["Yankees win"])
+    assert not isinstance(err.value, ServerFailure) and len(httpd.sent) == 1
+
+
+def test_without_retries_one_failure_is_final(fake):
+    client, httpd = fake
+    client.retries = 0
+    httpd.plan = [(500, "none")]
+    with pytest.raises(ServerFailure, match="^HTTP 500"):
+        client.predict(["Yankees win"])
+    assert len(httpd.sent) == 1
+
+
+def test_a_negative_retry_count_is_refused_on_the_command_line(capsys):
+    assert main(["--retries", "-1", "predict", "x"]) == 1
+    assert "retries must be 0 or more" in capsys.readouterr().err
