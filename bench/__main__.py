@@ -1,6 +1,6 @@
 """python -m bench {run,soak,profile}: the benchmark, the reliability suite, a worker profile.
 
-    python -m bench run   [--quick] [--cases floor,variants,...]  -> bench/results.{json,md,png}
+    python -m bench run   [--quick] [--cases floor,batching,...]  -> bench/results.{json,md,png}
     python -m bench soak  [--quick]                               -> bench/soak.json
     python -m bench profile [--seconds 10]                        -> bench/profile.txt
 """

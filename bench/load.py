@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
-from client.api import CORRELATION_HEADER
+from client import api
 
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-# Tries worth repeating: no answer (0), or the server failed. A 4xx is the request's own fault.
-RETRY_STATUSES = frozenset({0, 500, 502, 503, 504, 507})
+# Tries worth repeating: NewsClient's (server failures), and no answer at all (status 0).
+RETRY_STATUSES = api.RETRY_STATUSES | {0}
 WRK_MISSING = ("wrk is not installed: the benchmark needs it as its load generator. "
                "Install it with 'sudo apt-get install -y wrk' (Debian/Ubuntu).")
 
@@ -176,6 +176,8 @@ class CheckedLoad:
     def __init__(self, url: str, headers: dict[str, str] | Callable[[], dict[str, str]] | None = None,
                  timeout_s: float = 60.0, retries: int = 0) -> None:
         require_loopback(url)
+        if retries < 0:
+            raise ValueError(f"retries must be 0 or more, not {retries}")
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
@@ -229,7 +231,7 @@ class CheckedLoad:
                     if not keep or outcome.needs_retry:
                         conn.close()  # dead, closing, or out of step
                         conn, headers, number = connect()
-                    if not outcome.needs_retry or len(earlier) == self.retries:
+                    if not outcome.needs_retry or len(earlier) >= self.retries:
                         break
                     earlier.append(outcome)
                 outcome.earlier = tuple(earlier)
@@ -253,7 +255,7 @@ class CheckedLoad:
     def _send(self, conn: http.client.HTTPConnection, headers: dict[str, str], index: int,
               body: bytes, content_type: str | None) -> tuple[Outcome, bool]:
         """One request; returns its outcome and whether the connection can be reused."""
-        headers = {**headers, CORRELATION_HEADER: str(index)}
+        headers = {**headers, api.CORRELATION_HEADER: str(index)}
         if content_type is not None:
             headers["Content-Type"] = content_type
         start = time.monotonic()
@@ -263,7 +265,7 @@ class CheckedLoad:
             data = response.read()
             keep = response.getheader("connection", "").lower() != "close"
             return Outcome(index, response.status, data, start, time.monotonic(),
-                           echoed_id=response.getheader(CORRELATION_HEADER)), keep
+                           echoed_id=response.getheader(api.CORRELATION_HEADER)), keep
         except (OSError, http.client.HTTPException) as exc:
             return Outcome(index, 0, b"", start, time.monotonic(), repr(exc)), False
 

@@ -28,7 +28,7 @@ import signal
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -39,6 +39,7 @@ import requests
 from bench import archives, headlines, load, server
 from bench.badinput import JSON, TEXT, bad_requests, edge_good_requests, lenient_requests
 from serving.properties import MODEL_NAME, read_properties
+from serving.scaling import ScaleError
 from serving.server import TorchServe
 
 # Request budget of a background load that runs until told to stop: far more than its
@@ -78,7 +79,7 @@ class SoakSizes:
     def quick(cls) -> "SoakSizes":
         """Small counts for `make test` (a minute or so in all)."""
         return cls(sustained_requests=1_000, sustained_concurrency=16, crash_warmup=100,
-                   crash_after_recovery=100, scaling_between=60, barrage_good=40,
+                   crash_after_recovery=100, scaling_between=2500, barrage_good=40,
                    barrage_random=150, case_deadline_s=120.0)
 
 
@@ -153,7 +154,8 @@ def _check_answers(outcomes: Sequence[load.Outcome], texts: Sequence[str],
 
 
 def _previous_index(outcomes: Sequence[load.Outcome], o: load.Outcome) -> int | None:
-    """The request sent just before `o` on the same connection, if any."""
+    """The request sent just before `o` on the same connection, if any (`outcomes` holds
+    every try: with retries, pass each outcome's `tries()`)."""
     earlier = [p for p in outcomes if p.connection == o.connection and p.started < o.started]
     return max(earlier, key=lambda p: p.started).index if earlier else None
 
@@ -312,15 +314,19 @@ def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
                               "ready_after": ts.ready_workers(MODEL_NAME), "_window": (start, end)})
             mark = client.completed
             _wait_for(lambda: client.completed >= mark + sizes.scaling_between, 60, "requests after scaling")
-    finally:
-        ts.scale(MODEL_NAME, workers)  # leave the server as configured for the next case
+    except BaseException:
+        with suppress(ScaleError):  # best effort: the first error is the one to report
+            ts.scale(MODEL_NAME, workers)
+        raise
+    ts.scale(MODEL_NAME, workers)  # leave the server as configured for the next case
     outcomes = box["outcomes"]
     check = _check_answers(outcomes, texts, expect)  # the answers the client ended up with
     # What TorchServe did: every failed try. A stopping worker fails its batch ("Worker
     # died."), drops a job it had taken (never answered, pytorch/serve#1101), or puts jobs it
     # had just answered back in the queue (answered twice: the copy reaches the next request
     # on that connection). Each is attributed to the step it overlapped.
-    failed_tries = [t for o in outcomes for t in o.earlier]
+    tries = [t for o in outcomes for t in o.tries()]
+    failed_tries = [t for t in tries if t.needs_retry]
     for step in steps:
         start, end = step.pop("_window")
         during = [t for t in failed_tries if t.started <= end + 1.0 and t.finished >= start]
@@ -334,7 +340,11 @@ def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
                                  for t in failed_tries),
               "lost_unanswered": sum(t.status == 0 and "timed out" in t.error for t in failed_tries),
               "answered_twice": sum(t.misdelivered for t in failed_tries),
-              "failure_errors": _failure_errors([t for o in outcomes for t in o.tries()])}
+              "answered_twice_examples": [
+                  {"index": t.index, "echoed_id": t.echoed_id,
+                   "previous_on_connection": _previous_index(tries, t)}
+                  for t in failed_tries if t.misdelivered][:5],
+              "failure_errors": _failure_errors(tries)}
     result["passed"] = (check.failed == check.misdelivered == check.wrong == 0
                         and [s["ready_after"] for s in steps] == [4, 1])
     return result

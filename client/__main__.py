@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=MODEL_NAME, help="model name (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
     parser.add_argument("--retries", type=int, default=2,
-                        help="resends of a prediction or explanation that got no answer, a 5xx "
-                             "or another request's answer (default: %(default)s)")
+                        help="resends of a prediction or explanation that got no answer, a 500, "
+                             "502, 503, 504 or 507, or another request's answer (default: %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="classify headlines", formatter_class=defaults)
     predict.add_argument("texts", nargs="+", help="one or more headlines")

@@ -65,7 +65,7 @@ class NewsClient:
             try:
                 return self._try(method, url, kind, correlate, **kwargs)
             except (ServerFailure, requests.ConnectionError, requests.Timeout):
-                if retries_left == 0:
+                if retries_left <= 0:
                     raise
                 retries_left -= 1
 
@@ -100,11 +100,12 @@ class NewsClient:
                           "inference", correlate=True, json={"texts": list(texts)})
 
     def scale(self, workers: int) -> dict:
-        """Set the worker count and wait until TorchServe has done it; `attempts` in the
-        answer counts the resends TorchServe asked for (serving/scaling.py)."""
+        """Set the worker count and wait until TorchServe has done it (up to scaling.py's
+        timeout, not `timeout`: workers take seconds to start); `attempts` in the answer is 1
+        unless TorchServe asked for the request again."""
         try:
             return scale_workers(self.endpoints.management, self.model, workers,
-                                 lambda: self._headers("management"), self.timeout)
+                                 lambda: self._headers("management"))
         except ScaleError as err:
             raise ClientError(str(err)) from err
 

@@ -118,7 +118,10 @@ class NewsHandler(BaseHandler):
             logger.exception("news_cnn handler failed on a batch of %d requests", len(data or []))
             failure = RequestError(500, "internal_error", "the model failed on this batch; "
                                    "the server logs say why")
-            output = [self._refuse(idx, failure) for idx in range(len(data or []))]
+            output = []
+            for idx in range(len(data or [])):
+                self._echo_correlation_id(idx)
+                output.append(self._refuse(idx, failure))
         self._add_metric("HandlerTime", round((time.perf_counter() - start) * 1000, 3), "ms")
         return output
 
@@ -161,8 +164,7 @@ class NewsHandler(BaseHandler):
         self._explain_where_asked(prepared, answers)
         output = []
         for idx, request in enumerate(prepared.requests):
-            if request.correlation_id is not None:
-                self._set_header(idx, CORRELATION_HEADER, request.correlation_id)
+            self._echo_correlation_id(idx)
             if request.error is not None:
                 output.append(self._refuse(idx, request.error))
             elif request.describe:
@@ -186,7 +188,7 @@ class NewsHandler(BaseHandler):
         request = ParsedRequest(explain=self._header_true(idx, "explain"),
                                 describe=self._header_true(idx, "describe"))
         try:
-            request.correlation_id = check_correlation_id(self._header_any_case(idx, CORRELATION_HEADER))
+            check_correlation_id(self._header_any_case(idx, CORRELATION_HEADER))
         except RequestError as err:
             request.error = err
             return request
@@ -242,6 +244,15 @@ class NewsHandler(BaseHandler):
         self._set_json(idx)
         return self._serialize(error.body())
 
+    def _echo_correlation_id(self, idx: int) -> None:
+        """Send request `idx`'s valid correlation id back (an invalid one is refused by _parse)."""
+        try:
+            value = check_correlation_id(self._header_any_case(idx, CORRELATION_HEADER))
+        except RequestError:
+            return
+        if value is not None:
+            self._set_header(idx, CORRELATION_HEADER, value)
+
     def _set_json(self, idx: int) -> None:
         self._set_header(idx, "content-type", "application/json")  # the key TorchServe reads
 
@@ -258,7 +269,9 @@ class NewsHandler(BaseHandler):
             return None
 
     def _header_any_case(self, idx: int, name: str) -> Any:
-        """A request header whatever case the client wrote its name in."""
+        """A request header whatever case the client wrote its name in (HTTP names are
+        case-insensitive; "explain" and "describe" need no lookup like this, because
+        TorchServe sets them itself)."""
         try:
             headers = self.context.get_all_request_header(idx)
         except (AttributeError, IndexError, KeyError, TypeError):

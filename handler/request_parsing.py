@@ -95,7 +95,6 @@ class ParsedRequest:
     explain: bool = False
     describe: bool = False
     error: RequestError | None = None
-    correlation_id: str | None = None  # echoed in the answer's CORRELATION_HEADER
     first_row: int = 0  # where its headlines start in the batch's one tensor
 
 

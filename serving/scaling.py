@@ -56,7 +56,10 @@ def scale_workers(management_url: str, model: str, workers: int,
                     "timeout": int(timeout)},
             headers=headers(), timeout=timeout + 10)
         if response.status_code < 400:
-            body = response.json()
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text
             return {**body, "attempts": attempt} if isinstance(body, dict) else \
                 {"status": body, "attempts": attempt}
         if response.status_code not in RESEND_STATUSES or attempt >= attempts:

@@ -163,6 +163,11 @@ def test_a_retrying_checked_load_ends_with_every_right_answer_and_keeps_the_fail
     assert len(retried[0].tries()) == 2
 
 
+def test_checked_load_refuses_a_negative_retry_count():
+    with pytest.raises(ValueError, match="retries must be 0 or more"):
+        load.CheckedLoad("http://127.0.0.1:9/x", retries=-1)
+
+
 def test_checked_load_reports_a_dead_server_as_failed_requests():
     port = free_port()  # nothing listens there
     outcomes = load.CheckedLoad(f"http://127.0.0.1:{port}/x", timeout_s=2).run([(b"x", "text/plain")], 2, total=4)

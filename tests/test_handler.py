@@ -231,9 +231,11 @@ def test_a_model_failure_answers_500_for_every_request_without_raising(served, m
         raise RuntimeError("boom")
 
     monkeypatch.setattr(served.handler.predictor, "probabilities", broken)
-    output, statuses = served(text_request(GOOD), text_request(""))
+    row, headers = text_request(GOOD)
+    output, statuses = served((row, {**headers, "X-Correlation-Id": "c-1"}), text_request(""))
     assert statuses == [500, 500]
     assert all(o["error"] == "internal_error" for o in output)
+    assert served.context.get_response_headers(0)["X-Correlation-Id"] == "c-1"
 
 
 # -- explanations: decided per request ------------------------------------------------------
