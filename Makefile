@@ -19,7 +19,7 @@ export PYTHONPATH := $(CURDIR)
 # make expands nothing in it, not even $(shell ...)); at the end of this file every one is
 # exported as NEWS_<NAME>, and recipes use it quoted from there ("$$NEWS_TEXT"). The *_ARGS
 # lists are split into words by scripts/run_with_args.py (shlex, no shell).
-USER_VARS := TEXT PNG WORKERS VERSION PROMOTE DATA ARTIFACTS MODEL_STORE SERVE_TIMEOUT \
+USER_VARS := TEXT PNG WORKERS SERVER_DIR VERSION PROMOTE DATA ARTIFACTS MODEL_STORE SERVE_TIMEOUT \
 	TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE
 $(foreach v,$(USER_VARS),$(if $(filter command environment,$(firstword $(origin $(v)))),\
 	$(eval override $(v) := $$(value $(v)))))
@@ -72,7 +72,7 @@ clean: ## Remove trained artifacts and archives (keeps the virtual environment)
 .PHONY: explain
 explain: install ## Explain one headline via the running server: make explain TEXT="..." [PNG=out.png]
 	@test -n "$$NEWS_TEXT" || { echo 'TEXT is empty: run make explain TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
-	$(PY) -m client explain $${NEWS_PNG:+--png "$$NEWS_PNG"} -- "$$NEWS_TEXT"
+	$(CLIENT) explain $${NEWS_PNG:+--png "$$NEWS_PNG"} -- "$$NEWS_TEXT"
 
 # --- Serving: archive, TorchServe, client (handler/, serving/, client/, config.properties) ---
 MODEL_STORE ?= model_store
@@ -83,6 +83,9 @@ VERSION ?=
 PROMOTE ?=
 WORKERS ?=
 SERVE_TIMEOUT ?= 300
+# Where the TorchServe to call was started: its config.properties and key_file.json.
+SERVER_DIR ?= .
+CLIENT = $(PY) -m client --config "$$NEWS_SERVER_DIR/config.properties" --key-file "$$NEWS_SERVER_DIR/key_file.json"
 SERVING_SOURCES := handler/handler.py handler/request_parsing.py handler/model-config.yaml serving/archive.py $(wildcard model/*.py)
 ARCHIVE_CMD = $(PY) -m serving.archive --artifacts "$$NEWS_ARTIFACTS" --export-path "$$NEWS_MODEL_STORE"
 
@@ -105,11 +108,11 @@ status: install ## Is TorchServe up, which model version, how many workers
 
 predict: install ## Classify a headline on the running server: make predict TEXT="..."
 	@test -n "$$NEWS_TEXT" || { echo 'TEXT is empty: run make predict TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
-	$(PY) -m client predict -- "$$NEWS_TEXT"
+	$(CLIENT) predict -- "$$NEWS_TEXT"
 
 scale: install ## Set the number of workers and wait until done: make scale WORKERS=3
 	@test -n "$$NEWS_WORKERS" || { echo 'WORKERS is empty: run make scale WORKERS=3' >&2; exit 2; }
-	$(PY) -m client scale -- "$$NEWS_WORKERS"
+	$(CLIENT) scale -- "$$NEWS_WORKERS"
 
 keys: install ## Print where TorchServe's keys are, and the current keys (renewed if about to expire)
 	$(PY) -m serving keys

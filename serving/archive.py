@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versioned", action="store_true",
                         help="write <model-name>_v<version>.mar and leave the served <model-name>.mar alone")
     parser.add_argument("--promote", action="store_true",
-                        help="with --versioned: also copy it to <model-name>.mar, the archive `make serve` serves")
+                        help="with --versioned: also copy it to <model-name>.mar, "
+                             "the archive `make serve` serves")
     args = parser.parse_args(argv)
     if args.promote and not args.versioned:
         parser.error("--promote goes with --versioned (a plain build already is the served archive)")
