@@ -28,7 +28,8 @@ def build_parser(prog: str = "python -m client") -> argparse.ArgumentParser:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG),
                         help="config.properties with the server's addresses (default: %(default)s)")
     parser.add_argument("--key-file", default=str(DEFAULT_CONFIG.parent / KEY_FILE),
-                        help="TorchServe's key_file.json, in the directory it started from (default: %(default)s)")
+                        help="TorchServe's key_file.json, in the directory it started from "
+                             "(default: %(default)s)")
     parser.add_argument("--model", default=MODEL_NAME, help="model name (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
     parser.add_argument("--retries", type=int, default=2,
@@ -40,7 +41,8 @@ def build_parser(prog: str = "python -m client") -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="explain headlines' predictions", formatter_class=defaults)
     explain.add_argument("texts", nargs="+", help="one or more headlines")
     explain.add_argument("--png", default=None,
-                         help="write a heatmap + word-score chart here (one headline: PATH; several: PATH with -N)")
+                         help="write a heatmap + word-score chart here "
+                              "(one headline: PATH; several: PATH with -N)")
     scale = commands.add_parser("scale", help="set the number of workers (waits until done)",
                                 formatter_class=defaults)
     scale.add_argument("workers", type=int, help="worker count, at least 1")

@@ -20,11 +20,12 @@ def supported_range(pyproject_text):
     return (a, b), (c, d)
 
 
-def main(argv):
+def main(argv, here=None):
+    """0 when `here` (default: this interpreter's (major, minor)) is supported, else 1 and why."""
     path = argv[0] if argv else "pyproject.toml"
     with open(path) as f:
         low, high = supported_range(f.read())
-    here = sys.version_info[:2]
+    here = tuple(here or sys.version_info[:2])
     if low <= here < high:
         return 0
     last = (high[0], high[1] - 1)

@@ -17,7 +17,8 @@ from model.predictor import Predictor
 from serving.properties import METRICS_CONFIG
 
 GOOD = "The final tennis tournament starts next week."
-MODEL_CONFIG = yaml.safe_load((Path(__file__).resolve().parent.parent / "handler" / "model-config.yaml").read_text())
+MODEL_CONFIG = yaml.safe_load(
+    (Path(__file__).resolve().parent.parent / "handler" / "model-config.yaml").read_text())
 
 
 def make_context(model_dir, headers: list[dict], gpu=None, yaml_config=None) -> Context:
@@ -135,7 +136,8 @@ def test_each_input_form_matches_the_in_process_predictor(served, predictor):
     assert statuses == [200, 200, 200, 200]
     assert output[0] == output[1] == output[2] == expected[0]
     assert output[3] == expected[1:]
-    assert list(output[0]["probabilities"].values()) == sorted(output[0]["probabilities"].values(), reverse=True)
+    probabilities = list(output[0]["probabilities"].values())
+    assert probabilities == sorted(probabilities, reverse=True)
     assert output[0]["label"] == next(iter(output[0]["probabilities"]))
 
 
@@ -341,7 +343,8 @@ def test_the_real_explainer_is_loaded_and_used(served):
 def test_describe_reports_the_handler_metadata(served):
     output, statuses = served(({}, {"describe": "True"}))
     assert statuses == [200]
-    assert output[0]["version"] == "0.1.0" and output[0]["labels"] == ["Business", "Sci/Tech", "Sports", "World"]
+    assert output[0]["version"] == "0.1.0"
+    assert output[0]["labels"] == ["Business", "Sci/Tech", "Sports", "World"]
 
 
 def test_metrics_are_recorded_and_declared_in_the_metrics_config(served):

@@ -103,7 +103,8 @@ def test_register_set_default_and_roll_back(server):
     # The rolled-back version can then be retired; 1.0 keeps serving.
     removed = management(server, "DELETE", f"/models/{MODEL_NAME}/2.0")
     assert removed.status_code == 200, removed.text
-    assert [v["modelVersion"] for v in management(server, "GET", f"/models/{MODEL_NAME}/all").json()] == ["1.0"]
+    remaining = management(server, "GET", f"/models/{MODEL_NAME}/all").json()
+    assert [v["modelVersion"] for v in remaining] == ["1.0"]
     assert predict(server) == v1
 
 
