@@ -60,32 +60,34 @@ def is_taken(port: Port) -> bool:
 
 
 def holder(port: int) -> str | None:
-    """"pid N (command line)" of the process listening on `port`, when the system says."""
+    """"pid N (what it is)" of the process listening on `port`, when the system says."""
     try:
         connections = psutil.net_connections(kind="inet")
     except (psutil.Error, OSError):
         return None  # other users' sockets need privileges on some systems
-    for connection in connections:
-        if connection.laddr and connection.laddr.port == port and connection.status == psutil.CONN_LISTEN:
-            if connection.pid is None:
-                return None
-            try:
-                command = " ".join(psutil.Process(connection.pid).cmdline())[:120]
-            except psutil.Error:
-                command = "?"
-            return f"pid {connection.pid} ({command})"
-    return None
+    pid = next((c.pid for c in connections if c.laddr and c.laddr.port == port
+                and c.status == psutil.CONN_LISTEN and c.pid is not None), None)
+    if pid is None:
+        return None
+    try:
+        process = psutil.Process(pid)
+        if any("org.pytorch.serve.ModelServer" in part for part in process.cmdline()):
+            return f"pid {pid} (a TorchServe started from {process.cwd()})"
+        return f"pid {pid} ({' '.join(process.cmdline())[:80] or process.name()})"
+    except psutil.Error:
+        return f"pid {pid}"
 
 
 def taken_ports_message(config: str | Path) -> str | None:
     """One line naming every taken port of `config`, its setting and holder; None if all free."""
-    problems = []
+    by_holder: dict[str | None, list[str]] = {}
     for port in configured_ports(config):
         if is_taken(port):
-            who = holder(port.port)
-            problems.append(f"port {port.port} ({port.setting}) is taken"
-                            + (f" by {who}" if who else ""))
-    if not problems:
+            by_holder.setdefault(holder(port.port), []).append(f"{port.port} ({port.setting})")
+    if not by_holder:
         return None
-    return (f"{'; '.join(problems)}: stop what holds it (`make stop` if it is this project's "
+    parts = [f"port{'s' if len(ports) > 1 else ''} {', '.join(ports)} "
+             f"{'are' if len(ports) > 1 else 'is'} taken" + (f" by {who}" if who else "")
+             for who, ports in by_holder.items()]
+    return (f"{'; '.join(parts)}: stop what holds it (`make stop` if it is this project's "
             f"TorchServe) or change the port in {config}")
