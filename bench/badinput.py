@@ -13,7 +13,7 @@ JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 
 
-def bad_requests(max_request_size: int = 131072, max_chars: int = 1000, max_texts: int = 64,
+def bad_requests(max_request_size: int = 1048576, max_chars: int = 1000, max_texts: int = 64,
                  seed: int = 0, random_count: int = 150) -> list[tuple[str, bytes, str | None]]:
     """About 55 hand-made malformed requests plus `random_count` random byte strings."""
     rng = random.Random(seed)
