@@ -51,7 +51,7 @@ install: $(VENV)/.installed ## Virtual environment: pinned requirements + dev to
 test: install ## Run every test (with DATA=file.csv it also trains end to end on that file)
 	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests
 
-test-unit: install ## Run the tests that start no TorchServe (under 30 s)
+test-unit: install ## Run the tests that start no TorchServe (no Java)
 	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests -q -m "not integration"
 
 lint: install ## ruff check (pyflakes + pycodestyle, settings in pyproject.toml)
@@ -104,7 +104,7 @@ stop: ## Stop the TorchServe that make serve started
 	@if [ -x "$(PY)" ]; then $(PY) -m serving stop; else echo "TorchServe was not running."; fi
 
 status: install ## Is TorchServe up, which model version, how many workers
-	$(PY) -m serving status
+	$(PY) -m serving status --workdir "$$NEWS_SERVER_DIR"
 
 predict: install ## Classify a headline on the running server: make predict TEXT="..."
 	@test -n "$$NEWS_TEXT" || { echo 'TEXT is empty: run make predict TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
@@ -115,7 +115,7 @@ scale: install ## Set the number of workers and wait until done: make scale WORK
 	$(CLIENT) scale -- "$$NEWS_WORKERS"
 
 keys: install ## Print where TorchServe's keys are, and the current keys (renewed if about to expire)
-	$(PY) -m serving keys
+	$(PY) -m serving keys --workdir "$$NEWS_SERVER_DIR"
 
 # --- Deploy: embeddings explorer, Docker image, KServe storage (deploy/, training/explore.py) ---
 EXPLORE_ARGS ?=
