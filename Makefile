@@ -12,30 +12,52 @@ TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR)
+
+# Values typed on the command line (a headline, a path, a version, extra options) never pass
+# through make's expansion or the shell's parsing. Each one given on the command line or in
+# the environment is made a simple variable holding exactly what was typed ($(value ...):
+# make expands nothing in it, not even $(shell ...)); at the end of this file every one is
+# exported as NEWS_<NAME>, and recipes use it quoted from there ("$$NEWS_TEXT"). The *_ARGS
+# lists are split into words by scripts/run_with_args.py (shlex, no shell).
+USER_VARS := TEXT PNG WORKERS SERVER_DIR VERSION PROMOTE DATA ARTIFACTS MODEL_STORE SERVE_TIMEOUT \
+	TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE
+$(foreach v,$(USER_VARS),$(if $(filter command environment,$(firstword $(origin $(v)))),\
+	$(eval override $(v) := $$(value $(v)))))
+RUN_WITH_ARGS = $(PY) scripts/run_with_args.py
 # Point NLTK at a local copy of its data when one sits beside the checkout.
 ifneq ($(wildcard ../shared/nltk_data),)
 export NLTK_DATA ?= $(abspath ../shared/nltk_data)
 endif
 
-.PHONY: help install test train clean
+.PHONY: help install test test-unit lint train clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) was not found: install CPython 3.10-3.12, or name one with make install PYTHON=python3.12" >&2; exit 1; }
+	@$(PYTHON) scripts/check_python.py pyproject.toml
 	@command -v java >/dev/null 2>&1 || { echo "Java 17+ is required by TorchServe: install it, e.g. 'sudo apt-get install -y openjdk-17-jre-headless'" >&2; exit 1; }
 	@java -version 2>&1 | awk -F'"' '/version/ { split($$2, v, "."); if (v[1] < 17) { print "Java " $$2 " found; TorchServe needs 17+: sudo apt-get install -y openjdk-17-jre-headless" > "/dev/stderr"; exit 1 } }'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	@# The project itself, editable, for the news-cnn command (its dependencies are the pins above).
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	@touch $@
 
-install: $(VENV)/.installed ## Create the virtual environment with pinned requirements (checks Java)
+install: $(VENV)/.installed ## Virtual environment: pinned requirements + dev tools + this project, editable (checks Python, Java)
 
-test: install ## Run the test suite (with DATA=file.csv it also trains end to end on that file)
-	DATA="$(DATA)" $(PY) -m pytest tests $(PYTEST_ARGS)
+test: install ## Run every test (with DATA=file.csv it also trains end to end on that file)
+	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests
 
-TRAIN_CMD = $(PY) -m training $(if $(DATA),--data "$(DATA)") --out "$(ARTIFACTS)" $(TRAIN_ARGS)
+test-unit: install ## Run the tests that start no TorchServe (no Java)
+	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests -q -m "not integration"
+
+lint: install ## ruff check (pyflakes + pycodestyle, settings in pyproject.toml)
+	$(VENV)/bin/ruff check .
+
+TRAIN_CMD = $(RUN_WITH_ARGS) NEWS_TRAIN_ARGS -- $(PY) -m training $${NEWS_DATA:+--data "$$NEWS_DATA"} --out "$$NEWS_ARTIFACTS"
 
 # Trains only when no model exists yet (what `make serve` needs); `make train` always retrains.
 $(ARTIFACTS)/model.pt: | install
@@ -45,52 +67,55 @@ train: install ## Train all experiments and save the chosen model to ARTIFACTS (
 	$(TRAIN_CMD)
 
 clean: ## Remove trained artifacts and archives (keeps the virtual environment)
-	rm -rf $(ARTIFACTS) model_store/*.mar logs
+	rm -rf -- "$$NEWS_ARTIFACTS" model_store/*.mar logs
 
 .PHONY: explain
 explain: install ## Explain one headline via the running server: make explain TEXT="..." [PNG=out.png]
-	@test -n "$(TEXT)" || { echo 'TEXT is empty: run make explain TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
-	$(PY) -m client explain "$(TEXT)" $(if $(PNG),--png "$(PNG)")
+	@test -n "$$NEWS_TEXT" || { echo 'TEXT is empty: run make explain TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
+	$(CLIENT) explain $${NEWS_PNG:+--png "$$NEWS_PNG"} -- "$$NEWS_TEXT"
 
 # --- Serving: archive, TorchServe, client (handler/, serving/, client/, config.properties) ---
 MODEL_STORE ?= model_store
 MAR := $(MODEL_STORE)/news_cnn.mar
-# Archive version; empty means the version in $(ARTIFACTS)/manifest.json.
+# Archive version for `make archive`: it builds model_store/news_cnn_v$(VERSION).mar beside the
+# served news_cnn.mar, which it replaces only with PROMOTE=1. Empty: manifest.json's version.
 VERSION ?=
+PROMOTE ?=
 WORKERS ?=
 SERVE_TIMEOUT ?= 300
+# Where the TorchServe to call was started: its config.properties and key_file.json.
+SERVER_DIR ?= .
+CLIENT = $(PY) -m client --config "$$NEWS_SERVER_DIR/config.properties" --key-file "$$NEWS_SERVER_DIR/key_file.json"
 SERVING_SOURCES := handler/handler.py handler/request_parsing.py handler/model-config.yaml serving/archive.py $(wildcard model/*.py)
-ARCHIVE_CMD = $(PY) -m serving.archive --artifacts "$(ARTIFACTS)" --export-path "$(MODEL_STORE)" $(if $(VERSION),--version "$(VERSION)")
+ARCHIVE_CMD = $(PY) -m serving.archive --artifacts "$$NEWS_ARTIFACTS" --export-path "$$NEWS_MODEL_STORE"
 
 .PHONY: archive serve stop predict scale keys status
 
 $(MAR): $(ARTIFACTS)/model.pt $(SERVING_SOURCES) | install
 	$(ARCHIVE_CMD)
 
-archive: $(ARTIFACTS)/model.pt | install ## Build model_store/news_cnn.mar from ARTIFACTS (VERSION=2.0 overrides the version)
-	$(ARCHIVE_CMD)
-	@# A copy named for its version stays beside the others, so versions can be registered side by side.
-	$(if $(VERSION),cp "$(MAR)" "$(MODEL_STORE)/news_cnn_v$(VERSION).mar")
+archive: $(ARTIFACTS)/model.pt | install ## Build news_cnn.mar; VERSION=2.0: news_cnn_v2.0.mar beside it (PROMOTE=1: also served)
+	$(ARCHIVE_CMD) $${NEWS_VERSION:+--version "$$NEWS_VERSION" --versioned} $${NEWS_PROMOTE:+--promote}
 
 serve: $(MAR) ## Start TorchServe in the background (trains and archives first if needed; DATA=file.csv)
-	$(PY) -m serving start --timeout $(SERVE_TIMEOUT)
+	$(PY) -m serving start --timeout "$$NEWS_SERVE_TIMEOUT"
 
 stop: ## Stop the TorchServe that make serve started
 	@if [ -x "$(PY)" ]; then $(PY) -m serving stop; else echo "TorchServe was not running."; fi
 
 status: install ## Is TorchServe up, which model version, how many workers
-	$(PY) -m serving status
+	$(PY) -m serving status --workdir "$$NEWS_SERVER_DIR"
 
 predict: install ## Classify a headline on the running server: make predict TEXT="..."
-	@test -n "$(TEXT)" || { echo 'TEXT is empty: run make predict TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
-	$(PY) -m client predict "$(TEXT)"
+	@test -n "$$NEWS_TEXT" || { echo 'TEXT is empty: run make predict TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
+	$(CLIENT) predict -- "$$NEWS_TEXT"
 
 scale: install ## Set the number of workers and wait until done: make scale WORKERS=3
-	@test -n "$(WORKERS)" || { echo 'WORKERS is empty: run make scale WORKERS=3' >&2; exit 2; }
-	$(PY) -m client scale $(WORKERS)
+	@test -n "$$NEWS_WORKERS" || { echo 'WORKERS is empty: run make scale WORKERS=3' >&2; exit 2; }
+	$(CLIENT) scale -- "$$NEWS_WORKERS"
 
 keys: install ## Print where TorchServe's keys are, and the current keys (renewed if about to expire)
-	$(PY) -m serving keys
+	$(PY) -m serving keys --workdir "$$NEWS_SERVER_DIR"
 
 # --- Deploy: embeddings explorer, Docker image, KServe storage (deploy/, training/explore.py) ---
 EXPLORE_ARGS ?=
@@ -101,21 +126,21 @@ IMAGE ?= news-cnn-serve
 .PHONY: explore kserve-storage docker-image
 
 explore: install ## Explore word vectors: neighbours, analogies, FastText OOV (with DATA), PCA plot (EXPLORE_ARGS="--help")
-	$(PY) -m training.explore $(if $(DATA),--data "$(DATA)") $(EXPLORE_ARGS)
+	$(RUN_WITH_ARGS) NEWS_EXPLORE_ARGS -- $(PY) -m training.explore $${NEWS_DATA:+--data "$$NEWS_DATA"}
 
 kserve-storage: $(MAR) ## Lay out KServe storage (config/config.properties, model-store/news_cnn.mar) in model_store/kserve
-	$(PY) -m deploy.kserve_storage --mar "$(KSERVE_MAR)" --out "$(KSERVE_STORAGE)"
+	$(PY) -m deploy.kserve_storage --mar "$$NEWS_KSERVE_MAR" --out "$$NEWS_KSERVE_STORAGE"
 
 docker-image: $(MAR) ## Build the TorchServe Docker image (deploy/Dockerfile) with the archive: IMAGE=news-cnn-serve
 	@command -v docker >/dev/null 2>&1 || { echo "docker is not installed: the image needs a Docker engine (see deploy/Dockerfile)" >&2; exit 1; }
-	docker build -f deploy/Dockerfile -t "$(IMAGE)" .
+	docker build -f deploy/Dockerfile -t "$$NEWS_IMAGE" .
 
 # --- Bench: benchmark and reliability suite (bench/) ---
 # BENCH_ARGS="--quick" for a short rough run; SOAK_ARGS="--quick" for the test-suite sizes.
 BENCH_ARGS ?=
 SOAK_ARGS ?=
 PROFILE_ARGS ?=
-BENCH_RUN = $(PY) -u -m bench $(1) --mar "$(MAR)" --artifacts "$(ARTIFACTS)"
+BENCH_RUN = $(RUN_WITH_ARGS) $(2) -- $(PY) -u -m bench $(1) --mar "$(MAR)" --artifacts "$$NEWS_ARTIFACTS"
 
 .PHONY: bench soak profile wrk
 
@@ -129,10 +154,13 @@ wrk: ## Make sure wrk (the benchmark's load generator) is installed (apt-get as 
 	  fi; }
 
 bench: $(MAR) wrk ## Benchmark vs an echo floor, batching, workers, in-process; writes bench/results.{json,md,png}
-	$(call BENCH_RUN,run) $(BENCH_ARGS)
+	$(call BENCH_RUN,run,NEWS_BENCH_ARGS)
 
 soak: $(MAR) ## Reliability suite at full size: load, worker crash, scaling, bad input, auth -> bench/soak.json
-	$(call BENCH_RUN,soak) $(SOAK_ARGS)
+	$(call BENCH_RUN,soak,NEWS_SOAK_ARGS)
 
 profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load -> bench/profile.txt (PROFILE_ARGS="--path /predictions/echo")
-	$(call BENCH_RUN,profile) $(PROFILE_ARGS)
+	$(call BENCH_RUN,profile,NEWS_PROFILE_ARGS)
+
+# Last, once every default above is set: the values recipes read (see USER_VARS).
+$(foreach v,$(USER_VARS),$(eval export NEWS_$(v) := $$($(v))))

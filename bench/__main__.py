@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.data is None:
         split = args.artifacts / "test.csv"
-        args.data = split if split.is_file() else (Path(os.environ["DATA"]) if os.environ.get("DATA") else None)
+        data = os.environ.get("DATA")
+        args.data = split if split.is_file() else (Path(data) if data else None)
     problem = _check_inputs(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

@@ -13,7 +13,7 @@ JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 
 
-def bad_requests(max_request_size: int = 131072, max_chars: int = 1000, max_texts: int = 64,
+def bad_requests(max_request_size: int = 1048576, max_chars: int = 1000, max_texts: int = 64,
                  seed: int = 0, random_count: int = 150) -> list[tuple[str, bytes, str | None]]:
     """About 55 hand-made malformed requests plus `random_count` random byte strings."""
     rng = random.Random(seed)
@@ -68,7 +68,8 @@ def bad_requests(max_request_size: int = 131072, max_chars: int = 1000, max_text
         # bodies over max_request_size
         ("huge text/plain body", b"a" * (max_request_size + 1024), TEXT),
         ("huge JSON body", json.dumps({"text": "a " * (max_request_size // 2 + 1024)}).encode(), JSON),
-        ("huge texts body", json.dumps({"texts": ["Stocks rally"] * (max_request_size // 10)}).encode(), JSON),
+        ("huge texts body", json.dumps({"texts": ["Stocks rally"] * (max_request_size // 10)}).encode(),
+         JSON),
         # deeply nested JSON
         ("deep arrays", b"[" * 50_000 + b"]" * 50_000, JSON),
         ("deep objects", b'{"a":' * 20_000 + b"1" + b"}" * 20_000, JSON),

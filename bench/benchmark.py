@@ -224,7 +224,8 @@ def run_floor(bench_run: BenchRun) -> list[dict]:
         _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.label)
         predictions_at = {}
         for c in settings.concurrencies:
-            echo, pred = _compare(ts, [f"/predictions/{ECHO}", f"/predictions/{MODEL_NAME}"], bodies, c, settings)
+            echo, pred = _compare(ts, [f"/predictions/{ECHO}", f"/predictions/{MODEL_NAME}"], bodies, c,
+                                  settings)
             predictions_at[c] = pred
             rows.append(_row("floor", f"echo c={c}", echo, None))
             rows.append(_row("floor", f"predictions c={c}", pred, echo, f"echo c={c}"))
@@ -234,7 +235,8 @@ def run_floor(bench_run: BenchRun) -> list[dict]:
                 rows.append(_row("floor", f"predictions vs echo batchSize 1 c={c}", pred, echo_b1,
                                  f"echo batchSize 1 c={c}"))
         c = settings.explain_concurrency
-        pred, explain = _compare(ts, [f"/predictions/{MODEL_NAME}", f"/explanations/{MODEL_NAME}"], bodies, c, settings)
+        pred, explain = _compare(ts, [f"/predictions/{MODEL_NAME}", f"/explanations/{MODEL_NAME}"], bodies,
+                                 c, settings)
         rows.append(_row("explanations", f"explanations c={c}", explain, pred, f"predictions c={c}"))
     finally:
         ts.stop()
@@ -278,12 +280,14 @@ def run_batching(bench_run: BenchRun) -> list[dict]:
         for m in models:
             _check_answer(ts, m, bench_run.text, bench_run.label)
         c = settings.batch_concurrency
-        reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c, settings)
+        reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c,
+                                       settings)
         ref_name = (f"news_cnn (batchSize {base.get('batchSize')}, maxBatchDelay "
                     f"{base.get('maxBatchDelay')}) c={c}")
         rows.append(_row("batching", ref_name, reference, None))
         for v, result in zip(settings.batch_variants, results):
-            label_ = f"batchSize {v.overrides['batchSize']}, maxBatchDelay {v.overrides['maxBatchDelay']} c={c}"
+            label_ = (f"batchSize {v.overrides['batchSize']}, "
+                      f"maxBatchDelay {v.overrides['maxBatchDelay']} c={c}")
             rows.append(_row("batching", label_, result, reference, ref_name))
     finally:
         ts.stop()
@@ -302,7 +306,8 @@ def run_workers(bench_run: BenchRun) -> list[dict]:
         for m in models:
             _check_answer(ts, m, bench_run.text, bench_run.label)
         for c in settings.worker_concurrencies:
-            reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c, settings)
+            reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c,
+                                           settings)
             ref_name = f"news_cnn ({own[0]} workers x {own[1]} thread) c={c}"
             rows.append(_row("workers", ref_name, reference, None))
             for v, result in zip(variants, results):

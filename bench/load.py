@@ -96,7 +96,7 @@ def run_wrk(url: str, bodies: Sequence[str], concurrency: int, duration_s: float
                               timeout=duration_s + 60)
     finally:
         os.unlink(bodies_file)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
+    line = next((out for out in proc.stdout.splitlines() if out.startswith("WRK_JSON ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}")
     raw = json.loads(line[len("WRK_JSON "):])

@@ -24,7 +24,8 @@ def markdown(results: dict) -> str:
              f"`wrk` on loopback. "
              f"news_cnn model-config: `{json.dumps(results.get('model_config', {}))}`.", ""]
     if results.get("throughput"):
-        lines += ["| Case | Run | req/s | share of reference | p50 ms | p99 ms | p99 / reference | reference |",
+        lines += ["| Case | Run | req/s | share of reference | p50 ms | p99 ms | p99 / reference "
+                  "| reference |",
                   "|---|---|---:|---:|---:|---:|---:|---|"]
         for r in results["throughput"]:
             lines.append(f"| {r['case']} | {r['name']} | {r['rps']:.0f} | {_fmt(r.get('rps_share'))} | "
@@ -33,7 +34,8 @@ def markdown(results: dict) -> str:
         lines.append("")
     inproc = results.get("inprocess")
     if inproc:
-        lines += [f"In-process (no HTTP; torch threads: {inproc.get('torch_threads')}), microseconds per headline "
+        lines += [f"In-process (no HTTP; torch threads: {inproc.get('torch_threads')}), "
+                  "microseconds per headline "
                   "(median of 5 rounds):", "", "| What | 1 headline | batch of 32 |", "|---|---:|---:|"]
         for key, label in (("handler", "handler: parse + preprocess + forward + format"),
                            ("encode", "preprocess + tokenize + pad"),
@@ -50,7 +52,8 @@ def markdown(results: dict) -> str:
                   f"| `torchserve --start` to first correct answer | {start['first_answer_s']:.1f} s |",
                   f"| ... to all {start['workers']} workers ready | {start['all_workers_ready_s']:.1f} s |",
                   f"| news_cnn.mar | {start['mar_bytes'] / 2**20:.2f} MiB |",
-                  f"| worker resident memory (idle) | {', '.join(map(str, start['worker_rss_mib_idle']))} MiB |",
+                  "| worker resident memory (idle) | "
+                  f"{', '.join(map(str, start['worker_rss_mib_idle']))} MiB |",
                   f"| worker resident memory (after load) | "
                   f"{', '.join(map(str, start['worker_rss_mib_after_load']))} MiB |", ""]
     if results.get("goals"):

@@ -235,7 +235,8 @@ def sustained(ts: TorchServe, texts: list[str], expect: Expectations, sizes: Soa
         "rps": round(len(outcomes) / seconds, 1), **check.as_dict(),
         "warmup_failed": sum(o.status != 200 for o in warm),
         "statuses": _statuses(outcomes),
-        "p50_ms": round(load.percentile(latencies, 50), 2), "p99_ms": round(load.percentile(latencies, 99), 2),
+        "p50_ms": round(load.percentile(latencies, 50), 2),
+        "p99_ms": round(load.percentile(latencies, 99), 2),
         "worker_rss_mib_before": {str(k): round(v, 1) for k, v in before.items()},
         "worker_rss_mib_after": {str(k): round(v, 1) for k, v in after.items()},
         "memory_growth": round(growth, 4) if growth is not None else None,
@@ -378,7 +379,8 @@ def barrage(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
         counts[kind] += 1
         body = o.json()
         if o.misdelivered:
-            problems.append(_problem(f"answered with request {o.echoed_id}'s answer: {name[:60]!r}", ctype, o))
+            problems.append(_problem(f"answered with request {o.echoed_id}'s answer: {name[:60]!r}",
+                                     ctype, o))
             continue
         if o.status >= 500:
             counts["5xx"] += 1
@@ -420,8 +422,10 @@ def auth(ts: TorchServe) -> dict:
     body = json.dumps({"text": "Stocks rally"})
     cases = [
         ("predict without key", "POST", f"{inference}/predictions/{MODEL_NAME}", {}),
-        ("predict with wrong key", "POST", f"{inference}/predictions/{MODEL_NAME}", {"Authorization": "Bearer wrong"}),
-        ("predict with management key", "POST", f"{inference}/predictions/{MODEL_NAME}", keys.headers("management")),
+        ("predict with wrong key", "POST", f"{inference}/predictions/{MODEL_NAME}",
+         {"Authorization": "Bearer wrong"}),
+        ("predict with management key", "POST", f"{inference}/predictions/{MODEL_NAME}",
+         keys.headers("management")),
         ("explain without key", "POST", f"{inference}/explanations/{MODEL_NAME}", {}),
         ("ping without key", "GET", f"{inference}/ping", {}),
         ("list models without key", "GET", f"{management}/models", {}),

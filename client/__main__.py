@@ -18,16 +18,18 @@ from serving.keys import KEY_FILE
 from serving.properties import DEFAULT_CONFIG
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m client") -> argparse.ArgumentParser:
     """The command line: global connection options, then predict / explain / scale / describe."""
     defaults = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__.splitlines()[0],
-                                     epilog="\n".join(__doc__.splitlines()[2:]),
+    parser = argparse.ArgumentParser(prog=prog, description="Call the served model over REST.",
+                                     epilog="\n".join(__doc__.splitlines()[2:]).replace(
+                                         "python -m client", prog),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(DEFAULT_CONFIG),
                         help="config.properties with the server's addresses (default: %(default)s)")
     parser.add_argument("--key-file", default=str(DEFAULT_CONFIG.parent / KEY_FILE),
-                        help="TorchServe's key_file.json, in the directory it started from (default: %(default)s)")
+                        help="TorchServe's key_file.json, in the directory it started from "
+                             "(default: %(default)s)")
     parser.add_argument("--model", default=MODEL_NAME, help="model name (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
     parser.add_argument("--retries", type=int, default=2,
@@ -39,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="explain headlines' predictions", formatter_class=defaults)
     explain.add_argument("texts", nargs="+", help="one or more headlines")
     explain.add_argument("--png", default=None,
-                         help="write a heatmap + word-score chart here (one headline: PATH; several: PATH with -N)")
+                         help="write a heatmap + word-score chart here "
+                              "(one headline: PATH; several: PATH with -N)")
     scale = commands.add_parser("scale", help="set the number of workers (waits until done)",
                                 formatter_class=defaults)
     scale.add_argument("workers", type=int, help="worker count, at least 1")
@@ -62,7 +65,12 @@ def run(args: argparse.Namespace) -> object:
     if args.command == "explain":
         explanations = client.explain(args.texts)
         if args.png:
-            from client.plots import plot_explanation  # matplotlib only when a picture is asked for
+            try:  # matplotlib only when a picture is asked for
+                from client.plots import plot_explanation
+            except ImportError as err:
+                raise ClientError(f"--png needs {err.name or 'matplotlib'}, which this Python lacks "
+                                  f"({sys.executable}): run the project's venv, "
+                                  f"e.g. .venv/bin/news-cnn, after `make install`") from None
             for explanation, path in zip(explanations, _png_paths(args.png, len(explanations))):
                 plot_explanation(explanation, path)
                 print(f"wrote {path}", file=sys.stderr)
@@ -75,7 +83,12 @@ def run(args: argparse.Namespace) -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """`python -m client ...`: parse, run, print the answer as JSON; returns the exit status."""
+    return execute(build_parser().parse_args(argv))
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run parsed arguments; a one-line message on stderr and status 1 when the call fails."""
     try:
         result = run(args)
     except (ClientError, FileNotFoundError) as err:

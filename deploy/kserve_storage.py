@@ -40,7 +40,8 @@ def read_manifest(mar: Path) -> dict:
         with zipfile.ZipFile(mar) as archive:
             return json.loads(archive.read("MAR-INF/MANIFEST.json"))
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
-        raise StorageError(f"{mar} is not a torch-model-archiver archive ({error}): rebuild it with `make archive`") from error
+        raise StorageError(f"{mar} is not a torch-model-archiver archive ({error}): "
+                           "rebuild it with `make archive`") from error
 
 
 def snapshot_for(snapshot: dict, model_name: str, version: str, mar_name: str) -> dict:
@@ -50,7 +51,8 @@ def snapshot_for(snapshot: dict, model_name: str, version: str, mar_name: str) -
         raise StorageError(f"the template's model_snapshot must hold one model, it holds {sorted(models)}")
     (versions,) = models.values()
     if len(versions) != 1:
-        raise StorageError(f"the template's model_snapshot must hold one version, it holds {sorted(versions)}")
+        raise StorageError("the template's model_snapshot must hold one version, "
+                           f"it holds {sorted(versions)}")
     (settings,) = versions.values()
     settings = {**settings, "marName": mar_name, "defaultVersion": True}
     return {**snapshot, "modelCount": 1, "models": {model_name: {version: settings}}}
@@ -62,7 +64,8 @@ def render_config(template: Path, model_name: str, version: str, mar_name: str) 
     for line in template.read_text().splitlines():
         if line.startswith(SNAPSHOT_KEY + "="):
             snapshot = json.loads(line.split("=", 1)[1])
-            line = SNAPSHOT_KEY + "=" + json.dumps(snapshot_for(snapshot, model_name, version, mar_name), separators=(",", ":"))
+            line = SNAPSHOT_KEY + "=" + json.dumps(snapshot_for(snapshot, model_name, version, mar_name),
+                                                   separators=(",", ":"))
         lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -88,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--mar", type=Path, default=Path("model_store/news_cnn.mar"), help="archive built by `make archive`")
-    parser.add_argument("--out", type=Path, default=Path("model_store/kserve"), help="storage directory to write")
+    parser.add_argument("--mar", type=Path, default=Path("model_store/news_cnn.mar"),
+                        help="archive built by `make archive`")
+    parser.add_argument("--out", type=Path, default=Path("model_store/kserve"),
+                        help="storage directory to write")
     parser.add_argument("--template", type=Path, default=TEMPLATE, help="TorchServe config for KServe")
     args = parser.parse_args(argv)
     try:

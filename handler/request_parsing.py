@@ -36,20 +36,29 @@ _CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error",
            501: "Not Implemented"}
+# Why a request has no body, and what to send instead.
+EMPTY_BODY = ("the request has no body: POST a headline as Content-Type: text/plain, or JSON "
+              "{\"text\": ...} / {\"texts\": [...]} with Content-Type: application/json (GET and "
+              "DELETE carry no body; a form-encoded body, e.g. curl -d without a Content-Type "
+              "header, arrives empty)")
 # The message of every `invalid_json` refusal: a JSON body that is not an object.
 NOT_AN_OBJECT = "a JSON body must be an object {\"text\": \"...\"} or {\"texts\": [\"...\", ...]}"
 
 
 class RequestError(Exception):
-    """A request the handler refuses: HTTP status, a short error code, a message for people."""
+    """A request the handler refuses: HTTP status, a short error code, a message for people,
+    and for a refusal about one headline of `texts`, that headline's index."""
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(self, status: int, error: str, message: str, index: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.error, self.message = status, error, message
+        self.status, self.error, self.message, self.index = status, error, message, index
 
     def body(self) -> dict:
-        """The JSON answer the client gets: {"error": code, "message": text}."""
-        return {"error": self.error, "message": self.message}
+        """The JSON answer the client gets: {"error": code, "message": text[, "index": i]}."""
+        body = {"error": self.error, "message": self.message}
+        if self.index is not None:
+            body["index"] = self.index
+        return body
 
 
 @dataclass
@@ -117,11 +126,10 @@ def parse_body(value: Any, content_type: str | None, settings: HandlerSettings) 
     TorchServe has already decoded JSON bodies into Python objects and text/* bodies into
     str when it could; what it could not decode arrives as bytes and is diagnosed here.
     """
-    if value is None:
-        raise RequestError(400, "empty_body", "the request has no body (a form-encoded body, "
-                           "e.g. curl -d without a Content-Type header, arrives empty): send a "
-                           "headline as Content-Type: text/plain, or JSON {\"text\": ...} / "
-                           "{\"texts\": [...]} with Content-Type: application/json")
+    if value is None or (isinstance(value, (str, bytes, bytearray)) and len(value) == 0):
+        # GET and DELETE land here too: TorchServe 0.12 hands the handler the body and
+        # headers of a request, never its method.
+        raise RequestError(400, "empty_body", EMPTY_BODY)
     if isinstance(value, (bytes, bytearray)):
         try:
             value = bytes(value).decode("utf-8")
@@ -147,16 +155,24 @@ def parse_body(value: Any, content_type: str | None, settings: HandlerSettings) 
         return [_check_text(value, settings)], False
     if not isinstance(value, dict):
         raise RequestError(400, "invalid_json", NOT_AN_OBJECT)
-    if ("text" in value) == ("texts" in value):
-        raise RequestError(400, "missing_text", "the JSON object needs exactly one of the keys "
-                           "\"text\" (one headline) or \"texts\" (a list of headlines)")
+    if "text" in value and "texts" in value:
+        raise RequestError(400, "text_and_texts", "the JSON object has both \"text\" and \"texts\": "
+                           "send one headline as \"text\" or several as \"texts\", not both")
+    if "text" not in value and "texts" not in value:
+        raise RequestError(400, "missing_text", "the JSON object needs one of the keys \"text\" "
+                           "(one headline) or \"texts\" (a list of headlines)")
     if "text" in value:
         if not isinstance(value["text"], str):
             raise RequestError(400, "invalid_text", "\"text\" must be a string")
         return [_check_text(value["text"], settings)], False
     texts = value["texts"]
-    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-        raise RequestError(400, "invalid_texts", "\"texts\" must be a list of strings")
+    if not isinstance(texts, list):
+        raise RequestError(400, "invalid_texts", f"\"texts\" must be a list of strings, not "
+                           f"{_json_type(texts)}")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RequestError(400, "invalid_texts", f"texts[{index}] is {_json_type(text)}, not a "
+                               f"string: \"texts\" must be a list of strings", index)
     if not texts:
         raise RequestError(400, "empty_texts", "\"texts\" is empty: send at least one headline")
     if len(texts) > settings.max_texts:
@@ -177,13 +193,24 @@ def check_correlation_id(value: Any) -> str | None:
 
 def _check_text(text: str, settings: HandlerSettings, index: int | None = None) -> str:
     """`text` itself if it is non-blank and within max_chars; `index` names it in a list."""
-    where = "the headline" if index is None else f"headline {index}"
+    where = "the headline" if index is None else f"texts[{index}]"
     if not text.strip():
-        raise RequestError(400, "empty_text", f"{where} is empty or only whitespace")
+        raise RequestError(400, "empty_text", f"{where} is empty or only whitespace", index)
     if len(text) > settings.max_chars:
         raise RequestError(413, "text_too_long", f"{where} has {len(text)} characters; the "
-                           f"limit is {settings.max_chars}")
+                           f"limit is {settings.max_chars}", index)
     return text
+
+
+def _json_type(value: Any) -> str:
+    """How JSON calls the type of a decoded value, with its article: "a number", "null"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
 
 
 def request_body(row: Any) -> Any:

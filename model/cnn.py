@@ -87,7 +87,7 @@ class CNN(nn.Module):
         # each width's "same" padding, and the taps left and right of a position in the
         # widest window of any width (what `convolve` pads every kernel out to).
         self._paddings = [same_padding(f) for f in config.filter_sizes]
-        self._window = (max(l for l, _ in self._paddings), max(r for _, r in self._paddings))
+        self._window = (max(left for left, _ in self._paddings), max(right for _, right in self._paddings))
         self.dropout = nn.Dropout(config.dropout_p)
         self.fc1 = nn.Linear(config.num_filters * len(config.filter_sizes), config.hidden_dim)
         self.fc2 = nn.Linear(config.hidden_dim, config.num_classes)
@@ -110,8 +110,8 @@ class CNN(nn.Module):
         gradients (for explanations) flow through as before.
         """
         left, right = self._window
-        weight = torch.cat([F.pad(conv.weight, (left - l, right - r))
-                            for conv, (l, r) in zip(self.convs, self._paddings)])
+        weight = torch.cat([F.pad(conv.weight, (left - pad_left, right - pad_right))
+                            for conv, (pad_left, pad_right) in zip(self.convs, self._paddings)])
         bias = torch.cat([conv.bias for conv in self.convs])
         out = F.conv1d(F.pad(x, (left, right)), weight, bias)
         return list(out.split(self.config.num_filters, dim=1))

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("command", choices=["start", "stop", "status", "keys", "examples"])
     parser.add_argument("--workdir", default=".", help="directory TorchServe runs from (key file, logs)")
-    parser.add_argument("--config", default="config.properties", help="TorchServe config, relative to --workdir")
+    parser.add_argument("--config", default="config.properties",
+                        help="TorchServe config, relative to --workdir")
     parser.add_argument("--model", default=MODEL_NAME, help="model to wait for and describe")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for a ready model")
     args = parser.parse_args(argv)

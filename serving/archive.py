@@ -6,7 +6,12 @@ a directory it copies the directory's *contents*. So the `model` package is stag
 `handler.py` and the artifacts, and the worker (which has the model directory on its
 PYTHONPATH) imports `model` from the archive.
 
-    python -m serving.archive --artifacts artifacts --export-path model_store [--version 2.0]
+    python -m serving.archive --artifacts artifacts --export-path model_store
+    python -m serving.archive ... --version 2.0 --versioned [--promote]
+
+`model_store/news_cnn.mar` is the archive `make serve` serves. A versioned build
+(`--versioned`, what `make archive VERSION=2.0` runs) is written as `news_cnn_v2.0.mar` beside
+it and leaves it alone, unless `--promote` asks for it to become the served one too.
 """
 from __future__ import annotations
 
@@ -61,10 +66,17 @@ def archiver_command(stage: Path, weights: Path, files: list[Path], export_path:
             "--export-path", str(export_path), "--force"]
 
 
+def versioned_name(model_name: str, version: str) -> str:
+    """The file name of a versioned build: news_cnn_v2.0.mar."""
+    return f"{model_name}_v{version}.mar"
+
+
 def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_store",
                   version: str | None = None, model_name: str = MODEL_NAME,
-                  model_config: str | Path = MODEL_CONFIG_YAML) -> Path:
-    """Build `<export_path>/<model_name>.mar` from a training run's directory; returns its path.
+                  model_config: str | Path = MODEL_CONFIG_YAML, file_name: str | None = None) -> Path:
+    """Build `<export_path>/<file_name>` (default `<model_name>.mar`) from a training run's
+    directory; returns its path. The archive is built aside and moved in whole, so a failed
+    build never leaves a broken file under the served name.
 
     `model_config` replaces handler/model-config.yaml (e.g. other batch or worker settings)."""
     artifacts_dir, export_path = Path(artifacts_dir), Path(export_path)
@@ -86,13 +98,17 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         # The archiver stages in $TMPDIR/<model_name>: a private TMPDIR keeps parallel builds apart.
         env = {**os.environ, "TMPDIR": tmp}
-        command = archiver_command(stage, artifacts_dir / artifacts.WEIGHTS, files, export_path,
+        built = Path(tmp) / "built"
+        command = archiver_command(stage, artifacts_dir / artifacts.WEIGHTS, files, built,
                                    version, model_name, Path(model_config))
+        built.mkdir()
         result = subprocess.run(command,
                                 env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ArchiveError(f"torch-model-archiver failed:\n{result.stdout}{result.stderr}")
-    return export_path / f"{model_name}.mar"
+        if result.returncode != 0:
+            raise ArchiveError(f"torch-model-archiver failed:\n{result.stdout}{result.stderr}")
+        target = export_path / (file_name or f"{model_name}.mar")
+        shutil.move(str(built / f"{model_name}.mar"), target)
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,16 +121,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-name", default=MODEL_NAME, help="TorchServe model name")
     parser.add_argument("--config-file", default=str(MODEL_CONFIG_YAML),
                         help="TorchServe model-config.yaml (batching, workers, handler settings)")
+    parser.add_argument("--versioned", action="store_true",
+                        help="write <model-name>_v<version>.mar and leave the served <model-name>.mar alone")
+    parser.add_argument("--promote", action="store_true",
+                        help="with --versioned: also copy it to <model-name>.mar, "
+                             "the archive `make serve` serves")
     args = parser.parse_args(argv)
+    if args.promote and not args.versioned:
+        parser.error("--promote goes with --versioned (a plain build already is the served archive)")
     try:
-        mar = build_archive(args.artifacts, args.export_path, args.version or None, args.model_name,
-                            args.config_file)
+        version = args.version or artifact_version(args.artifacts)
+        name = versioned_name(args.model_name, version) if args.versioned else None
+        mar = build_archive(args.artifacts, args.export_path, version, args.model_name,
+                            args.config_file, file_name=name)
     except ArchiveError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    manifest = json.dumps({"archive": str(mar), "bytes": mar.stat().st_size,
-                           "version": args.version or artifact_version(args.artifacts)})
-    print(manifest)
+    written = [mar]
+    if args.promote:
+        served = mar.with_name(f"{args.model_name}.mar")
+        shutil.copyfile(mar, served)
+        written.append(served)
+    for path in written:
+        print(json.dumps({"archive": str(path), "bytes": path.stat().st_size, "version": version}))
     return 0
 
 

@@ -25,6 +25,7 @@ import psutil
 import requests
 
 from serving import keys as keyfile
+from serving.ports import taken_ports_message
 from serving.properties import DEFAULT_CONFIG, METRICS_CONFIG, MODEL_NAME, Endpoints, write_properties
 from serving.scaling import scale_workers
 
@@ -111,6 +112,9 @@ class TorchServe:
         if running is not None:
             raise ServerError(f"a TorchServe started from {self.workdir} is already running "
                               f"(pid {running}): stop it first (`make stop`)")
+        taken = taken_ports_message(self.config)
+        if taken:
+            raise ServerError(taken)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.key_file.unlink(missing_ok=True)  # a stale file would hold old keys
         with open(self.log_file, "ab") as log:
@@ -206,8 +210,9 @@ class TorchServe:
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.pid() is None and time.monotonic() > started + 10:
-                raise ServerError(f"TorchServe exited while starting; see {self.log_file} "
-                                  f"and {self.workdir / 'logs'}")
+                taken = taken_ports_message(self.config)  # e.g. taken since the check in start
+                raise ServerError(f"TorchServe exited while starting{': ' + taken if taken else ''}; "
+                                  f"see {self.log_file} and {self.workdir / 'logs'}")
             if self.key_file.is_file() and self.ping():
                 try:
                     if model is None or self.ready_workers(model) > 0:

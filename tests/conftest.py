@@ -3,6 +3,9 @@
 
 # --- serving: tiny trained-looking artifacts -------------------------------------------
 import json as _json
+import os as _os
+import subprocess as _subprocess
+import sys as _sys
 from pathlib import Path as _Path
 
 import pytest as _pytest
@@ -50,9 +53,6 @@ def tiny_artifacts(tmp_path_factory) -> _Path:
 
 
 # --- end to end: a real training run on DATA (CI sets DATA; skipped otherwise) --------
-import os as _os
-import subprocess as _subprocess
-import sys as _sys
 
 
 @_pytest.fixture(scope="session")

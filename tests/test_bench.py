@@ -170,7 +170,8 @@ def test_checked_load_refuses_a_negative_retry_count():
 
 def test_checked_load_reports_a_dead_server_as_failed_requests():
     port = free_port()  # nothing listens there
-    outcomes = load.CheckedLoad(f"http://127.0.0.1:{port}/x", timeout_s=2).run([(b"x", "text/plain")], 2, total=4)
+    outcomes = load.CheckedLoad(f"http://127.0.0.1:{port}/x", timeout_s=2).run([(b"x", "text/plain")], 2,
+                                                                              total=4)
     assert len(outcomes) == 4 and all(o.status == 0 and o.error for o in outcomes)
 
 

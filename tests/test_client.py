@@ -57,7 +57,8 @@ def test_an_answer_with_its_own_id_is_returned_and_ids_are_fresh_per_call(fake):
     assert len(set(httpd.sent)) == 2 and all(httpd.sent)
 
 
-@pytest.mark.parametrize("failure", [(500, "none"), (507, "none"), (503, "none"), (200, "other"), (200, "none")])
+@pytest.mark.parametrize("failure", [(500, "none"), (507, "none"), (503, "none"), (200, "other"),
+                                     (200, "none")])
 def test_a_failed_try_is_sent_again_with_a_fresh_id(fake, failure):
     client, httpd = fake
     httpd.plan = [failure]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -71,9 +70,14 @@ def test_dockerfile_copies_files_that_exist_or_make_archive_builds():
     # The only source not in the repository is the archive, which `make archive` writes.
     assert built in ([], [f"model_store/{MAR_NAME}"])
     assert f"model_store/{MAR_NAME}" in sources
-    # `make archive` runs the archiver into model_store/ (dry run: nothing is built here).
-    dry_run = subprocess.run(["make", "-n", "archive"], cwd=REPO, capture_output=True, text=True, check=True)
-    assert re.search(r"-m serving\.archive .*--export-path \"?model_store\"?", dry_run.stdout)
+    # `make docker-image` first builds $(MAR), model_store/news_cnn.mar, with the archiver.
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^MODEL_STORE \?= model_store$", makefile, re.MULTILINE)
+    assert re.search(rf"^MAR := \$\(MODEL_STORE\)/{re.escape(MAR_NAME)}$", makefile, re.MULTILINE)
+    assert "$(MAR)" in makefile_target_recipe("docker-image").splitlines()[0]
+    assert "$(ARCHIVE_CMD)" in makefile_target_recipe("$(MAR)")
+    assert re.search(r"^ARCHIVE_CMD = .*-m serving\.archive .*--export-path \"\$\$NEWS_MODEL_STORE\"",
+                     makefile, re.MULTILINE)
 
 
 def test_dockerfile_keeps_token_authorization():
@@ -163,7 +167,8 @@ def test_storage_layout_uses_the_archive_version(tmp_path):
         line for line in template if line.startswith("model_snapshot=")]
 
 
-@pytest.mark.parametrize("content, message", [(None, "make archive"), (b"not a zip", "not a torch-model-archiver")])
+@pytest.mark.parametrize("content, message", [(None, "make archive"),
+                                              (b"not a zip", "not a torch-model-archiver")])
 def test_storage_errors_name_the_fix(tmp_path, capsys, content, message):
     mar = tmp_path / "news_cnn.mar"
     if content is not None:
@@ -202,9 +207,11 @@ class KServeLikeServer(serving_server.TorchServe):
             if self.pid() is None:
                 break
             time.sleep(0.5)
-        raise serving_server.ServerError(f"TorchServe on the KServe config was not ready; see {self.workdir / 'logs'}")
+        raise serving_server.ServerError("TorchServe on the KServe config was not ready; "
+                                         f"see {self.workdir / 'logs'}")
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java 17+")
 def test_kserve_config_serves_the_v1_protocol(tiny_artifacts, tmp_path):
     """The generated storage, started the way KServe's runtime starts TorchServe (its config,

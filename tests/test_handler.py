@@ -17,7 +17,8 @@ from model.predictor import Predictor
 from serving.properties import METRICS_CONFIG
 
 GOOD = "The final tennis tournament starts next week."
-MODEL_CONFIG = yaml.safe_load((Path(__file__).resolve().parent.parent / "handler" / "model-config.yaml").read_text())
+MODEL_CONFIG = yaml.safe_load(
+    (Path(__file__).resolve().parent.parent / "handler" / "model-config.yaml").read_text())
 
 
 def make_context(model_dir, headers: list[dict], gpu=None, yaml_config=None) -> Context:
@@ -135,7 +136,8 @@ def test_each_input_form_matches_the_in_process_predictor(served, predictor):
     assert statuses == [200, 200, 200, 200]
     assert output[0] == output[1] == output[2] == expected[0]
     assert output[3] == expected[1:]
-    assert list(output[0]["probabilities"].values()) == sorted(output[0]["probabilities"].values(), reverse=True)
+    probabilities = list(output[0]["probabilities"].values())
+    assert probabilities == sorted(probabilities, reverse=True)
     assert output[0]["label"] == next(iter(output[0]["probabilities"]))
 
 
@@ -160,7 +162,8 @@ def test_the_whole_batch_is_one_forward_pass(served):
 
 # -- bad inputs ------------------------------------------------------------------------------
 BAD = [
-    ("empty text", text_request(""), 400, "empty_text"),
+    ("empty text", text_request(""), 400, "empty_body"),
+    ("empty json body", json_request(bytearray(b"")), 400, "empty_body"),
     ("whitespace", text_request(" \t\n "), 400, "empty_text"),
     ("invalid utf-8 text", text_request(b"caf\xe9 \xff"), 400, "invalid_utf8"),
     ("invalid utf-8 json", json_request(b'{"text": "\xff"}'), 400, "invalid_utf8"),
@@ -169,7 +172,8 @@ BAD = [
     ("json string", json_request("just a string"), 400, "invalid_json"),
     ("json number", json_request(3), 400, "invalid_json"),
     ("no text key", json_request({"headline": "x"}), 400, "missing_text"),
-    ("both keys", json_request({"text": "x", "texts": ["y"]}), 400, "missing_text"),
+    ("empty json object", json_request({}), 400, "missing_text"),
+    ("both keys", json_request({"text": "x", "texts": ["y"]}), 400, "text_and_texts"),
     ("text not a string", json_request({"text": 5}), 400, "invalid_text"),
     ("empty text in json", json_request({"text": "   "}), 400, "empty_text"),
     ("texts not a list", json_request({"texts": "x"}), 400, "invalid_texts"),
@@ -187,9 +191,33 @@ BAD = [
 def test_bad_input_gets_its_own_4xx_json(served, name, request_, status, error):
     output, statuses = served(request_)
     assert statuses == [status]
-    assert set(output[0]) == {"error", "message"} and output[0]["error"] == error
-    assert output[0]["message"]
+    assert output[0]["error"] == error and output[0]["message"]
+    # Only a refusal about one headline of `texts` names an index.
+    assert set(output[0]) == {"error", "message"} | ({"index"} if "index" in output[0] else set())
     json.dumps(output[0])  # serialisable as TorchServe will
+
+
+BAD_IN_TEXTS = [
+    ({"texts": ["fine", "also fine", "  "]}, 400, "empty_text", 2),
+    ({"texts": ["fine", 7, "x"]}, 400, "invalid_texts", 1),
+    ({"texts": [None]}, 400, "invalid_texts", 0),
+    ({"texts": ["fine", "word " * 201]}, 413, "text_too_long", 1),
+]
+
+
+@pytest.mark.parametrize("body, status, error, index", BAD_IN_TEXTS)
+def test_a_bad_headline_inside_texts_is_named_by_its_index(served, body, status, error, index):
+    output, statuses = served(json_request(body))
+    assert statuses == [status]
+    assert output[0]["error"] == error and output[0]["index"] == index
+    assert f"texts[{index}]" in output[0]["message"]
+
+
+def test_a_request_without_a_body_says_to_post_one(served):
+    """GET and DELETE reach the handler as an empty body (TorchServe does not pass the method)."""
+    output, statuses = served(text_request(""))
+    assert statuses == [400] and output[0]["error"] == "empty_body"
+    assert "POST" in output[0]["message"] and "GET" in output[0]["message"]
 
 
 def test_a_bad_request_does_not_spoil_its_batch(served, predictor):
@@ -198,7 +226,7 @@ def test_a_bad_request_does_not_spoil_its_batch(served, predictor):
     assert statuses == [200, 400, 200, 400]
     assert output[0] == predictor.predict([GOOD])[0]
     assert output[2] == predictor.predict(["oil prices", "space"])
-    assert output[1]["error"] == "malformed_json" and output[3]["error"] == "empty_text"
+    assert output[1]["error"] == "malformed_json" and output[3]["error"] == "empty_body"
 
 
 def test_the_correlation_id_is_echoed_on_answers_and_refusals_whatever_its_case(served):
@@ -315,7 +343,8 @@ def test_the_real_explainer_is_loaded_and_used(served):
 def test_describe_reports_the_handler_metadata(served):
     output, statuses = served(({}, {"describe": "True"}))
     assert statuses == [200]
-    assert output[0]["version"] == "0.1.0" and output[0]["labels"] == ["Business", "Sci/Tech", "Sports", "World"]
+    assert output[0]["version"] == "0.1.0"
+    assert output[0]["labels"] == ["Business", "Sci/Tech", "Sports", "World"]
 
 
 def test_metrics_are_recorded_and_declared_in_the_metrics_config(served):

@@ -10,6 +10,7 @@ import pytest
 from client.__main__ import build_parser
 from serving import keys as keyfile
 from serving.archive import ArchiveError, build_archive
+from serving.archive import main as archive_main
 from serving.properties import DEFAULT_CONFIG, Endpoints, read_properties, write_properties
 from serving.server import free_ports
 
@@ -29,6 +30,29 @@ def test_archive_holds_handler_model_package_and_artifacts(tiny_artifacts, tmp_p
 def test_archive_version_can_be_overridden(tiny_artifacts, tmp_path):
     mar = build_archive(tiny_artifacts, tmp_path, version="2.0")
     assert json.loads(zipfile.ZipFile(mar).read("MAR-INF/MANIFEST.json"))["model"]["modelVersion"] == "2.0"
+
+
+def _versions(store) -> dict[str, str]:
+    return {mar.name: json.loads(zipfile.ZipFile(mar).read("MAR-INF/MANIFEST.json"))["model"]["modelVersion"]
+            for mar in store.glob("*.mar")}
+
+
+def test_a_versioned_build_leaves_the_served_archive_alone_unless_promoted(tiny_artifacts, tmp_path):
+    """`make archive VERSION=2.0` must not change what `make serve` serves; PROMOTE=1 does."""
+    store = tmp_path / "store"
+    common = ["--artifacts", str(tiny_artifacts), "--export-path", str(store)]
+    assert archive_main(common) == 0
+    assert archive_main(common + ["--version", "2.0", "--versioned"]) == 0
+    assert _versions(store) == {"news_cnn.mar": "0.1.0", "news_cnn_v2.0.mar": "2.0"}
+    assert archive_main(common + ["--version", "3.0", "--versioned", "--promote"]) == 0
+    assert _versions(store) == {"news_cnn.mar": "3.0", "news_cnn_v2.0.mar": "2.0", "news_cnn_v3.0.mar": "3.0"}
+
+
+def test_promote_without_a_versioned_build_is_refused(tiny_artifacts, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        archive_main(["--artifacts", str(tiny_artifacts), "--export-path", str(tmp_path), "--promote"])
+    assert exit_info.value.code == 2 and "--promote goes with --versioned" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.mar"))
 
 
 def test_archive_refuses_incomplete_artifacts(tmp_path):

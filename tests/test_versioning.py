@@ -7,42 +7,34 @@ this test's own config turns it on (enable_model_api=true) for its private serve
 from __future__ import annotations
 
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 import requests
 
 from deploy.kserve_storage import read_manifest
+from serving import archive
 from serving import server as serving_server  # module import: pytest would collect its test_config
 from serving.server import MODEL_NAME, TorchServe
 from tests.conftest import write_tiny_artifacts
 
-REPO = Path(__file__).resolve().parent.parent
 HEADLINE = "The final tennis tournament starts next week"
-pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java 17+")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java 17+")]
 
 
 @pytest.fixture(scope="module")
 def model_store(tmp_path_factory):
-    """news_cnn 1.0 and 2.0 (different weights, so their answers differ) built by
-    `make archive VERSION=...` into one store."""
+    """news_cnn 1.0 and 2.0 (different weights, so their answers differ) built as
+    `make archive VERSION=...` builds them, into one store."""
     root = tmp_path_factory.mktemp("versions")
     store = root / "model_store"
     for version, seed in (("1.0", 1), ("2.0", 2)):
         artifacts = write_tiny_artifacts(root / f"artifacts_{version}", seed=seed)
-        built = subprocess.run(["make", "--no-print-directory", "archive", f"ARTIFACTS={artifacts}",
-                                f"MODEL_STORE={store}", f"VERSION={version}"],
-                               cwd=REPO, capture_output=True, text=True, check=False)
-        assert built.returncode == 0, built.stdout + built.stderr
+        assert archive.main(["--artifacts", str(artifacts), "--export-path", str(store),
+                             "--version", version, "--versioned"]) == 0
+    versions = {mar.name: read_manifest(mar)["model"]["modelVersion"] for mar in store.glob("*.mar")}
+    assert versions == {f"{MODEL_NAME}_v1.0.mar": "1.0", f"{MODEL_NAME}_v2.0.mar": "2.0"}
     return store
-
-
-def test_make_archive_version_keeps_a_copy_per_version(model_store):
-    """news_cnn.mar is the latest build; news_cnn_v<VERSION>.mar stay side by side."""
-    versions = {mar.name: read_manifest(mar)["model"]["modelVersion"] for mar in model_store.glob("*.mar")}
-    assert versions == {f"{MODEL_NAME}.mar": "2.0", f"{MODEL_NAME}_v1.0.mar": "1.0",
-                        f"{MODEL_NAME}_v2.0.mar": "2.0"}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +103,8 @@ def test_register_set_default_and_roll_back(server):
     # The rolled-back version can then be retired; 1.0 keeps serving.
     removed = management(server, "DELETE", f"/models/{MODEL_NAME}/2.0")
     assert removed.status_code == 200, removed.text
-    assert [v["modelVersion"] for v in management(server, "GET", f"/models/{MODEL_NAME}/all").json()] == ["1.0"]
+    remaining = management(server, "GET", f"/models/{MODEL_NAME}/all").json()
+    assert [v["modelVersion"] for v in remaining] == ["1.0"]
     assert predict(server) == v1
 
 

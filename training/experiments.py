@@ -65,7 +65,8 @@ def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVe
     if vectors is not None:
         model.embeddings.load_vectors(embedding_matrix(tokenizer, vectors, config.seed))
     trainer = Trainer(model, class_weights(prepared.y["train"], len(prepared.labels)),
-                      lr=config.lr, embedding_lr=config.embedding_lr, epochs=config.epochs, patience=config.patience,
+                      lr=config.lr, embedding_lr=config.embedding_lr, epochs=config.epochs,
+                      patience=config.patience,
                       batch_size=config.batch_size, seed=config.seed, device=device, name=name)
     encode = tokenizer.encode_batch
     history = trainer.fit((encode(prepared.texts["train"]), prepared.y["train"]),
@@ -131,7 +132,8 @@ def _rows(results: dict[str, ExperimentResult], archived: str) -> list[list[str]
     for name, r in results.items():
         o = r.metrics["overall"]
         epochs = f"{r.history.best_epoch}/{len(r.history.val_loss)}" if r.history else "-"
-        vocab = f"{r.tokenizer.num_trainable}+{len(r.tokenizer) - r.tokenizer.num_trainable}" if r.tokenizer else "-"
+        vocab = (f"{r.tokenizer.num_trainable}+{len(r.tokenizer) - r.tokenizer.num_trainable}"
+                 if r.tokenizer else "-")
         rows.append([name + (" (archived)" if name == archived else ""), f"{o['accuracy']:.4f}",
                      f"{o['weighted_precision']:.4f}", f"{o['weighted_recall']:.4f}",
                      f"{o['weighted_f1']:.4f}", f"{o['macro_f1']:.4f}", epochs, vocab,

@@ -106,7 +106,8 @@ def solve_analogy(vectors: KeyedVectors, analogy: Analogy, topn: int) -> list[tu
     return vectors.most_similar(positive=analogy.positive, negative=analogy.negative, topn=topn)
 
 
-def oov_answers(fasttext: KeyedVectors, words: Sequence[str], topn: int) -> list[tuple[str, bool, list[tuple[str, float]]]]:
+def oov_answers(fasttext: KeyedVectors, words: Sequence[str],
+                topn: int) -> list[tuple[str, bool, list[tuple[str, float]]]]:
     """For each word: whether FastText saw it in training, and its nearest neighbours
     (for unseen words, from the vector FastText builds out of character n-grams)."""
     return [(w, fasttext.has_index_for(w), fasttext.most_similar(positive=[w], topn=topn)) for w in words]
@@ -159,15 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None,
                         help="headlines CSV (title,category): needed for --embeddings word2vec/fasttext, "
                              "and enables FastText's out-of-vocabulary answers")
-    parser.add_argument("--neighbours", default=DEFAULT_NEIGHBOURS, help="comma-separated words for most_similar")
+    parser.add_argument("--neighbours", default=DEFAULT_NEIGHBOURS,
+                        help="comma-separated words for most_similar")
     parser.add_argument("--analogy", nargs="+", default=list(DEFAULT_ANALOGIES),
                         help="one or more analogies 'a - b + c', each quoted")
     parser.add_argument("--oov", default=DEFAULT_OOV,
                         help="comma-separated words to ask a FastText model trained on --data about")
-    parser.add_argument("--plot-words", default=DEFAULT_PLOT_WORDS, help="comma-separated words for the PCA plot")
+    parser.add_argument("--plot-words", default=DEFAULT_PLOT_WORDS,
+                        help="comma-separated words for the PCA plot")
     parser.add_argument("--plot", default=DEFAULT_PLOT, help="PNG to write the 2-D PCA plot to")
     parser.add_argument("--topn", type=int, default=5, help="answers per query")
-    parser.add_argument("--dim", type=int, default=DEFAULT_DIM, help="vector size of word2vec/fasttext trained here")
+    parser.add_argument("--dim", type=int, default=DEFAULT_DIM,
+                        help="vector size of word2vec/fasttext trained here")
     parser.add_argument("--seed", type=int, default=1234, help="seed for word2vec/fasttext training")
     return parser
 
@@ -215,7 +219,8 @@ def run(args: argparse.Namespace) -> None:
     if missing:
         raise ExploreError(f"--plot-words: not in the vocabulary of {args.embeddings}: {', '.join(missing)}; "
                            "choose other words")
-    path = plot_words(plot_words_, pca_2d(vectors, plot_words_), f"PCA of {args.embeddings} vectors", args.plot)
+    path = plot_words(plot_words_, pca_2d(vectors, plot_words_), f"PCA of {args.embeddings} vectors",
+                      args.plot)
     print(f"\nPCA plot of {', '.join(plot_words_)} written to {path}")
 
 

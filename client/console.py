@@ -1,0 +1,50 @@
+"""`news-cnn`, the project's one command: the REST client's commands and the server's.
+
+    news-cnn [client options] predict|explain|scale|describe ...   (client/__main__.py, REST only)
+    news-cnn status|ready|keys [options]                           (serving/__main__.py)
+
+The server's commands come first on the line, and their options after them, as
+`python -m serving` takes them.
+"""
+from __future__ import annotations
+
+import sys
+
+from client import __main__ as client_cli
+
+# Handed whole to `serving.__main__.main`, which owns them (and may add more).
+SERVER_COMMANDS = {
+    "status": "is TorchServe up, which model version, how many workers",
+    "ready": "exit 0 when the model answers, else one line saying why",
+    "keys": "where TorchServe's key file is, and the keys",
+}
+PROG = "news-cnn"
+
+
+def build_parser():
+    """The client's parser under the name `news-cnn`, listing the server's commands too."""
+    parser = client_cli.build_parser(prog=PROG)
+    parser.description = "Call the served model over REST, or ask about the server."
+    commands = next(a for a in parser._actions if a.dest == "command")  # argparse has no public getter
+    for name, help_text in SERVER_COMMANDS.items():
+        commands.add_parser(name, help=f"{help_text} (`{PROG} {name} --help`)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the server's command line or the client's; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SERVER_COMMANDS:
+        from serving import __main__ as serving_cli  # only the server's commands need it
+
+        return serving_cli.main(argv)
+    args = build_parser().parse_args(argv)
+    if args.command in SERVER_COMMANDS:
+        print(f"{PROG}: error: {args.command} takes no client options: run "
+              f"`{PROG} {args.command} [--workdir DIR] [--config FILE]`", file=sys.stderr)
+        return 2
+    return client_cli.execute(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
