@@ -62,7 +62,7 @@ SERVE_TIMEOUT ?= 300
 SERVING_SOURCES := handler/handler.py handler/request_parsing.py handler/model-config.yaml serving/archive.py $(wildcard model/*.py)
 ARCHIVE_CMD = $(PY) -m serving.archive --artifacts "$(ARTIFACTS)" --export-path "$(MODEL_STORE)" $(if $(VERSION),--version "$(VERSION)")
 
-.PHONY: archive serve stop predict scale keys status
+.PHONY: archive serve stop predict scale keys status ready live
 
 $(MAR): $(ARTIFACTS)/model.pt $(SERVING_SOURCES) | install
 	$(ARCHIVE_CMD)
@@ -75,11 +75,21 @@ archive: $(ARTIFACTS)/model.pt | install ## Build model_store/news_cnn.mar from 
 serve: $(MAR) ## Start TorchServe in the background (trains and archives first if needed; DATA=file.csv)
 	$(PY) -m serving start --timeout $(SERVE_TIMEOUT)
 
-stop: ## Stop the TorchServe that make serve started
-	@if [ -x "$(PY)" ]; then $(PY) -m serving stop; else echo "TorchServe was not running."; fi
+# NOTICE: seconds for balancers to see readiness false before the in-flight wait (DRAIN=0: stop at once).
+NOTICE ?= 2
+DRAIN ?= 1
+stop: ## Stop gracefully: readiness false, wait for in-flight requests (<= 30 s), stop (DRAIN=0: at once)
+	@if [ -x "$(PY)" ]; then $(PY) -m serving stop --notice $(NOTICE) $(if $(filter 0,$(DRAIN)),--no-drain); \
+	else echo "TorchServe was not running."; fi
 
-status: install ## Is TorchServe up, which model version, how many workers
+status: install ## Is TorchServe up, which version, how many workers (exits 1 below minWorkers)
 	$(PY) -m serving status
+
+ready: install ## Readiness: exit 0 when a READY worker answers the canary headline right, else 1 and why
+	@$(PY) -m serving ready
+
+live: install ## Liveness: exit 0 when the TorchServe frontend answers
+	@$(PY) -m serving live
 
 predict: install ## Classify a headline on the running server: make predict TEXT="..."
 	@test -n "$(TEXT)" || { echo 'TEXT is empty: run make predict TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
@@ -89,8 +99,12 @@ scale: install ## Set the number of workers and wait until done: make scale WORK
 	@test -n "$(WORKERS)" || { echo 'WORKERS is empty: run make scale WORKERS=3' >&2; exit 2; }
 	$(PY) -m client scale $(WORKERS)
 
-keys: install ## Print where TorchServe's keys are, and the current keys (renewed if about to expire)
-	$(PY) -m serving keys
+# RENEW=inference|management renews that key (everyone holding the old one must re-read the
+# key file); API=1 also prints the never-expiring API key.
+RENEW ?=
+API ?=
+keys: install ## Key file path, inference and management keys (API=1: API key; RENEW=inference: renew it)
+	@$(PY) -m serving keys $(if $(RENEW),--renew "$(RENEW)") $(if $(API),--api)
 
 # --- Deploy: embeddings explorer, Docker image, KServe storage (deploy/, training/explore.py) ---
 EXPLORE_ARGS ?=

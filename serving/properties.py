@@ -43,6 +43,9 @@ class Endpoints:
     inference: str = "http://127.0.0.1:8080"
     management: str = "http://127.0.0.1:8081"
     metrics: str = "http://127.0.0.1:8082"
+    # Not TorchServe's: the key-less readiness/liveness server (serving/health.py), which
+    # serving/server.py starts beside TorchServe at `health_address`.
+    health: str = "http://127.0.0.1:8083"
 
     @classmethod
     def from_file(cls, path: str | Path = DEFAULT_CONFIG) -> "Endpoints":
@@ -53,16 +56,18 @@ class Endpoints:
             inference=properties.get("inference_address", default.inference).rstrip("/"),
             management=properties.get("management_address", default.management).rstrip("/"),
             metrics=properties.get("metrics_address", default.metrics).rstrip("/"),
+            health=properties.get("health_address", default.health).rstrip("/"),
         )
 
     @classmethod
-    def on_ports(cls, inference: int, management: int, metrics: int,
+    def on_ports(cls, inference: int, management: int, metrics: int, health: int | None = None,
                  host: str = "127.0.0.1") -> "Endpoints":
-        """The three APIs on `host` at the given ports."""
+        """The three APIs (and the health server, when `health` is given) on `host`."""
         return cls(f"http://{host}:{inference}", f"http://{host}:{management}",
-                   f"http://{host}:{metrics}")
+                   f"http://{host}:{metrics}",
+                   *([f"http://{host}:{health}"] if health is not None else []))
 
     def as_properties(self) -> dict[str, str]:
         """The config.properties entries that bind these addresses."""
         return {"inference_address": self.inference, "management_address": self.management,
-                "metrics_address": self.metrics}
+                "metrics_address": self.metrics, "health_address": self.health}
