@@ -1,4 +1,4 @@
-"""Run TorchServe for the Makefile: python -m serving {start,stop,status,ready,live,keys,examples,probe,run}.
+"""Run TorchServe for the Makefile: python -m serving {start,stop,drain,status,ready,live,keys,...}.
 
 Every command works on the TorchServe started from --workdir (default: the current
 directory) with --config (default: config.properties there).
@@ -11,6 +11,8 @@ directory) with --config (default: config.properties there).
   keys     the key file's path, the inference and management keys (--api adds the API key;
            --show KIND prints one key bare; --renew KIND renews it: an operator's act)
   stop     readiness false, wait for in-flight requests (at most 30 s), then stop
+  drain    readiness false and wait for in-flight requests, but leave TorchServe running
+           (a Kubernetes preStop hook; SIGTERM then stops it)
   probe    run the health server in the foreground (serving/server.py starts it)
   run      start, then wait; SIGTERM/SIGINT stop gracefully (the container's entry point)
 """
@@ -32,7 +34,7 @@ from serving.mar import read_model_config
 from serving.server import DRAIN_BOUND_S, MODEL_NAME, ServerError, TorchServe, count_ready
 
 EXAMPLE_TEXT = "The final tennis tournament starts next week."
-COMMANDS = ["start", "stop", "status", "ready", "live", "keys", "examples", "probe", "run"]
+COMMANDS = ["start", "stop", "drain", "status", "ready", "live", "keys", "examples", "probe", "run"]
 
 
 def examples(server: TorchServe, model: str = MODEL_NAME) -> str:
@@ -190,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  drained in {time.monotonic() - started:.1f} s"
                       f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}")
             print("TorchServe stopped." if server.stop() else "TorchServe was not running.")
+        elif args.command == "drain":
+            if server.pid() is None:
+                print("TorchServe is not running: nothing to drain.")
+                return 0
+            report = server.drain(args.notice)
+            print(f"Readiness false; drained in {report['waited_s']} s"
+                  f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}.")
         elif args.command in ("status", "ready", "live"):
             if server.pid() is None:
                 print("TorchServe is not running (`make serve` starts it).", file=sys.stderr)

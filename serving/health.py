@@ -25,7 +25,7 @@ from pathlib import Path
 import requests
 
 from serving import keys as keyfile
-from serving.properties import MODEL_NAME, Endpoints, read_properties
+from serving.properties import MODEL_NAME, Endpoints, read_properties, token_auth_enabled
 
 CANARY_FILE = "canary.json"
 # Used when an archive carries no canary.json: the label is then not checked.
@@ -90,6 +90,8 @@ class HealthChecker:
     key_file: Path
     canary: Canary
     model: str = MODEL_NAME
+    # False where TorchServe runs without keys (a cluster whose gateway authenticates).
+    token_auth: bool = True
 
     @classmethod
     def for_server(cls, workdir: str | Path, config: str | Path, model: str = MODEL_NAME) -> "HealthChecker":
@@ -97,7 +99,15 @@ class HealthChecker:
         workdir = Path(workdir).resolve()
         config = Path(config) if Path(config).is_absolute() else workdir / config
         return cls(Endpoints.from_file(config), workdir / keyfile.KEY_FILE,
-                   Canary.from_archive(model_archive(config, model)), model)
+                   Canary.from_archive(model_archive(config, model)), model,
+                   token_auth_enabled(read_properties(config)))
+
+    def _headers(self) -> dict[str, dict[str, str]]:
+        """{"inference": ..., "management": ...} Authorization headers ({} without token auth)."""
+        if not self.token_auth:
+            return {"inference": {}, "management": {}}
+        keys = keyfile.read_keys(self.key_file)
+        return {kind: keys.headers(kind) for kind in ("inference", "management")}
 
     @property
     def drain_file(self) -> Path:
@@ -107,8 +117,7 @@ class HealthChecker:
     def live(self) -> Verdict:
         """The frontend answers /ping (workers are readiness's business)."""
         try:
-            keys = keyfile.read_keys(self.key_file)
-            response = requests.get(f"{self.endpoints.inference}/ping", headers=keys.headers("inference"),
+            response = requests.get(f"{self.endpoints.inference}/ping", headers=self._headers()["inference"],
                                     timeout=CHECK_BUDGET_S)
         except FileNotFoundError:
             return Verdict(False, f"no key file at {self.key_file}: TorchServe is not running")
@@ -123,14 +132,14 @@ class HealthChecker:
         if self.drain_file.exists():
             return Verdict(False, "draining: TorchServe is being stopped")
         try:
-            keys = keyfile.read_keys(self.key_file)
+            headers = self._headers()
         except FileNotFoundError:
             return Verdict(False, f"no key file at {self.key_file}: TorchServe is not running")
         except (OSError, ValueError, KeyError) as err:
             return Verdict(False, f"cannot read {self.key_file} ({err})")
         try:
             description = requests.get(f"{self.endpoints.management}/models/{self.model}",
-                                       headers=keys.headers("management"), timeout=CHECK_BUDGET_S / 2)
+                                       headers=headers["management"], timeout=CHECK_BUDGET_S / 2)
             if description.status_code != 200:
                 return Verdict(False, f"describing {self.model} answered HTTP {description.status_code}")
             workers = description.json()[0].get("workers", [])
@@ -138,7 +147,7 @@ class HealthChecker:
             if ready == 0:
                 return Verdict(False, f"{self.model} has 0 READY workers (of {len(workers)})")
             answer = requests.post(f"{self.endpoints.inference}/predictions/{self.model}",
-                                   json={"text": self.canary.text}, headers=keys.headers("inference"),
+                                   json={"text": self.canary.text}, headers=headers["inference"],
                                    timeout=CHECK_BUDGET_S / 2)
         except (requests.RequestException, OSError) as err:
             return Verdict(False, f"TorchServe did not answer in time ({type(err).__name__})")

@@ -1,6 +1,7 @@
 """Read and write TorchServe's config.properties, and the endpoint URLs it declares."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,16 @@ def write_properties(dest: str | Path, base: str | Path | None = DEFAULT_CONFIG,
     dest = Path(dest)
     dest.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
     return dest
+
+
+def token_auth_enabled(properties: dict[str, str], environ: dict[str, str] | None = None) -> bool:
+    """Whether TorchServe asks for keys: on unless the config (or, with enable_envvars_config,
+    TS_DISABLE_TOKEN_AUTHORIZATION) turns it off, as a cluster with its own gateway does."""
+    environ = os.environ if environ is None else environ
+    off = properties.get("disable_token_authorization", "false")
+    if properties.get("enable_envvars_config", "false").lower() == "true":
+        off = environ.get("TS_DISABLE_TOKEN_AUTHORIZATION", off)
+    return off.strip().lower() != "true"
 
 
 @dataclass(frozen=True)

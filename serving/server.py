@@ -31,7 +31,7 @@ import requests
 from serving import keys as keyfile
 from serving.health import HealthChecker
 from serving.properties import (DEFAULT_CONFIG, METRICS_CONFIG, MODEL_NAME, REPO_ROOT, Endpoints,
-                                write_properties)
+                                read_properties, token_auth_enabled, write_properties)
 from serving.scaling import scale_workers
 
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
@@ -100,6 +100,7 @@ class TorchServe:
         self.key_file = self.workdir / keyfile.KEY_FILE
         self.tmp_dir = self.workdir / "logs" / "tmp"
         self.log_file = self.workdir / "logs" / "torchserve.out"
+        self.token_auth = token_auth_enabled(read_properties(self.config))
 
     # -- process -------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -260,11 +261,15 @@ class TorchServe:
         """Current keys from key_file.json (never renewed here: see serving/keys.py)."""
         return keyfile.read_keys(self.key_file)
 
+    def auth(self, kind: str) -> dict[str, str]:
+        """The Authorization header for the `kind` API ({} when token auth is off)."""
+        return self.keys().headers(kind) if self.token_auth else {}
+
     def ping(self, timeout: float = 5) -> bool:
         """True when /ping answers Healthy (with the inference key)."""
         try:
             response = requests.get(f"{self.endpoints.inference}/ping",
-                                    headers=self.keys().headers("inference"), timeout=timeout)
+                                    headers=self.auth("inference"), timeout=timeout)
             return response.status_code == 200 and response.json().get("status") == "Healthy"
         except (OSError, ValueError, requests.RequestException, KeyError):
             return False
@@ -273,7 +278,7 @@ class TorchServe:
         """The management API's description of `model` (workers, batch settings, version)."""
         response = requests.get(f"{self.endpoints.management}/models/{model}",
                                 params={"customized": "true"} if customized else None,
-                                headers=self.keys().headers("management"), timeout=30)
+                                headers=self.auth("management"), timeout=30)
         response.raise_for_status()
         return response.json()[0]
 
@@ -285,7 +290,7 @@ class TorchServe:
         """Set `model`'s worker count and wait until TorchServe has done it (resending when
         TorchServe asks to: see serving/scaling.py). Raises ScaleError when it cannot."""
         return scale_workers(self.endpoints.management, model, workers,
-                             lambda: self.keys().headers("management"), timeout)
+                             lambda: self.auth("management"), timeout)
 
     def log_warnings(self, limit: int = 20) -> list[str]:
         """The last `limit` WARN or ERROR lines of TorchServe's own log (logs/ts_log.log)."""
@@ -303,7 +308,7 @@ class TorchServe:
             if self.pid() is None and time.monotonic() > started + 10:
                 raise ServerError(f"TorchServe exited while starting; see {self.log_file} "
                                   f"and {self.workdir / 'logs'}")
-            if self.key_file.is_file() and self.ping():
+            if (self.key_file.is_file() or not self.token_auth) and self.ping():
                 try:
                     if model is None or self.ready_workers(model) > 0:
                         return

@@ -102,3 +102,13 @@ def test_client_help_lists_every_option_with_its_default():
     parser = build_parser()
     args = parser.parse_args(["explain", "a headline", "--png", "x.png"])
     assert (args.command, args.texts, args.png) == ("explain", ["a headline"], "x.png")
+
+
+def test_token_auth_is_on_unless_the_config_or_its_allowed_environment_turns_it_off():
+    from serving.properties import token_auth_enabled
+    assert token_auth_enabled({}, {})
+    assert not token_auth_enabled({"disable_token_authorization": "true"}, {})
+    # The environment counts only where the config lets it (enable_envvars_config).
+    off = {"TS_DISABLE_TOKEN_AUTHORIZATION": "true"}
+    assert token_auth_enabled({}, off)
+    assert not token_auth_enabled({"enable_envvars_config": "true"}, off)
