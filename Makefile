@@ -32,7 +32,12 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed ## Create the virtual environment with pinned requirements (checks Java)
 
-test: install ## Run the test suite (with DATA=file.csv it also trains end to end on that file)
+# Test-only tools (kubernetes-validate), added to the environment without rebuilding it.
+$(VENV)/.installed-dev: requirements-dev.txt | install
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+test: install $(VENV)/.installed-dev ## Run the test suite (with DATA=file.csv it also trains end to end on that file)
 	DATA="$(DATA)" $(PY) -m pytest tests $(PYTEST_ARGS)
 
 TRAIN_CMD = $(PY) -m training $(if $(DATA),--data "$(DATA)") --out "$(ARTIFACTS)" $(TRAIN_ARGS)

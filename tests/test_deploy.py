@@ -76,16 +76,19 @@ def test_dockerfile_copies_files_that_exist_or_make_archive_builds():
     assert re.search(r"-m serving\.archive .*--export-path \"?model_store\"?", dry_run.stdout)
 
 
-def test_dockerfile_keeps_token_authorization():
+def test_dockerfile_keeps_token_authorization_and_drains_on_sigterm():
     entrypoint = dict(dockerfile_instructions())["ENTRYPOINT"]
     command = json.loads(entrypoint)
-    assert command[:2] == ["torchserve", "--start"] and "--foreground" in command
+    # Our supervisor: TorchServe plus the health server, a drain on SIGTERM.
+    assert command[:4] == ["python", "-m", "serving", "run"]
     # The official image's own entry point passes --disable-token-auth: ours must not.
     assert "--disable-token-auth" not in command
-    config = command[command.index("--ts-config") + 1]
+    config = command[command.index("--config") + 1]
     copied = {dest: src for kind, args in dockerfile_instructions() if kind == "COPY"
               for src, dest in [args.split()[-2:]]}
     assert copied[config] == "deploy/config.properties"
+    assert read_properties(DEPLOY / "config.properties")["disable_token_authorization"] == "false"
+    assert copied["/home/model-server/app/serving"] == "serving"
 
 
 def test_container_config_listens_everywhere_and_keeps_secure_defaults():
@@ -105,10 +108,24 @@ def test_container_config_listens_everywhere_and_keeps_secure_defaults():
     assert props["metrics_config"] in dests
 
 
-def test_worker_requirements_match_the_project_pins():
-    project = pins(REPO / "requirements.txt")
-    worker = pins(DEPLOY / "requirements.txt")
-    assert worker and all(project[name] == version for name, version in worker.items())
+def test_image_installs_the_project_pins_over_the_base_image_and_checks_them():
+    runs = [args for kind, args in dockerfile_instructions() if kind == "RUN"]
+    install = next(r for r in runs if "pip install" in r)
+    assert "-r /home/model-server/requirements.txt" in install
+    assert "check_pins.py /home/model-server/requirements.txt" in install  # the build fails on a lost pin
+    copies = [args.split() for kind, args in dockerfile_instructions() if kind == "COPY"]
+    assert ["requirements.txt", "deploy/check_pins.py", "/home/model-server/"] in copies
+
+
+def test_check_pins_passes_here_and_names_a_pin_that_lost(tmp_path, capsys):
+    from deploy import check_pins
+    assert check_pins.main([str(REPO / "requirements.txt")]) == 0  # what the tests run on
+    wrong = tmp_path / "requirements.txt"
+    wrong.write_text("requests==0.0.1  # not what is installed\nno-such-package-x==1.0\n")
+    assert check_pins.main([str(wrong)]) == 1
+    err = capsys.readouterr().err
+    from importlib.metadata import version
+    assert f"requests: {version('requests')} installed, 0.0.1 pinned" in err and "no-such-package-x: not installed" in err
 
 
 # --- KServe --------------------------------------------------------------------------------
