@@ -239,3 +239,31 @@ def test_drain_turns_readiness_false_first_and_waits_for_quiet(served):
     finally:
         served.health.undrain()
     assert _until(lambda: _http_ready(served) == 200, 5) is not None
+
+
+# --- unit: `python -m serving keys` and commands without a server ---------------------------
+@pytest.fixture
+def key_dir(tmp_path):
+    (tmp_path / "config.properties").write_text("inference_address=http://127.0.0.1:1\n")
+    (tmp_path / keyfile.KEY_FILE).write_text(json.dumps(
+        {"management": {"key": "mkey", "expiration time": "2999-01-01T00:00:00Z"},
+         "inference": {"key": "ikey", "expiration time": "2999-01-01T00:00:00Z"},
+         "API": {"key": "apikey"}}))
+    return tmp_path
+
+
+def test_keys_shows_the_file_and_two_keys_and_the_api_key_only_when_asked(key_dir, capsys):
+    args = ["keys", "--workdir", str(key_dir)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert str(key_dir / keyfile.KEY_FILE) in out and "ikey" in out and "mkey" in out
+    assert "apikey" not in out
+    assert main(args + ["--api"]) == 0 and "apikey" in capsys.readouterr().out
+    assert main(args + ["--show", "inference"]) == 0 and capsys.readouterr().out == "ikey\n"
+
+
+def test_ready_and_status_without_a_server_exit_1_with_one_line(key_dir, capsys):
+    for command in ("ready", "status", "live"):
+        assert main([command, "--workdir", str(key_dir)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not running" in err[0]
