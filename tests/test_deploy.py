@@ -230,11 +230,11 @@ def test_kserve_config_serves_the_v1_protocol(tiny_artifacts, tmp_path):
     /v1/models/news_cnn:predict and :explain answer {"instances": [...]} without a token."""
     out = tmp_path / "storage"
     config = build_storage(build_archive(tiny_artifacts, tmp_path / "build", version="4.2"), out)
-    ports = serving_server.free_ports(5)
+    ports = serving_server.free_ports(6)
     local = serving_server.write_properties(
         tmp_path / "config.properties", config,
-        **serving_server.Endpoints.on_ports(*ports[:3]).as_properties(),
-        grpc_inference_port=ports[3], grpc_management_port=ports[4],
+        **serving_server.Endpoints.on_ports(*ports[:4]).as_properties(),
+        grpc_inference_port=ports[4], grpc_management_port=ports[5],
         model_store=out / "model-store", metrics_config=out / "config" / "metrics.yaml",
         service_envelope="kserve")  # what the runtime's TS_SERVICE_ENVELOPE sets for v1
     server = KServeLikeServer(tmp_path, local)

@@ -267,3 +267,12 @@ def test_ready_and_status_without_a_server_exit_1_with_one_line(key_dir, capsys)
         assert main([command, "--workdir", str(key_dir)]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "not running" in err[0]
+
+
+def test_example_curls_read_the_key_from_the_file_instead_of_printing_it(key_dir):
+    from serving.__main__ import examples
+    text = examples(TorchServe(key_dir, "config.properties"))
+    assert "ikey" not in text and "apikey" not in text
+    curls = [line for line in text.splitlines() if "curl" in line and "predictions" in line]
+    assert curls and all('Bearer $(.venv/bin/python -m serving keys --show inference)"' in c for c in curls)
+    assert "/ready" in text  # the key-less health URL is named too
