@@ -89,6 +89,17 @@ def _status(server: TorchServe, model: str) -> tuple[bool, str]:
     return True, line
 
 
+def _settled_status(server: TorchServe, model: str, timeout: float) -> str:
+    """The status line once minWorkers workers are READY (start returns at the first), or
+    after `timeout` seconds, when the line says how many are missing."""
+    deadline = time.monotonic() + timeout
+    ok, line = _status(server, model)
+    while not ok and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ok, line = _status(server, model)
+    return line
+
+
 def _keys(server: TorchServe, args: argparse.Namespace) -> int:
     """`keys`: show the key file and keys, one key bare, or renew one (operator command)."""
     if args.renew:
@@ -132,8 +143,7 @@ def _run(server: TorchServe, args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     server.start(args.model, args.timeout)
-    ok, line = _status(server, args.model)
-    print(line, flush=True)
+    print(_settled_status(server, args.model, args.timeout), flush=True)
     while not stopping.wait(2.0):
         if server.pid() is None:
             print("error: TorchServe exited on its own; see logs/", file=sys.stderr)
@@ -182,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"Starting TorchServe from {server.workdir} (logs in {server.workdir / 'logs'}) ...")
                 server.start(args.model, args.timeout)
-            print(_status(server, args.model)[1])
+            print(_settled_status(server, args.model, args.timeout))
             print(examples(server, args.model))
         elif args.command == "stop":
             if server.pid() is not None and not args.no_drain:
