@@ -200,10 +200,10 @@ class TorchServe:
         try:
             text = requests.get(f"{self.endpoints.metrics}/metrics", timeout=2,
                                 params={"name[]": "ts_inference_requests_total"}).text
-        except requests.RequestException:
+            return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("ts_inference_requests_total"))
+        except (requests.RequestException, ValueError, IndexError):
             return None
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("ts_inference_requests_total"))
 
     def _pending(self, model: str = MODEL_NAME) -> int:
         """Requests waiting in `model`'s queue (0 when TorchServe cannot say)."""
