@@ -150,7 +150,7 @@ wrk: ## Make sure wrk (the benchmark's load generator) is installed (apt-get as 
 bench: $(MAR) wrk ## Benchmark vs an echo floor, batching, workers, in-process; writes bench/results.{json,md,png}
 	$(call BENCH_RUN,run) $(BENCH_ARGS)
 
-soak: $(MAR) ## Reliability suite at full size: load, worker crash, scaling, bad input, auth -> bench/soak.json
+soak: $(MAR) ## Reliability suite at full size: load, worker crash (plain vs retrying client), scaling, bad input, auth, graceful stop -> bench/soak.json
 	$(call BENCH_RUN,soak) $(SOAK_ARGS)
 
 profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load -> bench/profile.txt (PROFILE_ARGS="--path /predictions/echo")
