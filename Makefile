@@ -20,7 +20,8 @@ export PYTHONPATH := $(CURDIR)
 # exported as NEWS_<NAME>, and recipes use it quoted from there ("$$NEWS_TEXT"). The *_ARGS
 # lists are split into words by scripts/run_with_args.py (shlex, no shell).
 USER_VARS := TEXT PNG WORKERS SERVER_DIR VERSION PROMOTE DATA ARTIFACTS MODEL_STORE SERVE_TIMEOUT \
-	TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE
+	TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE \
+	NOTICE DRAIN RENEW API
 $(foreach v,$(USER_VARS),$(if $(filter command environment,$(firstword $(origin $(v)))),\
 	$(eval override $(v) := $$(value $(v)))))
 RUN_WITH_ARGS = $(PY) scripts/run_with_args.py
@@ -89,7 +90,7 @@ CLIENT = $(PY) -m client --config "$$NEWS_SERVER_DIR/config.properties" --key-fi
 SERVING_SOURCES := handler/handler.py handler/request_parsing.py handler/model-config.yaml serving/archive.py $(wildcard model/*.py)
 ARCHIVE_CMD = $(PY) -m serving.archive --artifacts "$$NEWS_ARTIFACTS" --export-path "$$NEWS_MODEL_STORE"
 
-.PHONY: archive serve stop predict scale keys status
+.PHONY: archive serve stop predict scale keys status ready live
 
 $(MAR): $(ARTIFACTS)/model.pt $(SERVING_SOURCES) | install
 	$(ARCHIVE_CMD)
@@ -100,11 +101,21 @@ archive: $(ARTIFACTS)/model.pt | install ## Build news_cnn.mar; VERSION=2.0: new
 serve: $(MAR) ## Start TorchServe in the background (trains and archives first if needed; DATA=file.csv)
 	$(PY) -m serving start --timeout "$$NEWS_SERVE_TIMEOUT"
 
-stop: ## Stop the TorchServe that make serve started
-	@if [ -x "$(PY)" ]; then $(PY) -m serving stop; else echo "TorchServe was not running."; fi
+# NOTICE: seconds for balancers to see readiness false before the in-flight wait (DRAIN=0: stop at once).
+NOTICE ?= 2
+DRAIN ?= 1
+stop: ## Stop gracefully: readiness false, wait for in-flight requests (<= 30 s), stop (DRAIN=0: at once)
+	@if [ -x "$(PY)" ]; then $(PY) -m serving stop --workdir "$$NEWS_SERVER_DIR" --notice "$$NEWS_NOTICE" $$([ "$$NEWS_DRAIN" = 0 ] && echo --no-drain); \
+	else echo "TorchServe was not running."; fi
 
-status: install ## Is TorchServe up, which model version, how many workers
+status: install ## Is TorchServe up, which version, how many workers (exits 1 below minWorkers)
 	$(PY) -m serving status --workdir "$$NEWS_SERVER_DIR"
+
+ready: install ## Readiness: exit 0 when a READY worker answers the canary headline right, else 1 and why
+	@$(PY) -m serving ready --workdir "$$NEWS_SERVER_DIR"
+
+live: install ## Liveness: exit 0 when the TorchServe frontend answers
+	@$(PY) -m serving live --workdir "$$NEWS_SERVER_DIR"
 
 predict: install ## Classify a headline on the running server: make predict TEXT="..."
 	@test -n "$$NEWS_TEXT" || { echo 'TEXT is empty: run make predict TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
@@ -114,8 +125,12 @@ scale: install ## Set the number of workers and wait until done: make scale WORK
 	@test -n "$$NEWS_WORKERS" || { echo 'WORKERS is empty: run make scale WORKERS=3' >&2; exit 2; }
 	$(CLIENT) scale -- "$$NEWS_WORKERS"
 
-keys: install ## Print where TorchServe's keys are, and the current keys (renewed if about to expire)
-	$(PY) -m serving keys --workdir "$$NEWS_SERVER_DIR"
+# RENEW=inference|management renews that key (everyone holding the old one must re-read the
+# key file); API=1 also prints the never-expiring API key.
+RENEW ?=
+API ?=
+keys: install ## Key file path, inference and management keys (API=1: API key; RENEW=inference: renew it)
+	@$(PY) -m serving keys --workdir "$$NEWS_SERVER_DIR" $${NEWS_RENEW:+--renew "$$NEWS_RENEW"} $${NEWS_API:+--api}
 
 # --- Deploy: embeddings explorer, Docker image, KServe storage (deploy/, training/explore.py) ---
 EXPLORE_ARGS ?=
@@ -156,7 +171,7 @@ wrk: ## Make sure wrk (the benchmark's load generator) is installed (apt-get as 
 bench: $(MAR) wrk ## Benchmark vs an echo floor, batching, workers, in-process; writes bench/results.{json,md,png}
 	$(call BENCH_RUN,run,NEWS_BENCH_ARGS)
 
-soak: $(MAR) ## Reliability suite at full size: load, worker crash, scaling, bad input, auth -> bench/soak.json
+soak: $(MAR) ## Reliability suite at full size: load, worker crash (plain vs retrying client), scaling, bad input, auth, graceful stop -> bench/soak.json
 	$(call BENCH_RUN,soak,NEWS_SOAK_ARGS)
 
 profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load -> bench/profile.txt (PROFILE_ARGS="--path /predictions/echo")

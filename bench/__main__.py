@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--cases", type=_cases(BENCH_CASES), default=BENCH_CASES,
                      help=f"comma-separated subset of {','.join(BENCH_CASES)}")
     run.add_argument("--duration", type=float, default=None, help="seconds per measurement")
-    soak = sub.add_parser("soak", help="reliability suite: load, crash, scaling, bad input, auth")
+    soak = sub.add_parser("soak", help="reliability suite: load, crash, scaling, bad input, auth, stop")
     _common(soak)
     soak.add_argument("--cases", type=_cases(SOAK_CASES), default=SOAK_CASES,
                       help=f"comma-separated subset of {','.join(SOAK_CASES)}")

@@ -6,7 +6,6 @@ the project's config.properties (model-register API off) can load it by name at 
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -16,24 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from serving.mar import MANIFEST, config_name, read_model_config  # noqa: F401 - re-exported for bench
+
 ECHO_HANDLER = Path(__file__).with_name("echo_handler.py")
-MANIFEST = "MAR-INF/MANIFEST.json"
-
-
-def config_name(mar: Path) -> str:
-    """The archive member that holds the model-config (from its manifest)."""
-    with zipfile.ZipFile(mar) as z:
-        manifest = json.loads(z.read(MANIFEST))
-    name = manifest.get("model", {}).get("configFile")
-    if not name:
-        raise ValueError(f"{mar} has no model-config file in its manifest")
-    return name
-
-
-def read_model_config(mar: Path) -> dict:
-    """The model-config.yaml packed in `mar` (batchSize, maxBatchDelay, workers, ...)."""
-    with zipfile.ZipFile(mar) as z:
-        return yaml.safe_load(z.read(config_name(mar))) or {}
 
 
 def with_model_config(source: Path, target: Path, overrides: dict) -> Path:

@@ -130,11 +130,19 @@ class Outcome:
     connection: int = -1  # which keep-alive connection carried it (numbered as opened)
     echoed_id: str | None = None  # the answer's correlation header (the request's is its index)
     earlier: tuple["Outcome", ...] = ()  # the failed tries before this one, when retried
+    # Not sent here: the balancer (CheckedLoad's `route`) had taken this server out of
+    # rotation, so a real client's request would have gone to another one.
+    rerouted: bool = False
 
     @property
     def needs_retry(self) -> bool:
         """No answer, a server failure, or another request's answer."""
-        return self.misdelivered or self.status in RETRY_STATUSES
+        return not self.rerouted and (self.misdelivered or self.status in RETRY_STATUSES)
+
+    @property
+    def first_try(self) -> "Outcome":
+        """What a plain client (no retries) would have got: the first try."""
+        return self.earlier[0] if self.earlier else self
 
     def tries(self) -> tuple["Outcome", ...]:
         """Every try of this request, the earlier failed ones first."""
@@ -169,12 +177,15 @@ class CheckedLoad:
     requests, not a dead run. Each request carries its index as its correlation id; an answer
     that echoes another id is `misdelivered`, and its connection, out of step, is reopened.
     With `retries`, a try that `needs_retry` is sent again on a new connection, up to that many
-    times; the outcome keeps the failed tries in `earlier`. `completed` counts answers so far
-    (read it from another thread).
+    times (after NewsClient's jittered exponential back-off when `backoff`); the outcome keeps
+    the failed tries in `earlier`. `route`, when given, plays a load balancer polling
+    readiness: while it returns False no try is sent here, and the request is `rerouted`.
+    `completed` counts answers so far (read it from another thread).
     """
 
     def __init__(self, url: str, headers: dict[str, str] | Callable[[], dict[str, str]] | None = None,
-                 timeout_s: float = 60.0, retries: int = 0) -> None:
+                 timeout_s: float = 60.0, retries: int = 0, backoff: bool = False,
+                 route: Callable[[], bool] | None = None) -> None:
         require_loopback(url)
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, not {retries}")
@@ -185,6 +196,8 @@ class CheckedLoad:
         self._headers = headers
         self.timeout_s = timeout_s
         self.retries = retries
+        self.backoff = backoff
+        self.route = route
         self.completed = 0
         self.stop = threading.Event()  # set it to end the run early
 
@@ -226,6 +239,10 @@ class CheckedLoad:
                 body, content_type = requests[i % len(requests)]
                 earlier: list[Outcome] = []
                 while True:
+                    if self.route is not None and not self.route():
+                        now = time.monotonic()
+                        outcome = Outcome(i, 0, b"", now, now, "rerouted by the balancer", rerouted=True)
+                        break
                     outcome, keep = self._send(conn, headers, i, body, content_type)
                     outcome.connection = number
                     if not keep or outcome.needs_retry:
@@ -234,10 +251,14 @@ class CheckedLoad:
                     if not outcome.needs_retry or len(earlier) >= self.retries:
                         break
                     earlier.append(outcome)
+                    if self.backoff:
+                        time.sleep(api.backoff_s(len(earlier) - 1))
                 outcome.earlier = tuple(earlier)
                 mine.append(outcome)
                 with lock:
                     self.completed += 1
+                if outcome.rerouted:
+                    break  # out of rotation: this client's next requests go elsewhere
             conn.close()
             with lock:
                 outcomes.extend(mine)

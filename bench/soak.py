@@ -6,13 +6,19 @@ each printing its figures and returning them with `passed`:
 
 1. sustained: many predictions at high concurrency; zero errors, every answer equal to the
    in-process Predictor's, worker memory growth under 10 %;
-2. crash: kill -9 one worker during load; few failures while it restarts, every successful
-   answer right, healthy afterwards with the configured worker count;
-3. scaling: 1 -> 4 -> 1 workers through the management API during load; zero failures;
+2. crash: kill -9 one worker during load; what a plain client (no retries: each request's
+   first try) loses while it restarts and what a retrying one (NewsClient's back-off) loses,
+   every successful answer right, healthy afterwards with the configured worker count;
+   crash_workers: the same at 1 and 4 workers (does a setting lower the plain client's loss?);
+3. scaling: 1 -> 4 -> 1 workers through the management API during load; zero failures for
+   the retrying client, and the plain client's loss (first tries that failed);
 4. barrage: malformed requests (bench.badinput) mixed with good ones; 4xx JSON for each bad
    one, the right answer for each good one, no 5xx, no worker restart;
 5. auth: no key / a wrong key refused on inference and management, register API refused,
-   every listening socket on loopback.
+   every listening socket on loopback;
+6. stop: under load behind a simulated balancer polling the readiness URL, a graceful stop
+   (readiness false, wait for in-flight requests) and, on a fresh server, an immediate one:
+   accepted requests lost by a plain and by a retrying client.
 
 Every request carries its own correlation id, which the handler echoes: an answer is
 `misdelivered` when it echoes another request's id (TorchServe answered some request twice),
@@ -48,6 +54,8 @@ UNTIL_STOPPED = 10**7
 PROBABILITY_TOLERANCE = 1e-4  # answers are rounded to 6 digits; batching may move the last ones
 MEMORY_GROWTH_LIMIT = 0.10
 CRASH_FAILURE_LIMIT = 0.01
+# What the simulated balancer of the stop case does: poll the readiness URL this often.
+BALANCER_POLL_S = 0.5
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 
 
@@ -60,6 +68,12 @@ class SoakSizes:
     crash_concurrency: int = 16
     crash_warmup: int = 300
     crash_after_recovery: int = 500
+    # The crash and stop cases' client retries like NewsClient: up to this many times, after
+    # a jittered exponential back-off; its first tries are what a plain client gets.
+    client_retries: int = 4
+    crash_worker_counts: tuple[int, ...] = (1, 4)
+    stop_concurrency: int = 8
+    stop_warmup: int = 300
     scaling_concurrency: int = 16
     # Requests between two scalings: at ~2,000 req/s about 1.5 s, so that the steps' windows
     # (each with 1 s of slack for late answers) never overlap and failures are attributed.
@@ -107,10 +121,24 @@ def _json_requests(texts: Sequence[str]) -> list[tuple[bytes, str]]:
     return [(json.dumps({"text": t}).encode(), JSON) for t in texts]
 
 
-def _predictions(ts: TorchServe, timeout_s: float = 60.0, retries: int = 0) -> load.CheckedLoad:
+def _predictions(ts: TorchServe, timeout_s: float = 60.0, retries: int = 0, backoff: bool = False,
+                 **options) -> load.CheckedLoad:
     return load.CheckedLoad(f"{ts.endpoints.inference}/predictions/{MODEL_NAME}",
-                            headers=lambda: ts.keys().headers("inference"), timeout_s=timeout_s,
-                            retries=retries)
+                            headers=options.pop("headers", lambda: ts.keys().headers("inference")),
+                            timeout_s=timeout_s, retries=retries, backoff=backoff, **options)
+
+
+def _plain_and_retrying(outcomes: Sequence[load.Outcome]) -> dict:
+    """Requests lost by a plain client (its first try failed) and by the retrying one (every
+    try failed), with the statuses each saw; rerouted requests are not counted."""
+    sent = [o for o in outcomes if not o.first_try.rerouted]
+    plain = [o.first_try for o in sent if o.first_try.status != 200 or o.first_try.misdelivered]
+    retrying = [o for o in sent if not o.rerouted and (o.status != 200 or o.misdelivered)]
+    return {"sent": len(sent), "plain_lost": len(plain),
+            "plain_lost_share": round(len(plain) / len(sent), 5) if sent else None,
+            "plain_statuses": _statuses(plain),
+            "retrying_lost": len(retrying), "retrying_statuses": _statuses(retrying),
+            "retried_requests": sum(bool(o.earlier) for o in sent)}
 
 
 @dataclass
@@ -250,8 +278,9 @@ def sustained(ts: TorchServe, texts: list[str], expect: Expectations, sizes: Soa
 
 def crash(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes,
           workers: int) -> dict:
-    """kill -9 one worker during load; count failures while TorchServe restarts it."""
-    client = _predictions(ts)
+    """kill -9 one worker during load; count what a plain and a retrying client lose while
+    TorchServe restarts it (one load: each request's first try is the plain client's)."""
+    client = _predictions(ts, retries=sizes.client_retries, backoff=True)
     with _load_in_background(client, texts, sizes.crash_concurrency, sizes.case_deadline_s) as box:
         _wait_for(lambda: client.completed >= sizes.crash_warmup, 60, "warm-up requests")
         victim = server.worker_pids(ts, MODEL_NAME)[0]
@@ -266,23 +295,104 @@ def crash(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSiz
                   "requests after recovery")
     outcomes = box["outcomes"]
     check = _check_answers(outcomes, texts, expect)
-    window = [o for o in outcomes if killed_at <= o.finished <= recovered_at]
-    failed_window = sum(o.status != 200 for o in window)
+    firsts = [o.first_try for o in outcomes]
+    window = [t for t in firsts if killed_at <= t.finished <= recovered_at]
+    failed_window = sum(t.status != 200 for t in window)
+    lost = _plain_and_retrying(outcomes)
     result = {
-        "requests": len(outcomes), "concurrency": sizes.crash_concurrency,
+        "workers": workers, "requests": len(outcomes), "concurrency": sizes.crash_concurrency,
         "killed_pid": victim, "recovery_s": round(recovered_at - killed_at, 2),
-        "requests_during_recovery": len(window), "failed_during_recovery": failed_window,
-        **check.as_dict(),
-        "failed_share": round(check.failed / len(outcomes), 5) if outcomes else None,
-        "failed_share_during_recovery": round(failed_window / len(window), 5) if window else None,
-        "statuses": _statuses(outcomes),
-        "failure_errors": _failure_errors(outcomes),
+        "requests_during_recovery": len(window), "plain_failed_during_recovery": failed_window,
+        **lost, **check.as_dict(),
+        "plain_failed_share_during_recovery": round(failed_window / len(window), 5) if window else None,
+        "failure_errors": _failure_errors([t for o in outcomes for t in o.tries()]),
         "workers_after": ts.ready_workers(MODEL_NAME), "healthy_after": ts.ping(),
     }
-    # At most 1 % of the requests that were answered while the worker was being replaced.
-    result["passed"] = (check.wrong == check.misdelivered == 0 and result["healthy_after"]
-                        and result["workers_after"] == workers and check.failed == failed_window
-                        and (failed_window <= CRASH_FAILURE_LIMIT * max(len(window), 1)))
+    # Only requests in flight on the killed worker fail, all while it is replaced; the
+    # retrying client ends with every answer, each right.
+    result["passed"] = (check.wrong == check.misdelivered == check.failed == 0
+                        and result["healthy_after"] and result["workers_after"] == workers
+                        and lost["plain_lost"] == failed_window
+                        and failed_window <= CRASH_FAILURE_LIMIT * max(len(window), 1))
+    return result
+
+
+def crash_workers(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes,
+                  workers: int) -> dict:
+    """The crash case at other worker counts (scaled through the management API), to see
+    whether more workers lower what a plain client loses; the server ends as configured."""
+    runs = {}
+    try:
+        for count in sizes.crash_worker_counts:
+            ts.scale(MODEL_NAME, count)
+            _wait_for(lambda count=count: _healthy_with(ts, count), 120, f"{count} READY workers")
+            run = crash(ts, texts, expect, sizes, count)
+            runs[str(count)] = {k: run[k] for k in (
+                "requests", "recovery_s", "requests_during_recovery", "plain_lost", "plain_lost_share",
+                "plain_statuses", "retrying_lost", "retrying_statuses", "wrong", "misdelivered", "passed")}
+    finally:
+        ts.scale(MODEL_NAME, workers)
+    # Informative: with 1 worker a crash leaves nothing to answer for seconds, so losses are
+    # expected; what must hold is that no answer is wrong or another request's.
+    return {"runs": runs, "passed": all(r["wrong"] == r["misdelivered"] == 0 for r in runs.values())}
+
+
+class _Balancer:
+    """A load balancer's view of one server: polls its key-less readiness URL every
+    BALANCER_POLL_S and keeps it in rotation only while the answer is 200."""
+
+    def __init__(self, ready_url: str) -> None:
+        self.ready_url = ready_url
+        self.in_rotation = True
+        self.left_rotation_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(BALANCER_POLL_S):
+            try:
+                ok = requests.get(self.ready_url, timeout=2).status_code == 200
+            except requests.RequestException:
+                ok = False
+            if not ok and self.in_rotation:
+                self.in_rotation, self.left_rotation_at = False, time.monotonic()
+
+    def __enter__(self) -> "_Balancer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def stop(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakSizes, drain: bool) -> dict:
+    """Stop `ts` under load behind a _Balancer: gracefully (`drain`: readiness false, then wait
+    for in-flight requests) or at once. Counts the accepted requests a plain client (first
+    try) and a retrying client lose; requests the balancer sent elsewhere are not lost."""
+    headers = ts.keys().headers("inference")  # the key file goes with the server
+    with _Balancer(f"{ts.endpoints.health}/ready") as balancer:
+        client = _predictions(ts, retries=sizes.client_retries, backoff=True, headers=headers,
+                              route=lambda: balancer.in_rotation)
+        with _load_in_background(client, texts, sizes.stop_concurrency, sizes.case_deadline_s) as box:
+            _wait_for(lambda: client.completed >= sizes.stop_warmup, 60, "warm-up requests")
+            started = time.monotonic()
+            report = ts.drain(notice_s=2 * BALANCER_POLL_S) if drain else None
+            ts.stop()
+            stopped = time.monotonic()
+            _wait_for(lambda: not balancer.in_rotation, 10, "the balancer to leave the server")
+    outcomes = box["outcomes"]
+    check = _check_answers([o for o in outcomes if not o.rerouted], texts, expect)
+    lost = _plain_and_retrying(outcomes)
+    result = {"drain": drain, "requests": len(outcomes), "concurrency": sizes.stop_concurrency,
+              "stop_s": round(stopped - started, 2), "drain_report": report,
+              "left_rotation_after_s": round(balancer.left_rotation_at - started, 2),
+              "rerouted": sum(o.rerouted for o in outcomes), **lost,
+              "wrong": check.wrong, "misdelivered": check.misdelivered,
+              "failure_errors": _failure_errors([t for o in outcomes for t in o.tries()
+                                                 if not t.rerouted])}
+    result["passed"] = (check.wrong == check.misdelivered == 0
+                        and (not drain or lost["plain_lost"] == lost["retrying_lost"] == 0))
     return result
 
 
@@ -336,6 +446,7 @@ def scaling(ts: TorchServe, texts: list[str], expect: Expectations, sizes: SoakS
               "retries_allowed": sizes.scaling_retries, "steps": steps, **check.as_dict(),
               "statuses": _statuses(outcomes),
               "retried_requests": sum(bool(o.earlier) for o in outcomes),
+              "plain_lost": sum(o.first_try.needs_retry for o in outcomes),
               "failed_tries": len(failed_tries),
               "worker_died": sum(t.status in (500, 503, 507) and b"Worker died" in t.body
                                  for t in failed_tries),
@@ -495,7 +606,7 @@ def _print_case(name: str, result: dict) -> None:
                 print(f"  {key}: {json.dumps(result[key])[:2000]}")
 
 
-CASES = ("sustained", "crash", "scaling", "barrage", "auth")
+CASES = ("sustained", "crash", "crash_workers", "scaling", "barrage", "auth", "stop")
 
 
 def run(mar: Path, artifacts: Path, config: Path, sizes: SoakSizes, data: Path | None = None,
@@ -509,6 +620,8 @@ def run(mar: Path, artifacts: Path, config: Path, sizes: SoakSizes, data: Path |
     # The reference answers also cover the odd-but-valid headlines of the barrage.
     expect = Expectations(artifacts, texts + [t for _, t in edge_good_requests(max_chars)])
     properties = read_properties(config)
+    # The stop case stops the server the others use: it always runs last.
+    cases = [c for c in cases if c != "stop"] + (["stop"] if "stop" in cases else [])
     root = Path(tempfile.mkdtemp(prefix="soak-"))
     results: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "sizes": asdict(sizes),
                      "workers": workers, "loadavg_start": list(os.getloadavg()), "cases": {}}
@@ -523,6 +636,8 @@ def run(mar: Path, artifacts: Path, config: Path, sizes: SoakSizes, data: Path |
                     result = sustained(ts, texts, expect, sizes)
                 elif name == "crash":
                     result = crash(ts, texts, expect, sizes, workers)
+                elif name == "crash_workers":
+                    result = crash_workers(ts, texts, expect, sizes, workers)
                 elif name == "scaling":
                     result = scaling(ts, texts, expect, sizes, workers)
                 elif name == "barrage":
@@ -532,6 +647,12 @@ def run(mar: Path, artifacts: Path, config: Path, sizes: SoakSizes, data: Path |
                                      int(handler_settings.get("max_texts", 64)))
                 elif name == "auth":
                     result = auth(ts)
+                elif name == "stop":
+                    # Last: it stops this server, then compares a stop without draining on a fresh one.
+                    result = {"graceful": stop(ts, texts, expect, sizes, drain=True)}
+                    ts = server.start(root / "server-2", store, {MODEL_NAME: mar.name}, workers, base=config)
+                    result["immediate"] = stop(ts, texts, expect, sizes, drain=False)
+                    result["passed"] = result["graceful"]["passed"] and result["immediate"]["passed"]
                 else:
                     raise ValueError(f"unknown soak case {name!r}")
                 result["case_seconds"] = round(time.monotonic() - start, 1)

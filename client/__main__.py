@@ -32,7 +32,7 @@ def build_parser(prog: str = "python -m client") -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     parser.add_argument("--model", default=MODEL_NAME, help="model name (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
-    parser.add_argument("--retries", type=int, default=2,
+    parser.add_argument("--retries", type=int, default=4,
                         help="resends of a prediction or explanation that got no answer, a 500, "
                              "502, 503, 504 or 507, or another request's answer (default: %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -45,7 +45,8 @@ def build_parser(prog: str = "python -m client") -> argparse.ArgumentParser:
                               "(one headline: PATH; several: PATH with -N)")
     scale = commands.add_parser("scale", help="set the number of workers (waits until done)",
                                 formatter_class=defaults)
-    scale.add_argument("workers", type=int, help="worker count, at least 1")
+    scale.add_argument("workers", type=int,
+                       help="worker count (0 takes the model out of service; readiness turns false)")
     commands.add_parser("describe", help="show the model's workers and metadata", formatter_class=defaults)
     return parser
 
@@ -76,8 +77,8 @@ def run(args: argparse.Namespace) -> object:
                 print(f"wrote {path}", file=sys.stderr)
         return explanations
     if args.command == "scale":
-        if args.workers < 1:
-            raise ClientError("the worker count must be at least 1")
+        if args.workers < 0:
+            raise ClientError("the worker count must be 0 or more")
         return client.scale(args.workers)
     return client.describe()
 

@@ -1,17 +1,24 @@
 """NewsClient: predictions, explanations, scaling and description over TorchServe's REST APIs.
 
-It reads TorchServe's key_file.json on every call (renewing a key about to expire with the
-never-expiring API key), so it keeps working across key renewals and restarts.
+It reads TorchServe's key_file.json on every call, and once more when TorchServe refuses the
+key (400 InvalidKeyException: an operator renewed it), so it keeps working across renewals
+and restarts. It never renews a key itself: that would lock out every other holder of it.
+
+Failed tries of idempotent calls are sent again after an exponential back-off with full
+jitter (BACKOFF_BASE_S * 2**n, at most BACKOFF_CAP_S, times a random factor), or after the
+Retry-After a 503 carries. docs/reliability.md lists which statuses are retried and why.
 """
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from serving.keys import KEY_FILE, fresh_keys
+from serving.keys import KEY_FILE, read_keys
 from serving.properties import DEFAULT_CONFIG, MODEL_NAME, Endpoints
 from serving.scaling import ScaleError, scale_workers
 
@@ -19,8 +26,15 @@ from serving.scaling import ScaleError, scale_workers
 CORRELATION_HEADER = "X-Correlation-Id"
 
 
-# Server failures worth one more try of an idempotent call (a 4xx is the request's own fault).
+# Server failures worth one more try of an idempotent call (a 4xx is the request's own fault):
+# 507 "Worker died." and 500 from a crashed or stopped worker, 503 no worker / queue full,
+# 502/504 from a proxy in front.
 RETRY_STATUSES = frozenset({500, 502, 503, 504, 507})
+BACKOFF_BASE_S = 0.1
+BACKOFF_CAP_S = 2.0
+# A server's Retry-After is honoured up to this long (a longer one is the caller's to wait).
+RETRY_AFTER_CAP_S = 10.0
+INVALID_KEY = "InvalidKeyException"
 
 
 class ClientError(RuntimeError):
@@ -29,6 +43,29 @@ class ClientError(RuntimeError):
 
 class ServerFailure(ClientError):
     """A try that failed on the server's side: a 5xx, or an answer to another request."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class KeyRefused(ClientError):
+    """TorchServe refused the key (400 InvalidKeyException): renewed, expired, or a restart."""
+
+
+def backoff_s(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number `attempt` (0-based): full jitter over an
+    exponentially growing, capped window, so that clients failed together retry apart."""
+    window = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)
+    return (rng or random).uniform(0, window)
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    """A 503's Retry-After in seconds (the delta-seconds form), capped; None if absent."""
+    try:
+        return min(RETRY_AFTER_CAP_S, max(0.0, float(response.headers["Retry-After"])))
+    except (KeyError, ValueError):
+        return None
 
 
 @dataclass
@@ -41,7 +78,7 @@ class NewsClient:
     timeout: float = 30.0
     # Predictions and explanations are idempotent: a try that gets no answer, a 5xx, or
     # another request's answer (TorchServe 0.12 under a scale-down) is sent again.
-    retries: int = 2
+    retries: int = 4
 
     def __post_init__(self) -> None:
         if self.retries < 0:
@@ -49,25 +86,38 @@ class NewsClient:
 
     @classmethod
     def from_config(cls, config: str | Path = DEFAULT_CONFIG, key_file: str | Path = KEY_FILE,
-                    model: str = MODEL_NAME, timeout: float = 30.0, retries: int = 2) -> "NewsClient":
+                    model: str = MODEL_NAME, timeout: float = 30.0, retries: int = 4) -> "NewsClient":
         """A client for the addresses in a config.properties."""
         return cls(Endpoints.from_file(config), Path(key_file), model, timeout, retries)
 
     def _headers(self, kind: str) -> dict[str, str]:
-        return fresh_keys(self.key_file, self.endpoints.management).headers(kind)
+        return read_keys(self.key_file).headers(kind)
 
     def _call(self, method: str, url: str, kind: str, correlate: bool = False, **kwargs) -> object:
-        """One API call. With `correlate` (the idempotent predictions and explanations), the
-        answer must echo the id its try sent, and a failed try is sent again, `retries` times
-        at most."""
+        """One API call. A refused key is re-read from the key file and tried once more. With
+        `correlate` (the idempotent predictions and explanations), the answer must echo the id
+        its try sent, and a failed try is sent again after a back-off, `retries` times at most."""
         retries_left = self.retries if correlate else 0
+        key_reread = False
+        attempt = 0
         while True:
             try:
                 return self._try(method, url, kind, correlate, **kwargs)
-            except (ServerFailure, requests.ConnectionError, requests.Timeout):
+            except KeyRefused:
+                if key_reread:
+                    raise
+                key_reread = True  # _try reads the key file again
+            except (ServerFailure, requests.ConnectionError, requests.Timeout) as err:
                 if retries_left <= 0:
                     raise
                 retries_left -= 1
+                retry_after = getattr(err, "retry_after_s", None)
+                self._sleep(retry_after if retry_after is not None else backoff_s(attempt))
+                attempt += 1
+
+    @staticmethod
+    def _sleep(seconds: float) -> None:
+        time.sleep(seconds)
 
     def _try(self, method: str, url: str, kind: str, correlate: bool, **kwargs) -> object:
         headers = self._headers(kind)
@@ -81,8 +131,12 @@ class NewsClient:
             body = response.text
         if response.status_code >= 400:
             message = body.get("message", body) if isinstance(body, dict) else body
-            failure = ServerFailure if response.status_code in RETRY_STATUSES else ClientError
-            raise failure(f"HTTP {response.status_code}: {message}")
+            text = f"HTTP {response.status_code}: {message}"
+            if response.status_code in RETRY_STATUSES:
+                raise ServerFailure(text, _retry_after_s(response) if response.status_code == 503 else None)
+            if response.status_code == 400 and INVALID_KEY in str(body):
+                raise KeyRefused(f"{text} (key file: {self.key_file}; `make keys` shows the current keys)")
+            raise ClientError(text)
         echoed = response.headers.get(CORRELATION_HEADER)
         if correlate and echoed != sent:
             raise ServerFailure(f"the answer belongs to another request ({CORRELATION_HEADER} "

@@ -2,8 +2,9 @@
 
     serving.archive.build_archive(artifacts_dir, export_dir, version=None) -> Path to .mar
     serving.properties.write_properties(dest, base=..., **overrides); Endpoints.from_file(path)
-    serving.keys.read_keys(key_file) -> Keys; serving.keys.fresh_keys(key_file, management_url)
+    serving.keys.read_keys(key_file) -> Keys; serving.keys.renew(kind, key_file, management_url)
     serving.server.TorchServe(workdir, config): start(), wait_ready(), stop(), scale(), describe()
     serving.server.free_port(), serving.server.test_config(...) for servers on free ports
-    python -m serving {start,stop,status,keys,examples} for the Makefile.
+    serving.health: HealthChecker (ready/live), ProbeServer (key-less GET /ready, /live)
+    python -m serving {start,stop,status,ready,live,keys,examples,probe,run} for the Makefile.
 """

@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from model import artifacts
+from serving.health import CANARY_FILE, DEFAULT_CANARY_TEXT
 from serving.properties import MODEL_NAME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,20 @@ def versioned_name(model_name: str, version: str) -> str:
     return f"{model_name}_v{version}.mar"
 
 
+def write_canary(artifacts_dir: Path, dest: Path, text: str = DEFAULT_CANARY_TEXT) -> Path | None:
+    """canary.json: a headline and the label this model gives it in process, which readiness
+    (serving/health.py) expects the served model to give too. None when the model abstains."""
+    from model.predictor import Predictor  # torch: only when an archive is built
+
+    label = Predictor.from_dir(artifacts_dir).predict([text])[0].get("label")
+    if label is None:
+        print(f"warning: the model abstains on the canary {text!r}: readiness will not check labels",
+              file=sys.stderr)
+        return None
+    dest.write_text(json.dumps({"text": text, "label": label}))
+    return dest
+
+
 def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_store",
                   version: str | None = None, model_name: str = MODEL_NAME,
                   model_config: str | Path = MODEL_CONFIG_YAML, file_name: str | None = None) -> Path:
@@ -96,6 +111,8 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
         stage = Path(tmp) / "stage"
         shutil.copytree(MODEL_PACKAGE, stage / "model",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        canary = write_canary(artifacts_dir, Path(tmp) / CANARY_FILE)
+        files = files + ([canary] if canary else [])
         # The archiver stages in $TMPDIR/<model_name>: a private TMPDIR keeps parallel builds apart.
         env = {**os.environ, "TMPDIR": tmp}
         built = Path(tmp) / "built"

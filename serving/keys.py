@@ -1,4 +1,4 @@
-"""TorchServe's token keys: read key_file.json fresh on every call, renew before expiry.
+"""TorchServe's token keys: read key_file.json fresh on every call; renew only when told to.
 
 TorchServe 0.12 writes key_file.json (mode 0600) in the directory it was started from:
 
@@ -10,6 +10,10 @@ Every request, /ping included, needs `Authorization: Bearer <key>` (inference ke
 inference port, management key on the management port). Keys expire after
 `token_expiration_min` (config.properties); the API key never does and can renew the others
 (POST /token?type=inference|management on the management port), which rewrites the file.
+
+TorchServe refuses the old key the moment a new one is made, so renewing is an operator's
+act (`make keys RENEW=inference`), never something a client does on its own: a client that
+renewed would lock out every other caller holding the old key.
 """
 from __future__ import annotations
 
@@ -21,8 +25,9 @@ from pathlib import Path
 import requests
 
 KEY_FILE = "key_file.json"
-# Renew a key this long before it expires, so a call never starts with a dying key.
-RENEW_MARGIN = timedelta(minutes=2)
+RENEWABLE = ("inference", "management")
+# `make keys` warns when a key expires sooner than this.
+EXPIRY_WARNING = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,16 @@ class Keys:
         """The Authorization header for the inference or management API."""
         return {"Authorization": f"Bearer {self.inference if kind == 'inference' else self.management}"}
 
-    def expiring(self, now: datetime | None = None) -> list[str]:
-        """Which of "inference" / "management" expire within RENEW_MARGIN."""
+    def key(self, kind: str) -> str:
+        """The "inference", "management" or "api" key."""
+        return {"inference": self.inference, "management": self.management, "api": self.api}[kind]
+
+    def expiring(self, within: timedelta = EXPIRY_WARNING, now: datetime | None = None) -> list[str]:
+        """Which of "inference" / "management" expire within `within`."""
         now = now or datetime.now(timezone.utc)
         return [kind for kind, when in (("inference", self.inference_expires),
                                         ("management", self.management_expires))
-                if when is not None and when - now < RENEW_MARGIN]
+                if when is not None and when - now < within]
 
 
 def _instant(text: str | None) -> datetime | None:
@@ -69,19 +78,13 @@ def read_keys(path: str | Path = KEY_FILE) -> Keys:
     )
 
 
-def renew(kind: str, keys: Keys, management_url: str, timeout: float = 10) -> None:
-    """Ask TorchServe for a new `kind` key; it rewrites key_file.json."""
+def renew(kind: str, path: str | Path, management_url: str, timeout: float = 10) -> Keys:
+    """Ask TorchServe for a new `kind` key with the API key; it rewrites key_file.json at
+    `path`, and every caller holding the old key gets 400 until it re-reads the file."""
+    if kind not in RENEWABLE:
+        raise ValueError(f"only the {' and '.join(RENEWABLE)} keys can be renewed, not {kind!r}")
+    keys = read_keys(path)
     response = requests.post(f"{management_url}/token", params={"type": kind},
                              headers={"Authorization": f"Bearer {keys.api}"}, timeout=timeout)
     response.raise_for_status()
-
-
-def fresh_keys(path: str | Path = KEY_FILE, management_url: str | None = None) -> Keys:
-    """The current keys, renewing any that expire within RENEW_MARGIN first."""
-    keys = read_keys(path)
-    expiring = keys.expiring()
-    if expiring and management_url:
-        for kind in expiring:
-            renew(kind, keys, management_url)
-        keys = read_keys(path)
-    return keys
+    return read_keys(path)

@@ -1,6 +1,7 @@
 """Read and write TorchServe's config.properties, and the endpoint URLs it declares."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,16 @@ def write_properties(dest: str | Path, base: str | Path | None = DEFAULT_CONFIG,
     return dest
 
 
+def token_auth_enabled(properties: dict[str, str], environ: dict[str, str] | None = None) -> bool:
+    """Whether TorchServe asks for keys: on unless the config (or, with enable_envvars_config,
+    TS_DISABLE_TOKEN_AUTHORIZATION) turns it off, as a cluster with its own gateway does."""
+    environ = os.environ if environ is None else environ
+    off = properties.get("disable_token_authorization", "false")
+    if properties.get("enable_envvars_config", "false").lower() == "true":
+        off = environ.get("TS_DISABLE_TOKEN_AUTHORIZATION", off)
+    return off.strip().lower() != "true"
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Base URLs of TorchServe's three APIs."""
@@ -43,6 +54,9 @@ class Endpoints:
     inference: str = "http://127.0.0.1:8080"
     management: str = "http://127.0.0.1:8081"
     metrics: str = "http://127.0.0.1:8082"
+    # Not TorchServe's: the key-less readiness/liveness server (serving/health.py), which
+    # serving/server.py starts beside TorchServe at `health_address`.
+    health: str = "http://127.0.0.1:8083"
 
     @classmethod
     def from_file(cls, path: str | Path = DEFAULT_CONFIG) -> "Endpoints":
@@ -53,16 +67,18 @@ class Endpoints:
             inference=properties.get("inference_address", default.inference).rstrip("/"),
             management=properties.get("management_address", default.management).rstrip("/"),
             metrics=properties.get("metrics_address", default.metrics).rstrip("/"),
+            health=properties.get("health_address", default.health).rstrip("/"),
         )
 
     @classmethod
-    def on_ports(cls, inference: int, management: int, metrics: int,
+    def on_ports(cls, inference: int, management: int, metrics: int, health: int | None = None,
                  host: str = "127.0.0.1") -> "Endpoints":
-        """The three APIs on `host` at the given ports."""
+        """The three APIs (and the health server, when `health` is given) on `host`."""
         return cls(f"http://{host}:{inference}", f"http://{host}:{management}",
-                   f"http://{host}:{metrics}")
+                   f"http://{host}:{metrics}",
+                   *([f"http://{host}:{health}"] if health is not None else []))
 
     def as_properties(self) -> dict[str, str]:
         """The config.properties entries that bind these addresses."""
         return {"inference_address": self.inference, "management_address": self.management,
-                "metrics_address": self.metrics}
+                "metrics_address": self.metrics, "health_address": self.health}

@@ -46,8 +46,10 @@ def scale_workers(management_url: str, model: str, workers: int,
     `attempts`.
 
     `headers` is called before each attempt, so a key renewed in between is used."""
-    if workers < 1:
-        raise ValueError(f"the worker count must be at least 1, got {workers}")
+    # 0 is allowed: it takes the model out of service (readiness turns false) without
+    # unregistering it, and scaling up again brings it back.
+    if workers < 0:
+        raise ValueError(f"the worker count must be 0 or more, got {workers}")
     attempt = 1
     while True:
         response = requests.put(

@@ -9,6 +9,10 @@ them. PYTHONPATH is dropped from the server's environment: the worker must impor
     server = TorchServe(workdir, config)   # config: a config.properties path
     server.start()                          # returns once /ping is healthy and a worker READY
     server.scale("news_cnn", 3); server.describe("news_cnn"); server.stop()
+
+Beside TorchServe runs the key-less health server (`python -m serving probe`, see
+serving/health.py) at the config's `health_address`: started after TorchServe, stopped
+after it. `stop(drain=True)` first makes readiness false and waits for in-flight requests.
 """
 from __future__ import annotations
 
@@ -25,11 +29,18 @@ import psutil
 import requests
 
 from serving import keys as keyfile
+from serving.health import HealthChecker
 from serving.ports import taken_ports_message
-from serving.properties import DEFAULT_CONFIG, METRICS_CONFIG, MODEL_NAME, Endpoints, write_properties
+from serving.properties import (DEFAULT_CONFIG, METRICS_CONFIG, MODEL_NAME, REPO_ROOT, Endpoints,
+                                read_properties, token_auth_enabled, write_properties)
 from serving.scaling import scale_workers
 
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
+PROBE_PID_FILE = "probe.pid"     # the health server's, in the same temp directory
+# Graceful stop: readiness false, then wait for in-flight requests at most this long.
+DRAIN_BOUND_S = 30.0
+# In-flight requests are over when no new one arrived and none is queued for this long.
+DRAIN_QUIET_S = 1.0
 
 
 class ServerError(RuntimeError):
@@ -56,7 +67,7 @@ def test_config(workdir: str | Path, model_store: str | Path, workers: int = 1,
                 base: str | Path = DEFAULT_CONFIG, **overrides: object) -> Path:
     """Write `<workdir>/config.properties`: the project's config on free loopback ports,
     with absolute paths to `model_store` and the metrics configuration."""
-    *http_ports, grpc_inference, grpc_management = free_ports(5)
+    *http_ports, grpc_inference, grpc_management = free_ports(6)
     endpoints = Endpoints.on_ports(*http_ports)
     # TorchServe always opens its gRPC ports too (7070/7071 unless told otherwise): two
     # servers on the default ones would clash, so they get free ports as well.
@@ -90,6 +101,7 @@ class TorchServe:
         self.key_file = self.workdir / keyfile.KEY_FILE
         self.tmp_dir = self.workdir / "logs" / "tmp"
         self.log_file = self.workdir / "logs" / "torchserve.out"
+        self.token_auth = token_auth_enabled(read_properties(self.config))
 
     # -- process -------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -125,19 +137,96 @@ class TorchServe:
         if launcher.returncode != 0:
             raise ServerError(f"torchserve --start failed ({launcher.returncode}); see {self.log_file}")
         try:
+            self.health.undrain()
+            self.start_probe()
             self.wait_ready(model, timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def stop(self, timeout: float = 60) -> bool:
-        """Stop TorchServe (`torchserve --stop`, then SIGKILL its process group if it hangs).
+    def start_probe(self, timeout: float = 15) -> None:
+        """Start the health server (`python -m serving probe`) and wait until it listens."""
+        self.stop_probe()
+        with open(self.workdir / "logs" / "probe.log", "ab") as log:
+            probe = subprocess.Popen(
+                [sys.executable, "-m", "serving", "probe", "--workdir", str(self.workdir),
+                 "--config", str(self.config)],
+                cwd=self.workdir, env={**self.env(), "PYTHONPATH": str(REPO_ROOT)},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        (self.tmp_dir / PROBE_PID_FILE).write_text(str(probe.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if probe.poll() is not None:
+                raise ServerError(f"the health server exited ({probe.returncode}); see "
+                                  f"{self.workdir / 'logs' / 'probe.log'}")
+            try:
+                requests.get(f"{self.endpoints.health}/live", timeout=2)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise ServerError(f"the health server did not listen on {self.endpoints.health} in {timeout:.0f} s")
+
+    def stop_probe(self) -> None:
+        """Stop the health server, if one runs for this directory."""
+        path = self.tmp_dir / PROBE_PID_FILE
+        try:
+            probe = psutil.Process(int(path.read_text()))
+            if any("serving" in part for part in probe.cmdline()):
+                probe.terminate()
+                probe.wait(5)
+        except (OSError, ValueError, psutil.Error):
+            pass
+        path.unlink(missing_ok=True)
+
+    def drain(self, notice_s: float = 0.0, bound_s: float = DRAIN_BOUND_S,
+              quiet_s: float = DRAIN_QUIET_S) -> dict:
+        """Make readiness false, give balancers `notice_s` to see it, then wait (at most
+        `bound_s` in all) until no request is queued and none has arrived for `quiet_s`.
+
+        Returns {"waited_s", "quiet"}: quiet False means the bound ended the wait."""
+        started = time.monotonic()
+        self.health.drain()
+        time.sleep(min(notice_s, bound_s))
+        deadline = started + bound_s
+        last_count, quiet_since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            count, pending = self._request_count(), self._pending()
+            if count != last_count or pending:
+                last_count, quiet_since = count, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                return {"waited_s": round(time.monotonic() - started, 2), "quiet": True}
+            time.sleep(0.1)
+        return {"waited_s": round(time.monotonic() - started, 2), "quiet": False}
+
+    def _request_count(self) -> float | None:
+        """TorchServe's count of inference requests received (metrics API), None if unknown."""
+        try:
+            text = requests.get(f"{self.endpoints.metrics}/metrics", timeout=2,
+                                params={"name[]": "ts_inference_requests_total"}).text
+            return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("ts_inference_requests_total"))
+        except (requests.RequestException, ValueError, IndexError):
+            return None
+
+    def _pending(self, model: str = MODEL_NAME) -> int:
+        """Requests waiting in `model`'s queue (0 when TorchServe cannot say)."""
+        try:
+            return int(self.describe(model).get("jobQueueStatus", {}).get("pendingRequests", 0))
+        except (requests.RequestException, ValueError, IndexError, KeyError):
+            return 0
+
+    def stop(self, timeout: float = 60, drain: bool = False, notice_s: float = 0.0) -> bool:
+        """Stop TorchServe (`torchserve --stop`, then SIGKILL its process group if it hangs),
+        then its health server. With `drain`, first `drain(notice_s)`.
 
         Returns True when a server was running."""
         pid = self.pid()
         if pid is None:
+            self.stop_probe()
             return False
+        if drain:
+            self.drain(notice_s)
         try:
             group = os.getpgid(pid)
         except OSError:
@@ -156,6 +245,8 @@ class TorchServe:
                 pass
         (self.tmp_dir / PID_FILE).unlink(missing_ok=True)
         self.key_file.unlink(missing_ok=True)
+        self.stop_probe()
+        self.health.undrain()
         return True
 
     def __enter__(self) -> "TorchServe":
@@ -165,15 +256,24 @@ class TorchServe:
         self.stop()
 
     # -- API calls -----------------------------------------------------------------------
+    @property
+    def health(self) -> HealthChecker:
+        """Readiness and liveness checks of this server (serving/health.py)."""
+        return HealthChecker.for_server(self.workdir, self.config)
+
     def keys(self) -> keyfile.Keys:
-        """Current keys from key_file.json, renewed first when about to expire."""
-        return keyfile.fresh_keys(self.key_file, self.endpoints.management)
+        """Current keys from key_file.json (never renewed here: see serving/keys.py)."""
+        return keyfile.read_keys(self.key_file)
+
+    def auth(self, kind: str) -> dict[str, str]:
+        """The Authorization header for the `kind` API ({} when token auth is off)."""
+        return self.keys().headers(kind) if self.token_auth else {}
 
     def ping(self, timeout: float = 5) -> bool:
         """True when /ping answers Healthy (with the inference key)."""
         try:
             response = requests.get(f"{self.endpoints.inference}/ping",
-                                    headers=self.keys().headers("inference"), timeout=timeout)
+                                    headers=self.auth("inference"), timeout=timeout)
             return response.status_code == 200 and response.json().get("status") == "Healthy"
         except (OSError, ValueError, requests.RequestException, KeyError):
             return False
@@ -182,7 +282,7 @@ class TorchServe:
         """The management API's description of `model` (workers, batch settings, version)."""
         response = requests.get(f"{self.endpoints.management}/models/{model}",
                                 params={"customized": "true"} if customized else None,
-                                headers=self.keys().headers("management"), timeout=30)
+                                headers=self.auth("management"), timeout=30)
         response.raise_for_status()
         return response.json()[0]
 
@@ -194,7 +294,7 @@ class TorchServe:
         """Set `model`'s worker count and wait until TorchServe has done it (resending when
         TorchServe asks to: see serving/scaling.py). Raises ScaleError when it cannot."""
         return scale_workers(self.endpoints.management, model, workers,
-                             lambda: self.keys().headers("management"), timeout)
+                             lambda: self.auth("management"), timeout)
 
     def log_warnings(self, limit: int = 20) -> list[str]:
         """The last `limit` WARN or ERROR lines of TorchServe's own log (logs/ts_log.log)."""
@@ -213,7 +313,7 @@ class TorchServe:
                 taken = taken_ports_message(self.config)  # e.g. taken since the check in start
                 raise ServerError(f"TorchServe exited while starting{': ' + taken if taken else ''}; "
                                   f"see {self.log_file} and {self.workdir / 'logs'}")
-            if self.key_file.is_file() and self.ping():
+            if (self.key_file.is_file() or not self.token_auth) and self.ping():
                 try:
                     if model is None or self.ready_workers(model) > 0:
                         return

@@ -9,6 +9,7 @@ import pytest
 
 import fake_http
 from client.__main__ import main
+from client import api
 from client.api import CORRELATION_HEADER, ClientError, NewsClient, ServerFailure
 from handler import request_parsing
 from serving.properties import Endpoints
@@ -23,9 +24,14 @@ class _Inference(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.sent.append(self.headers.get(CORRELATION_HEADER))
+        self.server.auth.append(self.headers.get("Authorization"))
         status, echo = self.server.plan.pop(0) if self.server.plan else (200, "same")
-        payload = json.dumps(ANSWER if status == 200 else {"message": f"failed with {status}"}).encode()
+        message = (f"failed with {status}" if status != 400 else
+                   "Token Authorization failed. org.pytorch.serve.archive.model.InvalidKeyException")
+        payload = json.dumps(ANSWER if status == 200 else {"code": status, "message": message}).encode()
         self.send_response(status)
+        if self.server.retry_after is not None and status == 503:
+            self.send_header("Retry-After", self.server.retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         echoed = {"same": self.headers.get(CORRELATION_HEADER), "other": "someone-else", "none": None}[echo]
@@ -40,9 +46,11 @@ class _Inference(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake():
-    with fake_http.serve(_Inference, sent=[], plan=[]) as (url, httpd):
+    with fake_http.serve(_Inference, sent=[], plan=[], auth=[], retry_after=None) as (url, httpd):
         client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
         client._headers = lambda kind: {"Authorization": "Bearer k"}  # no key file needed here
+        client.waits = []
+        client._sleep = client.waits.append  # record back-offs instead of sleeping
         yield client, httpd
 
 
@@ -68,10 +76,45 @@ def test_a_failed_try_is_sent_again_with_a_fresh_id(fake, failure):
 
 def test_after_the_last_retry_the_failure_is_reported(fake):
     client, httpd = fake
-    httpd.plan = [(200, "other")] * 3
+    httpd.plan = [(200, "other")] * (client.retries + 1)
     with pytest.raises(ServerFailure, match="belongs to another request"):
         client.predict(["Yankees win"])
-    assert len(httpd.sent) == 3  # the try and client.retries (2) more
+    assert len(httpd.sent) == client.retries + 1
+
+
+def test_retries_wait_a_jittered_exponentially_growing_back_off(fake):
+    client, httpd = fake
+    httpd.plan = [(507, "none")] * client.retries
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert len(client.waits) == client.retries
+    for attempt, wait in enumerate(client.waits):
+        assert 0 <= wait <= min(api.BACKOFF_CAP_S, api.BACKOFF_BASE_S * 2 ** attempt)
+    # Jitter: over many draws the windows are used, not one fixed delay.
+    draws = [api.backoff_s(3) for _ in range(200)]
+    assert max(draws) > 0.5 * api.BACKOFF_BASE_S * 8 and min(draws) < 0.25 * api.BACKOFF_BASE_S * 8
+    assert max(api.backoff_s(30) for _ in range(50)) <= api.BACKOFF_CAP_S
+
+
+def test_a_503_retry_after_is_honoured(fake):
+    client, httpd = fake
+    httpd.retry_after = "3"
+    httpd.plan = [(503, "none")]
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert client.waits == [3.0]
+
+
+def test_a_refused_key_is_read_again_once_then_reported(fake):
+    client, httpd = fake
+    keys = iter(["old", "new", "newer", "newest"])
+    client._headers = lambda kind: {"Authorization": f"Bearer {next(keys)}"}
+    httpd.plan = [(400, "none")]
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert httpd.auth == ["Bearer old", "Bearer new"] and client.waits == []
+    httpd.auth.clear()
+    httpd.plan = [(400, "none"), (400, "none")]
+    with pytest.raises(api.KeyRefused, match="InvalidKeyException"):
+        client.predict(["Yankees win"])
+    assert len(httpd.auth) == 2  # one re-read, not a loop
 
 
 def test_a_refusal_is_reported_at_once_with_status_and_message(fake):

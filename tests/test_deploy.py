@@ -80,16 +80,19 @@ def test_dockerfile_copies_files_that_exist_or_make_archive_builds():
                      makefile, re.MULTILINE)
 
 
-def test_dockerfile_keeps_token_authorization():
+def test_dockerfile_keeps_token_authorization_and_drains_on_sigterm():
     entrypoint = dict(dockerfile_instructions())["ENTRYPOINT"]
     command = json.loads(entrypoint)
-    assert command[:2] == ["torchserve", "--start"] and "--foreground" in command
+    # Our supervisor: TorchServe plus the health server, a drain on SIGTERM.
+    assert command[:4] == ["python", "-m", "serving", "run"]
     # The official image's own entry point passes --disable-token-auth: ours must not.
     assert "--disable-token-auth" not in command
-    config = command[command.index("--ts-config") + 1]
+    config = command[command.index("--config") + 1]
     copied = {dest: src for kind, args in dockerfile_instructions() if kind == "COPY"
               for src, dest in [args.split()[-2:]]}
     assert copied[config] == "deploy/config.properties"
+    assert read_properties(DEPLOY / "config.properties")["disable_token_authorization"] == "false"
+    assert copied["/home/model-server/app/serving"] == "serving"
 
 
 def test_container_config_listens_everywhere_and_keeps_secure_defaults():
@@ -109,10 +112,25 @@ def test_container_config_listens_everywhere_and_keeps_secure_defaults():
     assert props["metrics_config"] in dests
 
 
-def test_worker_requirements_match_the_project_pins():
-    project = pins(REPO / "requirements.txt")
-    worker = pins(DEPLOY / "requirements.txt")
-    assert worker and all(project[name] == version for name, version in worker.items())
+def test_image_installs_the_project_pins_over_the_base_image_and_checks_them():
+    runs = [args for kind, args in dockerfile_instructions() if kind == "RUN"]
+    install = next(r for r in runs if "pip install" in r)
+    assert "-r /home/model-server/requirements.txt" in install
+    assert "check_pins.py /home/model-server/requirements.txt" in install  # the build fails on a lost pin
+    copies = [args.split() for kind, args in dockerfile_instructions() if kind == "COPY"]
+    assert ["requirements.txt", "deploy/check_pins.py", "/home/model-server/"] in copies
+
+
+def test_check_pins_passes_here_and_names_a_pin_that_lost(tmp_path, capsys):
+    from deploy import check_pins
+    assert check_pins.main([str(REPO / "requirements.txt")]) == 0  # what the tests run on
+    wrong = tmp_path / "requirements.txt"
+    wrong.write_text("requests==0.0.1  # not what is installed\nno-such-package-x==1.0\n")
+    assert check_pins.main([str(wrong)]) == 1
+    err = capsys.readouterr().err
+    from importlib.metadata import version
+    assert f"requests: {version('requests')} installed, 0.0.1 pinned" in err
+    assert "no-such-package-x: not installed" in err
 
 
 # --- KServe --------------------------------------------------------------------------------
@@ -219,11 +237,11 @@ def test_kserve_config_serves_the_v1_protocol(tiny_artifacts, tmp_path):
     /v1/models/news_cnn:predict and :explain answer {"instances": [...]} without a token."""
     out = tmp_path / "storage"
     config = build_storage(build_archive(tiny_artifacts, tmp_path / "build", version="4.2"), out)
-    ports = serving_server.free_ports(5)
+    ports = serving_server.free_ports(6)
     local = serving_server.write_properties(
         tmp_path / "config.properties", config,
-        **serving_server.Endpoints.on_ports(*ports[:3]).as_properties(),
-        grpc_inference_port=ports[3], grpc_management_port=ports[4],
+        **serving_server.Endpoints.on_ports(*ports[:4]).as_properties(),
+        grpc_inference_port=ports[4], grpc_management_port=ports[5],
         model_store=out / "model-store", metrics_config=out / "config" / "metrics.yaml",
         service_envelope="kserve")  # what the runtime's TS_SERVICE_ENVELOPE sets for v1
     server = KServeLikeServer(tmp_path, local)

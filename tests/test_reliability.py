@@ -71,9 +71,11 @@ def test_worker_killed_during_load_is_replaced(served, texts, expect):
     assert result["misdelivered"] == 0 and result["wrong"] == 0
     assert result["healthy_after"] and result["workers_after"] == workers
     assert result["killed_pid"] not in server.worker_pids(ts, soak.MODEL_NAME)
-    # Only requests in flight on the killed worker fail (one batch at most).
-    assert result["failed"] <= int(config.get("batchSize", 1)), result["failure_errors"]
-    assert result["failed"] == result["failed_during_recovery"]
+    # A plain client loses only requests in flight on the killed worker (one batch at most),
+    # all while it is replaced; the retrying client (NewsClient's back-off) loses none.
+    assert result["plain_lost"] <= int(config.get("batchSize", 1)), result["failure_errors"]
+    assert result["plain_lost"] == result["plain_failed_during_recovery"]
+    assert result["retrying_lost"] == 0 and result["failed"] == 0, result["retrying_statuses"]
 
 
 def test_scaling_under_load_loses_nothing(served, texts, expect):
@@ -121,3 +123,16 @@ def test_auth_and_loopback(served):
     assert result["listening"] and all(s["ip"] in soak.LOOPBACK for s in result["listening"]), \
         result["listening"]
     assert result["with_keys"] == {"predict": 200, "list_models": 200}
+
+
+def test_graceful_stop_under_load_loses_no_accepted_request(served, texts, expect):
+    """Last in the module: it stops the shared server. Behind a balancer polling readiness,
+    neither a plain nor a retrying client loses a request the server accepted."""
+    ts, _ = served
+    result = soak.stop(ts, texts, expect, SIZES, drain=True)
+    _report("stop", result)
+    assert result["drain_report"]["quiet"], result["drain_report"]
+    assert result["left_rotation_after_s"] < 2 * soak.BALANCER_POLL_S + 1.0
+    assert result["plain_lost"] == 0 and result["retrying_lost"] == 0, result["failure_errors"]
+    assert result["rerouted"] > 0 and result["wrong"] == result["misdelivered"] == 0
+    assert ts.pid() is None

@@ -86,10 +86,10 @@ def test_other_errors_are_final(management):
     assert len(httpd.calls) == 1
 
 
-def test_a_worker_count_below_one_is_refused_before_any_call(management):
+def test_a_negative_worker_count_is_refused_before_any_call(management):
     url, httpd = management
-    with pytest.raises(ValueError, match="at least 1"):
-        scale_workers(url, "news_cnn", 0, _keys())
+    with pytest.raises(ValueError, match="0 or more"):
+        scale_workers(url, "news_cnn", -1, _keys())
     assert httpd.calls == []
 
 

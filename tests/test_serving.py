@@ -97,21 +97,20 @@ def test_read_keys_parses_torchserve_key_file(tmp_path):
     assert keys.expiring() == []
 
 
-def test_keys_about_to_expire_are_renewed_with_the_api_key(tmp_path, monkeypatch):
+def test_reading_keys_never_renews_them_even_when_about_to_expire(tmp_path, monkeypatch):
+    """Renewing locks out every other holder of the old key: only an operator does it."""
     path = tmp_path / "key_file.json"
     write_key_file(path, timedelta(seconds=30))
-    renewed = []
+    monkeypatch.setattr(keyfile.requests, "post", lambda *a, **k: pytest.fail("a key was renewed"))
+    keys = keyfile.read_keys(path)
+    assert keys.expiring() == ["inference", "management"]
+    assert (keys.inference, keys.management) == ("i1", "m1")
 
-    def fake_renew(kind, keys, url, timeout=10):
-        renewed.append((kind, keys.api, url))
-        data = json.loads(path.read_text())
-        data[kind] = {"key": kind[0] + "2", "expiration time": "2999-01-01T00:00:00Z"}
-        path.write_text(json.dumps(data))
 
-    monkeypatch.setattr(keyfile, "renew", fake_renew)
-    keys = keyfile.fresh_keys(path, "http://127.0.0.1:1")
-    assert renewed == [("inference", "a1", "http://127.0.0.1:1"), ("management", "a1", "http://127.0.0.1:1")]
-    assert (keys.inference, keys.management) == ("i2", "m2")
+def test_only_inference_and_management_keys_can_be_renewed(tmp_path):
+    write_key_file(tmp_path / "key_file.json", timedelta(hours=1))
+    with pytest.raises(ValueError, match="not 'api'"):
+        keyfile.renew("api", tmp_path / "key_file.json", "http://127.0.0.1:1")
 
 
 def test_missing_key_file_names_the_fix(tmp_path):
@@ -127,3 +126,13 @@ def test_client_help_lists_every_option_with_its_default():
     parser = build_parser()
     args = parser.parse_args(["explain", "a headline", "--png", "x.png"])
     assert (args.command, args.texts, args.png) == ("explain", ["a headline"], "x.png")
+
+
+def test_token_auth_is_on_unless_the_config_or_its_allowed_environment_turns_it_off():
+    from serving.properties import token_auth_enabled
+    assert token_auth_enabled({}, {})
+    assert not token_auth_enabled({"disable_token_authorization": "true"}, {})
+    # The environment counts only where the config lets it (enable_envvars_config).
+    off = {"TS_DISABLE_TOKEN_AUTHORIZATION": "true"}
+    assert token_auth_enabled({}, off)
+    assert not token_auth_enabled({"enable_envvars_config": "true"}, off)

@@ -192,8 +192,7 @@ def test_requests_without_or_with_a_wrong_key_are_refused(server):
 def test_renewed_keys_replace_the_old_ones(server):
     """How clients outlive key expiry: the API key renews a key, key_file.json is rewritten."""
     old = server.keys()
-    keyfile.renew("inference", old, server.endpoints.management)
-    new = keyfile.read_keys(server.key_file)
+    new = keyfile.renew("inference", server.key_file, server.endpoints.management)
     assert new.inference != old.inference and new.api == old.api
     assert post(server, json={"text": GOOD}, headers=old.headers("inference")).status_code == 400
     assert post(server, json={"text": GOOD}, headers=new.headers("inference")).status_code == 200

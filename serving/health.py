@@ -1,0 +1,235 @@
+"""Readiness and liveness of a TorchServe serving news_cnn, checked for real.
+
+TorchServe's own `/ping` is a frontend heartbeat: it says "Healthy" with every worker dead
+or scaled to 0 (pytorch/serve#2099). Here:
+
+- live:  the frontend answers `/ping` (it may have no worker: that is for readiness to say);
+- ready: not draining, the model has at least one READY worker, and a canary headline sent
+  to `/predictions/news_cnn` comes back with the label the archive recorded for it
+  (canary.json, written by serving/archive.py from the in-process Predictor).
+
+Each check asks TorchServe afresh (no cache beyond `ProbeServer`'s CACHE_S, well under the
+2 s within which a lost last worker must show), with timeouts that keep one check under
+about CHECK_BUDGET_S.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+from serving import keys as keyfile
+from serving.properties import MODEL_NAME, Endpoints, read_properties, token_auth_enabled
+
+CANARY_FILE = "canary.json"
+# Used when an archive carries no canary.json: the label is then not checked.
+DEFAULT_CANARY_TEXT = "The final tennis tournament starts next week."
+# Drain marker in TorchServe's working directory: while it exists, readiness is false.
+DRAIN_FILE = "draining"
+CHECK_BUDGET_S = 1.5
+# The probe server answers a burst of polls from one check at most this old.
+CACHE_S = 0.25
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A headline and the label the archived model gives it (None: not checked)."""
+
+    text: str = DEFAULT_CANARY_TEXT
+    label: str | None = None
+
+    @classmethod
+    def from_archive(cls, mar: str | Path) -> "Canary":
+        """The canary.json inside a .mar, else the default headline with no label check."""
+        try:
+            with zipfile.ZipFile(mar) as archive:
+                data = json.loads(archive.read(CANARY_FILE))
+            return cls(str(data["text"]), str(data["label"]))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return cls()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of a check: ok, and one line saying why (or what was seen)."""
+
+    ok: bool
+    reason: str
+
+    def as_json(self, kind: str) -> bytes:
+        """The probe server's body: {"ready"|"live": bool, "reason": str}."""
+        return json.dumps({kind: self.ok, "reason": self.reason}).encode()
+
+
+def model_archive(config: str | Path, model: str = MODEL_NAME) -> Path:
+    """The .mar that `config`'s load_models loads as `model` (model_store relative to the
+    config's directory when not absolute)."""
+    config = Path(config)
+    properties = read_properties(config)
+    store = Path(properties.get("model_store", "model_store"))
+    if not store.is_absolute():
+        store = config.parent / store
+    for entry in properties.get("load_models", f"{model}.mar").split(","):
+        name, _, mar = entry.strip().rpartition("=")
+        if (name or Path(mar).stem) == model:
+            return store / mar
+    return store / f"{model}.mar"
+
+
+@dataclass
+class HealthChecker:
+    """Checks one TorchServe: its addresses, key file, model and canary."""
+
+    endpoints: Endpoints
+    key_file: Path
+    canary: Canary
+    model: str = MODEL_NAME
+    # False where TorchServe runs without keys (a cluster whose gateway authenticates).
+    token_auth: bool = True
+
+    @classmethod
+    def for_server(cls, workdir: str | Path, config: str | Path, model: str = MODEL_NAME) -> "HealthChecker":
+        """The checker for the TorchServe started from `workdir` with `config`."""
+        workdir = Path(workdir).resolve()
+        config = Path(config) if Path(config).is_absolute() else workdir / config
+        return cls(Endpoints.from_file(config), workdir / keyfile.KEY_FILE,
+                   Canary.from_archive(model_archive(config, model)), model,
+                   token_auth_enabled(read_properties(config)))
+
+    def _headers(self) -> dict[str, dict[str, str]]:
+        """{"inference": ..., "management": ...} Authorization headers ({} without token auth)."""
+        if not self.token_auth:
+            return {"inference": {}, "management": {}}
+        keys = keyfile.read_keys(self.key_file)
+        return {kind: keys.headers(kind) for kind in ("inference", "management")}
+
+    @property
+    def drain_file(self) -> Path:
+        """The marker whose presence makes readiness false (see `drain`)."""
+        return self.key_file.parent / "logs" / DRAIN_FILE
+
+    def live(self) -> Verdict:
+        """The frontend answers /ping (workers are readiness's business)."""
+        try:
+            response = requests.get(f"{self.endpoints.inference}/ping", headers=self._headers()["inference"],
+                                    timeout=CHECK_BUDGET_S)
+        except FileNotFoundError:
+            return Verdict(False, f"no key file at {self.key_file}: TorchServe is not running")
+        except (requests.RequestException, OSError, ValueError, KeyError) as err:
+            return Verdict(False, f"the frontend does not answer /ping ({type(err).__name__})")
+        if response.status_code != 200:
+            return Verdict(False, f"/ping answered HTTP {response.status_code}")
+        return Verdict(True, "the frontend answers /ping")
+
+    def ready(self) -> Verdict:
+        """Not draining, >= 1 READY worker, and the canary answered with its label."""
+        if self.drain_file.exists():
+            return Verdict(False, "draining: TorchServe is being stopped")
+        try:
+            headers = self._headers()
+        except FileNotFoundError:
+            return Verdict(False, f"no key file at {self.key_file}: TorchServe is not running")
+        except (OSError, ValueError, KeyError) as err:
+            return Verdict(False, f"cannot read {self.key_file} ({err})")
+        try:
+            description = requests.get(f"{self.endpoints.management}/models/{self.model}",
+                                       headers=headers["management"], timeout=CHECK_BUDGET_S / 2)
+            if description.status_code != 200:
+                return Verdict(False, f"describing {self.model} answered HTTP {description.status_code}")
+            workers = description.json()[0].get("workers", [])
+            ready = sum(w.get("status") == "READY" for w in workers)
+            if ready == 0:
+                return Verdict(False, f"{self.model} has 0 READY workers (of {len(workers)})")
+            answer = requests.post(f"{self.endpoints.inference}/predictions/{self.model}",
+                                   json={"text": self.canary.text}, headers=headers["inference"],
+                                   timeout=CHECK_BUDGET_S / 2)
+        except (requests.RequestException, OSError) as err:
+            return Verdict(False, f"TorchServe did not answer in time ({type(err).__name__})")
+        except (ValueError, IndexError, AttributeError):
+            return Verdict(False, f"describing {self.model} gave an unreadable answer")
+        return self._judge_canary(answer, ready)
+
+    def _judge_canary(self, answer: requests.Response, ready: int) -> Verdict:
+        if answer.status_code != 200:
+            return Verdict(False, f"the canary headline got HTTP {answer.status_code}")
+        try:
+            body = answer.json()
+            label = body.get("label") if isinstance(body, dict) else None
+        except ValueError:
+            label = None
+        if label is None:
+            return Verdict(False, "the canary headline got no label")
+        if self.canary.label is not None and label != self.canary.label:
+            return Verdict(False, f"the canary headline got {label!r}, expected {self.canary.label!r}")
+        checked = "" if self.canary.label is not None else " (archive has no canary.json: label not checked)"
+        return Verdict(True, f"{self.model} has {ready} READY worker(s); canary answered {label!r}{checked}")
+
+    def drain(self) -> None:
+        """Make readiness false from now on (until `undrain`)."""
+        self.drain_file.parent.mkdir(parents=True, exist_ok=True)
+        self.drain_file.touch()
+
+    def undrain(self) -> None:
+        """Readiness follows the model again."""
+        self.drain_file.unlink(missing_ok=True)
+
+
+class _ProbeHandler(BaseHTTPRequestHandler):
+    """GET /ready and /live without a key: 200 or 503 with {"ready"|"live", "reason"}."""
+
+    server: "ProbeServer"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path in ("/ready", "/live"):
+            kind = path[1:]
+            verdict = self.server.verdict(kind)
+            self._send(200 if verdict.ok else 503, verdict.as_json(kind))
+        else:
+            self._send(404, json.dumps({"code": 404, "message": "GET /ready or /live"}).encode())
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass  # a balancer polls every second or two: no log line per poll
+
+
+class ProbeServer(ThreadingHTTPServer):
+    """The HTTP face of a HealthChecker, for load balancers and Kubernetes' httpGet probes.
+
+    Concurrent polls share one check at most CACHE_S old, so a burst of polls sends one canary."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], checker: HealthChecker) -> None:
+        super().__init__(address, _ProbeHandler)
+        self.checker = checker
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[float, Verdict]] = {}
+
+    def verdict(self, kind: str) -> Verdict:
+        """The `kind` ("ready" or "live") verdict, checked again when older than CACHE_S."""
+        with self._lock:
+            when, verdict = self._last.get(kind, (0.0, None))
+            if verdict is None or time.monotonic() - when > CACHE_S:
+                # Aged from the check's start: what it saw is never older than CACHE_S + its run.
+                when = time.monotonic()
+                verdict = self.checker.ready() if kind == "ready" else self.checker.live()
+                self._last[kind] = (when, verdict)
+            return verdict

@@ -1,0 +1,278 @@
+"""Readiness and liveness (serving/health.py, `python -m serving ready|live|status`).
+
+Unit tests run the checker against a fake TorchServe; the integration tests start a real one
+with 1 worker (so that losing it matters) and scale it to 0, kill its worker under load, and
+drain it, watching the exec probe, `status` and the key-less HTTP URL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+import requests
+
+import fake_http
+from bench import server as bench_server
+from serving import keys as keyfile
+from serving.__main__ import main
+from serving.archive import build_archive
+from serving.health import CANARY_FILE, Canary, HealthChecker, ProbeServer, Verdict, model_archive
+from serving.properties import Endpoints
+from serving.server import TorchServe, test_config
+
+MODEL_CONFIG = """\
+batchSize: 4
+maxBatchDelay: 5
+minWorkers: 1
+maxWorkers: 2
+responseTimeout: 30
+handler:
+  max_chars: 1000
+  max_texts: 64
+  num_threads: 1
+"""
+# The issue's bound: readiness false within 2 s of the last worker going away.
+READY_BOUND_S = 2.0
+
+
+# --- unit: the checker against a fake TorchServe ---------------------------------------------
+class _FakeTorchServe(BaseHTTPRequestHandler):
+    """Management describe with `server.workers` READY workers; predictions answer `server.label`."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        workers = [{"status": "READY"}] * self.server.workers
+        self._send(200, [{"modelName": "news_cnn", "minWorkers": 1, "workers": workers}])
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.canaries += 1
+        self._send(200, {"label": self.server.label, "probabilities": {self.server.label: 1.0}})
+
+    def _send(self, status: int, body: object) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_checker(tmp_path):
+    (tmp_path / keyfile.KEY_FILE).write_text(json.dumps(
+        {"management": {"key": "m"}, "inference": {"key": "i"}, "API": {"key": "a"}}))
+    with fake_http.serve(_FakeTorchServe, workers=1, label="Sports", canaries=0) as (url, httpd):
+        checker = HealthChecker(Endpoints(inference=url, management=url, metrics=url),
+                                tmp_path / keyfile.KEY_FILE, Canary("Yankees win", "Sports"))
+        yield checker, httpd
+
+
+def test_ready_needs_a_ready_worker_and_the_canary_label(fake_checker):
+    checker, httpd = fake_checker
+    assert checker.ready().ok
+    httpd.label = "World"
+    verdict = checker.ready()
+    assert not verdict.ok and "'World', expected 'Sports'" in verdict.reason
+    httpd.label, httpd.workers = "Sports", 0
+    verdict = checker.ready()
+    assert not verdict.ok and "0 READY workers" in verdict.reason
+
+
+def test_draining_makes_readiness_false_until_undrained(fake_checker):
+    checker, _ = fake_checker
+    checker.drain()
+    assert checker.ready() == Verdict(False, "draining: TorchServe is being stopped")
+    checker.undrain()
+    assert checker.ready().ok
+
+
+def test_no_key_file_means_not_ready_and_not_live(fake_checker):
+    checker, _ = fake_checker
+    checker.key_file.unlink()
+    assert not checker.ready().ok and "not running" in checker.ready().reason
+    assert not checker.live().ok
+
+
+def test_probe_server_answers_without_a_key_and_shares_a_check_between_close_polls(fake_checker):
+    checker, httpd = fake_checker
+    probe = ProbeServer(("127.0.0.1", 0), checker)
+    threading.Thread(target=probe.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{probe.server_address[1]}"
+    try:
+        first = requests.get(f"{url}/ready", timeout=5)
+        assert first.status_code == 200 and first.json()["ready"] is True
+        requests.get(f"{url}/ready", timeout=5)
+        assert httpd.canaries == 1  # the second poll came within CACHE_S
+        httpd.workers = 0
+        time.sleep(0.3)
+        refused = requests.get(f"{url}/ready", timeout=5)
+        assert refused.status_code == 503 and "0 READY" in refused.json()["reason"]
+        other = requests.get(f"{url}/models", timeout=5)
+        assert other.status_code == 404 and "message" in other.json()
+    finally:
+        probe.shutdown()
+        probe.server_close()
+
+
+def test_canary_and_model_archive_come_from_the_config(tiny_artifacts, tmp_path):
+    mar = build_archive(tiny_artifacts, tmp_path / "store")
+    canary = json.loads(zipfile.ZipFile(mar).read(CANARY_FILE))
+    assert Canary.from_archive(mar) == Canary(canary["text"], canary["label"])
+    (tmp_path / "config.properties").write_text("model_store=store\nload_models=news_cnn=news_cnn.mar\n")
+    assert model_archive(tmp_path / "config.properties") == tmp_path / "store" / "news_cnn.mar"
+    assert Canary.from_archive(tmp_path / "missing.mar").label is None
+
+
+# --- integration: a real TorchServe with 1 worker --------------------------------------------
+@pytest.fixture(scope="module")
+def served(tiny_artifacts, tmp_path_factory):
+    if shutil.which("java") is None:
+        pytest.skip("TorchServe needs Java 17+")
+    workdir = tmp_path_factory.mktemp("health")
+    (workdir / "model-config.yaml").write_text(MODEL_CONFIG)
+    build_archive(tiny_artifacts, workdir / "model_store", model_config=workdir / "model-config.yaml")
+    ts = TorchServe(workdir, test_config(workdir, workdir / "model_store", workers=1))
+    try:
+        ts.start(timeout=180)
+        yield ts
+    finally:
+        ts.stop()
+
+
+def _cli(ts: TorchServe, command: str) -> int:
+    return main([command, "--workdir", str(ts.workdir), "--config", str(ts.config)])
+
+
+def _http_ready(ts: TorchServe) -> int:
+    return requests.get(f"{ts.endpoints.health}/ready", timeout=5).status_code
+
+
+def _until(condition, timeout_s: float, step_s: float = 0.05) -> float | None:
+    """Seconds until `condition()` held, or None if it did not within `timeout_s`."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(step_s)
+    return None
+
+
+@pytest.mark.integration
+def test_all_three_checks_say_healthy_when_serving(served, capsys):
+    assert _cli(served, "ready") == 0 and _cli(served, "live") == 0 and _cli(served, "status") == 0
+    assert "canary answered" in capsys.readouterr().out
+    assert _http_ready(served) == 200
+    assert requests.get(f"{served.endpoints.health}/live", timeout=5).status_code == 200
+
+
+@pytest.mark.integration
+def test_scaled_to_zero_is_not_ready_within_the_bound_and_back_to_two_is(served, capsys):
+    try:
+        served.scale("news_cnn", 0)
+        scaled = time.monotonic()
+        assert _until(lambda: _cli(served, "ready") != 0, READY_BOUND_S) is not None, \
+            "the exec probe still said ready 2 s after scaling to 0"
+        assert _cli(served, "status") != 0
+        # The HTTP probe may answer from a check up to CACHE_S old: still within the bound.
+        assert _until(lambda: _http_ready(served) == 503, READY_BOUND_S - (time.monotonic() - scaled)) \
+            is not None, "the HTTP readiness URL still answered 200 2 s after scaling to 0"
+        err = capsys.readouterr().err
+        assert "0 READY workers" in err and "fewer READY workers than minWorkers" in err
+        # /ping, the frontend heartbeat, still says Healthy: liveness is not readiness.
+        assert _cli(served, "live") == 0
+        served.scale("news_cnn", 2)
+        assert _until(lambda: _cli(served, "ready") == 0, 30) is not None
+        assert _cli(served, "status") == 0 and _http_ready(served) == 200
+    finally:
+        served.scale("news_cnn", 1)
+
+
+@pytest.mark.integration
+def test_a_killed_worker_under_load_makes_readiness_false_then_true(served):
+    stop = threading.Event()
+    answered = []
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                answered.append(requests.post(f"{served.endpoints.inference}/predictions/news_cnn",
+                                              json={"text": "Oil prices rise"}, timeout=10,
+                                              headers=served.keys().headers("inference")).status_code)
+            except requests.RequestException:
+                answered.append(0)
+
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        assert _until(lambda: answered.count(200) >= 50, 30) is not None
+        (victim,) = bench_server.worker_pids(served, "news_cnn")
+        os.kill(victim, signal.SIGKILL)
+        assert _until(lambda: _http_ready(served) == 503, READY_BOUND_S) is not None, \
+            "the HTTP readiness URL still answered 200 2 s after the only worker was killed"
+        assert _until(lambda: _http_ready(served) == 200, 90, step_s=0.2) is not None
+        assert _cli(served, "ready") == 0
+        assert victim not in bench_server.worker_pids(served, "news_cnn")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert answered[-1] == 200
+
+
+@pytest.mark.integration
+def test_drain_turns_readiness_false_first_and_waits_for_quiet(served):
+    report = served.drain(notice_s=0, quiet_s=0.5)
+    try:
+        assert _http_ready(served) == 503 and _cli(served, "ready") != 0
+        assert report["quiet"] and report["waited_s"] < 10
+    finally:
+        served.health.undrain()
+    assert _until(lambda: _http_ready(served) == 200, 5) is not None
+
+
+# --- unit: `python -m serving keys` and commands without a server ---------------------------
+@pytest.fixture
+def key_dir(tmp_path):
+    (tmp_path / "config.properties").write_text("inference_address=http://127.0.0.1:1\n")
+    (tmp_path / keyfile.KEY_FILE).write_text(json.dumps(
+        {"management": {"key": "mkey", "expiration time": "2999-01-01T00:00:00Z"},
+         "inference": {"key": "ikey", "expiration time": "2999-01-01T00:00:00Z"},
+         "API": {"key": "apikey"}}))
+    return tmp_path
+
+
+def test_keys_shows_the_file_and_two_keys_and_the_api_key_only_when_asked(key_dir, capsys):
+    args = ["keys", "--workdir", str(key_dir)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert str(key_dir / keyfile.KEY_FILE) in out and "ikey" in out and "mkey" in out
+    assert "apikey" not in out
+    assert main(args + ["--api"]) == 0 and "apikey" in capsys.readouterr().out
+    assert main(args + ["--show", "inference"]) == 0 and capsys.readouterr().out == "ikey\n"
+
+
+def test_ready_and_status_without_a_server_exit_1_with_one_line(key_dir, capsys):
+    for command in ("ready", "status", "live"):
+        assert main([command, "--workdir", str(key_dir)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not running" in err[0]
+
+
+def test_example_curls_read_the_key_from_the_file_instead_of_printing_it(key_dir):
+    from serving.__main__ import examples
+    text = examples(TorchServe(key_dir, "config.properties"))
+    assert "ikey" not in text and "apikey" not in text
+    curls = [line for line in text.splitlines() if "curl" in line and "predictions" in line]
+    assert curls and all('Bearer $(.venv/bin/python -m serving keys --show inference)"' in c for c in curls)
+    assert "/ready" in text  # the key-less health URL is named too
