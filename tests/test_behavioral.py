@@ -53,3 +53,33 @@ class TestAbstention:
         readable, unreadable = explainer.explain(batch, [0, 0])
         assert unreadable == {"tokens": [], "explained_class": None, "abstained": NO_KNOWN_WORDS}
         assert len(readable["token_scores"]) == len(readable["tokens"]) > 0
+
+
+# --- Honest explanations: the reason presented argues for the class (issue 10, item 4) -----
+class TestHonestExplanations:
+    """On the test split, the top 1-gram presented as the reason rarely has a negative word
+    score. Measured on news.csv with seeds 1234, 1, 2: 0.9 %, 0.6 %, 0.3 % of the headlines
+    with a presented 1-gram; the former rule (the n-gram most picked by any counted filter,
+    whatever class it favours) gave 9.4 %, 8.6 %, 7.6 %. The bound, 3 %, sits 2.1 points
+    above the highest measured and 4.6 points below the former rule's lowest."""
+
+    MAX_NEGATIVE_SHARE = 0.03
+
+    def test_the_presented_1_gram_rarely_argues_against_the_class(self, trained_predictor,
+                                                                  trained_artifacts):
+        import pandas as pd
+
+        explainer = Explainer(trained_predictor.model, trained_predictor.labels,
+                              artifacts.read_json(trained_artifacts, artifacts.FILTER_THRESHOLDS))
+        titles = pd.read_csv(trained_artifacts / "test.csv")["title"].astype(str).tolist()
+        batch = trained_predictor.encode(titles)
+        predicted = trained_predictor.probabilities(batch.ids).argmax(dim=1).tolist()
+        presented = negative = 0
+        for explanation in explainer.explain(batch, predicted):
+            top = explanation.get("ngrams", {}).get("1", {})
+            if top.get("ngram") is None:
+                continue
+            presented += 1
+            negative += explanation["token_scores"][top["start"]] < 0
+        assert presented > 0.9 * len(titles)
+        assert negative / presented <= self.MAX_NEGATIVE_SHARE, (negative, presented)
