@@ -107,10 +107,6 @@ def _heatmap(axes, explanation: dict, tokens: list[str]) -> None:
     axes.set_title(f"conv activations of {selection} filters; +n / -n = max-pool picks of filters "
                    "for / against the predicted class\n(column = the window at that token: width 2 "
                    "with the next, width 3 centred; frames = top n-gram for / against)", fontsize=8)
-    axes.legend(handles=[Patch(facecolor="none", edgecolor=FOR_COLOR, label="n-gram for"),
-                         Patch(facecolor="none", edgecolor=AGAINST_COLOR, linestyle="dashed",
-                               label="n-gram against")],
-                loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize=7, frameon=False)
 
 
 def _frame(axes, row: int, ngram: dict | None, color: str, linestyle: str) -> None:
@@ -128,7 +124,13 @@ def _bars(axes, scores: list[float], tokens: list[str], delta: float | None) -> 
     axes.axhline(0, color="black", linewidth=0.8)
     axes.set_xticks(range(len(tokens)), tokens, rotation=45, ha="right")
     axes.set_ylabel("IG score")
-    axes.legend(handles=[Patch(color=FOR_COLOR, label="for the predicted class"),
-                         Patch(color=AGAINST_COLOR, label="against it")], fontsize=8)
+    # One legend for both panels: bar colours and heatmap frames share the meaning.
+    axes.legend(handles=[Patch(color=FOR_COLOR, label="word score for the predicted class"),
+                         Patch(color=AGAINST_COLOR, label="word score against it"),
+                         Patch(facecolor="none", edgecolor=FOR_COLOR, linewidth=2,
+                               label="top n-gram of filters for it (above)"),
+                         Patch(facecolor="none", edgecolor=AGAINST_COLOR, linestyle="dashed",
+                               linewidth=2, label="top n-gram of filters against it (above)")],
+                loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     note = "" if delta is None or math.isnan(delta) else f" (convergence delta {delta:.2g})"
     axes.set_title("word scores towards the predicted class" + note, fontsize=9)

@@ -76,7 +76,7 @@ def test_what_argues_against_the_class_is_drawn_apart_from_the_reason():
     assert [bar.get_facecolor() for bar in bar_axes.patches] == [
         to_rgba(AGAINST_COLOR), to_rgba(FOR_COLOR), to_rgba(FOR_COLOR)]
     legend = [t.get_text() for t in bar_axes.get_legend().get_texts()]
-    assert legend == ["for the predicted class", "against it"]
+    assert legend[:2] == ["word score for the predicted class", "word score against it"]
 
 
 def test_a_prediction_is_not_an_explanation(tmp_path):
