@@ -137,6 +137,15 @@ def compute_filter_thresholds(model: CNN, ids: torch.Tensor, labels: torch.Tenso
             "num_examples": int(ids.shape[0]), "widths": widths}
 
 
+def _counts(positions: list[int], length: int) -> list[int]:
+    """How many of `positions` fall on each of 0 .. length - 1."""
+    counts = [0] * length
+    for position in positions:
+        if position < length:
+            counts[position] += 1
+    return counts
+
+
 def window(position: int, filter_size: int, length: int) -> tuple[int, int]:
     """Tokens [start, end) that output `position` of a "same"-padded filter covers, clipped
     to a headline of `length` tokens (the padding columns hold no token)."""
@@ -255,9 +264,8 @@ class Explainer:
                                                    [c for _, c in against])
                 activations[str(size)] = [None if v == float("-inf") else round(v, 4)
                                           for v in heat[i][b][:length]]
-                picks[str(size)] = [supporting.count(position) for position in range(length)]
-                opposing_picks[str(size)] = [sum(p == position for p, _ in against)
-                                             for position in range(length)]
+                picks[str(size)] = _counts(supporting, length)
+                opposing_picks[str(size)] = _counts([p for p, _ in against], length)
             explanations.append({
                 "tokens": tokens,
                 "explained_class": names[target],

@@ -25,7 +25,8 @@ def explanation_for(rows: list[list[int]]) -> list[dict]:
     for i, r in enumerate(rows):
         ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
     batch = EncodedBatch(ids=ids, tokens=[[f"word{t}" for t in r] for r in rows], unknown=[0] * len(rows))
-    return Explainer(model.eval(), LabelEncoder(["a", "b", "c"]), None, ig_steps=4).explain(batch, [1] * len(rows))
+    explainer = Explainer(model.eval(), LabelEncoder(["a", "b", "c"]), None, ig_steps=4)
+    return explainer.explain(batch, [1] * len(rows))
 
 
 def test_png_is_written(tmp_path):
