@@ -89,7 +89,7 @@ class Predictor:
                                                 batch.abstentions()):
             if reason is None:
                 ranked = sorted(zip(self.labels.classes, row), key=lambda kv: -kv[1])
-                label, probabilities = ranked[0][0], {label: round(p, 6) for label, p in ranked}
+                label, probabilities = ranked[0][0], {name: round(p, 6) for name, p in ranked}
             else:
                 label, probabilities = None, None
             answers.append({
