@@ -14,6 +14,9 @@ Accepted bodies (UTF-8):
   * JSON `{"texts": ["...", ...]}`: 1..max_texts headlines -> a list of answers in order.
 Limits (settings in model-config.yaml's `handler` section): a headline is at most
 `max_chars` characters (413 above), a request at most `max_texts` headlines (413 above).
+A headline with no known word after preprocessing is not an error: it is answered in its
+place with `"label": null` and `"abstained": "no_known_words"` (model/predictor.py), and
+counted in NewsAbstentions.
 """
 from __future__ import annotations
 
