@@ -107,13 +107,17 @@ class Expectations:
         self.answers = dict(zip(unique, predictor.predict(unique)))
 
     def matches(self, text: str, answer) -> bool:
-        """Same label, and every probability within PROBABILITY_TOLERANCE."""
+        """Same label and abstention, and every probability within PROBABILITY_TOLERANCE
+        (an abstained headline has none: both must say so)."""
         expected = self.answers[text]
-        if not isinstance(answer, dict) or answer.get("label") != expected["label"]:
+        if not isinstance(answer, dict) or answer.get("label") != expected["label"] \
+                or answer.get("abstained") != expected["abstained"]:
             return False
-        got = answer.get("probabilities") or {}
-        return set(got) == set(expected["probabilities"]) and all(
-            abs(got[k] - v) <= PROBABILITY_TOLERANCE for k, v in expected["probabilities"].items())
+        got, wanted = answer.get("probabilities"), expected["probabilities"]
+        if wanted is None or got is None:
+            return got is wanted
+        return set(got) == set(wanted) and all(
+            abs(got[k] - v) <= PROBABILITY_TOLERANCE for k, v in wanted.items())
 
 
 # --- helpers ------------------------------------------------------------------------------

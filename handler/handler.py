@@ -14,6 +14,9 @@ Accepted bodies (UTF-8):
   * JSON `{"texts": ["...", ...]}`: 1..max_texts headlines -> a list of answers in order.
 Limits (settings in model-config.yaml's `handler` section): a headline is at most
 `max_chars` characters (413 above), a request at most `max_texts` headlines (413 above).
+A headline with no known word after preprocessing is not an error: it is answered in its
+place with `"label": null` and `"abstained": "no_known_words"` (model/predictor.py), and
+counted in NewsAbstentions.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ METRIC_UNKNOWN_RATIO = "NewsUnknownTokenPercent"  # % of the batch's words mappe
 METRIC_BATCH_REQUESTS = "NewsBatchRequests"  # requests in a TorchServe batch
 METRIC_BATCH_HEADLINES = "NewsBatchHeadlines"  # headlines in the one forward pass
 METRIC_BAD_REQUESTS = "NewsBadRequests"  # counter of requests answered with a 4xx
+METRIC_ABSTENTIONS = "NewsAbstentions"  # counter of headlines answered "label": null (no known word)
 
 
 class NewsHandler(BaseHandler):
@@ -142,6 +146,9 @@ class NewsHandler(BaseHandler):
             words = sum(len(t) for t in encoded.tokens)
             self._add_metric(METRIC_UNKNOWN_RATIO,
                              round(100.0 * sum(encoded.unknown) / words, 3) if words else 0.0, "percent")
+            abstained = sum(reason is not None for reason in encoded.abstentions())
+            if abstained:
+                self._add_metric(METRIC_ABSTENTIONS, abstained, "count", MetricTypes.COUNTER)
         bad = sum(r.error is not None for r in requests)
         if bad:
             self._add_metric(METRIC_BAD_REQUESTS, bad, "count", MetricTypes.COUNTER)

@@ -12,7 +12,9 @@ Two ideas, one per function:
   threshold (stored as null, read as +inf) and never count.
 * `Explainer.explain` reports, per headline, the n-gram that most informative filters of
   each width picked (the seed's interpretability idea, with "same" padding mapped back to
-  tokens), each token's signed Integrated Gradients score towards the predicted class
+  tokens), counting as the reason only the filters whose class is the predicted one (the
+  n-grams of filters that favour another class are reported apart, as arguing against),
+  each token's signed Integrated Gradients score towards the predicted class
   (what Captum's LayerIntegratedGradients on the embeddings gives, all-PAD baseline) with its
   convergence delta, and a small per-token activation summary for heatmaps.
 
@@ -21,7 +23,7 @@ positions past a headline are masked exactly as the model's own max-pool masks t
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import torch
 
@@ -135,6 +137,15 @@ def compute_filter_thresholds(model: CNN, ids: torch.Tensor, labels: torch.Tenso
             "num_examples": int(ids.shape[0]), "widths": widths}
 
 
+def _counts(positions: list[int], length: int) -> list[int]:
+    """How many of `positions` fall on each of 0 .. length - 1."""
+    counts = [0] * length
+    for position in positions:
+        if position < length:
+            counts[position] += 1
+    return counts
+
+
 def window(position: int, filter_size: int, length: int) -> tuple[int, int]:
     """Tokens [start, end) that output `position` of a "same"-padded filter covers, clipped
     to a headline of `length` tokens (the padding columns hold no token)."""
@@ -184,74 +195,127 @@ class Explainer:
     def explain(self, batch: EncodedBatch, predicted: list[int]) -> list[dict]:
         """One explanation per headline of `batch`, towards its class in `predicted`.
 
-        Each dict holds: `tokens`; `filter_selection` ("informative": only picks at or above
-        their filter's threshold count, "all": no thresholds were given); `ngrams` per width
-        ("1", "2", "3"): the n-gram most filters picked, its tokens [start, end), how many
-        counted filters picked it, how many of those favour the predicted class, and
-        runner-ups; `token_scores`: signed Integrated Gradients attribution of each token to
-        the predicted class's logit, summing to logit(headline) - logit(all PAD) + `delta`;
-        `activations` per width: at each token position, the highest activation among the
-        counted filters (None when no filter of that width counts), and `picks` per width:
-        how many counted filters max-pooled at that position. Position i of width f is the
-        window over tokens i - left .. i - left + f - 1 (left = (f - 1) // 2).
+        A headline the predictor abstains on (no known word, `EncodedBatch.abstentions`)
+        gets only `tokens`, `explained_class: None` and `abstained` (the reason): there is
+        nothing to explain, so no n-grams and no scores; its entry in `predicted` is ignored.
+
+        Every other headline's dict holds: `tokens`; `filter_selection` ("informative":
+        only picks at or above their filter's threshold count, "all": no thresholds were
+        given, every filter counts); `ngrams` per width ("1", "2", "3"): the reason, from
+        the counted filters that favour the predicted class only: the n-gram most of them
+        picked, its tokens [start, end), how many of them picked it (`filters`), how many
+        there are (`counted_filters`), and runner-ups; `opposing_ngrams` per width: the same
+        from the counted filters that favour another class, each n-gram with `favours`
+        ({class: filters}); `token_scores`: signed Integrated Gradients attribution of each
+        token to the predicted class's logit (negative: the word argues against it),
+        summing to logit(headline) - logit(all PAD) + `delta`; `activations` per width: at
+        each token position, the highest activation among the counted filters (None when
+        no filter of that width counts); `picks` / `opposing_picks` per width: how many
+        counted filters favouring / not favouring the predicted class max-pooled at that
+        position. Position i of width f is the window over tokens i - left .. i - left + f
+        - 1 (left = (f - 1) // 2).
+
+        A filter's class is the one in the filter thresholds (what the head favours on
+        average over the training split); without thresholds, the one the head favours for
+        this headline (the same linearisation with this headline's own active units).
         """
         if len(predicted) != batch.ids.shape[0]:
             raise ValueError(f"{len(predicted)} predicted classes for {batch.ids.shape[0]} headlines")
+        reasons = batch.abstentions()
+        explanations: list[dict | None] = [
+            None if reason is None else {"tokens": tokens, "explained_class": None, "abstained": reason}
+            for tokens, reason in zip(batch.tokens, reasons)]
+        readable = [row for row, reason in enumerate(reasons) if reason is None]
+        if len(readable) < len(reasons) and readable:
+            batch = EncodedBatch(ids=batch.ids[readable], tokens=[batch.tokens[r] for r in readable],
+                                 unknown=[batch.unknown[r] for r in readable])
+        if readable:
+            explained = self._explain_readable(batch, [predicted[r] for r in readable])
+            for row, explanation in zip(readable, explained):
+                explanations[row] = explanation
+        return explanations
+
+    def _explain_readable(self, batch: EncodedBatch, predicted: list[int]) -> list[dict]:
+        """`explain` for headlines that all have a known word."""
         with torch.inference_mode():
             maps, values, positions = _pooled_with_positions(self.model, batch.ids)
             counted = [v >= t for v, t in zip(values, self.thresholds)]  # per width [N, F]
             heat = [m.masked_fill(~c.unsqueeze(2), float("-inf")).amax(dim=1)
                     for m, c in zip(maps, counted)]  # per width [N, L]
-            logits = self.model.classify(torch.cat(values, dim=1))
+            pooled = torch.cat(values, dim=1)
+            logits = self.model.classify(pooled)
+            classes = self._classes_per_headline(pooled)  # per width [N, F]
         scores, deltas = self._token_scores(batch.ids, predicted, logits)
         # Plain lists from here on: per-element tensor indexing costs more than the work.
         positions, counted = [p.tolist() for p in positions], [c.tolist() for c in counted]
         heat, scores, deltas = [h.tolist() for h in heat], scores.tolist(), deltas.tolist()
+        names = self.labels.classes
         explanations = []
         for b, (tokens, target) in enumerate(zip(batch.tokens, predicted)):
             length = len(tokens)
-            ngrams, activations, picks = {}, {}, {}
+            ngrams, opposing, activations, picks, opposing_picks = {}, {}, {}, {}, {}
             for i, size in enumerate(self.sizes):
                 chosen = [f for f, ok in enumerate(counted[i][b]) if ok]
-                picked = [positions[i][b][f] for f in chosen]
-                ngrams[str(size)] = self._ngrams(tokens, size, picked, self._supports(i, chosen, target))
+                favoured = [classes[i][b][f] for f in chosen]
+                supporting = [positions[i][b][f] for f, c in zip(chosen, favoured) if c == target]
+                against = [(positions[i][b][f], names[c]) for f, c in zip(chosen, favoured) if c != target]
+                ngrams[str(size)] = self._ngrams(tokens, size, supporting)
+                opposing[str(size)] = self._ngrams(tokens, size, [p for p, _ in against],
+                                                   [c for _, c in against])
                 activations[str(size)] = [None if v == float("-inf") else round(v, 4)
                                           for v in heat[i][b][:length]]
-                picks[str(size)] = [picked.count(position) for position in range(length)]
+                picks[str(size)] = _counts(supporting, length)
+                opposing_picks[str(size)] = _counts([p for p, _ in against], length)
             explanations.append({
                 "tokens": tokens,
-                "explained_class": self.labels.classes[target],
+                "explained_class": names[target],
                 "filter_selection": self.selection,
                 "ngrams": ngrams,
+                "opposing_ngrams": opposing,
                 "token_scores": [round(s, 6) for s in scores[b][:length]],
                 "delta": round(deltas[b], 6),
                 "ig_steps": self.ig_steps,
                 "activations": activations,
                 "picks": picks,
+                "opposing_picks": opposing_picks,
             })
         return explanations
 
-    def _supports(self, width_index: int, chosen: list[int], target: int) -> list[bool | None]:
-        """For each counted filter, whether its class is the predicted one (None: unknown)."""
-        if self.filter_classes is None:
-            return [None] * len(chosen)
-        classes = self.filter_classes[width_index]
-        return [classes[f] == target for f in chosen]
+    def _classes_per_headline(self, pooled: torch.Tensor) -> list[list[list[int]]]:
+        """Per width, per headline, per filter: the class the filter favours.
+
+        With thresholds: the saved class, the same for every headline. Without: what
+        `filter_classes` gives with this headline alone as the examples, i.e. the head's
+        Jacobian at this headline, so that the answer never depends on the batch.
+        """
+        count = pooled.shape[0]
+        if self.filter_classes is not None:
+            return [[list(per_filter)] * count for per_filter in self.filter_classes]
+        active = (self.model.fc1(pooled) > 0).to(pooled.dtype)  # [N, hidden]
+        effective = torch.einsum("ch,nh,hf->ncf", self.model.fc2.weight, active, self.model.fc1.weight)
+        local = effective.argmax(dim=1).split(self.model.config.num_filters, dim=1)  # per width [N, F]
+        return [c.tolist() for c in local]
 
     @staticmethod
-    def _ngrams(tokens: list[str], size: int, picked: list[int], supports: list) -> dict:
-        """Group counted filters' picks by the tokens they cover; the most picked wins."""
-        votes: dict[tuple[int, int], list] = defaultdict(list)
-        for position, supports_target in zip(picked, supports):
+    def _ngrams(tokens: list[str], size: int, picked: list[int],
+                favours: list[str] | None = None) -> dict:
+        """Group filters' picks by the tokens they cover; the most picked wins. With
+        `favours` (each filter's class), every n-gram says which classes its filters favour."""
+        votes: dict[tuple[int, int], list[str | None]] = defaultdict(list)
+        for position, cls in zip(picked, favours or [None] * len(picked)):
             start, end = window(position, size, len(tokens))
             if start < end:  # an empty headline's only position covers no token
-                votes[(start, end)].append(supports_target)
+                votes[(start, end)].append(cls)
         ranked = sorted(votes.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-        found = [{"ngram": " ".join(tokens[s:e]), "start": s, "end": e, "filters": len(v),
-                  "supporting": None if v[0] is None else sum(v)}
-                 for (s, e), v in ranked]
-        best = found[0] if found else {"ngram": None, "start": None, "end": None,
-                                       "filters": 0, "supporting": None}
+        found = []
+        for (start, end), classes in ranked:
+            entry = {"ngram": " ".join(tokens[start:end]), "start": start, "end": end,
+                     "filters": len(classes)}
+            if favours is not None:
+                counts = Counter(classes)
+                entry["favours"] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+            found.append(entry)
+        best = found[0] if found else {"ngram": None, "start": None, "end": None, "filters": 0}
         return {**best, "counted_filters": len(picked), "runners_up": found[1:1 + RUNNERS_UP]}
 
     def _logits_from_embedded(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,11 @@ from model.cnn import CNN
 from model.encoders import UNK_INDEX, LabelEncoder, Tokenizer, pad_sequences
 from model.preprocess import Preprocessor
 
+# Why a headline got no label (the answer's `abstained`): after preprocessing it has no
+# word the model knows (no word at all, or only UNK words), so every such headline would
+# get the same logits, those of an empty input, whatever it said.
+NO_KNOWN_WORDS = "no_known_words"
+
 
 @dataclass
 class EncodedBatch:
@@ -20,6 +25,15 @@ class EncodedBatch:
     ids: torch.Tensor  # [batch, length], right-padded with PAD
     tokens: list[list[str]]  # the words after preprocessing
     unknown: list[int]  # how many of those words mapped to UNK
+
+    def abstentions(self) -> list[str | None]:
+        """Per headline, why the model abstains on it (NO_KNOWN_WORDS), or None to answer.
+
+        A known word is one whose index is not UNK after preprocessing: a training word
+        or a word of the frozen pretrained tail.
+        """
+        return [NO_KNOWN_WORDS if len(tokens) == unknown else None
+                for tokens, unknown in zip(self.tokens, self.unknown)]
 
 
 class Predictor:
@@ -67,19 +81,27 @@ class Predictor:
             return torch.softmax(self.model(ids), dim=1).cpu()
 
     def format(self, probs: torch.Tensor, batch: EncodedBatch) -> list[dict]:
-        """One answer per headline: the label, probabilities high to low, token counts."""
+        """One answer per headline: the label, probabilities high to low, token counts, and
+        `abstained` (None, or the reason when the headline has no known word: then label
+        and probabilities are None)."""
         answers = []
-        for row, tokens, unknown in zip(probs.tolist(), batch.tokens, batch.unknown):
-            ranked = sorted(zip(self.labels.classes, row), key=lambda kv: -kv[1])
+        for row, tokens, unknown, reason in zip(probs.tolist(), batch.tokens, batch.unknown,
+                                                batch.abstentions()):
+            if reason is None:
+                ranked = sorted(zip(self.labels.classes, row), key=lambda kv: -kv[1])
+                label, probabilities = ranked[0][0], {name: round(p, 6) for name, p in ranked}
+            else:
+                label, probabilities = None, None
             answers.append({
-                "label": ranked[0][0],
-                "probabilities": {label: round(p, 6) for label, p in ranked},
+                "label": label,
+                "probabilities": probabilities,
                 "num_tokens": len(tokens),
                 "unknown_tokens": unknown,
+                "abstained": reason,
             })
         return answers
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
-        """Classify raw headlines in one forward pass."""
+        """Classify raw headlines in one forward pass (abstaining on those with no known word)."""
         batch = self.encode(texts)
         return self.format(self.probabilities(batch.ids), batch)

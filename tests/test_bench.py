@@ -211,6 +211,19 @@ def test_reference_answers_match_within_tolerance(tiny_artifacts):
     assert not expect.matches("oil prices", None)
 
 
+def test_an_abstention_matches_only_an_abstention(tiny_artifacts):
+    from bench.soak import Expectations
+    expect = Expectations(tiny_artifacts, ["zzz qqq", "oil prices"])
+    abstained = json.loads(json.dumps(expect.answers["zzz qqq"]))
+    assert abstained["abstained"] == "no_known_words"
+    assert expect.matches("zzz qqq", abstained)
+    answered = json.loads(json.dumps(expect.answers["oil prices"]))
+    assert not expect.matches("zzz qqq", dict(answered, label=None))  # probabilities where none belong
+    assert not expect.matches("oil prices", dict(answered, label=None, probabilities=None,
+                                                 abstained="no_known_words"))
+    assert not expect.matches("zzz qqq", dict(abstained, abstained=None))
+
+
 def test_inprocess_timings_cover_handler_and_forward(tiny_artifacts):
     from bench import inprocess
     result = inprocess.measure(tiny_artifacts, headlines.SAMPLE, batch=4, min_seconds=0.05)

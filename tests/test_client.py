@@ -137,3 +137,30 @@ def test_without_retries_one_failure_is_final(fake):
 def test_a_negative_retry_count_is_refused_on_the_command_line(capsys):
     assert main(["--retries", "-1", "predict", "x"]) == 1
     assert "retries must be 0 or more" in capsys.readouterr().err
+
+
+ABSTAINED = {"label": None, "probabilities": None, "num_tokens": 0, "unknown_tokens": 0,
+             "abstained": "no_known_words"}
+
+
+class _Abstaining:
+    """A NewsClient stand-in whose server abstains on every headline."""
+
+    def predict(self, texts):
+        return [dict(ABSTAINED) for _ in texts]
+
+    def explain(self, texts):
+        return [{**ABSTAINED, "tokens": [], "explained_class": None} for _ in texts]
+
+
+def test_the_command_line_prints_and_draws_an_abstention(monkeypatch, capsys, tmp_path):
+    import client.__main__ as cli
+
+    monkeypatch.setattr(cli.NewsClient, "from_config", lambda *args: _Abstaining())
+    assert main(["predict", "东京股市"]) == 0
+    assert json.loads(capsys.readouterr().out) == [ABSTAINED]
+    assert main(["explain", "东京股市", "🚀", "--png", str(tmp_path / "x.png")]) == 0
+    captured = capsys.readouterr()
+    assert [e["abstained"] for e in json.loads(captured.out)] == ["no_known_words"] * 2
+    assert (tmp_path / "x-1.png").stat().st_size > 0 and (tmp_path / "x-2.png").stat().st_size > 0
+    assert "Traceback" not in captured.err

@@ -12,7 +12,7 @@ from model.cnn import CNN
 from model.config import ModelConfig
 from model.encoders import LabelEncoder
 from model.explain import IG_METHOD, Explainer, compute_filter_thresholds, window
-from model.predictor import EncodedBatch
+from model.predictor import NO_KNOWN_WORDS, EncodedBatch
 
 VOCAB = 12
 TARGET_WORD = 5  # the word the hand-set filters fire on
@@ -31,6 +31,15 @@ def one_hot_cnn(num_filters: int = 1) -> CNN:
         for p in list(model.convs.parameters()) + list(model.fc1.parameters()) + list(model.fc2.parameters()):
             p.zero_()
     return model.eval()
+
+
+def feed(model: CNN, width_index: int, filter_index: int, cls: int) -> None:
+    """Make the head linear (every hidden unit active, fc1 the identity) and let one pooled
+    feature raise class `cls`'s logit: that filter then favours `cls`."""
+    with torch.no_grad():
+        model.fc1.weight.copy_(torch.eye(model.fc1.out_features, model.fc1.in_features))
+        model.fc1.bias.fill_(1.0)
+        model.fc2.weight[cls, width_index * model.config.num_filters + filter_index] = 1.0
 
 
 def batch_of(rows: list[list[int]]) -> EncodedBatch:
@@ -55,6 +64,7 @@ def test_ngram_is_the_window_where_the_filter_fires(size, tap, position):
     index = model.config.filter_sizes.index(size)
     with torch.no_grad():
         model.convs[index].weight[0, TARGET_WORD, tap] = 1.0  # fires only with the word at `tap`
+    feed(model, index, 0, cls=1)  # and argues for the class explained
     words = [2, 3, 4, 6, 7, 8]
     words[position] = TARGET_WORD
     explanation = Explainer(model, LABELS, thresholds=None, ig_steps=4).explain(batch_of([words]), [1])[0]
@@ -65,6 +75,7 @@ def test_ngram_is_the_window_where_the_filter_fires(size, tap, position):
     assert ngram["ngram"] == " ".join(f"w{w}" for w in words[start:end])
     assert f"w{TARGET_WORD}" in ngram["ngram"].split()
     assert ngram["filters"] == 1 and ngram["counted_filters"] == 1
+    assert explanation["opposing_ngrams"][str(size)]["counted_filters"] == 0
     assert explanation["filter_selection"] == "all"
     assert explanation["picks"][str(size)][position + (size - 1) // 2 - tap] == 1
 
@@ -89,7 +100,7 @@ def test_only_filters_above_their_threshold_count():
     assert explanation["filter_selection"] == "informative"
     assert explanation["ngrams"]["1"]["ngram"] == f"w{TARGET_WORD}"
     assert explanation["ngrams"]["1"]["counted_filters"] == 1  # w7's pick (0.5) is below 0.9
-    assert explanation["ngrams"]["1"]["supporting"] == 1
+    assert explanation["opposing_ngrams"]["1"]["counted_filters"] == 0
     assert explanation["ngrams"]["2"]["ngram"] is None and explanation["ngrams"]["2"]["filters"] == 0
     assert explanation["activations"]["2"] == [None] * 4
     assert explanation["activations"]["1"] == [0.0, 0.0, 1.0, 0.0]
@@ -205,7 +216,7 @@ def test_explaining_alone_or_in_a_padded_batch_gives_the_same_answer():
     short = [4, 17, 30]
     alone = explainer.explain(batch_of([short]), [2])[0]
     mixed = explainer.explain(batch_of([list(range(10, 30)), short]), [1, 2])[1]
-    for key in ("tokens", "ngrams", "picks", "explained_class"):
+    for key in ("tokens", "ngrams", "opposing_ngrams", "picks", "opposing_picks", "explained_class"):
         assert alone[key] == mixed[key]
     assert alone["token_scores"] == pytest.approx(mixed["token_scores"], abs=1e-5)
     assert alone["delta"] == pytest.approx(mixed["delta"], abs=1e-5)
@@ -224,11 +235,48 @@ def test_explain_runs_inside_inference_mode_and_leaves_grad_mode_alone():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_an_empty_headline_has_no_ngrams_and_no_scores():
-    explanation = Explainer(random_cnn(), LabelEncoder(list("abcd")), None, ig_steps=4).explain(
-        batch_of([[]]), [0])[0]
-    assert explanation["tokens"] == [] and explanation["token_scores"] == []
-    assert all(n["ngram"] is None for n in explanation["ngrams"].values())
+def test_headlines_without_a_known_word_are_not_explained_and_leave_the_others_alone():
+    explainer = Explainer(random_cnn(), LabelEncoder(list("abcd")), None, ig_steps=4)
+    ids = torch.tensor([[5, 9, 13], [0, 0, 0], [1, 1, 0]])  # readable, empty, all UNK
+    batch = EncodedBatch(ids=ids, tokens=[["w5", "w9", "w13"], [], ["zz", "qq"]], unknown=[0, 0, 2])
+    readable, empty, unknown = explainer.explain(batch, [2, 0, 0])
+    abstained = {"explained_class": None, "abstained": NO_KNOWN_WORDS}
+    assert empty == {"tokens": [], **abstained}
+    assert unknown == {"tokens": ["zz", "qq"], **abstained}
+    alone = explainer.explain(batch_of([[5, 9, 13]]), [2])[0]
+    assert readable["ngrams"] == alone["ngrams"] and readable["explained_class"] == "c"
+    assert readable["token_scores"] == pytest.approx(alone["token_scores"], abs=1e-6)
+
+
+def test_only_filters_of_the_predicted_class_are_the_reason_the_others_argue_against():
+    """Width-1 filter 0 fires on w5 for class 1 ("pos"), filter 1 on w6 for class 0 ("neg")."""
+    thresholds = {"widths": {"1": {"class": [1, 0], "threshold": [0.5, 0.5]},
+                             "2": {"class": [0, 0], "threshold": [None, None]},
+                             "3": {"class": [0, 0], "threshold": [None, None]}}}
+    for given in (thresholds, None):  # saved classes, or the head's at this headline: the same here
+        explainer = Explainer(thresholds_model(), LABELS, given, ig_steps=4)
+        as_pos, as_neg = explainer.explain(batch_of([[2, TARGET_WORD, 6, 3]] * 2), [1, 0])
+        assert as_pos["ngrams"]["1"]["ngram"] == "w5" and as_pos["ngrams"]["1"]["counted_filters"] == 1
+        assert as_pos["opposing_ngrams"]["1"]["ngram"] == "w6"
+        assert as_pos["opposing_ngrams"]["1"]["favours"] == {"neg": 1}
+        assert as_pos["picks"]["1"] == [0, 1, 0, 0] and as_pos["opposing_picks"]["1"] == [0, 0, 1, 0]
+        assert as_neg["ngrams"]["1"]["ngram"] == "w6" and as_neg["opposing_ngrams"]["1"]["ngram"] == "w5"
+        assert as_neg["opposing_ngrams"]["1"]["favours"] == {"pos": 1}
+
+
+def test_without_thresholds_a_filter_counts_for_the_class_its_head_favours_at_this_headline():
+    """Filter 0 (w5) reaches the logits only through hidden unit 0, which w6 switches off:
+    in a headline with w6, w5 no longer favours "pos", so it is no longer presented as the
+    reason for "pos"."""
+    model = thresholds_model()
+    with torch.no_grad():
+        model.fc1.weight[0, 1] = -5.0  # unit 0 = f0 - 5 f1 + 1 dies when filter 1 (w6) fires
+    explainer = Explainer(model, LABELS, None, ig_steps=4)
+    with_unit, without_unit = explainer.explain(batch_of([[2, TARGET_WORD, 3], [2, TARGET_WORD, 6]]), [1, 1])
+    assert with_unit["ngrams"]["1"]["ngram"] == "w5"
+    assert without_unit["ngrams"]["1"]["ngram"] != "w5"
+    assert "w5" in {without_unit["opposing_ngrams"]["1"]["ngram"]} | {
+        r["ngram"] for r in without_unit["opposing_ngrams"]["1"]["runners_up"]}
 
 
 def test_integrated_gradients_in_chunks_equal_one_pass(monkeypatch):

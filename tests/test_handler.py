@@ -13,6 +13,7 @@ from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 import handler.handler as handler_module
 from handler.handler import NewsHandler
 from handler.request_parsing import HandlerSettings, choose_device
+from model.explain import Explainer
 from model.predictor import Predictor
 from serving.properties import METRICS_CONFIG
 
@@ -141,11 +142,54 @@ def test_each_input_form_matches_the_in_process_predictor(served, predictor):
     assert output[0]["label"] == next(iter(output[0]["probabilities"]))
 
 
-def test_stopword_and_unknown_headlines_still_get_a_prediction(served):
-    output, statuses = served(text_request("the of a"), text_request("zzz qqq tennis"))
+def test_a_headline_with_a_known_word_is_answered_whatever_else_it_holds(served):
+    output, statuses = served(text_request("zzz qqq tennis"), text_request("the talks"))
     assert statuses == [200, 200]
-    assert output[0]["num_tokens"] == 0 and output[0]["unknown_tokens"] == 0 and output[0]["label"]
-    assert output[1]["num_tokens"] == 3 and output[1]["unknown_tokens"] == 2
+    assert output[0]["num_tokens"] == 3 and output[0]["unknown_tokens"] == 2
+    assert output[0]["label"] in output[0]["probabilities"] and output[0]["abstained"] is None
+    # "talks" is in the frozen pretrained tail, not the learned vocabulary: still known.
+    assert output[1]["num_tokens"] == 1 and output[1]["unknown_tokens"] == 0 and output[1]["label"]
+
+
+NO_KNOWN_WORD = {"stopwords only": "the of a", "unknown words only": "zzz qqq",
+                 "punctuation only": "!!! ??? ...", "empty after preprocessing": "(Reuters) -- !"}
+
+
+def test_headlines_without_a_known_word_abstain_in_place_and_are_counted(served, predictor, monkeypatch):
+    recorded = []
+    record = served.handler._add_metric
+
+    def recording(name, value, *args):
+        recorded.append((name, value))
+        record(name, value, *args)
+
+    monkeypatch.setattr(served.handler, "_add_metric", recording)
+    texts = ["oil prices", *NO_KNOWN_WORD.values(), "rocket space"]
+    output, statuses = served(json_request({"texts": texts}), text_request("zzz"), text_request(GOOD))
+    assert statuses == [200, 200, 200]
+    answered = predictor.predict(["oil prices", "rocket space", GOOD])
+    assert output[0][0] == answered[0] and output[0][-1] == answered[1] and output[2] == answered[2]
+    assert answered[0]["abstained"] is None and answered[0]["label"]
+    for name, answer in zip(NO_KNOWN_WORD, output[0][1:-1]):
+        assert answer["label"] is None and answer["probabilities"] is None, name
+        assert answer["abstained"] == "no_known_words", name
+        assert answer["unknown_tokens"] == answer["num_tokens"], name
+    assert output[1] == {"label": None, "probabilities": None, "num_tokens": 1, "unknown_tokens": 1,
+                         "abstained": "no_known_words"}
+    assert (handler_module.METRIC_ABSTENTIONS, 5) in recorded
+    recorded.clear()
+    served(text_request(GOOD))
+    assert handler_module.METRIC_ABSTENTIONS not in {name for name, _ in recorded}
+
+
+def test_an_abstaining_headline_is_explained_as_abstained(served):
+    output, statuses = served(json_request({"texts": [GOOD, "the of zzz"]}, explain=True))
+    assert statuses == [200]
+    explained, abstained = output[0]
+    assert explained["label"] and explained["explained_class"] == explained["label"]
+    assert len(explained["token_scores"]) == 5
+    assert abstained == {"label": None, "probabilities": None, "num_tokens": 1, "unknown_tokens": 1,
+                         "abstained": "no_known_words", "tokens": ["zzz"], "explained_class": None}
 
 
 def test_the_whole_batch_is_one_forward_pass(served):
@@ -295,7 +339,8 @@ def test_only_explanation_requests_are_explained(served, predictor):
     assert tokens == [["oil", "prices"], ["rocket", "space"], []]
     classes = predictor.labels.classes
     expected = predictor.predict(["oil prices", "rocket space", "the of"])
-    assert [classes[p] for p in predicted] == [e["label"] for e in expected]
+    assert [classes[p] for p in predicted[:2]] == [e["label"] for e in expected[:2]]
+    assert expected[2]["label"] is None and output[2][1]["label"] is None  # "the of" abstains
     assert shape[0] == 3
     assert "token_scores" not in output[0] and "token_scores" not in output[4]
     assert output[1]["token_scores"] == [0.5, 0.5] and output[1]["label"] == expected[0]["label"]
@@ -330,9 +375,9 @@ def test_a_failing_explainer_fails_only_the_explanation_requests(served):
 
 
 def test_the_real_explainer_is_loaded_and_used(served):
-    """With model/explain.py present the handler explains with it (no thresholds here)."""
-    pytest.importorskip("model.explain")
-    served.handler.explainer = served.handler._load_explainer(served.context.system_properties["model_dir"])
+    """model/explain.py always ships: the handler explains with it (no thresholds here)."""
+    assert isinstance(served.handler.explainer, Explainer)
+    assert served.handler.describe_handle()["explanations"] is True
     output, statuses = served(text_request(GOOD, explain=True))
     assert statuses == [200]
     assert output[0]["tokens"] == ["final", "tennis", "tournament", "starts", "week"]
@@ -348,13 +393,14 @@ def test_describe_reports_the_handler_metadata(served):
 
 
 def test_metrics_are_recorded_and_declared_in_the_metrics_config(served):
-    served(text_request("zzz tennis"), text_request(""))
+    served(text_request("zzz tennis"), text_request(""), text_request("zzz"))
     declared = yaml.safe_load(open(METRICS_CONFIG))["model_metrics"]
     names = {m["name"]: kind for kind, entries in declared.items() for m in entries}
     cache = served.context.metrics.cache
     for name in (handler_module.METRIC_PREPROCESS_TIME, handler_module.METRIC_UNKNOWN_RATIO,
                  handler_module.METRIC_BATCH_REQUESTS, handler_module.METRIC_BATCH_HEADLINES,
-                 handler_module.METRIC_BAD_REQUESTS, "HandlerTime"):
+                 handler_module.METRIC_BAD_REQUESTS, handler_module.METRIC_ABSTENTIONS,
+                 "HandlerTime"):
         assert name in names, f"{name} is not declared in {METRICS_CONFIG}"
         recorded = {n for by_type in cache.values() for n in by_type}
         assert name in recorded

@@ -138,6 +138,26 @@ def test_explanations_are_decided_per_request(server):
     assert post(server, b"", content_type="text/plain", path="explanations").status_code == 400
 
 
+def test_headlines_without_a_known_word_abstain_in_place_with_200(server, predictor):
+    texts = [GOOD, "the of a", "!!! ???", "zzz qqq", "Oil prices rise"]
+    predicted = post(server, json={"texts": texts})
+    explained = post(server, json={"texts": texts}, path="explanations")
+    assert predicted.status_code == explained.status_code == 200
+    answers = predicted.json()
+    assert answers == predictor.predict(texts)
+    assert [a["abstained"] for a in answers] == [None, "no_known_words", "no_known_words",
+                                                 "no_known_words", None]
+    assert all(a["label"] is None and a["probabilities"] is None for a in answers[1:4])
+    assert answers[0]["label"] and answers[4]["label"]
+    explanations = explained.json()
+    assert [e["label"] for e in explanations] == [a["label"] for a in answers]
+    for explanation in explanations[1:4]:
+        assert explanation["abstained"] == "no_known_words" and explanation["explained_class"] is None
+        assert "ngrams" not in explanation and "token_scores" not in explanation
+    assert explanations[3]["tokens"] == ["zzz", "qqq"]
+    assert len(explanations[4]["token_scores"]) == 3 and "opposing_ngrams" in explanations[4]
+
+
 def test_the_correlation_id_comes_back_in_the_answers_headers(server):
     keys = server.keys().headers("inference")
     for path, body in (("predictions", {"text": GOOD}), ("explanations", {"text": GOOD}),
@@ -167,7 +187,7 @@ def test_metrics_endpoint_shows_the_handler_metrics(server):
     post(server, b"", content_type="text/plain")
     text = requests.get(f"{server.endpoints.metrics}/metrics", timeout=10).text
     for name in ("NewsPreprocessTime", "NewsUnknownTokenPercent", "NewsBatchRequests",
-                 "NewsBatchHeadlines", "NewsBadRequests", "HandlerTime"):
+                 "NewsBatchHeadlines", "NewsBadRequests", "NewsAbstentions", "HandlerTime"):
         assert any(line.startswith(name + "{") and 'ModelName="news_cnn"' in line
                    for line in text.splitlines()), name
 

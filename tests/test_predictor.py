@@ -1,0 +1,47 @@
+"""The in-process predictor on tiny artifacts: abstention on headlines with no known word."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.predictor import NO_KNOWN_WORDS, EncodedBatch, Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_artifacts) -> Predictor:
+    return Predictor.from_dir(tiny_artifacts)
+
+
+# Tiny vocabulary: learned words, "war"/"talks"/"bank"/"cup" the frozen tail; stopwords
+# "a", "the", "of", "in", "is", "next" (tests/conftest.py).
+NO_KNOWN_WORD = {
+    "all unknown": ("zzz qqq", 2, 2),
+    "stopwords only": ("The next of a", 0, 0),
+    "empty after preprocessing": ("(Reuters) !!! -- ???", 0, 0),
+    "non-Latin script": ("东京股市", 0, 0),
+}
+
+
+@pytest.mark.parametrize("text, num_tokens, unknown", NO_KNOWN_WORD.values(), ids=list(NO_KNOWN_WORD))
+def test_a_headline_without_a_known_word_abstains(predictor, text, num_tokens, unknown):
+    (answer,) = predictor.predict([text])
+    assert answer == {"label": None, "probabilities": None, "num_tokens": num_tokens,
+                      "unknown_tokens": unknown, "abstained": NO_KNOWN_WORDS}
+
+
+def test_in_a_mixed_batch_only_the_unreadable_abstain_and_the_others_answer_as_alone(predictor):
+    readable = ["oil prices rise", "zzz tennis qqq", "war talks"]  # the last: frozen-tail words
+    texts = [readable[0], "zzz qqq", readable[1], "the of", readable[2]]
+    answers = predictor.predict(texts)
+    assert [a["abstained"] for a in answers] == [None, NO_KNOWN_WORDS, None, NO_KNOWN_WORDS, None]
+    for text, answer in zip(readable, answers[::2]):
+        assert answer == predictor.predict([text])[0]
+    assert answers[2]["unknown_tokens"] == 2 and answers[2]["num_tokens"] == 3
+
+
+def test_abstentions_are_read_from_the_encoded_batch(predictor):
+    batch = predictor.encode(["oil", "zzz", "", "tennis zzz"])
+    assert batch.abstentions() == [None, NO_KNOWN_WORDS, NO_KNOWN_WORDS, None]
+    hand_made = EncodedBatch(ids=torch.zeros(2, 3, dtype=torch.long), tokens=[["a", "b"], ["c"]],
+                             unknown=[1, 1])
+    assert hand_made.abstentions() == [None, NO_KNOWN_WORDS]
