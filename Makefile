@@ -115,9 +115,11 @@ docker-image: $(MAR) ## Build the TorchServe Docker image (deploy/Dockerfile) wi
 BENCH_ARGS ?=
 SOAK_ARGS ?=
 PROFILE_ARGS ?=
+# PEERS_ARGS="--quick" for a short rough run; "--cases grid" for the batch settings grid only.
+PEERS_ARGS ?=
 BENCH_RUN = $(PY) -u -m bench $(1) --mar "$(MAR)" --artifacts "$(ARTIFACTS)"
 
-.PHONY: bench soak profile wrk
+.PHONY: bench soak profile wrk bench-peers
 
 wrk: ## Make sure wrk (the benchmark's load generator) is installed (apt-get as root)
 	@command -v wrk >/dev/null 2>&1 || { \
@@ -136,3 +138,12 @@ soak: $(MAR) ## Reliability suite at full size: load, worker crash, scaling, bad
 
 profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load -> bench/profile.txt (PROFILE_ARGS="--path /predictions/echo")
 	$(call BENCH_RUN,profile) $(PROFILE_ARGS)
+
+# The peers (FastAPI, uvicorn, Ray Serve) are installed on demand, never by `make install`;
+# -c requirements.txt keeps the project's own pins (Ray would otherwise upgrade requests).
+$(VENV)/.peers-installed: bench/requirements-peers.txt | install
+	$(VENV)/bin/pip install --quiet -r bench/requirements-peers.txt -c requirements.txt
+	@touch $@
+
+bench-peers: $(MAR) wrk $(VENV)/.peers-installed ## TorchServe vs FastAPI and Ray Serve, batch grid -> bench/peers.{json,md,png} (PEERS_ARGS="--quick")
+	$(call BENCH_RUN,peers) $(PEERS_ARGS)
