@@ -327,13 +327,22 @@ def targets(rows: Sequence[dict], ours: str = TORCHSERVE) -> list[dict]:
     return out
 
 
+def _not_applied(row: dict) -> bool:
+    applied = row.get("applied")
+    return bool(applied) and (applied.get("batchSize"), applied.get("maxBatchDelay")) != \
+        (row["batchSize"], row["maxBatchDelay"])
+
+
 def choose_defaults(grid: Sequence[dict], peer_rows: Sequence[dict],
                     margin_ms: float = P50_MARGIN_MS) -> dict:
     """The batch settings to ship: most req/s at the highest concurrency among the grid points
     whose p50 at c=1 is within `margin_ms` of the best peer's p50 at c=1. When none is, the
-    point with the lowest p50 at c=1 (and `objective_met` false)."""
+    point with the lowest p50 at c=1 (and `objective_met` false). A point whose settings
+    TorchServe did not apply as written (it reads maxBatchDelay 0 as its default, 100 ms)
+    cannot be shipped, and is left out."""
     low, high = min(r["concurrency"] for r in grid), max(r["concurrency"] for r in grid)
-    points = sorted({(r["batchSize"], r["maxBatchDelay"]) for r in grid})
+    ignored = {(r["batchSize"], r["maxBatchDelay"]) for r in grid if _not_applied(r)}
+    points = sorted({(r["batchSize"], r["maxBatchDelay"]) for r in grid} - ignored)
 
     def figure(point: tuple[int, int], c: int, key: str) -> float:
         return next(r[key] for r in grid
@@ -351,6 +360,7 @@ def choose_defaults(grid: Sequence[dict], peer_rows: Sequence[dict],
                          f"+ {margin_ms:g} ms",
             "p50_bound_ms": round(bound, 3) if bound is not None else None,
             "eligible": [{"batchSize": b, "maxBatchDelay": d} for b, d in eligible],
+            "not_applied": [{"batchSize": b, "maxBatchDelay": d} for b, d in sorted(ignored)],
             f"rps_c{high}": figure(best, high, "rps"), f"p50_ms_c{low}": figure(best, low, "p50_ms")}
 
 
@@ -376,9 +386,14 @@ def _grid(ts: TorchServe, points: list[tuple[int, int]], bodies: list[str],
     endpoints = [torchserve_endpoint(ts, grid_name(b, d)) for b, d in points]
     rows = compare(endpoints, bodies, settings, rounds=settings.grid_rounds)
     by_model = {torchserve_endpoint(ts, grid_name(b, d)).server: (b, d) for b, d in points}
+    # What TorchServe says it applied: a setting it ignores would otherwise pass unnoticed.
+    applied = {}
+    for b, d in points:
+        described = ts.describe(grid_name(b, d))
+        applied[(b, d)] = {key: described.get(key) for key in ("batchSize", "maxBatchDelay")}
     for row in rows:
         b, d = by_model[row["server"]]
-        row.update(server=TORCHSERVE, batchSize=b, maxBatchDelay=d)
+        row.update(server=TORCHSERVE, batchSize=b, maxBatchDelay=d, applied=applied[(b, d)])
     return rows
 
 

@@ -18,6 +18,25 @@ def _table(rows: list[dict], first: str = "Server", key: str = "server") -> list
     return lines
 
 
+def _grid_table(rows: list[dict]) -> list[str]:
+    """One line per batch setting; req/s, p50 and p99 per concurrency side by side."""
+    concurrencies = sorted({r["concurrency"] for r in rows})
+    points = sorted({(r["batchSize"], r["maxBatchDelay"]) for r in rows})
+    head = "| batchSize | maxBatchDelay ms | " + " | ".join(
+        f"c={c} req/s | c={c} p50 ms | c={c} p99 ms" for c in concurrencies) + " | applied by TorchServe |"
+    lines = [head, "|" + "---:|" * (2 + 3 * len(concurrencies)) + "---|"]
+    for b, d in points:
+        cells, applied = [], ""
+        for c in concurrencies:
+            r = next((r for r in rows
+                      if (r["batchSize"], r["maxBatchDelay"], r["concurrency"]) == (b, d, c)), None)
+            cells.append(f"{r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f}" if r else "- | - | -")
+            if r and r.get("applied"):
+                applied = f"{r['applied'].get('batchSize')} / {r['applied'].get('maxBatchDelay')} ms"
+        lines.append(f"| {b} | {d} | " + " | ".join(cells) + f" | {applied} |")
+    return lines
+
+
 def _order(name: str) -> tuple:
     return (SERVERS.index(name) if name in SERVERS else len(SERVERS), name)
 
@@ -55,16 +74,16 @@ def markdown(results: dict) -> str:
     if results.get("explanation_cases"):
         lines += ["/explanations:", ""] + _table(results["explanation_cases"]) + [""]
     if results.get("grid"):
-        grid = [dict(r, point=f"batchSize {r['batchSize']}, maxBatchDelay {r['maxBatchDelay']}")
-                for r in results["grid"]]
-        lines += ["TorchServe batch settings grid (/predictions):", ""]
-        lines += _table(grid, "Settings", "point") + [""]
+        lines += ["TorchServe batch settings grid (/predictions):", ""] + _grid_table(results["grid"]) + [""]
     choice = results.get("choice")
     if choice:
-        lines += [f"Objective: {choice['objective']} (bound {choice['p50_bound_ms']} ms). Chosen: batchSize "
-                  f"{choice['batchSize']}, maxBatchDelay {choice['maxBatchDelay']}"
-                  + ("" if choice["objective_met"] else " (no point met the bound: the lowest p50 at c=1)")
-                  + ".", ""]
+        text = (f"Objective: {choice['objective']} (bound {choice['p50_bound_ms']} ms). Chosen: batchSize "
+                f"{choice['batchSize']}, maxBatchDelay {choice['maxBatchDelay']}")
+        text += "." if choice["objective_met"] else " (no point met the bound: the lowest p50 at c=1)."
+        for p in choice.get("not_applied", []):
+            text += (f" Left out: batchSize {p['batchSize']}, maxBatchDelay {p['maxBatchDelay']} "
+                     "(TorchServe did not apply it as written).")
+        lines += [text, ""]
     return "\n".join(lines)
 
 

@@ -133,6 +133,15 @@ def test_the_fastest_setting_within_the_latency_bound_is_chosen():
     assert {(e["batchSize"], e["maxBatchDelay"]) for e in choice["eligible"]} == {(32, 1), (8, 1), (32, 0)}
 
 
+def test_a_setting_torchserve_did_not_apply_as_written_is_never_chosen():
+    grid = _grid({(32, 0): (2.0, 9900), (32, 1): (2.8, 9100)})
+    for row in grid:
+        row["applied"] = {"batchSize": row["batchSize"], "maxBatchDelay": row["maxBatchDelay"] or 100}
+    choice = peers.choose_defaults(grid, _rows())
+    assert (choice["batchSize"], choice["maxBatchDelay"]) == (32, 1)
+    assert choice["eligible"] == [{"batchSize": 32, "maxBatchDelay": 1}]
+
+
 def test_without_a_setting_within_the_bound_the_lowest_latency_is_chosen_and_flagged():
     grid = _grid({(32, 5): (6.6, 9500), (32, 1): (3.4, 9100), (8, 1): (3.1, 8000)})
     choice = peers.choose_defaults(grid, _rows())
@@ -162,7 +171,7 @@ def test_result_files_follow_the_schema(tmp_path):
     assert "| fastapi-batched | 64 | 6000 | 10.00 | 15.00 |" in text
     assert "| 64 | fastapi-batched | 1.5 | -3.0 | 0.8 |" in text
     assert "**ray-serve refused**" in text
-    assert "| batchSize 32, maxBatchDelay 1 | 64 | 9100 |" in text
+    assert "| 32 | 1 | 100 | 2.80 | 2.00 | 9100 | 5.00 | 2.00 |" in text
     assert "Chosen: batchSize 32, maxBatchDelay 1." in text
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
