@@ -79,7 +79,8 @@ def markdown(results: dict) -> str:
     if choice:
         text = (f"Objective: {choice['objective']} (bound {choice['p50_bound_ms']} ms). Chosen: batchSize "
                 f"{choice['batchSize']}, maxBatchDelay {choice['maxBatchDelay']}")
-        text += "." if choice["objective_met"] else " (no point met the bound: the lowest p50 at c=1)."
+        text += "." if choice["objective_met"] else \
+            f" (no point met the objective; chosen by {choice['rule_applied']} instead)."
         for p in choice.get("not_applied", []):
             text += (f" Left out: batchSize {p['batchSize']}, maxBatchDelay {p['maxBatchDelay']} "
                      "(TorchServe did not apply it as written).")

@@ -142,10 +142,11 @@ def test_a_setting_torchserve_did_not_apply_as_written_is_never_chosen():
     assert choice["eligible"] == [{"batchSize": 32, "maxBatchDelay": 1}]
 
 
-def test_without_a_setting_within_the_bound_the_lowest_latency_is_chosen_and_flagged():
-    grid = _grid({(32, 5): (6.6, 9500), (32, 1): (3.4, 9100), (8, 1): (3.1, 8000)})
-    choice = peers.choose_defaults(grid, _rows())
-    assert (choice["batchSize"], choice["maxBatchDelay"], choice["objective_met"]) == (8, 1, False)
+def test_without_a_setting_within_the_bound_the_rule_falls_back_to_the_grids_lowest_latency():
+    grid = _grid({(32, 5): (6.6, 9500), (32, 2): (4.2, 9300), (32, 1): (3.4, 9100), (8, 1): (3.1, 8000)})
+    choice = peers.choose_defaults(grid, _rows())  # nothing <= 2.9 ms: bound 3.1 + 1 = 4.1 ms
+    assert (choice["batchSize"], choice["maxBatchDelay"], choice["objective_met"]) == (32, 1, False)
+    assert choice["p50_bound_ms"] == 4.1 and "the grid's lowest" in choice["rule_applied"]
 
 
 def test_result_files_follow_the_schema(tmp_path):
