@@ -183,3 +183,20 @@ def test_unknown_peer_cases_are_refused_before_anything_starts(capsys):
         main(["peers", "--cases", "peers,gird"])
     assert exit_.value.code == 2
     assert "unknown case(s) gird; choose from peers,explanations,grid" in capsys.readouterr().err
+
+
+def test_missing_peer_packages_get_a_one_line_hint_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from bench.__main__ import main
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ray" else real(name, *a))
+    for name in ("news_cnn.mar", "config.properties"):
+        (tmp_path / name).write_text("")
+    code = main(["peers", "--mar", str(tmp_path / "news_cnn.mar"), "--artifacts", str(tmp_path),
+                 "--config", str(tmp_path / "config.properties"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "ray not installed" in err and "make bench-peers" in err
+    assert not (tmp_path / "out").exists()
