@@ -53,6 +53,9 @@ SCORE_TOLERANCE = 1e-3
 # The objective for the shipped batch settings (issue 13): most req/s at the highest
 # concurrency such that p50 at concurrency 1 is within this of the best peer's.
 P50_MARGIN_MS = 1.0
+# Grid points whose p50 at c=1 differ by less than this count as equally fast at low load:
+# two full runs on the shared 2-core machine gave the same point's p50 at c=1 up to 0.35 ms apart.
+P50_NOISE_MS = 0.5
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -340,14 +343,19 @@ def _not_applied(row: dict) -> bool:
         (row["batchSize"], row["maxBatchDelay"])
 
 
-def choose_defaults(grid: Sequence[dict], peer_rows: Sequence[dict],
-                    margin_ms: float = P50_MARGIN_MS) -> dict:
-    """The batch settings to ship: most req/s at the highest concurrency among the grid points
-    whose p50 at c=1 is within `margin_ms` of the best peer's p50 at c=1 (`objective_met`).
-    When no point is, the same rule against the grid's own lowest p50 at c=1: as close to the
-    peers as TorchServe gets, then the most throughput. A point whose settings TorchServe did
-    not apply as written (it reads maxBatchDelay 0 as its default, 100 ms) cannot be shipped,
-    and is left out."""
+def choose_defaults(grid: Sequence[dict], peer_rows: Sequence[dict], margin_ms: float = P50_MARGIN_MS,
+                    noise_ms: float = P50_NOISE_MS) -> dict:
+    """The batch settings to ship, by issue 13's targets in order:
+
+    1. keep req/s at the highest concurrency at least the best peer's (batchSize 1 meets the
+       latency target and loses this one by far);
+    2. among those, p50 at c=1 within `margin_ms` of the best peer's (`objective_met`); when
+       none is, within `noise_ms` of the lowest p50 at c=1 they reach (as close as TorchServe
+       gets: points closer than the run-to-run spread count as equal);
+    3. of what is left, the most req/s at the highest concurrency.
+
+    A point TorchServe did not apply as written (it reads maxBatchDelay 0 as its default,
+    100 ms) cannot be shipped and is left out."""
     low, high = min(r["concurrency"] for r in grid), max(r["concurrency"] for r in grid)
     ignored = {(r["batchSize"], r["maxBatchDelay"]) for r in grid if _not_applied(r)}
     points = sorted({(r["batchSize"], r["maxBatchDelay"]) for r in grid} - ignored)
@@ -356,22 +364,25 @@ def choose_defaults(grid: Sequence[dict], peer_rows: Sequence[dict],
         return next(r[key] for r in grid
                     if (r["batchSize"], r["maxBatchDelay"]) == point and r["concurrency"] == c)
 
-    def within(bound: float) -> list[tuple[int, int]]:
-        return [p for p in points if figure(p, low, "p50_ms") <= bound]
+    def peer_figures(c: int, key: str) -> list[float]:
+        return [r[key] for r in peer_rows if r["concurrency"] == c and r["server"] in PEERS]
 
-    peers_low = [r["p50_ms"] for r in peer_rows if r["concurrency"] == low and r["server"] in PEERS]
-    bound = min(peers_low) + margin_ms if peers_low else float("inf")
-    eligible = within(bound)
-    met = bool(eligible)
-    if not met:
-        bound = min(figure(p, low, "p50_ms") for p in points) + margin_ms
-        eligible = within(bound)
+    rps_floor = max(peer_figures(high, "rps"), default=0.0)
+    fast = [p for p in points if figure(p, high, "rps") >= rps_floor]
+    candidates = fast or points
+    bound = min(peer_figures(low, "p50_ms"), default=float("inf")) + margin_ms
+    eligible = [p for p in candidates if figure(p, low, "p50_ms") <= bound]
+    met = bool(fast) and bool(eligible)
+    rule = f"p50 at c={low} <= best peer's + {margin_ms:g} ms"
+    if not eligible:
+        bound = min(figure(p, low, "p50_ms") for p in candidates) + noise_ms
+        eligible = [p for p in candidates if figure(p, low, "p50_ms") <= bound]
+        rule = f"p50 at c={low} <= the lowest such point's + {noise_ms:g} ms (run-to-run spread)"
     best = max(eligible, key=lambda p: figure(p, high, "rps"))
-    reference = "best peer's" if met else "the grid's lowest"
     return {"batchSize": best[0], "maxBatchDelay": best[1], "objective_met": met,
-            "objective": f"most req/s at c={high} such that p50 at c={low} <= best peer's p50 at c={low} "
-                         f"+ {margin_ms:g} ms",
-            "rule_applied": f"p50 at c={low} <= {reference} + {margin_ms:g} ms",
+            "objective": f"req/s at c={high} >= best peer's; then p50 at c={low} <= best peer's p50 + "
+                         f"{margin_ms:g} ms; then most req/s at c={high}",
+            "rps_floor": rps_floor, "throughput_met": bool(fast), "rule_applied": rule,
             "p50_bound_ms": round(bound, 3) if bound != float("inf") else None,
             "eligible": [{"batchSize": b, "maxBatchDelay": d} for b, d in eligible],
             "not_applied": [{"batchSize": b, "maxBatchDelay": d} for b, d in sorted(ignored)],

@@ -142,11 +142,20 @@ def test_a_setting_torchserve_did_not_apply_as_written_is_never_chosen():
     assert choice["eligible"] == [{"batchSize": 32, "maxBatchDelay": 1}]
 
 
-def test_without_a_setting_within_the_bound_the_rule_falls_back_to_the_grids_lowest_latency():
+def test_without_a_setting_within_the_bound_the_lowest_latency_within_noise_is_chosen():
     grid = _grid({(32, 5): (6.6, 9500), (32, 2): (4.2, 9300), (32, 1): (3.4, 9100), (8, 1): (3.1, 8000)})
-    choice = peers.choose_defaults(grid, _rows())  # nothing <= 2.9 ms: bound 3.1 + 1 = 4.1 ms
+    choice = peers.choose_defaults(grid, _rows())  # nothing <= 2.9 ms: bound 3.1 + 0.5 = 3.6 ms
     assert (choice["batchSize"], choice["maxBatchDelay"], choice["objective_met"]) == (32, 1, False)
-    assert choice["p50_bound_ms"] == 4.1 and "the grid's lowest" in choice["rule_applied"]
+    assert choice["p50_bound_ms"] == 3.6 and "the lowest such point's" in choice["rule_applied"]
+    assert {(e["batchSize"], e["maxBatchDelay"]) for e in choice["eligible"]} == {(32, 1), (8, 1)}
+
+
+def test_a_setting_slower_than_the_best_peer_at_high_load_is_not_chosen_for_its_latency():
+    # batchSize 1 answers fastest at c=1 but serves less than the best peer's 6000 req/s at c=64.
+    grid = _grid({(1, 1): (1.5, 900), (32, 1): (3.0, 9100), (8, 1): (3.2, 5000)})
+    choice = peers.choose_defaults(grid, _rows())
+    assert (choice["batchSize"], choice["maxBatchDelay"], choice["objective_met"]) == (32, 1, False)
+    assert choice["rps_floor"] == 6000 and choice["throughput_met"]
 
 
 def test_result_files_follow_the_schema(tmp_path):
