@@ -40,10 +40,12 @@ class MicroBatcher(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """The result of `batch_fn` for `item`, computed in a batch with its neighbours."""
-        if self._task is None or self._task.done():
+        loop = asyncio.get_running_loop()
+        # A new event loop (a test client's, a restarted server's) gets its own gathering task.
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._queue = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
+            self._task = loop.create_task(self._run())
+        future = loop.create_future()
         self._queue.put_nowait((item, future))
         return await future
 

@@ -102,6 +102,23 @@ def test_a_batch_function_that_loses_results_is_an_error_not_a_shifted_answer():
     assert all(isinstance(r, RuntimeError) and "returned 0 results for 1 items" in str(r) for r in results)
 
 
+def test_a_batcher_keeps_working_in_a_new_event_loop():
+    batcher = MicroBatcher(lambda items: [i + 1 for i in items])
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        assert first.run_until_complete(batcher.submit(1)) == 2
+        # The first loop is idle, not closed: its gathering task is still pending there.
+        assert second.run_until_complete(asyncio.wait_for(batcher.submit(2), 5)) == 3
+    finally:
+        second.run_until_complete(batcher.close())
+        stale = asyncio.all_tasks(first)
+        for task in stale:
+            task.cancel()
+        first.run_until_complete(asyncio.gather(*stale, return_exceptions=True))
+        first.close()
+        second.close()
+
+
 @pytest.mark.parametrize("kwargs, message", [({"max_batch": 0}, "max_batch"),
                                              ({"max_delay_ms": -1}, "max_delay_ms")])
 def test_settings_out_of_range_are_refused(kwargs, message):
