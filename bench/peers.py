@@ -198,8 +198,9 @@ def disagreement(expected: object, got: object, explanations: bool = False) -> s
     """Why `got` is not the same answer as `expected` (None when it is).
 
     Compared: label and probabilities (within PROBABILITY_TOLERANCE); for explanations also
-    the tokens, the explained class and each token's score (within SCORE_TOLERANCE). Keys the
-    two servers may add on their own (e.g. `abstained`) are not compared.
+    the tokens, the explained class and each token's score (within SCORE_TOLERANCE), unless
+    the model abstained (label None). Keys the two servers may add on their own (e.g.
+    `abstained`) are not compared.
     """
     if not isinstance(expected, dict) or not isinstance(got, dict):
         return f"not an answer object: {str(got)[:120]}"
@@ -211,7 +212,8 @@ def disagreement(expected: object, got: object, explanations: bool = False) -> s
     off = {k: (have[k], v) for k, v in want.items() if abs(have[k] - v) > PROBABILITY_TOLERANCE}
     if off:
         return f"probabilities differ: {off}"
-    if explanations:
+    # An abstained headline (label None) has no explanation to compare.
+    if explanations and expected.get("label") is not None:
         for key in ("tokens", "explained_class"):
             if got.get(key) != expected.get(key):
                 return f"{key} {got.get(key)!r} instead of {expected.get(key)!r}"

@@ -24,6 +24,14 @@ def test_the_same_answer_agrees_within_rounding_and_whatever_keys_are_added():
     assert peers.disagreement(EXPLAINED, dict(EXPLAINED, token_scores=[0.1005, 0.7, 0.2]), True) is None
 
 
+def test_abstained_answers_agree_on_their_null_label_whatever_the_explanation_keys():
+    abstained = {"label": None, "probabilities": None, "num_tokens": 0, "unknown_tokens": 0,
+                 "abstained": "no_known_words"}
+    peer = {"label": None, "probabilities": None, "num_tokens": 0, "unknown_tokens": 0}
+    assert peers.disagreement(dict(abstained, tokens=[]), peer, explanations=True) is None
+    assert "label 'Sports'" in peers.disagreement(abstained, ANSWER)
+
+
 @pytest.mark.parametrize("got, why", [
     (dict(ANSWER, label="World"), "label 'World'"),
     (dict(ANSWER, probabilities={**ANSWER["probabilities"], "World": 0.0605}), "probabilities differ"),
