@@ -2,15 +2,14 @@
 must answer exactly what the TorchServe handler answers, through the same model/ code."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 pytest.importorskip("fastapi", reason="fastapi is a bench-only dependency: "
                     "pip install -r bench/requirements-peers.txt")
-pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx (bench/requirements-peers.txt)")
-
-from fastapi.testclient import TestClient  # noqa: E402
+httpx = pytest.importorskip("httpx", reason="the ASGI test client is httpx (bench/requirements-peers.txt)")
 
 from bench import inprocess  # noqa: E402
 from bench.peer_apps import PeerModel, create_app  # noqa: E402
@@ -18,6 +17,15 @@ from bench.peers import disagreement  # noqa: E402
 
 TEXTS = ["The final tennis tournament starts next week.", "Oil prices and the stocks market",
          "space rocket software", "election vote talks in the war"]
+
+
+def post_all(app, path: str, bodies: list) -> list:
+    """POST each body to `app` concurrently, in-process (httpx over ASGI, no server)."""
+    async def main() -> list:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://peer") as client:
+            return await asyncio.gather(*(client.post(path, json=body) for body in bodies))
+    return asyncio.run(main())
 
 
 @pytest.fixture(scope="module")
@@ -34,38 +42,25 @@ def handler_answers(tiny_artifacts):
 @pytest.mark.parametrize("batched", [False, True], ids=["fastapi", "fastapi-batched"])
 @pytest.mark.parametrize("path", ["predictions", "explanations"])
 def test_peer_answers_equal_the_handlers(tiny_artifacts, handler_answers, batched, path):
-    with TestClient(create_app(tiny_artifacts, batched=batched)) as client:
-        for text, expected in zip(TEXTS, handler_answers[path]):
-            r = client.post(f"/{path}", json={"text": text})
-            assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
-            answer = r.json()
-            assert disagreement(expected, answer, explanations=path == "explanations") is None
-            assert set(answer) == set(expected)  # the same answer object, no key more or less
+    app = create_app(tiny_artifacts, batched=batched)
+    responses = post_all(app, f"/{path}", [{"text": t} for t in TEXTS])
+    for r, expected in zip(responses, handler_answers[path]):
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+        answer = r.json()
+        assert disagreement(expected, answer, explanations=path == "explanations") is None
+        assert set(answer) == set(expected)  # the same answer object, no key more or less
 
 
 def test_batched_peer_answers_each_request_its_own_headline(tiny_artifacts):
     """Many concurrent requests through the micro-batcher: each gets its own answer."""
-    import asyncio
-
-    import httpx
-
     app = create_app(tiny_artifacts, batched=True)
     expected = PeerModel(tiny_artifacts).predict(TEXTS * 5)
-
-    async def main() -> list[dict]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://peer") as client:
-            responses = await asyncio.gather(*(client.post("/predictions", json={"text": t})
-                                               for t in TEXTS * 5))
-        return [r.json() for r in responses]
-
-    answers = asyncio.run(main())
+    answers = [r.json() for r in post_all(app, "/predictions", [{"text": t} for t in TEXTS * 5])]
     assert all(disagreement(e, a) is None for e, a in zip(expected, answers))
     assert max(app.state.batchers["predictions"].batch_sizes) > 1  # they really were batched
 
 
 @pytest.mark.parametrize("body", [{"txt": "no text key"}, {"text": 3.5}, ["a list"]])
 def test_a_body_without_a_text_string_gets_a_json_422(tiny_artifacts, body):
-    with TestClient(create_app(tiny_artifacts, batched=True)) as client:
-        r = client.post("/predictions", json=body)
+    (r,) = post_all(create_app(tiny_artifacts, batched=True), "/predictions", [body])
     assert r.status_code == 422 and "detail" in r.json()
