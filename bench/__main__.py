@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from bench.benchmark import CASES as BENCH_CASES
+from bench.peer_servers import PEERS
 from bench.peers import CASES as PEER_CASES
-from bench.peers import PEERS
 from bench.soak import CASES as SOAK_CASES
 from serving.properties import MODEL_NAME
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.peers import SERVERS
+from bench.peer_servers import SERVERS
 
 # What bench/peers.json's `cases` entries hold at least (issue 13's schema).
 CASE_KEYS = ("server", "concurrency", "rps", "p50_ms", "p99_ms")

@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 import fake_http
-from bench import load, peers, peers_report
+from bench import peer_servers, peers
+from peer_rows import result
 
 ANSWER = {"label": "Sports",
           "probabilities": {"Sports": 0.9, "World": 0.06, "Business": 0.03, "Sci/Tech": 0.01},
@@ -75,17 +76,12 @@ class _Peer(BaseHTTPRequestHandler):
 def test_a_peer_that_disagrees_on_one_headline_is_refused_naming_it():
     texts = [f"headline {i}" for i in range(30)]
     with fake_http.serve(_Peer, wrong_for="headline 17") as (url, _):
-        endpoint = peers.Endpoint("fastapi", url, "/predictions", "/explanations")
+        endpoint = peer_servers.Endpoint("fastapi", url, "/predictions", "/explanations")
         assert peers.check_agreement([ANSWER] * 30, endpoint, texts) == \
             "'headline 17': label 'World' instead of 'Sports'"
     with fake_http.serve(_Peer, wrong_for=None) as (url, _):
-        endpoint = peers.Endpoint("fastapi", url, "/predictions", "/explanations")
+        endpoint = peer_servers.Endpoint("fastapi", url, "/predictions", "/explanations")
         assert peers.check_agreement([ANSWER] * 30, endpoint, texts) is None
-
-
-def _result(rps: float, c: int = 16, p50: float = 1.0, p99: float = 2.0) -> load.LoadResult:
-    return load.LoadResult(concurrency=c, requests=int(rps), duration_s=1.0, rps=rps, p50_ms=p50, p90_ms=p50,
-                           p99_ms=p99, max_ms=p99, statuses={"200": int(rps)})
 
 
 def test_rounds_alternate_the_order_and_keep_each_servers_best():
@@ -95,103 +91,12 @@ def test_rounds_alternate_the_order_and_keep_each_servers_best():
     def run(name):
         def call():
             order.append(name)
-            return _result(next(figures[name]))
+            return result(next(figures[name]))
         return call
 
     best = peers.best_of_rounds({"a": run("a"), "b": run("b")}, rounds=3)
     assert order == ["a", "b", "b", "a", "a", "b"]
     assert {k: v.rps for k, v in best.items()} == {"a": 300.0, "b": 60.0}
-
-
-def _rows() -> list[dict]:
-    figures = {  # server: {c: (rps, p50, p99)}
-        "torchserve": {1: (150, 6.5, 8.0), 64: (9000, 7.0, 12.0)},
-        "fastapi": {1: (500, 1.9, 3.0), 64: (2000, 30.0, 60.0)},
-        "fastapi-batched": {1: (450, 2.1, 2.5), 64: (6000, 10.0, 15.0)},
-    }
-    return [peers.case_row(s, _result(r, c, p50, p99)) for s, by_c in figures.items()
-            for c, (r, p50, p99) in by_c.items()]
-
-
-def test_ratios_compare_ours_with_the_best_peer_per_concurrency():
-    r1, r64 = peers.ratios(_rows())
-    assert r1 == {"concurrency": 1, "best_peer": "fastapi", "rps_ratio": 0.3,
-                  "p50_minus_best_peer_ms": 4.6, "p99_ratio_to_best_peer": 3.2}
-    assert r64["best_peer"] == "fastapi-batched" and r64["rps_ratio"] == 1.5
-    assert r64["p99_ratio_to_best_peer"] == 0.8
-    met = {t["target"]: t["met"] for t in peers.targets(_rows())}
-    assert met == {"p50 at c=1 within 1 ms of best peer's (difference, ms)": False,
-                   "req/s at c=64 >= every peer's": True, "p99 at c=64 <= best peer's (ratio)": True}
-
-
-def _grid(points: dict) -> list[dict]:
-    """points: (batchSize, maxBatchDelay) -> (p50 at c=1, req/s at c=64)."""
-    rows = []
-    for (b, d), (p50, rps) in points.items():
-        rows.append(dict(peers.case_row("torchserve", _result(100, 1, p50)), batchSize=b, maxBatchDelay=d))
-        rows.append(dict(peers.case_row("torchserve", _result(rps, 64, 5.0)), batchSize=b, maxBatchDelay=d))
-    return rows
-
-
-def test_the_fastest_setting_within_the_latency_bound_is_chosen():
-    grid = _grid({(32, 5): (6.6, 9500), (32, 1): (2.8, 9100), (8, 1): (2.7, 8000), (32, 0): (2.5, 7000)})
-    choice = peers.choose_defaults(grid, _rows())  # best peer p50 at c=1: 1.9 -> bound 2.9
-    assert (choice["batchSize"], choice["maxBatchDelay"], choice["objective_met"]) == (32, 1, True)
-    assert choice["p50_bound_ms"] == 2.9 and choice["rps_c64"] == 9100
-    assert {(e["batchSize"], e["maxBatchDelay"]) for e in choice["eligible"]} == {(32, 1), (8, 1), (32, 0)}
-
-
-def test_a_setting_torchserve_did_not_apply_as_written_is_never_chosen():
-    grid = _grid({(32, 0): (2.0, 9900), (32, 1): (2.8, 9100)})
-    for row in grid:
-        row["applied"] = {"batchSize": row["batchSize"], "maxBatchDelay": row["maxBatchDelay"] or 100}
-    choice = peers.choose_defaults(grid, _rows())
-    assert (choice["batchSize"], choice["maxBatchDelay"]) == (32, 1)
-    assert choice["eligible"] == [{"batchSize": 32, "maxBatchDelay": 1}]
-
-
-def test_without_a_setting_within_the_bound_the_lowest_latency_within_noise_is_chosen():
-    grid = _grid({(32, 5): (6.6, 9500), (32, 2): (4.2, 9300), (32, 1): (3.4, 9100), (8, 1): (3.1, 8000)})
-    choice = peers.choose_defaults(grid, _rows())  # nothing <= 2.9 ms: bound 3.1 + 0.5 = 3.6 ms
-    assert (choice["batchSize"], choice["maxBatchDelay"], choice["objective_met"]) == (32, 1, False)
-    assert choice["p50_bound_ms"] == 3.6 and "the lowest such point's" in choice["rule_applied"]
-    assert {(e["batchSize"], e["maxBatchDelay"]) for e in choice["eligible"]} == {(32, 1), (8, 1)}
-
-
-def test_a_setting_slower_than_the_best_peer_at_high_load_is_not_chosen_for_its_latency():
-    # batchSize 1 answers fastest at c=1 but serves less than the best peer's 6000 req/s at c=64.
-    grid = _grid({(1, 1): (1.5, 900), (32, 1): (3.0, 9100), (8, 1): (3.2, 5000)})
-    choice = peers.choose_defaults(grid, _rows())
-    assert (choice["batchSize"], choice["maxBatchDelay"], choice["objective_met"]) == (32, 1, False)
-    assert choice["rps_floor"] == 6000 and choice["throughput_met"]
-
-
-def test_result_files_follow_the_schema(tmp_path):
-    results = {
-        "machine": {"cpus": 2, "platform": "test", "cpu_model": "Test CPU", "loadavg_start": [0, 0, 0],
-                    "loadavg_end": [0, 0, 0]},
-        "started": "now", "total_s": 1.0, "model_config": {"batchSize": 32},
-        "settings": {"duration_s": 1, "warmup_s": 0, "rounds": 1, "grid_rounds": 1, "processes": 2,
-                     "peer_max_batch": 32, "peer_max_delay_ms": 0.0},
-        "cases": _rows(), "ratios": peers.ratios(_rows()), "targets": peers.targets(_rows()),
-        "explanation_cases": [peers.case_row("fastapi-batched", _result(900))],
-        "grid": _grid({(32, 1): (2.8, 9100)}),
-        "refused": {"ray-serve": "'x': label 'World' instead of 'Sports'"},
-        "unavailable": {},
-    }
-    results["choice"] = peers.choose_defaults(results["grid"], results["cases"])
-    paths = peers_report.write(results, tmp_path)
-    assert [p.name for p in paths] == ["peers.json", "peers.md", "peers.png"]
-    saved = json.loads(paths[0].read_text())
-    assert saved["cases"] and all(set(peers_report.CASE_KEYS) <= set(c) for c in saved["cases"])
-    assert {c["server"] for c in saved["cases"]} <= set(peers.SERVERS)
-    text = paths[1].read_text()
-    assert "| fastapi-batched | 64 | 6000 | 10.00 | 15.00 |" in text
-    assert "| 64 | fastapi-batched | 1.5 | -3.0 | 0.8 |" in text
-    assert "**ray-serve refused**" in text
-    assert "| 32 | 1 | 100 | 2.80 | 2.00 | 9100 | 5.00 | 2.00 |" in text
-    assert "Chosen: batchSize 32, maxBatchDelay 1." in text
-    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_unknown_peer_cases_are_refused_before_anything_starts(capsys):
