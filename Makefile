@@ -21,7 +21,7 @@ export PYTHONPATH := $(CURDIR)
 # lists are split into words by scripts/run_with_args.py (shlex, no shell).
 USER_VARS := TEXT PNG WORKERS SERVER_DIR VERSION PROMOTE DATA ARTIFACTS MODEL_STORE SERVE_TIMEOUT \
 	TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE \
-	NOTICE DRAIN RENEW API
+	NOTICE DRAIN RENEW API PEERS_ARGS
 $(foreach v,$(USER_VARS),$(if $(filter command environment,$(firstword $(origin $(v)))),\
 	$(eval override $(v) := $$(value $(v)))))
 RUN_WITH_ARGS = $(PY) scripts/run_with_args.py
@@ -155,9 +155,11 @@ docker-image: $(MAR) ## Build the TorchServe Docker image (deploy/Dockerfile) wi
 BENCH_ARGS ?=
 SOAK_ARGS ?=
 PROFILE_ARGS ?=
+# PEERS_ARGS="--quick" for a short rough run; "--cases grid" for the batch settings grid only.
+PEERS_ARGS ?=
 BENCH_RUN = $(RUN_WITH_ARGS) $(2) -- $(PY) -u -m bench $(1) --mar "$(MAR)" --artifacts "$$NEWS_ARTIFACTS"
 
-.PHONY: bench soak profile wrk
+.PHONY: bench soak profile wrk bench-peers
 
 wrk: ## Make sure wrk (the benchmark's load generator) is installed (apt-get as root)
 	@command -v wrk >/dev/null 2>&1 || { \
@@ -176,6 +178,15 @@ soak: $(MAR) ## Reliability suite at full size: load, worker crash (plain vs ret
 
 profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load -> bench/profile.txt (PROFILE_ARGS="--path /predictions/echo")
 	$(call BENCH_RUN,profile,NEWS_PROFILE_ARGS)
+
+# The peers (FastAPI, uvicorn, Ray Serve) are installed on demand, never by `make install`;
+# -c requirements.txt keeps the project's own pins (Ray would otherwise upgrade requests).
+$(VENV)/.peers-installed: bench/requirements-peers.txt | install
+	$(VENV)/bin/pip install --quiet -r bench/requirements-peers.txt -c requirements.txt
+	@touch $@
+
+bench-peers: $(MAR) wrk $(VENV)/.peers-installed ## TorchServe vs FastAPI and Ray Serve, batch grid -> bench/peers.{json,md,png} (PEERS_ARGS="--quick")
+	$(call BENCH_RUN,peers,NEWS_PEERS_ARGS)
 
 # Last, once every default above is set: the values recipes read (see USER_VARS).
 $(foreach v,$(USER_VARS),$(eval export NEWS_$(v) := $$($(v))))

@@ -3,16 +3,20 @@
     python -m bench run   [--quick] [--cases floor,batching,...]  -> bench/results.{json,md,png}
     python -m bench soak  [--quick]                               -> bench/soak.json
     python -m bench profile [--seconds 10]                        -> bench/profile.txt
+    python -m bench peers [--quick] [--cases peers,explanations,grid] -> bench/peers.{json,md,png}
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
 from bench.benchmark import CASES as BENCH_CASES
+from bench.peer_servers import PEERS
+from bench.peers import CASES as PEER_CASES
 from bench.soak import CASES as SOAK_CASES
 from serving.properties import MODEL_NAME
 
@@ -70,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     profile.add_argument("--seconds", type=float, default=10.0)
     profile.add_argument("--concurrency", type=int, default=16)
     profile.add_argument("--path", default=f"/predictions/{MODEL_NAME}")
+    peers = sub.add_parser("peers", help="TorchServe vs FastAPI and Ray Serve on the same model; "
+                                         "batch settings grid (needs bench/requirements-peers.txt)")
+    _common(peers)
+    peers.add_argument("--cases", type=_cases(PEER_CASES), default=PEER_CASES,
+                       help=f"comma-separated subset of {','.join(PEER_CASES)}")
+    peers.add_argument("--peers", type=_cases(PEERS), default=PEERS,
+                       help=f"comma-separated subset of {','.join(PEERS)}")
+    peers.add_argument("--duration", type=float, default=None, help="seconds per measurement")
     args = parser.parse_args(argv)
 
     if args.data is None:
@@ -85,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "soak":
             return _soak(args)
+        if args.command == "peers":
+            return _peers(args)
         return _profile(args)
     except (RuntimeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -103,6 +117,26 @@ def _run(args: argparse.Namespace) -> int:
     print(report.markdown(results))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _peers(args: argparse.Namespace) -> int:
+    missing = [m for m in ("fastapi", "uvicorn", "ray") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: {', '.join(missing)} not installed: run `make bench-peers` (installs "
+              "bench/requirements-peers.txt) or pip install -r bench/requirements-peers.txt", file=sys.stderr)
+        return 2
+    from bench import peers, peers_report
+    make = peers.PeerSettings.quick if args.quick else peers.PeerSettings
+    settings = make(mar=args.mar, artifacts=args.artifacts, config=args.config, out_dir=args.out,
+                    data=args.data)
+    if args.duration:
+        settings.duration_s = args.duration
+    results = peers.run(settings, args.cases, args.peers)
+    paths = peers_report.write(results, args.out)
+    print(peers_report.markdown(results))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    # A peer that answers differently is a finding to fix, not a figure.
+    return 1 if results["refused"] else 0
 
 
 def _soak(args: argparse.Namespace) -> int:

@@ -223,12 +223,23 @@ def test_an_abstention_matches_only_an_abstention(tiny_artifacts):
                                                  abstained="no_known_words"))
     assert not expect.matches("zzz qqq", dict(abstained, abstained=None))
 
+def test_time_per_item_reports_microseconds_per_headline():
+    from bench import inprocess
+    # 2 ms per call of 4 headlines: at least 500 us each (sleep never returns early); the
+    # upper bound leaves room for a loaded machine, not for a unit or divisor mistake.
+    result = inprocess.time_per_item(lambda: time.sleep(0.002), items=4, min_seconds=0.1)
+    assert 500 <= result["us_per_headline_best"] <= result["us_per_headline_median"] < 2000
+    assert result["headlines_per_call"] == 4
+
 
 def test_inprocess_timings_cover_handler_and_forward(tiny_artifacts):
     from bench import inprocess
     result = inprocess.measure(tiny_artifacts, headlines.SAMPLE, batch=4, min_seconds=0.05)
     for key in ("handler_1", "handler_4", "forward_1", "forward_4", "encode_1", "encode_4"):
-        assert result[key]["us_per_headline_median"] > 0
+        assert result[key]["headlines_per_call"] == int(key.split("_")[1])
+    # The handler parses, encodes, runs the forward pass and formats: it cannot cost less
+    # per headline than the forward pass alone (one headline: no batching to amortise it).
+    assert result["handler_1"]["us_per_headline_best"] > result["forward_1"]["us_per_headline_best"]
     assert result["torch_threads"] == 1
 
 

@@ -1,0 +1,113 @@
+"""A small asyncio micro-batcher: what a careful person puts in front of a model in FastAPI.
+
+Requests `await batcher.submit(item)`; one task gathers whatever is queued (up to
+`max_batch`, waiting at most `max_delay_ms` after the first item for more) and runs the
+batch function on a worker thread, so the event loop keeps reading requests while the model
+works: under load the next batch fills during the current forward pass, at low load an item
+goes out alone without waiting when `max_delay_ms` is 0.
+
+The batch function takes a list of items and returns one result per item, in order. If it
+raises, each item of the batch is retried alone, so one bad item fails only its own request.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Generic, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class MicroBatcher(Generic[T, R]):
+    """Gathers concurrent `submit` calls into batches for `batch_fn` (see the module doc)."""
+
+    def __init__(self, batch_fn: Callable[[list[T]], Sequence[R]], max_batch: int = 32,
+                 max_delay_ms: float = 0.0) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
+        if max_delay_ms < 0:
+            raise ValueError(f"max_delay_ms must be 0 or more, not {max_delay_ms}")
+        self.batch_fn = batch_fn
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_ms / 1000
+        self.batch_sizes: list[int] = []  # every batch run so far (tests, diagnostics)
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        # One thread: batches run one after the other, like one TorchServe worker.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="microbatch")
+
+    async def submit(self, item: T) -> R:
+        """The result of `batch_fn` for `item`, computed in a batch with its neighbours."""
+        loop = asyncio.get_running_loop()
+        # A new event loop (a test client's, a restarted server's) gets its own gathering task.
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._queue = asyncio.Queue()
+            self._task = loop.create_task(self._run())
+        future = loop.create_future()
+        self._queue.put_nowait((item, future))
+        return await future
+
+    async def close(self) -> None:
+        """Stop the gathering task and the worker thread."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=False)
+
+    async def _gather(self) -> list[tuple[T, asyncio.Future]]:
+        """The next batch: the first queued item, then whatever comes within the delay."""
+        batch = [await self._queue.get()]
+        deadline = time.monotonic() + self.max_delay_s
+        while len(batch) < self.max_batch:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), left))
+            except asyncio.TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            # Requests whose clients went away are not worth a forward pass.
+            batch = [(item, future) for item, future in batch if not future.cancelled()]
+            if not batch:
+                continue
+            items = [item for item, _ in batch]
+            self.batch_sizes.append(len(items))
+            try:
+                results = await loop.run_in_executor(self._executor, self._call, items)
+                outcomes = [(r, None) for r in results]
+            except Exception:  # noqa: BLE001 - isolate the failing item(s), see the module doc
+                outcomes = [await self._alone(loop, item) for item in items]
+            for (_, future), (result, error) in zip(batch, outcomes):
+                if future.cancelled():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+
+    def _call(self, items: list[T]) -> list[R]:
+        results = list(self.batch_fn(items))
+        if len(results) != len(items):
+            raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+        return results
+
+    async def _alone(self, loop: asyncio.AbstractEventLoop, item: T) -> tuple[R | None, Exception | None]:
+        try:
+            (result,) = await loop.run_in_executor(self._executor, self._call, [item])
+            return result, None
+        except Exception as err:  # noqa: BLE001 - handed to this item's caller
+            return None, err

@@ -1,0 +1,116 @@
+"""The peers of `make bench-peers`: the same model served by FastAPI (and Ray Serve, see
+bench.peer_ray), through the same model/ code as the TorchServe handler.
+
+Both answer `POST /predictions` and `POST /explanations` with body `{"text": "..."}` by the
+same answer object as TorchServe's handler (Predictor.format, plus Explainer.explain for
+explanations). Two FastAPI flavours, chosen by `create_app(batched=...)`:
+
+* plain: a synchronous endpoint with one forward pass per request (FastAPI's documented
+  way for blocking work: it runs in the server's thread pool) -- what most people write;
+* batched: async endpoints in front of a `MicroBatcher` -- what a careful person writes.
+
+Run under uvicorn with one process per core:
+    PEER_ARTIFACTS=artifacts PEER_BATCHED=1 uvicorn bench.peer_apps:app_from_env --factory --workers 2
+Imported only by the bench: fastapi is not a serving dependency (bench/requirements-peers.txt).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from bench.microbatch import MicroBatcher
+from model import artifacts as artifact_files
+from model.explain import Explainer
+from model.predictor import Predictor
+
+DEFAULT_MAX_BATCH = 32
+# 0: a batch is whatever is queued when the previous one ends (no waiting at low load).
+DEFAULT_MAX_DELAY_MS = 0.0
+
+
+class PeerModel:
+    """Predictions and explanations for lists of headlines, as the TorchServe handler gives them."""
+
+    def __init__(self, artifacts: str | Path, num_threads: int = 1) -> None:
+        # One thread per process, like each TorchServe worker (handler num_threads: 1).
+        torch.set_num_threads(num_threads)
+        self.predictor = Predictor.from_dir(artifacts)
+        thresholds = None
+        if (Path(artifacts) / artifact_files.FILTER_THRESHOLDS).is_file():
+            thresholds = artifact_files.read_json(artifacts, artifact_files.FILTER_THRESHOLDS)
+        self.explainer = Explainer(self.predictor.model, self.predictor.labels, thresholds)
+
+    def predict(self, texts: Sequence[str]) -> list[dict]:
+        """One answer per headline, in one forward pass."""
+        return self.predictor.predict(list(texts))
+
+    def explain(self, texts: Sequence[str]) -> list[dict]:
+        """The answers with their explanations merged in, as the handler's /explanations.
+
+        A headline the predictor abstains on (no known word) keeps its answer unexplained."""
+        encoded = self.predictor.encode(list(texts))
+        probabilities = self.predictor.probabilities(encoded.ids)
+        answers = self.predictor.format(probabilities, encoded)
+        rows = [i for i, a in enumerate(answers) if a.get("label") is not None and not a.get("abstained")]
+        if rows:
+            subset = type(encoded)(ids=encoded.ids[rows], tokens=[encoded.tokens[i] for i in rows],
+                                   unknown=[encoded.unknown[i] for i in rows])
+            predicted = probabilities[rows].argmax(dim=1).tolist()
+            for i, explanation in zip(rows, self.explainer.explain(subset, predicted)):
+                answers[i] = {**answers[i], **explanation}
+        return answers
+
+
+class Headline(BaseModel):
+    """The request body both peers accept (TorchServe's handler also takes `{"text": ...}`)."""
+
+    text: str
+
+
+def create_app(artifacts: str | Path, batched: bool, max_batch: int = DEFAULT_MAX_BATCH,
+               max_delay_ms: float = DEFAULT_MAX_DELAY_MS) -> FastAPI:
+    """A FastAPI app serving `artifacts`: per-request inference, or micro-batched."""
+    model = PeerModel(artifacts)
+    app = FastAPI(title="news_cnn peer", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/ping")
+    def ping() -> dict:
+        return {"status": "Healthy"}
+
+    if not batched:
+        @app.post("/predictions")
+        def predictions(headline: Headline) -> dict:
+            return model.predict([headline.text])[0]
+
+        @app.post("/explanations")
+        def explanations(headline: Headline) -> dict:
+            return model.explain([headline.text])[0]
+        return app
+
+    predict = MicroBatcher(model.predict, max_batch, max_delay_ms)
+    explain = MicroBatcher(model.explain, max_batch, max_delay_ms)
+    app.state.batchers = {"predictions": predict, "explanations": explain}
+
+    # The answers are plain JSON types: JSONResponse skips FastAPI's encoder pass over them.
+    @app.post("/predictions")
+    async def batched_predictions(headline: Headline) -> JSONResponse:
+        return JSONResponse(await predict.submit(headline.text))
+
+    @app.post("/explanations")
+    async def batched_explanations(headline: Headline) -> JSONResponse:
+        return JSONResponse(await explain.submit(headline.text))
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's `--factory` entry: settings from PEER_ARTIFACTS, PEER_BATCHED, PEER_MAX_BATCH,
+    PEER_MAX_DELAY_MS (each worker process builds its own app)."""
+    return create_app(os.environ["PEER_ARTIFACTS"], os.environ.get("PEER_BATCHED") == "1",
+                      int(os.environ.get("PEER_MAX_BATCH", DEFAULT_MAX_BATCH)),
+                      float(os.environ.get("PEER_MAX_DELAY_MS", DEFAULT_MAX_DELAY_MS)))

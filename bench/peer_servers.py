@@ -1,0 +1,124 @@
+"""The servers `make bench-peers` compares: their names, where to reach them, how the peers
+are started and stopped (TorchServe itself is started by bench.server)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from serving.properties import MODEL_NAME
+from serving.server import TorchServe, free_port
+
+TORCHSERVE = "torchserve"
+FASTAPI = "fastapi"
+FASTAPI_BATCHED = "fastapi-batched"
+RAY_SERVE = "ray-serve"
+SERVERS = (TORCHSERVE, FASTAPI, FASTAPI_BATCHED, RAY_SERVE)
+PEERS = SERVERS[1:]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Endpoint:
+    """One server under test: where to send load, with which Authorization header."""
+
+    server: str
+    base_url: str
+    predictions: str
+    explanations: str
+    auth: Callable[[], str | None] = lambda: None
+
+    def headers(self) -> dict[str, str]:
+        """Headers for checked requests."""
+        value = self.auth()
+        return {"Authorization": value} if value else {}
+
+
+class PeerProcess:
+    """A peer server started in a session of its own (stopped with its whole process group)."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as out:
+            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True, cwd=ROOT)
+
+    def wait_ready(self, endpoint: Endpoint, text: str, timeout_s: float) -> None:
+        """Until one prediction is answered; RuntimeError (with the log's tail) otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.process.returncode}): {self.tail()}")
+            try:
+                r = requests.post(endpoint.base_url + endpoint.predictions, json={"text": text}, timeout=5)
+                if r.status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.name} did not answer within {timeout_s:.0f} s: {self.tail()}")
+
+    def tail(self, lines: int = 5) -> str:
+        """The last lines of the peer's log, on one line."""
+        try:
+            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM the process group, SIGKILL what is left after `timeout_s`."""
+        if self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        # Workers (uvicorn's, Ray's) may outlive their parent: the group goes too.
+        _signal_group(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, max_delay_ms: float,
+               root: Path) -> tuple[PeerProcess, Endpoint]:
+    """Launch one peer with `processes` processes (uvicorn workers, Ray replicas) and its
+    batcher's settings; its log and Ray's session go under `root`. Not yet ready: see
+    PeerProcess.wait_ready."""
+    port = free_port()
+    artifacts = str(artifacts_dir.resolve())
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    if name == RAY_SERVE:
+        command = [sys.executable, "-m", "bench.peer_ray", "--artifacts", artifacts, "--port", str(port),
+                   "--replicas", str(processes), "--max-batch", str(max_batch),
+                   "--max-delay-ms", str(max_delay_ms), "--temp-dir", str(root / "ray")]
+    else:
+        env.update(PEER_ARTIFACTS=artifacts, PEER_BATCHED="1" if name == FASTAPI_BATCHED else "0",
+                   PEER_MAX_BATCH=str(max_batch),
+                   PEER_MAX_DELAY_MS=str(max_delay_ms))
+        command = [sys.executable, "-m", "uvicorn", "bench.peer_apps:app_from_env", "--factory",
+                   "--workers", str(processes), "--host", "127.0.0.1", "--port", str(port),
+                   "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    process = PeerProcess(name, command, env, root / "logs" / f"{name}.log")
+    return process, Endpoint(name, f"http://127.0.0.1:{port}", "/predictions", "/explanations")
+
+
+def torchserve_endpoint(ts: TorchServe, model: str = MODEL_NAME) -> Endpoint:
+    """The endpoint of one model of a bench TorchServe (keys read anew for each use)."""
+    return Endpoint(f"{TORCHSERVE}:{model}" if model != MODEL_NAME else TORCHSERVE,
+                    ts.endpoints.inference, f"/predictions/{model}", f"/explanations/{model}",
+                    lambda: ts.keys().headers("inference")["Authorization"])

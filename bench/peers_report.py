@@ -1,0 +1,133 @@
+"""Write `make bench-peers`' results: bench/peers.json (everything), peers.md and peers.png."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.peer_servers import SERVERS
+
+# What bench/peers.json's `cases` entries hold at least (issue 13's schema).
+CASE_KEYS = ("server", "concurrency", "rps", "p50_ms", "p99_ms")
+
+
+def _table(rows: list[dict], first: str = "Server", key: str = "server") -> list[str]:
+    lines = [f"| {first} | c | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: (r["concurrency"], _order(r[key]))):
+        lines.append(f"| {r[key]} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
+                     f"{r['p99_ms']:.2f} |")
+    return lines
+
+
+def _grid_table(rows: list[dict]) -> list[str]:
+    """One line per batch setting; req/s, p50 and p99 per concurrency side by side."""
+    concurrencies = sorted({r["concurrency"] for r in rows})
+    points = sorted({(r["batchSize"], r["maxBatchDelay"]) for r in rows})
+    head = "| batchSize | maxBatchDelay ms | " + " | ".join(
+        f"c={c} req/s | c={c} p50 ms | c={c} p99 ms" for c in concurrencies) + " | applied by TorchServe |"
+    lines = [head, "|" + "---:|" * (2 + 3 * len(concurrencies)) + "---|"]
+    for b, d in points:
+        cells, applied = [], ""
+        for c in concurrencies:
+            r = next((r for r in rows
+                      if (r["batchSize"], r["maxBatchDelay"], r["concurrency"]) == (b, d, c)), None)
+            cells.append(f"{r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f}" if r else "- | - | -")
+            if r and r.get("applied"):
+                applied = f"{r['applied'].get('batchSize')} / {r['applied'].get('maxBatchDelay')} ms"
+        lines.append(f"| {b} | {d} | " + " | ".join(cells) + f" | {applied} |")
+    return lines
+
+
+def _order(name: str) -> tuple:
+    return (SERVERS.index(name) if name in SERVERS else len(SERVERS), name)
+
+
+def markdown(results: dict) -> str:
+    """The run's tables: peers, ratios, targets, explanations, the grid and the choice."""
+    m, s = results["machine"], results["settings"]
+    lines = [f"Peers benchmark of {results['started']} on {m.get('cpu_model', '?')} ({m['cpus']} CPUs, "
+             f"{m['platform']}); load average {m['loadavg_start']} at start, {m.get('loadavg_end')} at end. "
+             f"{s['duration_s']} s per measurement after {s['warmup_s']} s warm-up, best of {s['rounds']} "
+             f"round(s) in alternating order (grid: {s['grid_rounds']}), `wrk` on loopback; "
+             f"{s['processes']} processes per server; peers batch up to {s['peer_max_batch']} with "
+             f"{s['peer_max_delay_ms']} ms delay. news_cnn model-config: "
+             f"`{json.dumps(results.get('model_config', {}))}`. Whole run: {results.get('total_s')} s.", ""]
+    for name, why in results.get("unavailable", {}).items():
+        lines.append(f"- **{name} not measured**: {why}")
+    for name, why in results.get("refused", {}).items():
+        lines.append(f"- **{name} refused** (answers differ from TorchServe's): {why}")
+    if results.get("unavailable") or results.get("refused"):
+        lines.append("")
+    if results.get("cases"):
+        lines += ["/predictions:", ""] + _table(results["cases"]) + [""]
+    if results.get("ratios"):
+        lines += ["| c | best peer (req/s) | ours / best peer req/s | our p50 - best peer p50 (ms) | "
+                  "our p99 / best peer p99 |", "|---:|---|---:|---:|---:|"]
+        for r in results["ratios"]:
+            lines.append(f"| {r['concurrency']} | {r['best_peer']} | {r['rps_ratio']} | "
+                         f"{r['p50_minus_best_peer_ms']} | {r['p99_ratio_to_best_peer']} |")
+        lines.append("")
+    if results.get("targets"):
+        lines += ["| Target | Measured | Met |", "|---|---:|---|"]
+        for t in results["targets"]:
+            lines.append(f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no'} |")
+        lines.append("")
+    if results.get("explanation_cases"):
+        lines += ["/explanations:", ""] + _table(results["explanation_cases"]) + [""]
+    if results.get("grid"):
+        lines += ["TorchServe batch settings grid (/predictions):", ""] + _grid_table(results["grid"]) + [""]
+    choice = results.get("choice")
+    if choice:
+        text = (f"Objective: {choice['objective']} (bound {choice['p50_bound_ms']} ms). Chosen: batchSize "
+                f"{choice['batchSize']}, maxBatchDelay {choice['maxBatchDelay']}")
+        text += "." if choice["objective_met"] else \
+            f" (no point met the objective; chosen by {choice['rule_applied']} instead)."
+        for p in choice.get("not_applied", []):
+            text += (f" Left out: batchSize {p['batchSize']}, maxBatchDelay {p['maxBatchDelay']} "
+                     "(TorchServe did not apply it as written).")
+        lines += [text, ""]
+    return "\n".join(lines)
+
+
+def chart(results: dict, path: Path) -> bool:
+    """req/s (left) and p50/p99 (right) per server and concurrency; False when nothing to draw."""
+    rows = results.get("cases") or []
+    if not rows:
+        return False
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    servers = sorted({r["server"] for r in rows}, key=_order)
+    concurrencies = sorted({r["concurrency"] for r in rows})
+    width = 0.8 / len(servers)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for i, name in enumerate(servers):
+        xs = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(concurrencies))]
+        mine = [next((r for r in rows if r["server"] == name and r["concurrency"] == c), None)
+                for c in concurrencies]
+        left.bar(xs, [r["rps"] if r else 0 for r in mine], width, label=name)
+        right.bar(xs, [r["p50_ms"] if r else 0 for r in mine], width, label=f"{name} p50")
+        right.scatter(xs, [r["p99_ms"] if r else 0 for r in mine], marker="_", s=200, color="black",
+                      zorder=3, label="p99" if i == 0 else None)
+    for axis in (left, right):
+        axis.set_xticks(range(len(concurrencies)), [f"c={c}" for c in concurrencies])
+    left.set_ylabel("requests/s")
+    left.legend(fontsize=8)
+    right.set_yscale("log")
+    right.set_ylabel("latency, ms (bars p50, ticks p99; log)")
+    right.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"news_cnn /predictions: TorchServe vs peers ({results['machine'].get('cpu_model', '')}, "
+                 f"{results['machine']['cpus']} CPUs)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write(results: dict, out_dir: Path, stem: str = "peers") -> list[Path]:
+    """peers.json, peers.md and (when there are /predictions cases) peers.png in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path, png_path = (out_dir / f"{stem}.{ext}" for ext in ("json", "md", "png"))
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    md_path.write_text(markdown(results) + "\n")
+    return [json_path, md_path] + ([png_path] if chart(results, png_path) else [])
