@@ -21,7 +21,7 @@ export PYTHONPATH := $(CURDIR)
 # lists are split into words by scripts/run_with_args.py (shlex, no shell).
 USER_VARS := TEXT PNG WORKERS SERVER_DIR VERSION PROMOTE DATA ARTIFACTS MODEL_STORE SERVE_TIMEOUT \
 	TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE \
-	NOTICE DRAIN RENEW API PEERS_ARGS
+	NOTICE DRAIN RENEW API PEERS_ARGS BASELINE
 $(foreach v,$(USER_VARS),$(if $(filter command environment,$(firstword $(origin $(v)))),\
 	$(eval override $(v) := $$(value $(v)))))
 RUN_WITH_ARGS = $(PY) scripts/run_with_args.py
@@ -159,7 +159,7 @@ PROFILE_ARGS ?=
 PEERS_ARGS ?=
 BENCH_RUN = $(RUN_WITH_ARGS) $(2) -- $(PY) -u -m bench $(1) --mar "$(MAR)" --artifacts "$$NEWS_ARTIFACTS"
 
-.PHONY: bench soak profile wrk bench-peers
+.PHONY: bench soak profile wrk bench-peers bench-compare
 
 wrk: ## Make sure wrk (the benchmark's load generator) is installed (apt-get as root)
 	@command -v wrk >/dev/null 2>&1 || { \
@@ -178,6 +178,12 @@ soak: $(MAR) ## Reliability suite at full size: load, worker crash (plain vs ret
 
 profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load -> bench/profile.txt (PROFILE_ARGS="--path /predictions/echo")
 	$(call BENCH_RUN,profile,NEWS_PROFILE_ARGS)
+
+# BASELINE=path/to/old/news_cnn.mar: the served archive against an older one, in one TorchServe.
+BASELINE ?=
+bench-compare: $(MAR) wrk ## Candidate vs BASELINE=old.mar: /predictions c=16,64 and /explanations -> bench/compare.{json,md}
+	@test -n "$$NEWS_BASELINE" || { echo 'BASELINE is empty: run make bench-compare BASELINE=path/to/old/news_cnn.mar' >&2; exit 2; }
+	$(RUN_WITH_ARGS) NEWS_BENCH_ARGS -- $(PY) -u -m bench.compare --baseline "$$NEWS_BASELINE" --mar "$(MAR)" --artifacts "$$NEWS_ARTIFACTS" $${NEWS_DATA:+--data "$$NEWS_DATA"}
 
 # The peers (FastAPI, uvicorn, Ray Serve) are installed on demand, never by `make install`;
 # -c requirements.txt keeps the project's own pins (Ray would otherwise upgrade requests).

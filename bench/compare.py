@@ -25,14 +25,24 @@ from serving.properties import MODEL_NAME
 BASELINE = "baseline"
 CONCURRENCIES = (16, 64)
 EXPLAIN_CONCURRENCY = 16
+BATCH_SETTINGS = ("batchSize", "maxBatchDelay")
 
 
 def compare(baseline: Path, candidate: Path, bodies: list[str], settings: BenchSettings,
-            workers: int) -> dict:
-    """Rows for /predictions and /explanations of both archives, with candidate/baseline ratios."""
+            workers: int, baseline_batching: bool = False) -> dict:
+    """Rows for /predictions and /explanations of both archives, with candidate/baseline ratios.
+
+    `baseline_batching` serves the candidate with the baseline's batchSize and maxBatchDelay,
+    so that the ratio measures the model change alone, not a change of batch settings.
+    """
     root = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     store = root / "store"
-    archives.copy_into(candidate, store)
+    if baseline_batching:
+        own = archives.read_model_config(baseline)
+        archives.with_model_config(candidate, store / candidate.name,
+                                   {k: own[k] for k in BATCH_SETTINGS if k in own})
+    else:
+        archives.copy_into(candidate, store)
     shutil.copy2(baseline, store / f"{BASELINE}.mar")
     ts = server.start(root / "ts", store, {MODEL_NAME: candidate.name, BASELINE: f"{BASELINE}.mar"},
                       workers)
@@ -46,6 +56,8 @@ def compare(baseline: Path, candidate: Path, bodies: list[str], settings: BenchS
                          "baseline": base.as_dict(), "candidate": cand.as_dict(),
                          "rps_ratio": round(cand.rps / base.rps, 3) if base.rps else None,
                          "p99_ratio": round(cand.p99_ms / base.p99_ms, 3) if base.p99_ms else None})
+        batching = {name: {k: archives.read_model_config(store / mar).get(k) for k in BATCH_SETTINGS}
+                    for name, mar in (("baseline", f"{BASELINE}.mar"), ("candidate", candidate.name))}
     finally:
         ts.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -53,7 +65,8 @@ def compare(baseline: Path, candidate: Path, bodies: list[str], settings: BenchS
     explain_share = {name: round(by[("explanations", EXPLAIN_CONCURRENCY)][name]["rps"]
                                  / by[("predictions", EXPLAIN_CONCURRENCY)][name]["rps"], 3)
                      for name in ("baseline", "candidate")}
-    return {"machine": machine(), "rows": rows, "explanations_share_c16": explain_share}
+    return {"machine": machine(), "batching": batching, "rows": rows,
+            "explanations_share_c16": explain_share}
 
 
 def markdown(result: dict) -> str:
@@ -65,6 +78,7 @@ def markdown(result: dict) -> str:
                      f"{r['candidate']['rps']:.0f} | {r['rps_ratio']} | {r['baseline']['p99_ms']:.2f} | "
                      f"{r['candidate']['p99_ms']:.2f} |")
     share = result["explanations_share_c16"]
+    lines.append(f"\nBatch settings: {result['batching']}.")
     lines.append(f"\n/explanations as a share of /predictions at c=16: baseline "
                  f"{share['baseline']}, candidate {share['candidate']}.")
     return "\n".join(lines) + "\n"
@@ -80,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="workers per archive")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (best kept)")
+    parser.add_argument("--baseline-batching", action="store_true",
+                        help="serve the candidate with the baseline's batchSize and maxBatchDelay")
     parser.add_argument("--out", type=Path, default=Path("bench") / "compare")
     args = parser.parse_args(argv)
     for path in (args.baseline, args.mar):
@@ -90,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = BenchSettings(mar=args.mar, artifacts=args.artifacts, config=Path("config.properties"),
                              out_dir=args.out, duration_s=args.duration, rounds=args.rounds)
     bodies = headlines.json_bodies(headlines.load(args.data))
-    result = compare(args.baseline, args.mar, bodies, settings, args.workers)
+    result = compare(args.baseline, args.mar, bodies, settings, args.workers, args.baseline_batching)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     table = markdown(result)
