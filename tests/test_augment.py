@@ -2,7 +2,8 @@
 import numpy as np
 
 from model.encoders import UNK_INDEX
-from training.augment import make_augment, tail_neighbours, word_dropout, word_insertion
+from training.augment import (make_augment, tail_neighbours, topical_insertion, topical_words, word_dropout,
+                              word_insertion)
 
 SEQUENCES = [[2, 3, 4, 5, 6, 7]] * 2000
 
@@ -33,4 +34,16 @@ def test_tail_neighbours_are_the_closest_frozen_rows():
 def test_no_augmentation_without_a_rate():
     assert make_augment(SEQUENCES) is None
     augment = make_augment(SEQUENCES, dropout=0.5)
-    assert augment(SEQUENCES[:50], np.random.default_rng(0)) != SEQUENCES[:50]
+    assert augment(SEQUENCES[:50], np.zeros(50), np.random.default_rng(0)) != SEQUENCES[:50]
+
+
+def test_topical_insertion_adds_a_word_of_another_class_and_never_an_excluded_one():
+    # Class 0 headlines use words 2, 3; class 1 headlines use 4, 5; word 6 is in both.
+    sequences = [[2, 3, 6]] * 10 + [[4, 5, 6]] * 10
+    labels = np.array([0] * 10 + [1] * 10)
+    pools = topical_words(sequences, labels, 2, exclude={3})
+    assert sorted(set(pools[0].tolist())) == [2] and sorted(set(pools[1].tolist())) == [4, 5]
+    out = topical_insertion(sequences, labels, 0.999, pools, np.random.default_rng(0))
+    for seq, label in zip(out, labels):
+        (added,) = set(seq) - set(sequences[0 if label == 0 else 10])
+        assert added in ([4, 5] if label == 0 else [2])

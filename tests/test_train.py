@@ -104,7 +104,7 @@ def test_weight_decay_spares_the_embedding_table():
 def test_augmentation_is_drawn_every_epoch():
     seen = []
 
-    def augment(sequences, rng):
+    def augment(sequences, labels, rng):
         seen.append(rng.random())
         return [list(s) for s in sequences]
 

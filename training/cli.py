@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability that a training token becomes UNK (drawn every epoch)")
     p.add_argument("--word-insertion", type=float, default=d.word_insertion,
                    help="probability that a training headline gets one random training word inserted")
+    p.add_argument("--topical-insertion", type=float, default=d.topical_insertion,
+                   help="probability that a training headline gets one topical word of another class "
+                        "inserted, label kept (the flip-rate word list is never used)")
     p.add_argument("--neighbour-swap", type=float, default=d.neighbour_swap,
                    help="probability that a learned training token becomes its nearest frozen GloVe word")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,

@@ -41,10 +41,12 @@ class TrainConfig:
     embedding_lr: float = 1e-2
     patience: int = 3  # epochs without a better validation loss before stopping
     # Regularisation, each measured by 5-fold CV (docs/training.md): training tokens -> UNK,
-    # one random training word inserted per headline, learned words -> nearest frozen GloVe
-    # word, label smoothing, L2 weight decay on the layers after the embeddings.
+    # one random training word inserted per headline, one topical word of another class
+    # inserted, learned words -> nearest frozen GloVe word, label smoothing, L2 weight decay
+    # on the layers after the embeddings (training/augment.py, training/train.py).
     word_dropout: float = 0.0
     word_insertion: float = 0.0
+    topical_insertion: float = 0.0
     neighbour_swap: float = 0.0
     label_smoothing: float = 0.0
     weight_decay: float = 0.0
@@ -80,7 +82,8 @@ class TrainConfig:
             raise ConfigError("--max-rows must be at least 1")
         if not (self.lr > 0 and self.embedding_lr > 0):
             raise ConfigError("--lr and --embedding-lr must be positive")
-        for name in ("word_dropout", "word_insertion", "neighbour_swap", "label_smoothing"):
+        for name in ("word_dropout", "word_insertion", "topical_insertion", "neighbour_swap",
+                     "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1)")
         if self.weight_decay < 0:

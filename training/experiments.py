@@ -17,6 +17,7 @@ from model.config import ModelConfig
 from model.encoders import LabelEncoder, Tokenizer
 from training import config as names
 from training.augment import make_augment, tail_neighbours
+from training.behaviour import OFF_TOPIC_WORDS
 from training.config import TrainConfig
 from training.embeddings import embedding_matrix, open_vocabulary, train_fasttext, train_word2vec
 from training.evaluate import classification_metrics
@@ -72,9 +73,15 @@ def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVe
         if config.neighbour_swap > 0:
             neighbours = tail_neighbours(matrix, tokenizer.num_trainable)
     encode = tokenizer.encode_batch
+    # The flip-rate words stay out of the topical pool, so that the measured flip rate is
+    # robustness to words the augmentation never inserted.
+    held_out = {tokenizer.token_to_index[w] for words in OFF_TOPIC_WORDS.values() for w in words
+                if w in tokenizer.token_to_index}
     augment = make_augment(encode(prepared.texts["train"]), dropout=config.word_dropout,
                            insertion=config.word_insertion, swap=config.neighbour_swap,
-                           neighbours=neighbours)
+                           neighbours=neighbours, topical=config.topical_insertion,
+                           train_labels=prepared.y["train"], num_classes=len(prepared.labels),
+                           exclude=held_out)
     trainer = Trainer(model, class_weights(prepared.y["train"], len(prepared.labels)),
                       lr=config.lr, embedding_lr=config.embedding_lr, epochs=config.epochs, patience=config.patience,
                       batch_size=config.batch_size, seed=config.seed, device=device, name=name,

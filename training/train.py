@@ -94,7 +94,7 @@ class Trainer:
         returns the mean loss."""
         self.model.train()
         if self.augment is not None:
-            sequences = self.augment(sequences, self.rng)
+            sequences = self.augment(sequences, labels, self.rng)
         total, count = 0.0, 0
         steps = batches(sequences, labels, self.batch_size, self.min_length, shuffle=True,
                         generator=self.rng)
