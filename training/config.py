@@ -44,11 +44,12 @@ class TrainConfig:
     # one random training word inserted per headline, one topical word of another class
     # inserted, learned words -> nearest frozen GloVe word, label smoothing, L2 weight decay
     # on the layers after the embeddings (training/augment.py, training/train.py).
-    word_dropout: float = 0.0
+    # Shipped: word dropout 0.25 and label smoothing 0.2, CV weighted F1 0.8276 -> 0.8370.
+    word_dropout: float = 0.25
     word_insertion: float = 0.0
     topical_insertion: float = 0.0
     neighbour_swap: float = 0.0
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.2
     weight_decay: float = 0.0
     cv: int = 0  # >= 2: k-fold cross-validation of the archived recipe instead of a training run
     seed: int = 1234
