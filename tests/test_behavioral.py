@@ -118,7 +118,7 @@ def test_invariance(predictor, edit):
 
 # --- directional ------------------------------------------------------------------------
 def test_one_off_topic_word_flips_few_labels(predictor):
-    texts, appended, originals = [], [], []
+    texts, originals = [], []
     predicted = labels(predictor, [t for t, _ in ALL])
     for (text, label), got in zip(ALL, predicted):
         if got != label:
