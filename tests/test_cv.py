@@ -6,6 +6,7 @@ import pandas as pd
 from training.config import TrainConfig
 from training.cv import SEED_RECIPE, fold_splits, recipe_name, save_result
 from training.data import split
+from training.pipeline import CV_JSON, CV_TABLE, carry_cv_results
 
 
 def frame(rows_per_class: int = 40) -> pd.DataFrame:
@@ -42,3 +43,13 @@ def test_recipe_names_and_accumulated_results(tmp_path):
     assert list(json.loads((tmp_path / "cv.json").read_text())) == ["a", "b"]
     table = (tmp_path / "cv.md").read_text()
     assert "| a | 5 | 0.8000 ± 0.0100 | 20.0% ± 2.0% |" in table and table.count("| a |") == 1
+
+
+def test_a_training_run_keeps_the_cv_results_of_the_directory_it_replaces(tmp_path):
+    previous, staging = tmp_path / "artifacts", tmp_path / "staging"
+    previous.mkdir(), staging.mkdir()
+    save_result(previous, "a", {"folds": 5, "weighted_f1": {"mean": 0.8, "std": 0.01},
+                                "flip_rate": {"mean": 0.2, "std": 0.02}})
+    carry_cv_results(previous, staging)
+    assert (staging / CV_JSON).read_text() == (previous / CV_JSON).read_text()
+    assert (staging / CV_TABLE).read_text() == (previous / CV_TABLE).read_text()
