@@ -53,3 +53,12 @@ def test_a_training_run_keeps_the_cv_results_of_the_directory_it_replaces(tmp_pa
     carry_cv_results(previous, staging)
     assert (staging / CV_JSON).read_text() == (previous / CV_JSON).read_text()
     assert (staging / CV_TABLE).read_text() == (previous / CV_TABLE).read_text()
+
+
+def test_more_folds_than_rows_of_a_class_is_a_one_line_error(tmp_path, capsys):
+    from tiny_headlines import write_csv
+    from training.cli import main
+
+    assert main(["--data", str(write_csv(tmp_path / "news.csv")), "--cv", "20",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "--cv 20: a class has only 12 development rows" in capsys.readouterr().err

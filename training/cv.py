@@ -27,6 +27,7 @@ from training.config import TrainConfig
 from training.data import (CATEGORY, TRAIN_SHARE, VAL_SHARE, Split, check_stratifiable, load_headlines,
                            sample, split)
 from training.embeddings import load_pretrained
+from training.errors import ConfigError
 from training.experiments import run_experiments
 from training.pipeline import CV_JSON, CV_TABLE, prepare
 from training.stopwords import english_stopwords
@@ -77,6 +78,10 @@ def cross_validate(config: TrainConfig) -> dict:
     check_stratifiable(frame, headlines.path)
     parts = split(frame, config.seed)
     development = pd.concat([parts.train, parts.val], ignore_index=True)
+    smallest = development[CATEGORY].value_counts().min()
+    if smallest < config.cv:
+        raise ConfigError(f"--cv {config.cv}: a class has only {smallest} development rows, fewer "
+                          f"than the folds; use fewer folds or more data")
     name = recipe_name(config)
     print(f"{config.cv}-fold CV of {name} on {len(development)} development rows "
           f"(the {len(parts.test)}-row test split held out)")
