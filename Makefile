@@ -67,6 +67,12 @@ $(ARTIFACTS)/model.pt: | install
 train: install ## Train all experiments and save the chosen model to ARTIFACTS (DATA=file.csv)
 	$(TRAIN_CMD)
 
+FOLDS ?= 5
+
+.PHONY: evaluate
+evaluate: install ## Cross-validate the archived recipe (FOLDS=5, outside the test split) -> ARTIFACTS/cv.{json,md}; TRAIN_ARGS="--word-dropout 0.2" for a variant
+	$(TRAIN_CMD) --cv $(FOLDS)
+
 clean: ## Remove trained artifacts and archives (keeps the virtual environment)
 	rm -rf -- "$$NEWS_ARTIFACTS" model_store/*.mar logs
 

@@ -22,6 +22,9 @@ class ModelConfig:
     dropout_p: float = 0.1
     freeze_embeddings: bool = False
     padding_idx: int = 0
+    # Served probabilities are softmax(logits / temperature), fitted on the validation split
+    # (training/calibration.py); 1.0 is the plain softmax. The argmax does not depend on it.
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.num_trainable is None:
@@ -29,6 +32,8 @@ class ModelConfig:
         self.filter_sizes = list(self.filter_sizes)
         if not 0 < self.num_trainable <= self.vocab_size:
             raise ValueError(f"num_trainable={self.num_trainable} must be in 1..vocab_size={self.vocab_size}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature={self.temperature} must be positive")
 
     @property
     def max_filter_size(self) -> int:

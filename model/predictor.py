@@ -76,9 +76,10 @@ class Predictor:
         )
 
     def probabilities(self, ids: torch.Tensor) -> torch.Tensor:
-        """Class probabilities [batch, classes] for encoded headlines, on the CPU."""
+        """Calibrated class probabilities [batch, classes] for encoded headlines, on the CPU:
+        softmax(logits / temperature), the temperature saved with the model's config."""
         with torch.inference_mode():
-            return torch.softmax(self.model(ids), dim=1).cpu()
+            return torch.softmax(self.model(ids) / self.model.config.temperature, dim=1).cpu()
 
     def format(self, probs: torch.Tensor, batch: EncodedBatch) -> list[dict]:
         """One answer per headline: the label, probabilities high to low, token counts, and

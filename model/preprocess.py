@@ -1,13 +1,15 @@
 """The one copy of the text preprocessing that training and serving both run.
 
-It reproduces Made-With-ML's `preprocess` (Embeddings lesson) step by step, so that the
-served model sees exactly the text it was trained on. The stopword list is passed in
-(training reads it from NLTK and saves it next to the weights) so serving never needs NLTK.
+It reproduces Made-With-ML's `preprocess` (Embeddings lesson) step by step, after folding
+accents (so "Zürich" stays one word), so that the served model sees exactly the text it was
+trained on. The stopword list is passed in (training reads it from NLTK and saves it next to
+the weights) so serving never needs NLTK.
 """
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -18,8 +20,18 @@ _NON_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]+")
 _SPACES = re.compile(r" +")
 
 
+def fold_accents(text: str) -> str:
+    """Zürich -> Zurich, café -> cafe: NFKD splits a letter from its accents, which are dropped.
+
+    Without it the alphanumeric filter cuts accented words into fragments ("z rich") that
+    can collide with real vocabulary; NFKD also maps compatibility forms (ﬁ, full-width
+    letters) to plain ones.
+    """
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 class Preprocessor:
-    """Lower-case, drop stopwords, drop text in brackets, keep alphanumeric words."""
+    """Fold accents, lower-case, drop stopwords, drop text in brackets, keep alphanumeric words."""
 
     def __init__(self, stopwords: Iterable[str], lower: bool = True) -> None:
         self.stopwords: list[str] = sorted(set(stopwords))
@@ -33,6 +45,7 @@ class Preprocessor:
 
     def __call__(self, text: str) -> str:
         """Return the cleaned text: words separated by single spaces."""
+        text = fold_accents(text)
         if self.lower:
             text = text.lower()
         if self._stopword_pattern is not None:

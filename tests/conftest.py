@@ -57,16 +57,18 @@ def tiny_artifacts(tmp_path_factory) -> _Path:
 
 @_pytest.fixture(scope="session")
 def trained_artifacts(tmp_path_factory) -> _Path:
-    """Artifacts of `python -m training` on $DATA: the archived experiment and the TF-IDF
-    reference only, to keep CI fast (each experiment is seeded on its own, so their numbers
-    are the ones a full `make train` reports)."""
+    """Artifacts of `python -m training` on $DATA with the default (archived) recipe: the
+    archived experiment and the TF-IDF reference only, to keep CI fast (each experiment is
+    seeded on its own, so their numbers are the ones a full `make train` reports)."""
     data = _os.environ.get("DATA")
     if not data:
         _pytest.skip("set DATA=path/to/news.csv to train end to end")
+    from training.config import TFIDF, TrainConfig
+
     out = tmp_path_factory.mktemp("e2e") / "artifacts"
     root = _Path(__file__).resolve().parents[1]
     command = [_sys.executable, "-m", "training", "--data", data, "--out", str(out),
-               "--experiments", "glove_finetuned", "tfidf_logreg"]
+               "--experiments", TrainConfig().archive, TFIDF]
     result = _subprocess.run(command, cwd=root, env={**_os.environ, "PYTHONPATH": str(root)},
                              capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

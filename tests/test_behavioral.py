@@ -1,18 +1,142 @@
-"""Behavioural tests of the trained model, in the spirit of Made-With-ML's
-tests/model/test_behavioral.py: run on the `trained_artifacts` fixture (a real training run
-on $DATA), skipped without DATA."""
-from __future__ import annotations
+"""Behavioural tier on the trained model (Ribeiro et al. 2020, CheckList; Made-With-ML's
+tests/model/test_behavioral.py): minimum functionality, invariance, directional.
 
+Runs on the `trained_artifacts` fixture (a real training run of the archived recipe on
+$DATA); skipped without DATA. Thresholds sit below the figures measured on the archived
+recipe, with the margin stated next to each.
+"""
 import pytest
 
 from model import artifacts
 from model.explain import Explainer
 from model.predictor import NO_KNOWN_WORDS, Predictor
+from training.behaviour import OFF_TOPIC_WORDS
+
+# Hand-written, unambiguous headlines in the style of recent news (none is in news.csv).
+MINIMUM_FUNCTIONALITY = {
+    "World": [
+        "UN Security Council meets as ceasefire talks collapse in Gaza",
+        "Ukraine and Russia exchange prisoners after weeks of negotiations",
+        "Earthquake in Afghanistan kills hundreds, villages flattened",
+        "Iran's president warns Israel after missile strikes on Tehran",
+        "Thousands flee as rebels advance on the capital of Sudan",
+        "European leaders gather in Brussels for emergency summit on migrants",
+        "North Korea fires ballistic missile over Japan, Seoul says",
+        "Opposition leader arrested in Venezuela ahead of presidential election",
+        "Hostages freed as Hamas and Israel agree to truce",
+        "Pakistan prime minister survives no-confidence vote in parliament",
+        "China and Taiwan trade accusations over military drills in the strait",
+        "Peace talks between Ethiopia and Tigray rebels resume in Kenya",
+    ],
+    "Sports": [
+        "Real Madrid beat Barcelona 3-1 in El Clasico",
+        "Djokovic wins record 24th Grand Slam title at US Open",
+        "Lakers rally late to beat Celtics in overtime thriller",
+        "Chiefs quarterback Mahomes throws three touchdowns in playoff win",
+        "Verstappen takes pole position for the Monaco Grand Prix",
+        "Manchester City sign Norwegian striker on five-year contract",
+        "Yankees slugger hits two homers as New York sweeps Red Sox",
+        "Australia win the Ashes after dramatic final day at the Oval",
+        "Tiger Woods withdraws from the Masters with ankle injury",
+        "Olympic champion sets new world record in 100m freestyle",
+        "Coach fired after team's seventh straight defeat in the league",
+        "Messi scores twice as Inter Miami reach the cup final",
+    ],
+    "Business": [
+        "Oil prices climb as OPEC agrees to cut production",
+        "Wall Street stocks fall as Fed signals more rate hikes",
+        "Boeing shares slide after quarterly loss widens",
+        "Inflation eases to 3 percent, giving central bank room to pause",
+        "Walmart raises profit forecast as shoppers seek bargains",
+        "Pfizer to buy biotech firm in 43 billion dollar deal",
+        "Retail sales rise more than economists expected in March",
+        "Airline posts record quarterly earnings on strong travel demand",
+        "Dollar weakens against euro as US jobless claims jump",
+        "Bank of England raises interest rates to highest level since 2008",
+        "Toyota recalls one million cars, shares drop in Tokyo trading",
+        "Mortgage rates hit 7 percent, home sales slump",
+    ],
+    "Sci/Tech": [
+        "NASA rover finds signs of ancient water on Mars",
+        "Apple unveils new iPhone with faster chip and better camera",
+        "Microsoft releases security patch for Windows zero-day flaw",
+        "Google launches AI chatbot to rival ChatGPT",
+        "SpaceX rocket carries astronauts to the International Space Station",
+        "Hackers steal data of millions of users in software breach",
+        "Scientists sequence genome of extinct woolly mammoth",
+        "New smartphone chips promise longer battery life",
+        "Linux developers release new kernel with faster file system",
+        "Researchers build quantum computer that beats supercomputers",
+        "Telescope spots distant galaxy formed soon after the Big Bang",
+        "Intel unveils processors for laptops and data centers",
+    ],
+}
+ALL = [(text, label) for label, texts in MINIMUM_FUNCTIONALITY.items() for text in texts]
 
 
 @pytest.fixture(scope="module")
-def trained_predictor(trained_artifacts) -> Predictor:
+def predictor(trained_artifacts) -> Predictor:
     return Predictor.from_dir(trained_artifacts)
+
+
+def labels(predictor: Predictor, texts: list[str]) -> list[str]:
+    return [a["label"] for a in predictor.predict(texts)]
+
+
+# --- minimum functionality ---------------------------------------------------------------
+def test_minimum_functionality(predictor):
+    predicted = labels(predictor, [t for t, _ in ALL])
+    wrong = [(t, want, got) for (t, want), got in zip(ALL, predicted) if got != want]
+    # The issue's bar: at least 90 % right. Measured: 48 of 48 right with seeds 1234, 1 and 2
+    # of the archived recipe, so 5 wrong answers are well outside run-to-run noise.
+    assert len(wrong) <= 0.10 * len(ALL), wrong
+
+
+# --- invariance ------------------------------------------------------------------------------
+EDITS = {
+    "lower case": str.lower,
+    "upper case": str.upper,
+    "trailing full stop": lambda t: t + ".",
+    "trailing question mark": lambda t: t + "?",
+    "(Reuters) tag": lambda t: t + " (Reuters)",
+    "(AP) tag": lambda t: "(AP) " + t,
+    "Update: prefix": lambda t: "Update: " + t,
+    "Report: prefix": lambda t: "Report: " + t,
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_invariance(predictor, edit):
+    texts = [t for t, _ in ALL]
+    before = labels(predictor, texts)
+    after = labels(predictor, [EDITS[edit](t) for t in texts])
+    changed = [(t, b, a) for t, b, a in zip(texts, before, after) if a != b]
+    # Case, punctuation and bracketed tags are removed by preprocessing: nothing may change.
+    # "Update"/"Report" are real words the model reads, so a few flips are tolerated:
+    # at most 2 of 48 (measured: 0 of 48 for each edit, seeds 1234, 1 and 2).
+    tolerance = 2 if edit.endswith("prefix") else 0
+    assert len(changed) <= tolerance, changed
+
+
+# --- directional ------------------------------------------------------------------------
+def test_one_off_topic_word_flips_few_labels(predictor):
+    texts, originals = [], []
+    predicted = labels(predictor, [t for t, _ in ALL])
+    for (text, label), got in zip(ALL, predicted):
+        if got != label:
+            continue
+        for other, words in OFF_TOPIC_WORDS.items():
+            if other != label:
+                texts += [f"{text} {w}" for w in words]
+                originals += [label] * len(words)
+    after = labels(predictor, texts)
+    flipped = sum(a != o for a, o in zip(after, originals))
+    share = flipped / len(texts)
+    # Measured on these headlines: 5.7 %, 4.0 % and 6.4 % (41, 29, 46 of 720) with seeds
+    # 1234, 1 and 2: mean 5.4 %, sample std 1.2 %; the bound is mean + 3 std, rounded up.
+    # (The seed recipe flipped 5.6 % here: these headlines carry several topical words each;
+    # the test-split rate in metrics.json is the harder figure.)
+    assert share <= 0.10, f"{flipped} of {len(texts)} labels flipped ({share:.1%})"
 
 
 # --- Abstention: nothing to read, no label (issue 10, item 3) -----------------------------
@@ -31,25 +155,25 @@ class TestAbstention:
     }
     READABLE = ["Oil prices rise as stocks fall", "Yankees beat Red Sox in extra innings"]
 
-    def test_unreadable_headlines_abstain_and_readable_neighbours_are_answered(self, trained_predictor):
+    def test_unreadable_headlines_abstain_and_readable_neighbours_are_answered(self, predictor):
         texts = [self.READABLE[0], *self.UNREADABLE.values(), self.READABLE[1]]
-        answers = trained_predictor.predict(texts)
+        answers = predictor.predict(texts)
         for name, answer in zip(self.UNREADABLE, answers[1:-1]):
             assert answer["abstained"] == NO_KNOWN_WORDS, (name, answer)
             assert answer["label"] is None and answer["probabilities"] is None, name
-        assert answers[0] == trained_predictor.predict(self.READABLE[:1])[0]
-        assert answers[-1] == trained_predictor.predict(self.READABLE[1:])[0]
+        assert answers[0] == predictor.predict(self.READABLE[:1])[0]
+        assert answers[-1] == predictor.predict(self.READABLE[1:])[0]
         assert answers[0]["abstained"] is None and answers[-1]["abstained"] is None
 
-    def test_one_known_word_is_enough_to_answer(self, trained_predictor):
-        answer = trained_predictor.predict(["东京股市 stocks 🚀"])[0]
+    def test_one_known_word_is_enough_to_answer(self, predictor):
+        answer = predictor.predict(["东京股市 stocks 🚀"])[0]
         assert answer["abstained"] is None and answer["num_tokens"] == 1
 
-    def test_explanations_of_unreadable_headlines_abstain_too(self, trained_predictor, trained_artifacts):
-        explainer = Explainer(trained_predictor.model, trained_predictor.labels,
+    def test_explanations_of_unreadable_headlines_abstain_too(self, predictor, trained_artifacts):
+        explainer = Explainer(predictor.model, predictor.labels,
                               artifacts.read_json(trained_artifacts, artifacts.FILTER_THRESHOLDS))
         texts = [self.READABLE[0], self.UNREADABLE["emoji only"]]
-        batch = trained_predictor.encode(texts)
+        batch = predictor.encode(texts)
         readable, unreadable = explainer.explain(batch, [0, 0])
         assert unreadable == {"tokens": [], "explained_class": None, "abstained": NO_KNOWN_WORDS}
         assert len(readable["token_scores"]) == len(readable["tokens"]) > 0
@@ -65,15 +189,15 @@ class TestHonestExplanations:
 
     MAX_NEGATIVE_SHARE = 0.03
 
-    def test_the_presented_1_gram_rarely_argues_against_the_class(self, trained_predictor,
+    def test_the_presented_1_gram_rarely_argues_against_the_class(self, predictor,
                                                                   trained_artifacts):
         import pandas as pd
 
-        explainer = Explainer(trained_predictor.model, trained_predictor.labels,
+        explainer = Explainer(predictor.model, predictor.labels,
                               artifacts.read_json(trained_artifacts, artifacts.FILTER_THRESHOLDS))
         titles = pd.read_csv(trained_artifacts / "test.csv")["title"].astype(str).tolist()
-        batch = trained_predictor.encode(titles)
-        predicted = trained_predictor.probabilities(batch.ids).argmax(dim=1).tolist()
+        batch = predictor.encode(titles)
+        predicted = predictor.probabilities(batch.ids).argmax(dim=1).tolist()
         presented = negative = 0
         for explanation in explainer.explain(batch, predicted):
             top = explanation.get("ngrams", {}).get("1", {})

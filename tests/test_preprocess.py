@@ -24,3 +24,15 @@ def test_round_trip(tmp_path):
     q = Preprocessor.load(tmp_path / "pre.json")
     assert q.stopwords == sorted(NLTK_LIKE)
     assert q("Great week for the NYSE!") == p("Great week for the NYSE!")
+
+
+def test_accents_are_folded_not_cut():
+    p = Preprocessor(NLTK_LIKE)
+    assert p("Zürich café in São Paulo: Pokémon Go") == "zurich cafe sao paulo pokemon go"
+    # Compatibility forms (a ligature, full-width letters) become their plain letters.
+    assert p("ﬁnal ＮＡＳＡ") == "final nasa"
+
+
+def test_scripts_without_latin_letters_leave_nothing():
+    # No known word survives: the predictor abstains on these rather than guessing.
+    assert Preprocessor(NLTK_LIKE)("東京 株価 上昇 🚀") == ""

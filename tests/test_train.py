@@ -84,3 +84,29 @@ def test_frozen_tail_unchanged_by_fit():
     data = toy_data()  # ids 2..19: learned rows and tail rows
     trainer.fit(data, data)
     assert torch.equal(trainer.model.embeddings.frozen, frozen)
+
+
+def test_label_smoothing_trains_but_the_validation_loss_stays_plain():
+    smoothed, plain = make_trainer(label_smoothing=0.2), make_trainer()
+    data = toy_data()
+    assert smoothed.evaluate_loss(*data) == plain.evaluate_loss(*data)  # same init, plain CE
+    ids, y = next(batches(data[0], data[1], 16, 3))
+    logits = smoothed.model(ids)
+    assert smoothed.loss_fn(logits, y).item() != plain.loss_fn(logits, y).item()
+
+
+def test_weight_decay_spares_the_embedding_table():
+    trainer = make_trainer(weight_decay=1e-4, embedding_lr=1e-2)
+    decay = {group["lr"]: group["weight_decay"] for group in trainer.optimizer.param_groups}
+    assert decay == {1e-3: 1e-4, 1e-2: 0}
+
+
+def test_augmentation_is_drawn_every_epoch():
+    seen = []
+
+    def augment(sequences, labels, rng):
+        seen.append(rng.random())
+        return [list(s) for s in sequences]
+
+    make_trainer(epochs=3, patience=3, augment=augment).fit(toy_data(), toy_data())
+    assert len(seen) == 3 and len(set(seen)) == 3

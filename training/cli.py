@@ -40,6 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Adam learning rate of the embedding table (its rows get sparse updates)")
     p.add_argument("--patience", type=int, default=d.patience,
                    help="stop after this many epochs without a better validation loss")
+    p.add_argument("--word-dropout", type=float, default=d.word_dropout,
+                   help="probability that a training token becomes UNK (drawn every epoch)")
+    p.add_argument("--word-insertion", type=float, default=d.word_insertion,
+                   help="probability that a training headline gets one random training word inserted")
+    p.add_argument("--topical-insertion", type=float, default=d.topical_insertion,
+                   help="probability that a training headline gets one topical word of another class "
+                        "inserted, label kept (the flip-rate word list is never used)")
+    p.add_argument("--neighbour-swap", type=float, default=d.neighbour_swap,
+                   help="probability that a learned training token becomes its nearest frozen GloVe word")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
+                   help="label smoothing of the training loss (validation loss stays plain)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help="L2 weight decay of the layers after the embeddings")
+    p.add_argument("--cv", type=int, default=d.cv, metavar="K",
+                   help="instead of training: K-fold cross-validation of the archived recipe on the "
+                        "rows outside the test split; results added to OUT/cv.json and OUT/cv.md")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, init and shuffling")
     p.add_argument("--experiments", nargs="+", default=d.experiments, metavar="NAME",
                    help=f"experiments to run, from: {' '.join(EXPERIMENTS)}")
@@ -57,10 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse options, run the pipeline; a TrainingError prints 'error: ...' and returns 2."""
     args = build_parser().parse_args(argv)
     config = TrainConfig(**vars(args))
-    from training.pipeline import run  # heavy imports after --help
+    from training.cv import cross_validate  # heavy imports after --help
+    from training.pipeline import run
 
     try:
-        run(config)
+        if config.cv:
+            cross_validate(config)
+        else:
+            run(config)
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@ TF-IDF + logistic-regression reference; plus the tables that compare them."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -16,6 +16,8 @@ from model.cnn import CNN
 from model.config import ModelConfig
 from model.encoders import LabelEncoder, Tokenizer
 from training import config as names
+from training.augment import make_augment, tail_neighbours
+from training.behaviour import OFF_TOPIC_WORDS
 from training.config import TrainConfig
 from training.embeddings import embedding_matrix, open_vocabulary, train_fasttext, train_word2vec
 from training.evaluate import classification_metrics
@@ -45,6 +47,8 @@ class ExperimentResult:
     model: CNN | None = None
     tokenizer: Tokenizer | None = None
     embeddings: str = ""  # where the initial vectors came from
+    # CNN experiments: class probabilities of the "val" and "test" parts (for calibration).
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVectors | None,
@@ -62,19 +66,41 @@ def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVe
         freeze_embeddings=freeze)
     torch.manual_seed(config.seed)  # each experiment reproducible on its own
     model = CNN(model_config)
+    neighbours = None
     if vectors is not None:
-        model.embeddings.load_vectors(embedding_matrix(tokenizer, vectors, config.seed))
+        matrix = embedding_matrix(tokenizer, vectors, config.seed)
+        model.embeddings.load_vectors(matrix)
+        if config.neighbour_swap > 0:
+            neighbours = tail_neighbours(matrix, tokenizer.num_trainable)
+    encode = tokenizer.encode_batch
+    # The flip-rate words stay out of the topical pool, so that the measured flip rate is
+    # robustness to words the augmentation never inserted.
+    held_out = {tokenizer.token_to_index[w] for words in OFF_TOPIC_WORDS.values() for w in words
+                if w in tokenizer.token_to_index}
+    augment = make_augment(encode(prepared.texts["train"]), dropout=config.word_dropout,
+                           insertion=config.word_insertion, swap=config.neighbour_swap,
+                           neighbours=neighbours, topical=config.topical_insertion,
+                           train_labels=prepared.y["train"], num_classes=len(prepared.labels),
+                           exclude=held_out)
     trainer = Trainer(model, class_weights(prepared.y["train"], len(prepared.labels)),
                       lr=config.lr, embedding_lr=config.embedding_lr, epochs=config.epochs,
                       patience=config.patience,
-                      batch_size=config.batch_size, seed=config.seed, device=device, name=name)
-    encode = tokenizer.encode_batch
+                      batch_size=config.batch_size, seed=config.seed, device=device, name=name,
+                      label_smoothing=config.label_smoothing, weight_decay=config.weight_decay,
+                      augment=augment)
     history = trainer.fit((encode(prepared.texts["train"]), prepared.y["train"]),
                           (encode(prepared.texts["val"]), prepared.y["val"]))
-    y_pred = trainer.predict(encode(prepared.texts["test"])).argmax(axis=1)
+    probabilities = {part: trainer.predict(encode(prepared.texts[part])) for part in ("val", "test")}
+    y_pred = probabilities["test"].argmax(axis=1)
     metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
+    metrics["validation"] = _validation_metrics(prepared, probabilities["val"].argmax(axis=1))
     return ExperimentResult(name, metrics, time.perf_counter() - start, y_pred, history,
-                            trainer.model.cpu().eval(), tokenizer, source)
+                            trainer.model.cpu().eval(), tokenizer, source, probabilities)
+
+
+def _validation_metrics(prepared: Prepared, y_pred: np.ndarray) -> dict:
+    """Overall metrics on the validation split: what choices between experiments rest on."""
+    return classification_metrics(prepared.y["val"], y_pred, prepared.labels.classes)["overall"]
 
 
 def run_tfidf(prepared: Prepared, seed: int) -> ExperimentResult:
@@ -86,6 +112,8 @@ def run_tfidf(prepared: Prepared, seed: int) -> ExperimentResult:
     classifier.fit(features, prepared.y["train"])
     y_pred = classifier.predict(vectorizer.transform(prepared.texts["test"]))
     metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
+    metrics["validation"] = _validation_metrics(
+        prepared, classifier.predict(vectorizer.transform(prepared.texts["val"])))
     return ExperimentResult(names.TFIDF, metrics, time.perf_counter() - start, y_pred,
                             embeddings="tf-idf (1-2 grams)")
 
@@ -122,8 +150,8 @@ def run_experiments(prepared: Prepared, config: TrainConfig, pretrained: Callabl
     return results
 
 
-_COLUMNS = ("experiment", "accuracy", "precision", "recall", "weighted F1", "macro F1",
-            "best/epochs", "vocab", "seconds")
+_COLUMNS = ("experiment", "val weighted F1", "accuracy", "precision", "recall", "weighted F1",
+            "macro F1", "best/epochs", "vocab", "seconds")
 
 
 def _rows(results: dict[str, ExperimentResult], archived: str) -> list[list[str]]:
@@ -134,7 +162,8 @@ def _rows(results: dict[str, ExperimentResult], archived: str) -> list[list[str]
         epochs = f"{r.history.best_epoch}/{len(r.history.val_loss)}" if r.history else "-"
         vocab = (f"{r.tokenizer.num_trainable}+{len(r.tokenizer) - r.tokenizer.num_trainable}"
                  if r.tokenizer else "-")
-        rows.append([name + (" (archived)" if name == archived else ""), f"{o['accuracy']:.4f}",
+        rows.append([name + (" (archived)" if name == archived else ""),
+                     f"{r.metrics['validation']['weighted_f1']:.4f}", f"{o['accuracy']:.4f}",
                      f"{o['weighted_precision']:.4f}", f"{o['weighted_recall']:.4f}",
                      f"{o['weighted_f1']:.4f}", f"{o['macro_f1']:.4f}", epochs, vocab,
                      f"{r.seconds:.1f}"])
@@ -142,7 +171,7 @@ def _rows(results: dict[str, ExperimentResult], archived: str) -> list[list[str]
 
 
 def text_table(results: dict[str, ExperimentResult], archived: str) -> str:
-    """A fixed-width table of test-split metrics for the terminal."""
+    """A fixed-width table for the terminal: validation weighted F1, then test-split metrics."""
     rows = [list(_COLUMNS)] + _rows(results, archived)
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)

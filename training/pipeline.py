@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -13,13 +14,17 @@ import torch
 from model import artifacts
 from model.encoders import LabelEncoder, Tokenizer, pad_sequences
 from model.explain import compute_filter_thresholds
+from model.predictor import Predictor
 from model.preprocess import Preprocessor
 from training import config as names
+from training.behaviour import flip_rate
+from training.calibration import calibrate
 from training.config import TrainConfig
 from training.data import CATEGORY, TITLE, Headlines, Split, check_stratifiable, load_headlines, sample, split
 from training.embeddings import coverage, load_pretrained
 from training.evaluate import plot_confusion_matrix, plot_loss_curves
 from training.experiments import ExperimentResult, Prepared, markdown_table, run_experiments, text_table
+from training.faithfulness import comprehensiveness
 from training.save import atomic_directory
 from training.stopwords import english_stopwords
 from training.train import pick_device
@@ -30,6 +35,12 @@ EXPERIMENTS_TABLE = "experiments.md"
 CONFUSION_MATRIX = "confusion_matrix.png"
 LOSS_CURVES = "loss_curves.png"
 TEST_SPLIT = "test.csv"
+# Written by `--cv` runs (training/cv.py) and kept across training runs.
+CV_JSON = "cv.json"
+CV_TABLE = "cv.md"
+PROTOCOL = ("Epochs are chosen on the validation loss, the temperature on validation ECE, the "
+            "archived recipe by k-fold cross-validation outside the test split (cv.json); the "
+            "test split is scored once per run, after every choice, and only reported.")
 
 
 def prepare(parts: Split, preprocessor: Preprocessor, vocab_size: int) -> Prepared:
@@ -78,19 +89,53 @@ def run(config: TrainConfig) -> Path:
 
     archived = results[config.archive]
     thresholds = filter_thresholds(archived, prepared, config.filter_purity)
+    trust = trust_metrics(archived, parts, preprocessor, prepared, config.seed)
     seconds = round(time.perf_counter() - start, 1)
     with atomic_directory(config.out) as staging:
         write_artifacts(staging, config, headlines, parts, preprocessor, prepared, results,
-                        archived, thresholds, vocab_coverage, seconds, len(frame))
+                        archived, thresholds, vocab_coverage, seconds, len(frame), trust)
+        carry_cv_results(Path(config.out), staging)
     print(f"\nsaved {config.archive} to {config.out}/ (weighted F1 "
           f"{archived.metrics['overall']['weighted_f1']:.4f}) in {seconds:.0f} s")
     return Path(config.out)
 
 
+def trust_metrics(archived: ExperimentResult, parts: Split, preprocessor: Preprocessor,
+                  prepared: Prepared, seed: int) -> dict:
+    """Calibrate the archived model (its config gets the temperature to serve), then measure
+    on the test split: ECE, faithfulness of the word scores, one-word flip rate."""
+    calibration = calibrate(archived.probabilities["val"], prepared.y["val"],
+                            archived.probabilities["test"], prepared.y["test"])
+    archived.model.config.temperature = calibration["temperature"]
+    predictor = Predictor(preprocessor, archived.tokenizer, prepared.labels, archived.model)
+    titles = parts.test[TITLE].tolist()
+    trust = {"calibration": calibration,
+             "faithfulness": comprehensiveness(predictor, titles, seed=seed),
+             "flip_rate": flip_rate(predictor, titles, prepared.y["test"])}
+    print(f"test ECE ({calibration['bins']} bins): {calibration['test_ece']['before']:.4f} before, "
+          f"{calibration['test_ece']['after']:.4f} after temperature "
+          f"{calibration['fitted_temperature']:.2f} (fitted on validation; "
+          f"{'served' if calibration['applied'] else 'not served: no lower validation ECE'})")
+    by_k = trust["faithfulness"]["by_k"]
+    print("comprehensiveness, top-k IG words vs k random words: " + ", ".join(
+        f"k={k} {v['top']:.3f} vs {v['random']:.3f}" for k, v in by_k.items() if v["headlines"]))
+    print(f"one-word flip rate: {trust['flip_rate']['flip_rate']:.1%} of "
+          f"{trust['flip_rate']['pairs']} (headline, word) pairs")
+    return trust
+
+
+def carry_cv_results(previous: Path, staging: Path) -> None:
+    """Keep the cross-validation results (`--cv` runs) of the directory being replaced."""
+    for name in (CV_JSON, CV_TABLE):
+        if (previous / name).is_file():
+            shutil.copy2(previous / name, staging / name)
+
+
 def write_artifacts(directory: Path, config: TrainConfig, headlines: Headlines, parts: Split,
                     preprocessor: Preprocessor, prepared: Prepared,
                     results: dict[str, ExperimentResult], archived: ExperimentResult,
-                    thresholds: dict, vocab_coverage: dict | None, seconds: float, rows: int) -> None:
+                    thresholds: dict, vocab_coverage: dict | None, seconds: float, rows: int,
+                    trust: dict) -> None:
     """Write every artifact of the archived experiment, and the comparison, into `directory`."""
     torch.save(archived.model.state_dict(), directory / artifacts.WEIGHTS)
     archived.model.config.save(directory / artifacts.MODEL_CONFIG)
@@ -101,7 +146,9 @@ def write_artifacts(directory: Path, config: TrainConfig, headlines: Headlines, 
     config.save(directory / TRAIN_CONFIG)
     _write_json(directory / artifacts.METRICS, {
         "archived": config.archive,
+        "protocol": PROTOCOL,
         "split": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)},
+        **trust,
         "vocab_coverage": vocab_coverage,
         "experiments": {name: {
             "embeddings": r.embeddings,
@@ -114,8 +161,9 @@ def write_artifacts(directory: Path, config: TrainConfig, headlines: Headlines, 
         } for name, r in results.items()},
     })
     (directory / EXPERIMENTS_TABLE).write_text(
-        "Test split of the stratified 70/15/15 split; precision, recall and F1 weighted by class "
-        "support; vocab = learned + frozen pretrained words.\n\n"
+        "Single split: validation F1, then the test split of the stratified 70/15/15 split "
+        "(scored once, after every choice); precision, recall and F1 weighted by class support; "
+        "vocab = learned + frozen pretrained words. Cross-validated figures: cv.md.\n\n"
         + markdown_table(results, config.archive))
     plot_confusion_matrix(prepared.y["test"], archived.y_pred, prepared.labels.classes,
                           directory / CONFUSION_MATRIX, title=f"{config.archive}: test split")

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from model.cnn import CNN
 from model.encoders import pad_sequences
+from training.augment import Augment
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -63,14 +64,20 @@ class Trainer:
     def __init__(self, model: CNN, weights: torch.Tensor, lr: float = 1e-3,
                  embedding_lr: float | None = None, epochs: int = 10, patience: int = 3,
                  batch_size: int = 64, seed: int = 1234, device: torch.device | str = "cpu",
-                 name: str = "train") -> None:
+                 name: str = "train", label_smoothing: float = 0.0, weight_decay: float = 0.0,
+                 augment: Augment | None = None) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device))
+        self.loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device), label_smoothing=label_smoothing)
+        # Validation loss picks the epoch: plain cross-entropy, whatever the training loss.
+        self.val_loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device))
+        self.augment = augment
         embedding = [p for p in self.model.embeddings.parameters() if p.requires_grad]
         rest = [p for n, p in self.model.named_parameters()
                 if p.requires_grad and not n.startswith("embeddings.")]
-        groups = [{"params": rest}]
+        # Weight decay on the layers after the embeddings only: decaying the embedding table
+        # would pull rarely seen words' pretrained vectors towards zero.
+        groups = [{"params": rest, "weight_decay": weight_decay}]
         if embedding:
             groups.append({"params": embedding, "lr": embedding_lr or lr})
         self.optimizer = torch.optim.Adam(groups, lr=lr)
@@ -83,8 +90,11 @@ class Trainer:
         self.name = name
 
     def train_epoch(self, sequences: Sequence[Sequence[int]], labels: np.ndarray, epoch: int) -> float:
-        """One pass over the shuffled training data; returns the mean loss."""
+        """One pass over the shuffled (and, with `augment`, freshly augmented) training data;
+        returns the mean loss."""
         self.model.train()
+        if self.augment is not None:
+            sequences = self.augment(sequences, labels, self.rng)
         total, count = 0.0, 0
         steps = batches(sequences, labels, self.batch_size, self.min_length, shuffle=True,
                         generator=self.rng)
@@ -108,7 +118,7 @@ class Trainer:
         total = 0.0
         for ids, y in batches(sequences, labels, self.batch_size * 4, self.min_length):
             ids, y = ids.to(self.device), y.to(self.device)
-            total += self.loss_fn(self.model(ids), y).item() * len(y)
+            total += self.val_loss_fn(self.model(ids), y).item() * len(y)
         return total / max(len(labels), 1)
 
     def fit(self, train: tuple[Sequence[Sequence[int]], np.ndarray],

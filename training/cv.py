@@ -1,0 +1,131 @@
+"""Stratified k-fold cross-validation of one training recipe (`python -m training --cv 5`).
+
+The folds cover the development rows only: the train and validation parts of the usual
+70/15/15 split (same seed), so the held-out test split is never seen. Each fold is scored
+on its held-out fifth; the remaining rows are split again (stratified, 70:15 as in a
+training run) into training rows and the validation rows that choose the epoch.
+Results go to cv.json (one entry per recipe, kept across runs) and cv.md in the
+artifact directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from model.predictor import Predictor
+from model.preprocess import Preprocessor
+from training.behaviour import flip_rate
+from training.config import TrainConfig
+from training.data import (CATEGORY, TRAIN_SHARE, VAL_SHARE, Split, check_stratifiable, load_headlines,
+                           sample, split)
+from training.embeddings import load_pretrained
+from training.errors import ConfigError
+from training.experiments import run_experiments
+from training.pipeline import CV_JSON, CV_TABLE, prepare
+from training.stopwords import english_stopwords
+from training.train import pick_device
+
+# The options that make a recipe, with the seed's values: a recipe is named by how it differs.
+SEED_RECIPE = {"epochs": 10, "patience": 3, "lr": 1e-3, "embedding_lr": 1e-2, "batch_size": 64,
+               "vocab_size": 5000, "max_pretrained_words": 100_000, "word_dropout": 0.0,
+               "word_insertion": 0.0, "topical_insertion": 0.0, "neighbour_swap": 0.0, "label_smoothing": 0.0,
+               "weight_decay": 0.0}
+
+
+def recipe_name(config: TrainConfig) -> str:
+    """The archived experiment and the options that differ from the seed's recipe."""
+    changed = [f"{k}={getattr(config, k)}" for k, v in SEED_RECIPE.items() if getattr(config, k) != v]
+    return config.archive + (" " + " ".join(changed) if changed else " (seed recipe)")
+
+
+def fold_splits(development, folds: int, seed: int) -> list[Split]:
+    """For each fold: training and validation rows from the other folds, the fold as `test`."""
+    labels = np.asarray(development[CATEGORY], dtype=object)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    result = []
+    for rest, held_out in splitter.split(np.zeros(len(labels)), labels):
+        train_idx, val_idx = train_test_split(rest, test_size=VAL_SHARE / (TRAIN_SHARE + VAL_SHARE),
+                                              random_state=seed, stratify=labels[rest])
+        def part(idx):
+            return development.iloc[idx].reset_index(drop=True)
+
+        result.append(Split(train=part(train_idx), val=part(val_idx), test=part(held_out)))
+    return result
+
+
+def _summary(values: list[float]) -> dict:
+    """Mean and sample standard deviation (ddof=1) over folds, and the per-fold values."""
+    return {"mean": round(float(np.mean(values)), 4),
+            "std": round(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, 4),
+            "folds": [round(v, 4) for v in values]}
+
+
+def cross_validate(config: TrainConfig) -> dict:
+    """Run k-fold CV of `config`'s archived recipe; save and return its entry in cv.json."""
+    config.validate()
+    torch.set_num_threads(config.threads)
+    start = time.perf_counter()
+    headlines = load_headlines(config.data, config.cache_dir)
+    frame = sample(headlines.frame, config.max_rows, config.seed)
+    check_stratifiable(frame, headlines.path)
+    parts = split(frame, config.seed)
+    development = pd.concat([parts.train, parts.val], ignore_index=True)
+    smallest = development[CATEGORY].value_counts().min()
+    if smallest < config.cv:
+        raise ConfigError(f"--cv {config.cv}: a class has only {smallest} development rows, fewer "
+                          f"than the folds; use fewer folds or more data")
+    name = recipe_name(config)
+    print(f"{config.cv}-fold CV of {name} on {len(development)} development rows "
+          f"(the {len(parts.test)}-row test split held out)")
+    preprocessor = Preprocessor(english_stopwords())
+    pretrained = functools.cache(lambda: load_pretrained(config.embeddings))
+    one = dataclasses.replace(config, experiments=[config.archive])
+    f1, flips = [], []
+    for i, fold in enumerate(fold_splits(development, config.cv, config.seed), start=1):
+        prepared = prepare(fold, preprocessor, config.vocab_size)
+        result = run_experiments(prepared, one, pretrained, pick_device(config.device))[config.archive]
+        predictor = Predictor(preprocessor, result.tokenizer, prepared.labels, result.model)
+        f1.append(result.metrics["overall"]["weighted_f1"])
+        flips.append(flip_rate(predictor, fold.test["title"].tolist(), prepared.y["test"])["flip_rate"])
+        print(f"fold {i}: weighted F1 {f1[-1]:.4f}, one-word flip rate {flips[-1]:.1%}", flush=True)
+    entry = {"recipe": {k: getattr(config, k) for k in SEED_RECIPE}, "experiment": config.archive,
+             "folds": config.cv, "seed": config.seed, "development_rows": len(development),
+             "held_out_test_rows": len(parts.test), "weighted_f1": _summary(f1),
+             "flip_rate": _summary(flips), "seconds": round(time.perf_counter() - start, 1)}
+    save_result(Path(config.out), name, entry)
+    print(f"{name}: weighted F1 {entry['weighted_f1']['mean']:.4f} ± {entry['weighted_f1']['std']:.4f}, "
+          f"flip rate {entry['flip_rate']['mean']:.1%} ± {entry['flip_rate']['std']:.1%} "
+          f"-> {config.out}/{CV_JSON}, {CV_TABLE}")
+    return entry
+
+
+def save_result(directory: Path, name: str, entry: dict) -> None:
+    """Add (or replace) one recipe's entry in cv.json and rewrite cv.md from it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CV_JSON
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results[name] = entry
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(json.dumps(results, indent=2))
+    staging.replace(path)
+    (directory / CV_TABLE).write_text(markdown_table(results))
+
+
+def markdown_table(results: dict) -> str:
+    """One row per recipe, in the order they were first run: mean ± std over the folds."""
+    lines = ["Stratified k-fold cross-validation on the development rows (train + validation of "
+             "the 70/15/15 split; the test split held out). Mean ± sample std over folds.", "",
+             "| recipe | folds | weighted F1 | one-word flip rate |", "|---|---|---|---|"]
+    for name, r in results.items():
+        f, fl = r["weighted_f1"], r["flip_rate"]
+        lines.append(f"| {name} | {r['folds']} | {f['mean']:.4f} ± {f['std']:.4f} | "
+                     f"{fl['mean']:.1%} ± {fl['std']:.1%} |")
+    return "\n".join(lines) + "\n"
