@@ -4,7 +4,6 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
-PY := $(VENV)/bin/python
 ARTIFACTS ?= artifacts
 # Empty DATA means "download the canonical AG News CSVs" (needs the network).
 DATA ?=
@@ -21,9 +20,17 @@ export PYTHONPATH := $(CURDIR)
 # lists are split into words by scripts/run_with_args.py (shlex, no shell).
 USER_VARS := TEXT PNG WORKERS SERVER_DIR VERSION PROMOTE DATA ARTIFACTS MODEL_STORE SERVE_TIMEOUT \
 	TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE \
-	NOTICE DRAIN RENEW API PEERS_ARGS BASELINE
+	NOTICE DRAIN RENEW API PEERS_ARGS BASELINE FOLDS PYTHON VENV
 $(foreach v,$(USER_VARS),$(if $(filter command environment,$(firstword $(origin $(v)))),\
 	$(eval override $(v) := $$(value $(v)))))
+# PYTHON and VENV are a command and a directory that recipes run as words, so they cannot be
+# quoted like the rest: anything but letters, digits and _ . / - + is refused.
+_SAFE_CHARS := a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T \
+	U V W X Y Z 0 1 2 3 4 5 6 7 8 9 _ . / - +
+_unsafe = $(if $(2),$(call _unsafe,$(subst $(firstword $(2)),,$(1)),$(wordlist 2,$(words $(2)),$(2))),$(1))
+$(foreach v,PYTHON VENV,$(if $(call _unsafe,$(subst $(subst ,, ),#,$($(v))),$(_SAFE_CHARS))$(filter-out 1,$(words $($(v)))),\
+	$(error $(v) must be a command or path of letters, digits and _ . / - + only (got: $($(v))))))
+PY := $(VENV)/bin/python
 RUN_WITH_ARGS = $(PY) scripts/run_with_args.py
 # Point NLTK at a local copy of its data when one sits beside the checkout.
 ifneq ($(wildcard ../shared/nltk_data),)
@@ -71,10 +78,10 @@ FOLDS ?= 5
 
 .PHONY: evaluate
 evaluate: install ## Cross-validate the archived recipe (FOLDS=5, outside the test split) -> ARTIFACTS/cv.{json,md}; TRAIN_ARGS="--word-dropout 0.2" for a variant
-	$(TRAIN_CMD) --cv $(FOLDS)
+	$(TRAIN_CMD) --cv "$$NEWS_FOLDS"
 
 clean: ## Remove trained artifacts and archives (keeps the virtual environment)
-	rm -rf -- "$$NEWS_ARTIFACTS" model_store/*.mar logs
+	rm -rf -- "$$NEWS_ARTIFACTS" "$$NEWS_MODEL_STORE"/*.mar logs
 
 .PHONY: explain
 explain: install ## Explain one headline via the running server: make explain TEXT="..." [PNG=out.png]
@@ -163,7 +170,7 @@ SOAK_ARGS ?=
 PROFILE_ARGS ?=
 # PEERS_ARGS="--quick" for a short rough run; "--cases grid" for the batch settings grid only.
 PEERS_ARGS ?=
-BENCH_RUN = $(RUN_WITH_ARGS) $(2) -- $(PY) -u -m bench $(1) --mar "$(MAR)" --artifacts "$$NEWS_ARTIFACTS"
+BENCH_RUN = $(RUN_WITH_ARGS) $(2) -- $(PY) -u -m bench $(1) --mar "$$NEWS_MODEL_STORE/news_cnn.mar" --artifacts "$$NEWS_ARTIFACTS"
 
 .PHONY: bench soak profile wrk bench-peers bench-compare
 
@@ -189,7 +196,7 @@ profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load ->
 BASELINE ?=
 bench-compare: $(MAR) wrk ## Candidate vs BASELINE=old.mar: /predictions c=16,64 and /explanations -> bench/compare.{json,md}
 	@test -n "$$NEWS_BASELINE" || { echo 'BASELINE is empty: run make bench-compare BASELINE=path/to/old/news_cnn.mar' >&2; exit 2; }
-	$(RUN_WITH_ARGS) NEWS_BENCH_ARGS -- $(PY) -u -m bench.compare --baseline "$$NEWS_BASELINE" --mar "$(MAR)" --artifacts "$$NEWS_ARTIFACTS" $${NEWS_DATA:+--data "$$NEWS_DATA"}
+	$(RUN_WITH_ARGS) NEWS_BENCH_ARGS -- $(PY) -u -m bench.compare --baseline "$$NEWS_BASELINE" --mar "$$NEWS_MODEL_STORE/news_cnn.mar" --artifacts "$$NEWS_ARTIFACTS" $${NEWS_DATA:+--data "$$NEWS_DATA"}
 
 # The peers (FastAPI, uvicorn, Ray Serve) are installed on demand, never by `make install`;
 # -c requirements.txt keeps the project's own pins (Ray would otherwise upgrade requests).

@@ -1,0 +1,47 @@
+"""The Makefile never hands a command-line value to the shell or to make's expansion.
+
+`make -n` parses the Makefile and prints the recipes without running them: a value that
+escaped quoting would either run at parse time ($(shell ...)) or show up as a bare shell
+command in the printed recipe. (The one real run, `make predict` against a server, is in
+tests/test_api_docs.py.)
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+
+
+def dry_run(*args: str) -> subprocess.CompletedProcess:
+    """`make -n` in the checkout; the venv stamp counts as up to date, so nothing installs."""
+    return subprocess.run(["make", "-n", "--no-print-directory", "--old-file=.venv/.installed", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("target, variable", [
+    ("evaluate", "FOLDS"), ("bench", "MODEL_STORE"), ("clean", "MODEL_STORE"),
+    ("bench-compare", "BASELINE"), ("predict", "TEXT"), ("stop", "NOTICE"),
+])
+def test_a_value_is_quoted_from_the_environment_and_runs_nothing(tmp_path, target, variable):
+    marker = tmp_path / "pwned"
+    value = f'5"; touch {marker}; echo "$(shell touch {marker})`touch {marker}`'
+    result = dry_run(target, f"{variable}={value}")
+    assert not marker.exists()
+    # The value never appears in a recipe as text: recipes read it from NEWS_<NAME>.
+    assert f"touch {marker}" not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("variable, value", [("PYTHON", "python3;touch {m}"),
+                                             ("VENV", "v$(shell touch {m})"),
+                                             ("PYTHON", "python3 -c x")])
+def test_commands_and_directories_with_shell_characters_are_refused(tmp_path, variable, value):
+    marker = tmp_path / "pwned"
+    result = dry_run("install", f"{variable}={value.format(m=marker)}")
+    assert result.returncode != 0
+    assert f"{variable} must be a command or path" in result.stderr
+    assert not marker.exists()
