@@ -351,9 +351,20 @@ def goals(results: dict) -> list[dict]:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" where there is none, e.g. macOS)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def machine() -> dict:
     """Where the figures come from; a high load average means noisy figures."""
-    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+    return {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "platform": platform.platform(),
             "python": platform.python_version(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
 
 

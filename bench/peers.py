@@ -194,16 +194,6 @@ def grid_name(batch_size: int, delay_ms: int) -> str:
     return f"grid_b{batch_size}_d{delay_ms}"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def _grid(ts: TorchServe, points: list[tuple[int, int]], bodies: list[str],
           settings: PeerSettings) -> list[dict]:
     print(f"grid: batchSize x maxBatchDelay {points} (TorchServe, {settings.grid_rounds} round(s))")
@@ -294,7 +284,7 @@ def run(settings: PeerSettings, cases: Sequence[str] = CASES,
               or (p == FASTAPI_BATCHED and "explanations" in cases)]
     started = time.monotonic()
     results: dict = {
-        "machine": {**machine(), "cpu_model": _cpu_model()},
+        "machine": machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s,
                      "rounds": settings.rounds,
