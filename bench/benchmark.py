@@ -51,8 +51,9 @@ class Variant:
 
 
 @dataclass
-class BenchSettings:
-    """What `make bench` measures and for how long."""
+class LoadSettings:
+    """What every load bench shares (`make bench`, `make bench-peers`): the archive and
+    artifacts it serves, where it writes, and how long and how hard it loads."""
 
     mar: Path
     artifacts: Path
@@ -66,6 +67,12 @@ class BenchSettings:
     rounds: int = 2
     max_requests: int = 100_000
     concurrencies: tuple[int, ...] = (1, 16, 64)
+
+
+@dataclass
+class BenchSettings(LoadSettings):
+    """What `make bench` measures and for how long (the shared part: `LoadSettings`)."""
+
     explain_concurrency: int = 16
     batch_concurrency: int = 64
     inprocess_seconds: float = 2.0
