@@ -51,8 +51,9 @@ class Variant:
 
 
 @dataclass
-class BenchSettings:
-    """What `make bench` measures and for how long."""
+class LoadSettings:
+    """What every load bench shares (`make bench`, `make bench-peers`): the archive and
+    artifacts it serves, where it writes, and how long and how hard it loads."""
 
     mar: Path
     artifacts: Path
@@ -66,6 +67,12 @@ class BenchSettings:
     rounds: int = 2
     max_requests: int = 100_000
     concurrencies: tuple[int, ...] = (1, 16, 64)
+
+
+@dataclass
+class BenchSettings(LoadSettings):
+    """What `make bench` measures and for how long (the shared part: `LoadSettings`)."""
+
     explain_concurrency: int = 16
     batch_concurrency: int = 64
     inprocess_seconds: float = 2.0
@@ -351,9 +358,20 @@ def goals(results: dict) -> list[dict]:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" where there is none, e.g. macOS)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def machine() -> dict:
     """Where the figures come from; a high load average means noisy figures."""
-    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+    return {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "platform": platform.platform(),
             "python": platform.python_version(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Generic, Sequence, TypeVar
 
@@ -24,7 +25,7 @@ class MicroBatcher(Generic[T, R]):
     """Gathers concurrent `submit` calls into batches for `batch_fn` (see the module doc)."""
 
     def __init__(self, batch_fn: Callable[[list[T]], Sequence[R]], max_batch: int = 32,
-                 max_delay_ms: float = 0.0) -> None:
+                 max_delay_ms: float = 0.0, sizes_kept: int = 1000) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         if max_delay_ms < 0:
@@ -32,7 +33,9 @@ class MicroBatcher(Generic[T, R]):
         self.batch_fn = batch_fn
         self.max_batch = max_batch
         self.max_delay_s = max_delay_ms / 1000
-        self.batch_sizes: list[int] = []  # every batch run so far (tests, diagnostics)
+        # The sizes of the latest `sizes_kept` batches (tests, diagnostics): bounded, since
+        # a peer may run for hours.
+        self.batch_sizes: deque[int] = deque(maxlen=sizes_kept)
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         # One thread: batches run one after the other, like one TorchServe worker.

@@ -51,20 +51,14 @@ class PeerModel:
         return self.predictor.predict(list(texts))
 
     def explain(self, texts: Sequence[str]) -> list[dict]:
-        """The answers with their explanations merged in, as the handler's /explanations.
-
-        A headline the predictor abstains on (no known word) keeps its answer unexplained."""
+        """The answers with their explanations merged in, as the handler's /explanations:
+        `Explainer.explain` over the whole batch, so an abstained headline gets the same
+        abstention entry (tokens, `explained_class: None`, `abstained`) as from TorchServe."""
         encoded = self.predictor.encode(list(texts))
         probabilities = self.predictor.probabilities(encoded.ids)
         answers = self.predictor.format(probabilities, encoded)
-        rows = [i for i, a in enumerate(answers) if a.get("label") is not None and not a.get("abstained")]
-        if rows:
-            subset = type(encoded)(ids=encoded.ids[rows], tokens=[encoded.tokens[i] for i in rows],
-                                   unknown=[encoded.unknown[i] for i in rows])
-            predicted = probabilities[rows].argmax(dim=1).tolist()
-            for i, explanation in zip(rows, self.explainer.explain(subset, predicted)):
-                answers[i] = {**answers[i], **explanation}
-        return answers
+        explanations = self.explainer.explain(encoded, probabilities.argmax(dim=1).tolist())
+        return [{**answer, **explanation} for answer, explanation in zip(answers, explanations)]
 
 
 class Headline(BaseModel):

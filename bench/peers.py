@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from bench import archives, headlines, load, server
-from bench.benchmark import machine
+from bench.benchmark import LoadSettings, machine
 from bench.peer_choice import choose_defaults, ratios, targets
 from bench.peer_servers import (FASTAPI_BATCHED, PEERS, TORCHSERVE, Endpoint, PeerProcess, start_peer,
                                 torchserve_endpoint)
@@ -47,19 +47,9 @@ SCORE_TOLERANCE = 1e-3
 
 
 @dataclass
-class PeerSettings:
-    """What `make bench-peers` measures and for how long."""
+class PeerSettings(LoadSettings):
+    """What `make bench-peers` measures and for how long (the shared part: `LoadSettings`)."""
 
-    mar: Path
-    artifacts: Path
-    config: Path
-    out_dir: Path
-    data: Path | None = None
-    duration_s: float = 5.0
-    warmup_s: float = 1.0
-    rounds: int = 2
-    max_requests: int = 100_000
-    concurrencies: tuple[int, ...] = (1, 16, 64)
     check_headlines: int = 200
     # Processes (uvicorn workers, Ray replicas): one per core, as TorchServe's 2 workers.
     processes: int = field(default_factory=lambda: os.cpu_count() or 2)
@@ -194,16 +184,6 @@ def grid_name(batch_size: int, delay_ms: int) -> str:
     return f"grid_b{batch_size}_d{delay_ms}"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def _grid(ts: TorchServe, points: list[tuple[int, int]], bodies: list[str],
           settings: PeerSettings) -> list[dict]:
     print(f"grid: batchSize x maxBatchDelay {points} (TorchServe, {settings.grid_rounds} round(s))")
@@ -294,7 +274,7 @@ def run(settings: PeerSettings, cases: Sequence[str] = CASES,
               or (p == FASTAPI_BATCHED and "explanations" in cases)]
     started = time.monotonic()
     results: dict = {
-        "machine": {**machine(), "cpu_model": _cpu_model()},
+        "machine": machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s,
                      "rounds": settings.rounds,

@@ -16,7 +16,8 @@ def _fmt(value, digits: int = 2) -> str:
 def markdown(results: dict) -> str:
     """The tables for the README: throughput and latency with ratios, in-process, start-up, goals."""
     m = results["machine"]
-    lines = [f"Benchmark of {results['started']} on {m['cpus']} CPUs ({m['platform']}); load "
+    lines = [f"Benchmark of {results['started']} on {m['cpus']} CPUs ({m.get('cpu_model', 'unknown')}, "
+             f"{m['platform']}); load "
              f"average {m['loadavg_start']} at start, {m.get('loadavg_end')} at end. "
              f"{results['settings']['duration_s']} s per measurement after "
              f"{results['settings']['warmup_s']} s warm-up, best of "

@@ -248,7 +248,8 @@ def _results() -> dict:
            "p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0, "max_ms": 4.0, "statuses": {"200": 100},
            "socket_errors": 0}
     return {
-        "machine": {"cpus": 2, "platform": "test", "loadavg_start": [0, 0, 0], "loadavg_end": [0, 0, 0]},
+        "machine": {"cpus": 2, "cpu_model": "Test CPU", "platform": "test",
+                    "loadavg_start": [0, 0, 0], "loadavg_end": [0, 0, 0]},
         "started": "now", "settings": {"duration_s": 1, "warmup_s": 0}, "model_config": {},
         "throughput": [dict(row, name="echo c=16"),
                        dict(row, name="predictions c=16", rps=95.0, rps_share=0.95, p99_ms=3.3,
@@ -277,6 +278,7 @@ def test_report_writes_json_markdown_and_png(tmp_path):
     assert json.loads(paths[0].read_text())["throughput"][1]["rps_share"] == 0.95
     text = paths[1].read_text()
     assert "| floor | predictions c=16 | 95 | 0.95 |" in text
+    assert "2 CPUs (Test CPU, test)" in text
     assert "| explanations >= 0.5 x predictions req/s | 0.42 | no |" in text
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -13,11 +13,13 @@ def _row(endpoint: str, c: int, base_rps: float, cand_rps: float) -> dict:
 def test_markdown_lists_every_row_with_its_ratio():
     result = {"rows": [_row("predictions", 16, 1000, 950), _row("explanations", 16, 600, 500)],
               "batching": {"baseline": {"batchSize": 32, "maxBatchDelay": 5}},
-              "explanations_share_c16": {"baseline": 0.6, "candidate": 0.526}}
+              "explanations_share_c16": {"baseline": 0.6, "candidate": 0.526},
+              "machine": {"cpus": 2, "cpu_model": "Test CPU", "loadavg_start": [0.5, 0, 0]}}
     table = compare.markdown(result)
     assert "| predictions | 16 | 1000 | 950 | 0.95 |" in table
     assert "| explanations | 16 | 600 | 500 | 0.833 |" in table
     assert "candidate 0.526" in table
+    assert "2 CPUs (Test CPU)" in table  # figures name the CPU they come from
 
 
 def test_missing_archive_is_refused_with_a_message(tmp_path, capsys):

@@ -24,7 +24,7 @@ def test_queued_items_go_out_in_batches_of_at_most_max_batch_in_order():
         batcher = MicroBatcher(double, max_batch=4)
         results = await asyncio.gather(*(batcher.submit(i) for i in range(10)))
         await batcher.close()
-        return results, batcher.batch_sizes
+        return results, list(batcher.batch_sizes)
 
     results, sizes = _run(main())
     assert results == [2 * i for i in range(10)]
@@ -66,7 +66,7 @@ def test_the_delay_lets_a_late_item_join_the_batch_and_zero_delay_does_not():
         second = await batcher.submit(2)
         assert (await first, second) == (1, 2)
         await batcher.close()
-        return batcher.batch_sizes
+        return list(batcher.batch_sizes)
 
     assert _run(two_items(500)) == [2]
     assert _run(two_items(0)) == [1, 1]
@@ -83,12 +83,23 @@ def test_a_failing_item_fails_only_its_own_request():
         results = await asyncio.gather(*(batcher.submit(s) for s in ("a", "bad", "c")),
                                        return_exceptions=True)
         await batcher.close()
-        return results, batcher.batch_sizes
+        return results, list(batcher.batch_sizes)
 
     (a, bad, c), sizes = _run(main())
     assert (a, c) == ("A", "C")
     assert isinstance(bad, ValueError) and str(bad) == "bad item"
     assert sizes == [3]  # tried together first, then one by one
+
+
+def test_only_the_latest_batch_sizes_are_kept():
+    async def main():
+        batcher = MicroBatcher(lambda items: items, max_batch=1, sizes_kept=3)
+        for i in range(5):  # one at a time: five batches of one
+            await batcher.submit(i)
+        await batcher.close()
+        return list(batcher.batch_sizes)
+
+    assert _run(main()) == [1, 1, 1]
 
 
 def test_a_batch_function_that_loses_results_is_an_error_not_a_shifted_answer():

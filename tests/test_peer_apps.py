@@ -16,7 +16,9 @@ from bench.peer_apps import PeerModel, create_app  # noqa: E402
 from bench.peers import disagreement  # noqa: E402
 
 TEXTS = ["The final tennis tournament starts next week.", "Oil prices and the stocks market",
-         "space rocket software", "election vote talks in the war"]
+         "space rocket software", "election vote talks in the war",
+         "Zqxv blorpt wuggle"]  # no known word: the predictor abstains
+ABSTAINING = len(TEXTS) - 1
 
 
 def post_all(app, path: str, bodies: list) -> list:
@@ -49,6 +51,21 @@ def test_peer_answers_equal_the_handlers(tiny_artifacts, handler_answers, batche
         answer = r.json()
         assert disagreement(expected, answer, explanations=path == "explanations") is None
         assert set(answer) == set(expected)  # the same answer object, no key more or less
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["fastapi", "fastapi-batched"])
+@pytest.mark.parametrize("path", ["predictions", "explanations"])
+def test_an_abstained_headline_gets_the_handlers_answer_object(tiny_artifacts, handler_answers,
+                                                               batched, path):
+    """`disagreement` skips abstained explanations: here the whole object must be equal."""
+    expected = handler_answers[path][ABSTAINING]
+    assert expected["label"] is None and expected["abstained"]
+    if path == "explanations":
+        assert expected["explained_class"] is None and expected["tokens"]
+    app = create_app(tiny_artifacts, batched=batched)
+    # Sent with its neighbours: the batched peer explains it inside a batch of readable ones.
+    responses = post_all(app, f"/{path}", [{"text": t} for t in TEXTS])
+    assert responses[ABSTAINING].json() == expected
 
 
 def test_batched_peer_answers_each_request_its_own_headline(tiny_artifacts):

@@ -6,12 +6,14 @@ not from one run's figure, so another CPU or BLAS does not fail CI on a third de
 """
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
 from model import artifacts
 from model.predictor import Predictor
+from training.calibration import expected_calibration_error
 from training.config import TFIDF, TrainConfig
 
 # 5-fold CV of the archived recipe: weighted F1 CV_F1_MEAN ± CV_F1_STD (sample std over
@@ -60,5 +62,15 @@ def test_calibration_is_reported_and_served(trained_artifacts, metrics):
     calibration = metrics["calibration"]
     config = json.loads((trained_artifacts / artifacts.MODEL_CONFIG).read_text())
     assert config["temperature"] == calibration["temperature"]
-    # The temperature is served only when it lowers ECE on validation (where it was fitted).
-    assert calibration["applied"] == (calibration["val_ece"]["after"] < calibration["val_ece"]["before"])
+    # The recipe (label smoothing) leaves the model underconfident; measured with seeds 1234,
+    # 1 and 2: temperature 0.69, 0.73, 0.71 applied, test ECE 0.103 -> 0.018, 0.087 -> 0.019,
+    # 0.109 -> 0.031 (after / before at most 0.28). Required: applied, and at most half.
+    assert calibration["applied"]
+    assert calibration["test_ece"]["after"] <= 0.5 * calibration["test_ece"]["before"]
+    # The served model (saved weights and temperature) has the reported test ECE.
+    predictor = Predictor.from_dir(trained_artifacts)
+    test = pd.read_csv(trained_artifacts / "test.csv")
+    probs = predictor.probabilities(predictor.encode(test["title"].astype(str).tolist()).ids).numpy()
+    labels = np.array([predictor.labels.classes.index(c) for c in test["category"]])
+    assert expected_calibration_error(probs, labels) == pytest.approx(calibration["test_ece"]["after"],
+                                                                      abs=1e-4)
