@@ -33,7 +33,7 @@ from serving.health import HealthChecker
 from serving.ports import taken_ports_message
 from serving.properties import (DEFAULT_CONFIG, METRICS_CONFIG, MODEL_NAME, REPO_ROOT, Endpoints,
                                 read_properties, token_auth_enabled, write_properties)
-from serving.scaling import scale_workers
+from serving.scaling import count_ready, scale_workers
 
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
 PROBE_PID_FILE = "probe.pid"     # the health server's, in the same temp directory
@@ -78,11 +78,6 @@ def test_config(workdir: str | Path, model_store: str | Path, workers: int = 1,
 
 
 test_config.__test__ = False  # a helper for tests, not a test: pytest must not collect it
-
-
-def count_ready(description: dict) -> int:
-    """How many workers of a model description (the management API's answer) are READY."""
-    return sum(w.get("status") == "READY" for w in description.get("workers", []))
 
 
 def _executable(name: str) -> str:
