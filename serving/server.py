@@ -346,7 +346,8 @@ class TorchServe:
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.pid() is None and time.monotonic() > started + 10:
-                taken = taken_ports_message(self.config)  # e.g. taken since the check in start
+                # E.g. taken since the check in start; the health port is our own probe's by now.
+                taken = taken_ports_message(self.config, skip=frozenset({"health_address"}))
                 raise ServerError(f"TorchServe exited while starting{': ' + taken if taken else ''}; "
                                   f"see {self.log_file} and {self.workdir / 'logs'}")
             if (self.key_file.is_file() or not self.token_auth) and self.ping():
