@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -25,7 +27,7 @@ from serving.__main__ import main
 from serving.archive import build_archive
 from serving.health import (CANARY_FILE, CANARY_TIMEOUT_S, TOLERATED_CANARY_TIMEOUTS, Canary, HealthChecker,
                             ProbeServer, Verdict, model_archive)
-from serving.properties import Endpoints
+from serving.properties import REPO_ROOT, Endpoints
 from serving.server import (DRAIN_BOUND_S, PROBE_STOP_S, SHUTDOWN_BOUND_S, STOP_BOUND_S, TorchServe,
                             test_config)
 
@@ -273,6 +275,34 @@ def test_drain_turns_readiness_false_first_and_waits_for_quiet(served):
     finally:
         served.health.undrain()
     assert _until(lambda: _http_ready(served) == 200, 5) is not None
+
+
+@pytest.mark.integration
+def test_the_container_entry_point_after_a_prestop_drain_stops_without_draining_again(
+        tiny_artifacts, tmp_path):
+    """What Kubernetes does: `run` serves, the preStop hook runs `drain`, then SIGTERM."""
+    if shutil.which("java") is None:
+        pytest.skip("TorchServe needs Java 17+")
+    build_archive(tiny_artifacts, tmp_path / "model_store")
+    ts = TorchServe(tmp_path, test_config(tmp_path, tmp_path / "model_store", workers=1))
+    where = ["--workdir", str(tmp_path), "--config", str(ts.config)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    run = subprocess.Popen([sys.executable, "-m", "serving", "run", *where, "--timeout", "150"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert _until(lambda: run.poll() is None and ts.health.ready().ok, 180, step_s=0.5) is not None
+        drain = subprocess.run([sys.executable, "-m", "serving", "drain", "--notice", "0", *where],
+                               capture_output=True, text=True, env=env, timeout=60)
+        assert drain.returncode == 0 and "drained in" in drain.stdout
+        run.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        ts.stop()
+    assert run.returncode == 0, out
+    assert "without a second drain" in out and "waiting for in-flight requests" not in out
+    assert ts.pid() is None and not ts.health.drain_file.exists()
 
 
 # --- unit: SIGTERM after a preStop drain does not drain again ---------------------------------
