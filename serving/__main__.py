@@ -14,7 +14,9 @@ directory) with --config (default: config.properties there).
   drain    readiness false and wait for in-flight requests, but leave TorchServe running
            (a Kubernetes preStop hook; SIGTERM then stops it)
   probe    run the health server in the foreground (serving/server.py starts it)
-  run      start, then wait; SIGTERM/SIGINT stop gracefully (the container's entry point)
+  run      start, then wait; SIGTERM/SIGINT stop gracefully (the container's entry point):
+           drain unless a drain already began (preStop), then stop, all within
+           SHUTDOWN_BOUND_S (serving/server.py) of the drain's start
 """
 from __future__ import annotations
 
@@ -25,13 +27,15 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from serving import keys as keyfile
 from serving.health import HealthChecker, ProbeServer, model_archive
 from serving.mar import read_model_config
-from serving.server import DRAIN_BOUND_S, MODEL_NAME, ServerError, TorchServe, count_ready
+from serving.scaling import count_ready
+from serving.server import DRAIN_BOUND_S, MODEL_NAME, ServerError, TorchServe
 
 EXAMPLE_TEXT = "The final tennis tournament starts next week."
 COMMANDS = ["start", "stop", "drain", "status", "ready", "live", "keys", "examples", "probe", "run"]
@@ -138,7 +142,8 @@ def _probe(server: TorchServe, model: str) -> int:
 
 
 def _run(server: TorchServe, args: argparse.Namespace) -> int:
-    """Start TorchServe and stay until SIGTERM/SIGINT (then drain and stop) or until it dies."""
+    """Start TorchServe and stay until SIGTERM/SIGINT (then drain, unless a preStop hook already
+    did, and stop, within SHUTDOWN_BOUND_S of the drain's start) or until it dies."""
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
@@ -149,11 +154,16 @@ def _run(server: TorchServe, args: argparse.Namespace) -> int:
             print("error: TorchServe exited on its own; see logs/", file=sys.stderr)
             server.stop_probe()
             return 1
-    print("SIGTERM: readiness false, waiting for in-flight requests ...", flush=True)
-    report = server.drain(args.notice)
-    server.stop()
-    print(f"TorchServe stopped after draining {report['waited_s']} s"
-          f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}.", flush=True)
+    if server.drain_started() is None:
+        print("SIGTERM: readiness false, waiting for in-flight requests ...", flush=True)
+    else:
+        print("SIGTERM after a drain (preStop hook): stopping without a second drain ...", flush=True)
+    report = server.graceful_stop(args.notice)
+    if report["drained_before"]:
+        print(f"TorchServe stopped; the drain had begun {report['waited_s']} s before.", flush=True)
+    else:
+        print(f"TorchServe stopped after draining {report['waited_s']} s"
+              f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}.", flush=True)
     return 0
 
 
@@ -216,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "status":
                 ok, line = _status(server, args.model)
             else:
-                checker = HealthChecker.for_server(server.workdir, server.config, args.model)
+                # One check, no history: a canary timeout is not tolerated here.
+                checker = replace(HealthChecker.for_server(server.workdir, server.config, args.model),
+                                  tolerated_timeouts=0)
                 verdict = checker.ready() if args.command == "ready" else checker.live()
                 ok = verdict.ok
                 line = f"{args.command if ok else 'not ' + args.command}: {verdict.reason}"

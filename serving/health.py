@@ -8,6 +8,11 @@ or scaled to 0 (pytorch/serve#2099). Here:
   to `/predictions/news_cnn` comes back with the label the archive recorded for it
   (canary.json, written by serving/archive.py from the in-process Predictor).
 
+The canary shares the job queue with real traffic, so under heavy load it can time out on a
+healthy model: with workers READY, the probe server tolerates TOLERATED_CANARY_TIMEOUTS such
+timeouts in a row before saying not ready (the worker count is checked first, so a lost last
+worker still shows at once).
+
 Each check asks TorchServe afresh (no cache beyond `ProbeServer`'s CACHE_S, well under the
 2 s within which a lost last worker must show), with timeouts that keep one check under
 about CHECK_BUDGET_S.
@@ -18,7 +23,7 @@ import json
 import threading
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -26,6 +31,7 @@ import requests
 
 from serving import keys as keyfile
 from serving.properties import MODEL_NAME, Endpoints, read_properties, token_auth_enabled
+from serving.scaling import count_ready
 
 CANARY_FILE = "canary.json"
 # Used when an archive carries no canary.json: the label is then not checked.
@@ -33,6 +39,12 @@ DEFAULT_CANARY_TEXT = "The final tennis tournament starts next week."
 # Drain marker in TorchServe's working directory: while it exists, readiness is false.
 DRAIN_FILE = "draining"
 CHECK_BUDGET_S = 1.5
+# The canary waits in the job queue with real traffic: under heavy load it can time out while
+# the model is healthy. A checker that keeps state (the HTTP probe server) tolerates this many
+# consecutive canary timeouts while workers are READY before saying not ready; a wrong label,
+# an error status or 0 READY workers are never tolerated.
+CANARY_TIMEOUT_S = CHECK_BUDGET_S / 2
+TOLERATED_CANARY_TIMEOUTS = 2
 # The probe server answers a burst of polls from one check at most this old.
 CACHE_S = 0.25
 
@@ -92,6 +104,10 @@ class HealthChecker:
     model: str = MODEL_NAME
     # False where TorchServe runs without keys (a cluster whose gateway authenticates).
     token_auth: bool = True
+    # Consecutive canary timeouts (with READY workers) still called ready; 0 for a one-shot
+    # check (`python -m serving ready`), which has no history to tell a busy queue by.
+    tolerated_timeouts: int = TOLERATED_CANARY_TIMEOUTS
+    _timeouts: int = field(default=0, init=False, repr=False, compare=False)
 
     @classmethod
     def for_server(cls, workdir: str | Path, config: str | Path, model: str = MODEL_NAME) -> "HealthChecker":
@@ -128,7 +144,8 @@ class HealthChecker:
         return Verdict(True, "the frontend answers /ping")
 
     def ready(self) -> Verdict:
-        """Not draining, >= 1 READY worker, and the canary answered with its label."""
+        """Not draining, >= 1 READY worker, and the canary answered with its label (a canary
+        that only timed out is tolerated `tolerated_timeouts` times in a row)."""
         if self.drain_file.exists():
             return Verdict(False, "draining: TorchServe is being stopped")
         try:
@@ -137,23 +154,40 @@ class HealthChecker:
             return Verdict(False, f"no key file at {self.key_file}: TorchServe is not running")
         except (OSError, ValueError, KeyError) as err:
             return Verdict(False, f"cannot read {self.key_file} ({err})")
+        # The worker count comes first and fast: a lost last worker shows without a canary.
         try:
             description = requests.get(f"{self.endpoints.management}/models/{self.model}",
                                        headers=headers["management"], timeout=CHECK_BUDGET_S / 2)
             if description.status_code != 200:
                 return Verdict(False, f"describing {self.model} answered HTTP {description.status_code}")
-            workers = description.json()[0].get("workers", [])
-            ready = sum(w.get("status") == "READY" for w in workers)
-            if ready == 0:
-                return Verdict(False, f"{self.model} has 0 READY workers (of {len(workers)})")
-            answer = requests.post(f"{self.endpoints.inference}/predictions/{self.model}",
-                                   json={"text": self.canary.text}, headers=headers["inference"],
-                                   timeout=CHECK_BUDGET_S / 2)
+            described = description.json()[0]
+            ready, workers = count_ready(described), len(described.get("workers", []))
         except (requests.RequestException, OSError) as err:
             return Verdict(False, f"TorchServe did not answer in time ({type(err).__name__})")
         except (ValueError, IndexError, AttributeError):
             return Verdict(False, f"describing {self.model} gave an unreadable answer")
+        if ready == 0:
+            return Verdict(False, f"{self.model} has 0 READY workers (of {workers})")
+        try:
+            answer = requests.post(f"{self.endpoints.inference}/predictions/{self.model}",
+                                   json={"text": self.canary.text}, headers=headers["inference"],
+                                   timeout=CANARY_TIMEOUT_S)
+        except requests.ReadTimeout:
+            return self._canary_timed_out(ready)
+        except (requests.RequestException, OSError) as err:
+            self._timeouts = 0
+            return Verdict(False, f"the canary headline got no answer ({type(err).__name__})")
+        self._timeouts = 0
         return self._judge_canary(answer, ready)
+
+    def _canary_timed_out(self, ready: int) -> Verdict:
+        """Workers are READY but the canary is still queued: ready until too many in a row."""
+        self._timeouts += 1
+        seen = f"the canary headline got no answer in {CANARY_TIMEOUT_S} s"
+        if self._timeouts > self.tolerated_timeouts:
+            return Verdict(False, f"{seen}, {self._timeouts} checks in a row, with {ready} READY worker(s)")
+        return Verdict(True, f"{self.model} has {ready} READY worker(s); {seen} (busy? timeout "
+                             f"{self._timeouts} of {self.tolerated_timeouts} tolerated in a row)")
 
     def _judge_canary(self, answer: requests.Response, ready: int) -> Verdict:
         if answer.status_code != 200:

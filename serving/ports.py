@@ -30,13 +30,15 @@ class Port:
 
 
 def configured_ports(config: str | Path) -> list[Port]:
-    """The three HTTP APIs' and the two gRPC services' addresses of a config.properties."""
+    """The three HTTP APIs', the two gRPC services' and the health server's addresses of a
+    config.properties (the health server is ours, started beside TorchServe: serving/health.py)."""
     properties = read_properties(config)
     endpoints = Endpoints.from_file(config)
     ports = []
     for setting, url in (("inference_address", endpoints.inference),
                          ("management_address", endpoints.management),
-                         ("metrics_address", endpoints.metrics)):
+                         ("metrics_address", endpoints.metrics),
+                         ("health_address", endpoints.health)):
         parts = urlsplit(url)
         ports.append(Port(setting, parts.hostname or "127.0.0.1",
                           parts.port or (443 if parts.scheme == "https" else 80)))
@@ -78,11 +80,12 @@ def holder(port: int) -> str | None:
         return f"pid {pid}"
 
 
-def taken_ports_message(config: str | Path) -> str | None:
-    """One line naming every taken port of `config`, its setting and holder; None if all free."""
+def taken_ports_message(config: str | Path, skip: frozenset[str] = frozenset()) -> str | None:
+    """One line naming every taken port of `config` (but the settings in `skip`), its setting
+    and holder; None if all free."""
     by_holder: dict[str | None, list[str]] = {}
     for port in configured_ports(config):
-        if is_taken(port):
+        if port.setting not in skip and is_taken(port):
             by_holder.setdefault(holder(port.port), []).append(f"{port.port} ({port.setting})")
     if not by_holder:
         return None

@@ -31,6 +31,11 @@ class ScaleError(RuntimeError):
         self.attempts = attempts
 
 
+def count_ready(description: dict) -> int:
+    """How many workers of a model description (the management API's answer) are READY."""
+    return sum(w.get("status") == "READY" for w in description.get("workers", []))
+
+
 def _message(response: requests.Response) -> str:
     try:
         body = response.json()

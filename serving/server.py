@@ -33,7 +33,7 @@ from serving.health import HealthChecker
 from serving.ports import taken_ports_message
 from serving.properties import (DEFAULT_CONFIG, METRICS_CONFIG, MODEL_NAME, REPO_ROOT, Endpoints,
                                 read_properties, token_auth_enabled, write_properties)
-from serving.scaling import scale_workers
+from serving.scaling import count_ready, scale_workers
 
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
 PROBE_PID_FILE = "probe.pid"     # the health server's, in the same temp directory
@@ -41,6 +41,15 @@ PROBE_PID_FILE = "probe.pid"     # the health server's, in the same temp directo
 DRAIN_BOUND_S = 30.0
 # In-flight requests are over when no new one arrived and none is queued for this long.
 DRAIN_QUIET_S = 1.0
+# Stopping: `torchserve --stop` and the wait for the frontend to exit share this bound, then
+# the process group is killed; the health server then gets at most PROBE_STOP_S.
+STOP_BOUND_S = 10.0
+PROBE_STOP_S = 5.0
+# A graceful stop (drain, then stop) ends within this long of the drain's start, wherever the
+# drain ran (a Kubernetes preStop hook, or `graceful_stop` on SIGTERM).
+SHUTDOWN_BOUND_S = DRAIN_BOUND_S + STOP_BOUND_S + PROBE_STOP_S
+# Polls inside the drain's loop answer within this, so the loop ends close to its bound.
+DRAIN_POLL_TIMEOUT_S = 2.0
 
 
 class ServerError(RuntimeError):
@@ -78,11 +87,6 @@ def test_config(workdir: str | Path, model_store: str | Path, workers: int = 1,
 
 
 test_config.__test__ = False  # a helper for tests, not a test: pytest must not collect it
-
-
-def count_ready(description: dict) -> int:
-    """How many workers of a model description (the management API's answer) are READY."""
-    return sum(w.get("status") == "READY" for w in description.get("workers", []))
 
 
 def _executable(name: str) -> str:
@@ -174,7 +178,7 @@ class TorchServe:
             probe = psutil.Process(int(path.read_text()))
             if any("serving" in part for part in probe.cmdline()):
                 probe.terminate()
-                probe.wait(5)
+                probe.wait(PROBE_STOP_S)
         except (OSError, ValueError, psutil.Error):
             pass
         path.unlink(missing_ok=True)
@@ -202,7 +206,7 @@ class TorchServe:
     def _request_count(self) -> float | None:
         """TorchServe's count of inference requests received (metrics API), None if unknown."""
         try:
-            text = requests.get(f"{self.endpoints.metrics}/metrics", timeout=2,
+            text = requests.get(f"{self.endpoints.metrics}/metrics", timeout=DRAIN_POLL_TIMEOUT_S,
                                 params={"name[]": "ts_inference_requests_total"}).text
             return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                        if line.startswith("ts_inference_requests_total"))
@@ -212,13 +216,41 @@ class TorchServe:
     def _pending(self, model: str = MODEL_NAME) -> int:
         """Requests waiting in `model`'s queue (0 when TorchServe cannot say)."""
         try:
-            return int(self.describe(model).get("jobQueueStatus", {}).get("pendingRequests", 0))
+            described = self.describe(model, timeout=DRAIN_POLL_TIMEOUT_S)
+            return int(described.get("jobQueueStatus", {}).get("pendingRequests", 0))
         except (requests.RequestException, ValueError, IndexError, KeyError):
             return 0
 
-    def stop(self, timeout: float = 60, drain: bool = False, notice_s: float = 0.0) -> bool:
-        """Stop TorchServe (`torchserve --stop`, then SIGKILL its process group if it hangs),
-        then its health server. With `drain`, first `drain(notice_s)`.
+    def graceful_stop(self, notice_s: float = 0.0) -> dict:
+        """Drain unless a drain already began (a Kubernetes preStop hook ran `python -m serving
+        drain`), then stop, all within SHUTDOWN_BOUND_S of the drain's start: the stop gets
+        what the drain left of that deadline, at least 1 s.
+
+        Returns drain's report ({"waited_s", "quiet"}) plus "drained_before": True when the
+        drain had already begun (its report is then not known here)."""
+        began = self.drain_started()
+        if began is None:
+            deadline = time.monotonic() + SHUTDOWN_BOUND_S
+            report = {**self.drain(notice_s), "drained_before": False}
+        else:
+            deadline = time.monotonic() + SHUTDOWN_BOUND_S - max(0.0, time.time() - began)
+            report = {"waited_s": round(max(0.0, time.time() - began), 2), "quiet": True,
+                      "drained_before": True}
+        left = deadline - time.monotonic() - PROBE_STOP_S
+        self.stop(timeout=max(1.0, left))
+        return report
+
+    def drain_started(self) -> float | None:
+        """When (time.time()) the current drain began: the drain marker's mtime; None if none."""
+        try:
+            return self.health.drain_file.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def stop(self, timeout: float = STOP_BOUND_S, drain: bool = False, notice_s: float = 0.0) -> bool:
+        """Stop TorchServe (`torchserve --stop`, and the wait for its frontend to exit, both
+        within `timeout`; then SIGKILL to its process group), then its health server. With
+        `drain`, first `drain(notice_s)`.
 
         Returns True when a server was running."""
         pid = self.pid()
@@ -231,10 +263,14 @@ class TorchServe:
             group = os.getpgid(pid)
         except OSError:
             group = None
-        subprocess.run([_executable("torchserve"), "--stop"], cwd=self.workdir, env=self.env(),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+        deadline = time.monotonic() + timeout
         try:
-            psutil.Process(pid).wait(timeout)
+            subprocess.run([_executable("torchserve"), "--stop"], cwd=self.workdir, env=self.env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            pass  # the SIGKILL below ends what it was asked to stop
+        try:
+            psutil.Process(pid).wait(max(0.0, deadline - time.monotonic()))
         except (psutil.TimeoutExpired, psutil.NoSuchProcess):
             pass  # hung: killed with its group below; already gone: nothing to wait for
         # Workers (and a hung frontend) die with the process group the launcher created.
@@ -278,11 +314,11 @@ class TorchServe:
         except (OSError, ValueError, requests.RequestException, KeyError):
             return False
 
-    def describe(self, model: str = MODEL_NAME, customized: bool = False) -> dict:
+    def describe(self, model: str = MODEL_NAME, customized: bool = False, timeout: float = 30) -> dict:
         """The management API's description of `model` (workers, batch settings, version)."""
         response = requests.get(f"{self.endpoints.management}/models/{model}",
                                 params={"customized": "true"} if customized else None,
-                                headers=self.auth("management"), timeout=30)
+                                headers=self.auth("management"), timeout=timeout)
         response.raise_for_status()
         return response.json()[0]
 
@@ -310,7 +346,8 @@ class TorchServe:
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.pid() is None and time.monotonic() > started + 10:
-                taken = taken_ports_message(self.config)  # e.g. taken since the check in start
+                # E.g. taken since the check in start; the health port is our own probe's by now.
+                taken = taken_ports_message(self.config, skip=frozenset({"health_address"}))
                 raise ServerError(f"TorchServe exited while starting{': ' + taken if taken else ''}; "
                                   f"see {self.log_file} and {self.workdir / 'logs'}")
             if (self.key_file.is_file() or not self.token_auth) and self.ping():

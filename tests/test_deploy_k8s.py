@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from serving.properties import read_properties
-from serving.server import DRAIN_BOUND_S
+from serving.server import DRAIN_BOUND_S, DRAIN_POLL_TIMEOUT_S, PROBE_STOP_S, STOP_BOUND_S
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install -r requirements-dev.txt")
 
@@ -60,9 +60,11 @@ def test_probes_use_the_health_server_the_image_starts():
     assert health.endswith(f":{ports['health']}")
     assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "health"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/live", "port": "health"}
-    # A lost last worker must take the pod out within the 2 s readiness bound, or close to it.
+    # A lost last worker must take the pod out within the 2 s readiness bound, or close to it,
+    # yet one failed poll (a canary slow under load) must not take it out alone.
     ready = c["readinessProbe"]
     assert ready["periodSeconds"] * ready["failureThreshold"] <= 2
+    assert ready["failureThreshold"] >= 2
     inference = read_properties(REPO / "deploy" / "config.properties")["inference_address"]
     assert inference.endswith(f":{ports['inference']}")
 
@@ -73,7 +75,13 @@ def test_pods_drain_before_sigterm_within_the_grace_period():
     assert command[:4] == ["python", "-m", "serving", "drain"]
     notice = float(command[command.index("--notice") + 1])
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert grace > DRAIN_BOUND_S + notice  # the drain is bounded; TorchServe then stops in time
+    # Phase 1, preStop: the drain, its notice included, ends within DRAIN_BOUND_S. Phase 2,
+    # SIGTERM: `run` sees the drain marker, does not drain again, and stops TorchServe
+    # (STOP_BOUND_S) and the health server (PROBE_STOP_S). Both fit the grace period.
+    # The drain's loop may overrun its bound by its last two polls (metrics, then describe).
+    assert notice < DRAIN_BOUND_S
+    prestop = DRAIN_BOUND_S + 2 * DRAIN_POLL_TIMEOUT_S
+    assert grace >= prestop + STOP_BOUND_S + PROBE_STOP_S
     assert container(deployment)["image"].startswith("news-cnn-serve")
 
 

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -23,9 +25,11 @@ from bench import server as bench_server
 from serving import keys as keyfile
 from serving.__main__ import main
 from serving.archive import build_archive
-from serving.health import CANARY_FILE, Canary, HealthChecker, ProbeServer, Verdict, model_archive
-from serving.properties import Endpoints
-from serving.server import TorchServe, test_config
+from serving.health import (CANARY_FILE, CANARY_TIMEOUT_S, TOLERATED_CANARY_TIMEOUTS, Canary, HealthChecker,
+                            ProbeServer, Verdict, model_archive)
+from serving.properties import REPO_ROOT, Endpoints
+from serving.server import (DRAIN_BOUND_S, PROBE_STOP_S, SHUTDOWN_BOUND_S, STOP_BOUND_S, TorchServe,
+                            test_config)
 
 MODEL_CONFIG = """\
 batchSize: 4
@@ -44,7 +48,8 @@ READY_BOUND_S = 2.0
 
 # --- unit: the checker against a fake TorchServe ---------------------------------------------
 class _FakeTorchServe(BaseHTTPRequestHandler):
-    """Management describe with `server.workers` READY workers; predictions answer `server.label`."""
+    """Management describe with `server.workers` READY workers; predictions answer `server.label`
+    after `server.delay` seconds (a queue full of real traffic)."""
 
     def do_GET(self) -> None:  # noqa: N802
         workers = [{"status": "READY"}] * self.server.workers
@@ -53,6 +58,7 @@ class _FakeTorchServe(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.canaries += 1
+        time.sleep(self.server.delay)
         self._send(200, {"label": self.server.label, "probabilities": {self.server.label: 1.0}})
 
     def _send(self, status: int, body: object) -> None:
@@ -71,7 +77,7 @@ class _FakeTorchServe(BaseHTTPRequestHandler):
 def fake_checker(tmp_path):
     (tmp_path / keyfile.KEY_FILE).write_text(json.dumps(
         {"management": {"key": "m"}, "inference": {"key": "i"}, "API": {"key": "a"}}))
-    with fake_http.serve(_FakeTorchServe, workers=1, label="Sports", canaries=0) as (url, httpd):
+    with fake_http.serve(_FakeTorchServe, workers=1, label="Sports", canaries=0, delay=0.0) as (url, httpd):
         checker = HealthChecker(Endpoints(inference=url, management=url, metrics=url),
                                 tmp_path / keyfile.KEY_FILE, Canary("Yankees win", "Sports"))
         yield checker, httpd
@@ -86,6 +92,36 @@ def test_ready_needs_a_ready_worker_and_the_canary_label(fake_checker):
     httpd.label, httpd.workers = "Sports", 0
     verdict = checker.ready()
     assert not verdict.ok and "0 READY workers" in verdict.reason
+
+
+def test_a_canary_timeout_with_ready_workers_is_tolerated_only_a_few_times_in_a_row(fake_checker):
+    checker, httpd = fake_checker
+    httpd.delay = CANARY_TIMEOUT_S + 0.5
+    for _ in range(TOLERATED_CANARY_TIMEOUTS):
+        verdict = checker.ready()
+        assert verdict.ok and "no answer in" in verdict.reason
+    verdict = checker.ready()
+    assert not verdict.ok and f"{TOLERATED_CANARY_TIMEOUTS + 1} checks in a row" in verdict.reason
+    # One answered canary starts the count again.
+    httpd.delay = 0.0
+    assert checker.ready().ok
+    httpd.delay = CANARY_TIMEOUT_S + 0.5
+    assert checker.ready().ok
+    # No READY worker is not ready at once, and without waiting for a canary.
+    httpd.workers = 0
+    before = httpd.canaries
+    assert not checker.ready().ok and httpd.canaries == before
+    # A wrong label is never tolerated.
+    httpd.workers, httpd.delay, httpd.label = 1, 0.0, "World"
+    assert not checker.ready().ok
+
+
+def test_a_one_shot_check_tolerates_no_canary_timeout(fake_checker):
+    checker, httpd = fake_checker
+    httpd.delay = CANARY_TIMEOUT_S + 0.5
+    strict = HealthChecker(checker.endpoints, checker.key_file, checker.canary, tolerated_timeouts=0)
+    verdict = strict.ready()
+    assert not verdict.ok and "no answer in" in verdict.reason
 
 
 def test_draining_makes_readiness_false_until_undrained(fake_checker):
@@ -239,6 +275,85 @@ def test_drain_turns_readiness_false_first_and_waits_for_quiet(served):
     finally:
         served.health.undrain()
     assert _until(lambda: _http_ready(served) == 200, 5) is not None
+
+
+@pytest.mark.integration
+def test_the_container_entry_point_after_a_prestop_drain_stops_without_draining_again(
+        tiny_artifacts, tmp_path):
+    """What Kubernetes does: `run` serves, the preStop hook runs `drain`, then SIGTERM."""
+    if shutil.which("java") is None:
+        pytest.skip("TorchServe needs Java 17+")
+    build_archive(tiny_artifacts, tmp_path / "model_store")
+    ts = TorchServe(tmp_path, test_config(tmp_path, tmp_path / "model_store", workers=1))
+    where = ["--workdir", str(tmp_path), "--config", str(ts.config)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    run = subprocess.Popen([sys.executable, "-m", "serving", "run", *where, "--timeout", "150"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert _until(lambda: run.poll() is None and ts.health.ready().ok, 180, step_s=0.5) is not None
+        drain = subprocess.run([sys.executable, "-m", "serving", "drain", "--notice", "0", *where],
+                               capture_output=True, text=True, env=env, timeout=60)
+        assert drain.returncode == 0 and "drained in" in drain.stdout
+        run.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        ts.stop()
+    assert run.returncode == 0, out
+    assert "without a second drain" in out and "waiting for in-flight requests" not in out
+    assert ts.pid() is None and not ts.health.drain_file.exists()
+
+
+# --- unit: SIGTERM after a preStop drain does not drain again ---------------------------------
+@pytest.fixture
+def stopping(tmp_path, monkeypatch):
+    """A TorchServe whose drain and stop only record how they were called."""
+    (tmp_path / "config.properties").write_text("inference_address=http://127.0.0.1:1\n")
+    server = TorchServe(tmp_path, "config.properties")
+    calls: dict[str, list[float]] = {"drain": [], "stop": []}
+
+    def drain(notice_s: float = 0.0) -> dict:
+        calls["drain"].append(notice_s)
+        return {"waited_s": 0.0, "quiet": True}
+
+    def stop(timeout: float = STOP_BOUND_S, **_) -> bool:
+        calls["stop"].append(timeout)
+        return True
+
+    monkeypatch.setattr(server, "drain", drain)
+    monkeypatch.setattr(server, "stop", stop)
+    return server, calls
+
+
+def test_sigterm_after_a_prestop_drain_stops_without_a_second_drain(stopping):
+    server, calls = stopping
+    server.health.drain()
+    began = time.time() - 20  # the preStop hook drained for 20 s
+    os.utime(server.health.drain_file, (began, began))
+    report = server.graceful_stop(notice_s=5)
+    assert calls["drain"] == [] and report["drained_before"]
+    assert report["waited_s"] == pytest.approx(20, abs=1)
+    # The stop gets what the drain left of the shared deadline.
+    (timeout,) = calls["stop"]
+    assert timeout == pytest.approx(SHUTDOWN_BOUND_S - 20 - PROBE_STOP_S, abs=1)
+
+
+def test_a_drain_that_overran_leaves_the_stop_its_minimum(stopping):
+    server, calls = stopping
+    server.health.drain()
+    began = time.time() - SHUTDOWN_BOUND_S
+    os.utime(server.health.drain_file, (began, began))
+    server.graceful_stop()
+    assert calls["drain"] == [] and calls["stop"] == [1.0]
+
+
+def test_sigterm_without_a_drain_drains_first(stopping):
+    server, calls = stopping
+    report = server.graceful_stop(notice_s=2)
+    assert calls["drain"] == [2] and not report["drained_before"]
+    (timeout,) = calls["stop"]
+    assert DRAIN_BOUND_S + STOP_BOUND_S - 1 <= timeout <= DRAIN_BOUND_S + STOP_BOUND_S
 
 
 # --- unit: `python -m serving keys` and commands without a server ---------------------------

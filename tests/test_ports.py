@@ -20,10 +20,10 @@ def listener():
         yield sock.getsockname()[1]
 
 
-def write_config(tmp_path, inference: int):
-    management, metrics, grpc_inference, grpc_management = free_ports(4)
-    return write_properties(tmp_path / "config.properties",
-                            **Endpoints.on_ports(inference, management, metrics).as_properties(),
+def write_config(tmp_path, inference: int, health: int | None = None):
+    management, metrics, free_health, grpc_inference, grpc_management = free_ports(5)
+    endpoints = Endpoints.on_ports(inference, management, metrics, health or free_health)
+    return write_properties(tmp_path / "config.properties", **endpoints.as_properties(),
                             grpc_inference_address="127.0.0.1", grpc_inference_port=grpc_inference,
                             grpc_management_address="127.0.0.1", grpc_management_port=grpc_management)
 
@@ -32,7 +32,7 @@ def test_every_address_torchserve_opens_is_checked(tmp_path):
     config = write_config(tmp_path, 18999)
     settings = {p.setting: p.port for p in configured_ports(config)}
     assert set(settings) == {"inference_address", "management_address", "metrics_address",
-                             "grpc_inference_port", "grpc_management_port"}
+                             "health_address", "grpc_inference_port", "grpc_management_port"}
     assert settings["inference_address"] == 18999
 
 
@@ -50,5 +50,15 @@ def test_a_taken_port_is_named_with_its_setting_and_holder(tmp_path, listener):
 def test_start_refuses_before_launching_anything(tmp_path, listener):
     server = TorchServe(tmp_path, write_config(tmp_path, listener))
     with pytest.raises(ServerError, match=f"port {listener} \\(inference_address\\) is taken"):
+        server.start()
+    assert not (tmp_path / "logs").exists()  # torchserve was never launched
+
+
+def test_a_taken_health_port_is_named_before_torchserve_starts(tmp_path, listener):
+    config = write_config(tmp_path, free_ports(1)[0], health=listener)
+    message = taken_ports_message(config)
+    assert f"port {listener} (health_address) is taken by pid {os.getpid()}" in message
+    server = TorchServe(tmp_path, config)
+    with pytest.raises(ServerError, match=f"port {listener} \\(health_address\\) is taken"):
         server.start()
     assert not (tmp_path / "logs").exists()  # torchserve was never launched
