@@ -37,9 +37,10 @@ test: install ## Run the test suite (with DATA=file.csv it also trains end to en
 
 TRAIN_CMD = $(PY) -m training $(if $(DATA),--data "$(DATA)") --out "$(ARTIFACTS)" $(TRAIN_ARGS)
 
-# Trains only when no model exists yet (what `make serve` needs); `make train` always retrains.
+# Trains only when no model exists yet, and only the experiment that is archived (what
+# `make serve` needs); `make train` always retrains and runs the whole comparison.
 $(ARTIFACTS)/model.pt: | install
-	$(TRAIN_CMD)
+	$(TRAIN_CMD) --archived-only
 
 train: install ## Train all experiments and save the chosen model to ARTIFACTS (DATA=file.csv)
 	$(TRAIN_CMD)

@@ -45,18 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"experiments to run, from: {' '.join(EXPERIMENTS)}")
     p.add_argument("--archive", default=d.archive,
                    help=f"experiment whose model is saved, one of: {' '.join(CNN_EXPERIMENTS)}")
+    p.add_argument("--archived-only", action="store_true",
+                   help="run only the --archive experiment, not the comparison (what make serve "
+                        "trains on a fresh clone); overrides --experiments")
     p.add_argument("--version", default=d.version, help="model version written to the manifest")
     p.add_argument("--filter-purity", type=float, default=d.filter_purity,
                    help="purity passed to the explanation filter thresholds")
     p.add_argument("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="CPU threads for torch and gensim; the default is every core this process may use")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse options, run the pipeline; a TrainingError prints 'error: ...' and returns 2."""
-    args = build_parser().parse_args(argv)
-    config = TrainConfig(**vars(args))
+    args = vars(build_parser().parse_args(argv))
+    if args.pop("archived_only"):
+        args["experiments"] = [args["archive"]]
+    config = TrainConfig(**args)
     from training.pipeline import run  # heavy imports after --help
 
     try:

@@ -106,26 +106,28 @@ def _load_gensim_data(name: str) -> KeyedVectors:
 
 def train_word2vec(sentences: Sequence[Sequence[str]], vector_size: int = 50, seed: int = 1234,
                    window: int = WINDOW, min_count: int = MIN_COUNT, negative: int = NEGATIVE,
-                   epochs: int = EPOCHS) -> KeyedVectors:
+                   epochs: int = EPOCHS, workers: int = 1) -> KeyedVectors:
     """Skip-gram Word2Vec with negative sampling on tokenized sentences; returns its vectors.
 
-    One worker thread, so a given seed gives the same vectors (set PYTHONHASHSEED too for
-    bit-identical runs: gensim seeds each word's initial vector from its hash).
+    With one worker thread a given seed gives the same vectors (set PYTHONHASHSEED too for
+    bit-identical runs: gensim seeds each word's initial vector from its hash). More workers
+    train faster but their updates interleave in no fixed order, so vectors vary run to run.
     """
     model = Word2Vec(sentences=[list(s) for s in sentences], vector_size=vector_size,
                      window=window, min_count=min_count, sg=1, negative=negative,
-                     epochs=epochs, seed=seed, workers=1)
+                     epochs=epochs, seed=seed, workers=workers)
     return model.wv
 
 
 def train_fasttext(sentences: Sequence[Sequence[str]], vector_size: int = 50, seed: int = 1234,
                    window: int = WINDOW, min_count: int = MIN_COUNT, negative: int = NEGATIVE,
-                   epochs: int = EPOCHS) -> FastText:
+                   epochs: int = EPOCHS, workers: int = 1) -> FastText:
     """Skip-gram FastText with negative sampling; returns the model (its `.wv` also gives
-    vectors for words it never saw, built from character n-grams)."""
+    vectors for words it never saw, built from character n-grams). Repeatable with one
+    worker only, as `train_word2vec`."""
     return FastText(sentences=[list(s) for s in sentences], vector_size=vector_size,
                     window=window, min_count=min_count, sg=1, negative=negative,
-                    epochs=epochs, seed=seed, workers=1)
+                    epochs=epochs, seed=seed, workers=workers)
 
 
 def coverage(texts: Iterable[str], tokenizer: Tokenizer, vectors: KeyedVectors) -> dict:

@@ -19,6 +19,7 @@ from training import config as names
 from training.config import TrainConfig
 from training.embeddings import embedding_matrix, open_vocabulary, train_fasttext, train_word2vec
 from training.evaluate import classification_metrics
+from training.timing import StepTimer
 from training.train import History, Trainer, class_weights
 
 
@@ -48,13 +49,16 @@ class ExperimentResult:
 
 
 def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVectors | None,
-            freeze: bool, device: torch.device, source: str) -> ExperimentResult:
+            freeze: bool, device: torch.device, source: str,
+            timer: StepTimer | None = None) -> ExperimentResult:
     """Train one CNN. With `vectors`, its embeddings start from them and the tokenizer gains
     a frozen tail of up to `max_pretrained_words` pretrained words it never saw in training."""
     start = time.perf_counter()
+    timer = timer or StepTimer()
     tokenizer = prepared.tokenizer
-    if vectors is not None:
-        tokenizer = open_vocabulary(vectors, tokenizer, prepared.stopwords, config.max_pretrained_words)
+    with timer.step(f"{name}/vocabulary"):
+        if vectors is not None:
+            tokenizer = open_vocabulary(vectors, tokenizer, prepared.stopwords, config.max_pretrained_words)
     model_config = ModelConfig(
         vocab_size=len(tokenizer), num_classes=len(prepared.labels),
         num_trainable=tokenizer.num_trainable,
@@ -62,16 +66,19 @@ def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVe
         freeze_embeddings=freeze)
     torch.manual_seed(config.seed)  # each experiment reproducible on its own
     model = CNN(model_config)
-    if vectors is not None:
-        model.embeddings.load_vectors(embedding_matrix(tokenizer, vectors, config.seed))
+    with timer.step(f"{name}/vocabulary"):
+        if vectors is not None:
+            model.embeddings.load_vectors(embedding_matrix(tokenizer, vectors, config.seed))
     trainer = Trainer(model, class_weights(prepared.y["train"], len(prepared.labels)),
                       lr=config.lr, embedding_lr=config.embedding_lr, epochs=config.epochs, patience=config.patience,
                       batch_size=config.batch_size, seed=config.seed, device=device, name=name)
-    encode = tokenizer.encode_batch
-    history = trainer.fit((encode(prepared.texts["train"]), prepared.y["train"]),
-                          (encode(prepared.texts["val"]), prepared.y["val"]))
-    y_pred = trainer.predict(encode(prepared.texts["test"])).argmax(axis=1)
-    metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
+    with timer.step(f"{name}/encode"):
+        encoded = {part: tokenizer.encode_batch(texts) for part, texts in prepared.texts.items()}
+    with timer.step(f"{name}/epochs"):
+        history = trainer.fit((encoded["train"], prepared.y["train"]), (encoded["val"], prepared.y["val"]))
+    with timer.step(f"{name}/test"):
+        y_pred = trainer.predict(encoded["test"]).argmax(axis=1)
+        metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
     return ExperimentResult(name, metrics, time.perf_counter() - start, y_pred, history,
                             trainer.model.cpu().eval(), tokenizer, source)
 
@@ -90,11 +97,13 @@ def run_tfidf(prepared: Prepared, seed: int) -> ExperimentResult:
 
 
 def run_experiments(prepared: Prepared, config: TrainConfig, pretrained: Callable[[], KeyedVectors],
-                    device: torch.device) -> dict[str, ExperimentResult]:
+                    device: torch.device, timer: StepTimer | None = None) -> dict[str, ExperimentResult]:
     """Run the experiments named in `config.experiments`, in the canonical order.
 
     `pretrained` loads the pretrained vectors; it is called only if a GloVe experiment runs.
+    `timer` collects each experiment's steps ("<name>/vectors", "<name>/epochs", ...).
     """
+    timer = timer or StepTimer()
     sentences = [t.split() for t in prepared.texts["train"]]
     results: dict[str, ExperimentResult] = {}
     for name in names.EXPERIMENTS:
@@ -102,22 +111,29 @@ def run_experiments(prepared: Prepared, config: TrainConfig, pretrained: Callabl
             continue
         print(f"[{name}]", flush=True)
         if name == names.TFIDF:
-            results[name] = run_tfidf(prepared, config.seed)
+            with timer.step(f"{name}/fit"):
+                results[name] = run_tfidf(prepared, config.seed)
         elif name == names.RANDOM:
             results[name] = run_cnn(name, prepared, config, vectors=None, freeze=False,
-                                    device=device, source="random")
+                                    device=device, source="random", timer=timer)
         elif name in (names.GLOVE_FROZEN, names.GLOVE_FINETUNED):
-            results[name] = run_cnn(name, prepared, config, vectors=pretrained(),
+            with timer.step(f"{name}/vectors"):
+                vectors = pretrained()
+            results[name] = run_cnn(name, prepared, config, vectors=vectors,
                                     freeze=name == names.GLOVE_FROZEN, device=device,
-                                    source=config.embeddings)
+                                    source=config.embeddings, timer=timer)
         elif name == names.WORD2VEC:
-            vectors = train_word2vec(sentences, vector_size=config.embedding_dim, seed=config.seed)
+            with timer.step(f"{name}/vectors"):
+                vectors = train_word2vec(sentences, vector_size=config.embedding_dim, seed=config.seed,
+                                         workers=config.threads)
             results[name] = run_cnn(name, prepared, config, vectors=vectors, freeze=False,
-                                    device=device, source="word2vec (training headlines)")
+                                    device=device, source="word2vec (training headlines)", timer=timer)
         elif name == names.FASTTEXT:
-            vectors = train_fasttext(sentences, vector_size=config.embedding_dim, seed=config.seed).wv
+            with timer.step(f"{name}/vectors"):
+                vectors = train_fasttext(sentences, vector_size=config.embedding_dim, seed=config.seed,
+                                         workers=config.threads).wv
             results[name] = run_cnn(name, prepared, config, vectors=vectors, freeze=False,
-                                    device=device, source="fasttext (training headlines)")
+                                    device=device, source="fasttext (training headlines)", timer=timer)
     return results
 
 
