@@ -111,3 +111,9 @@ def test_training_argv_matches_the_make_targets(tmp_path):
 @pytest.mark.parametrize("seconds, text", [(59.6, "1:00"), (125, "2:05"), (0, "0:00")])
 def test_minutes(seconds, text):
     assert scale._minutes(seconds) == text
+
+
+def test_checkout_without_the_training_package_is_a_message(tmp_path, capsys):
+    code = scale.main(["--data", str(write_csv(tmp_path / "news.csv")), "--rows", "20",
+                       "--checkout", str(tmp_path), "--out", str(tmp_path / "scale")])
+    assert code == 2 and "--checkout" in capsys.readouterr().err

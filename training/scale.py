@@ -93,15 +93,15 @@ def process_tree_rss(pid: int) -> int:
     return total
 
 
-def measure(argv: Sequence[str], env: dict[str, str] | None = None,
-            timeout: float | None = None) -> tuple[float, int, int, str]:
+def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: float | None = None,
+            cwd: str | Path | None = None) -> tuple[float, int, int, str]:
     """Run `argv`; returns (wall seconds, peak RSS bytes of its process tree, exit code, stderr tail).
 
     The peak is the larger of the kernel's own peak for the process (wait4's ru_maxrss, exact
     for one process) and the sampled sum over the tree (catches helper processes)."""
     start = time.perf_counter()
-    process = subprocess.Popen(list(argv), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     sampled = [0]
     done = threading.Event()
 
@@ -204,20 +204,29 @@ def write_results(runs: Sequence[Run], host: dict, out: Path, note: str = "") ->
 
 
 def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path,
-            extra: Sequence[str] = (), timeout: float | None = None, note: str = "") -> list[Run]:
+            extra: Sequence[str] = (), timeout: float | None = None, note: str = "",
+            checkout: Path | None = None) -> list[Run]:
     """Build each size's CSV, time each command on it, and rewrite the results after every run
-    (so a long run that is interrupted still leaves the sizes it finished)."""
+    (so a long run that is interrupted still leaves the sizes it finished).
+
+    `checkout` times another checkout's `python -m training` (e.g. the commit before a change)
+    with the same data: it runs from that directory, so its own `training` package is imported.
+    """
     host = machine()
     runs: list[Run] = []
-    root = str(Path(__file__).resolve().parents[1])  # so `python -m training` imports this checkout
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    out = out.resolve()  # absolute paths: the runs start in `root`, not here
+    root = (checkout or Path(__file__).resolve().parents[1]).resolve()
+    if not (root / "training" / "__main__.py").is_file():
+        raise ScaleError(f"--checkout {root}: no training/__main__.py there; pass a checkout of this project")
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     for rows in sizes:
         csv = build_repeated_csv(data, rows, out / "data" / f"news_{rows}.csv")
         for command in commands:
             artifacts = out / "artifacts" / f"{command}_{rows}"
             argv = training_argv(csv, artifacts, command, extra)
             print(f"{rows:,} rows, {command}: {' '.join(argv[1:])}", flush=True)
-            wall, peak, code, error = measure(argv, env=env, timeout=timeout)
+            wall, peak, code, error = measure(argv, env=env, timeout=timeout, cwd=root)
             run = Run(rows, command, argv[1:], round(wall, 1), round(peak / 2**20, 1), code,
                       read_step_seconds(artifacts) if code == 0 else {}, error if code else "")
             print(f"  {_minutes(wall)} wall, {run.peak_rss_mb:,.0f} MB peak, exit {code}"
@@ -239,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="scale_runs", help="where the CSVs, runs and tables go")
     p.add_argument("--timeout", type=float, default=None, help="seconds before a run is killed")
     p.add_argument("--note", default="", help="said under the table, e.g. 'quiet machine'")
+    p.add_argument("--checkout", default=None,
+                   help="time the training code of another checkout of this project instead (before/after "
+                        "figures); a checkout older than --archived-only needs --commands train")
     p.add_argument("--train-args", default="",
                    help="extra options for python -m training, e.g. '--threads 1'")
     return p
@@ -251,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(r < 1 for r in args.rows):
             raise ScaleError(f"--rows {' '.join(map(str, args.rows))}: every size must be at least 1")
         runs = run_all(Path(args.data), args.rows, args.commands, Path(args.out),
-                       extra=args.train_args.split(), timeout=args.timeout, note=args.note)
+                       extra=args.train_args.split(), timeout=args.timeout, note=args.note,
+                       checkout=Path(args.checkout) if args.checkout else None)
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
