@@ -2,6 +2,7 @@
 TF-IDF + logistic-regression reference; plus the tables that compare them."""
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -19,6 +20,7 @@ from training import config as names
 from training.config import TrainConfig
 from training.embeddings import embedding_matrix, open_vocabulary, train_fasttext, train_word2vec
 from training.evaluate import classification_metrics
+from training.parallel import run_forked
 from training.timing import StepTimer
 from training.train import History, Trainer, class_weights
 
@@ -100,41 +102,49 @@ def run_experiments(prepared: Prepared, config: TrainConfig, pretrained: Callabl
                     device: torch.device, timer: StepTimer | None = None) -> dict[str, ExperimentResult]:
     """Run the experiments named in `config.experiments`, in the canonical order.
 
+    On the CPU they run side by side in up to `config.threads` forked processes, each with
+    `config.threads // processes` threads (one experiment alone gets them all). Each seeds
+    itself, so its result does not depend on which others run or when.
     `pretrained` loads the pretrained vectors; it is called only if a GloVe experiment runs.
     `timer` collects each experiment's steps ("<name>/vectors", "<name>/epochs", ...).
     """
     timer = timer or StepTimer()
-    sentences = [t.split() for t in prepared.texts["train"]]
+    chosen = [name for name in names.EXPERIMENTS if name in config.experiments]
+    workers = min(config.threads, len(chosen)) if device.type == "cpu" else 1
+    threads = max(1, config.threads // workers)
+    jobs = {name: functools.partial(_run_one, name, prepared, config, pretrained, device, threads)
+            for name in chosen}
     results: dict[str, ExperimentResult] = {}
-    for name in names.EXPERIMENTS:
-        if name not in config.experiments:
-            continue
-        print(f"[{name}]", flush=True)
-        if name == names.TFIDF:
-            with timer.step(f"{name}/fit"):
-                results[name] = run_tfidf(prepared, config.seed)
-        elif name == names.RANDOM:
-            results[name] = run_cnn(name, prepared, config, vectors=None, freeze=False,
-                                    device=device, source="random", timer=timer)
-        elif name in (names.GLOVE_FROZEN, names.GLOVE_FINETUNED):
-            with timer.step(f"{name}/vectors"):
-                vectors = pretrained()
-            results[name] = run_cnn(name, prepared, config, vectors=vectors,
-                                    freeze=name == names.GLOVE_FROZEN, device=device,
-                                    source=config.embeddings, timer=timer)
-        elif name == names.WORD2VEC:
-            with timer.step(f"{name}/vectors"):
-                vectors = train_word2vec(sentences, vector_size=config.embedding_dim, seed=config.seed,
-                                         workers=config.threads)
-            results[name] = run_cnn(name, prepared, config, vectors=vectors, freeze=False,
-                                    device=device, source="word2vec (training headlines)", timer=timer)
-        elif name == names.FASTTEXT:
-            with timer.step(f"{name}/vectors"):
-                vectors = train_fasttext(sentences, vector_size=config.embedding_dim, seed=config.seed,
-                                         workers=config.threads).wv
-            results[name] = run_cnn(name, prepared, config, vectors=vectors, freeze=False,
-                                    device=device, source="fasttext (training headlines)", timer=timer)
+    for name, (result, seconds) in run_forked(jobs, workers).items():
+        results[name] = result
+        for step, value in seconds.items():
+            timer.seconds[step] = timer.seconds.get(step, 0.0) + value
     return results
+
+
+def _run_one(name: str, prepared: Prepared, config: TrainConfig, pretrained: Callable[[], KeyedVectors],
+             device: torch.device, threads: int) -> tuple[ExperimentResult, dict[str, float]]:
+    """One experiment on `threads` CPU threads; its result and its steps' seconds."""
+    torch.set_num_threads(threads)
+    timer = StepTimer()
+    print(f"[{name}]", flush=True)
+    if name == names.TFIDF:
+        with timer.step(f"{name}/fit"):
+            result = run_tfidf(prepared, config.seed)
+        return result, timer.seconds
+    vectors, source = None, "random"
+    with timer.step(f"{name}/vectors"):
+        if name in (names.GLOVE_FROZEN, names.GLOVE_FINETUNED):
+            vectors, source = pretrained(), config.embeddings
+        elif name in (names.WORD2VEC, names.FASTTEXT):
+            sentences = [t.split() for t in prepared.texts["train"]]
+            options = dict(vector_size=config.embedding_dim, seed=config.seed, workers=threads)
+            vectors = train_word2vec(sentences, **options) if name == names.WORD2VEC \
+                else train_fasttext(sentences, **options).wv
+            source = f"{name} (training headlines)"
+    result = run_cnn(name, prepared, config, vectors=vectors, freeze=name == names.GLOVE_FROZEN,
+                     device=device, source=source, timer=timer)
+    return result, timer.seconds
 
 
 _COLUMNS = ("experiment", "accuracy", "precision", "recall", "weighted F1", "macro F1",

@@ -59,7 +59,7 @@ class Run:
     command: str  # a key of COMMANDS
     argv: list[str]
     wall_seconds: float
-    peak_rss_mb: float
+    peak_memory_mb: float
     exit_code: int
     step_seconds: dict[str, float] = field(default_factory=dict)  # from the run's step_seconds.json
     error: str = ""  # the last lines of stderr when the run failed
@@ -77,14 +77,27 @@ def build_repeated_csv(source: str | Path, rows: int, target: str | Path) -> Pat
     return target
 
 
-def process_tree_rss(pid: int) -> int:
-    """Resident bytes of `pid` and all its descendants now (Linux /proc; 0 elsewhere)."""
+def process_memory(pid: int) -> int:
+    """Bytes of memory `pid` uses: its proportional set size (a page shared by n processes,
+    such as forked workers, counts 1/n), or its resident size where PSS is not readable."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def process_tree_memory(pid: int) -> int:
+    """Bytes of memory used by `pid` and all its descendants now (Linux /proc; 0 elsewhere)."""
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
         try:
-            with open(f"/proc/{current}/statm") as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            total += process_memory(current)
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as f:
                     todo += [int(child) for child in f.read().split()]
@@ -98,7 +111,8 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
     """Run `argv`; returns (wall seconds, peak RSS bytes of its process tree, exit code, stderr tail).
 
     The peak is the larger of the kernel's own peak for the process (wait4's ru_maxrss, exact
-    for one process) and the sampled sum over the tree (catches helper processes)."""
+    for one process) and the sampled sum over the tree (catches worker processes; shared pages
+    counted once)."""
     start = time.perf_counter()
     process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
@@ -107,7 +121,7 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
 
     def sample() -> None:
         while not done.wait(SAMPLE_SECONDS):
-            sampled[0] = max(sampled[0], process_tree_rss(process.pid))
+            sampled[0] = max(sampled[0], process_tree_memory(process.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -180,14 +194,15 @@ def markdown(runs: Sequence[Run], host: dict, note: str = "") -> str:
              "|---:|---|---:|---:|---:|"]
     for r in runs:
         lines.append(f"| {r.rows:,} | {COMMAND_LABELS[r.command]} | {_minutes(r.wall_seconds)} "
-                     f"| {r.peak_rss_mb:,.0f} | {r.exit_code} |")
+                     f"| {r.peak_memory_mb:,.0f} | {r.exit_code} |")
     timed = [r for r in runs if r.step_seconds]
     if timed:
         largest = max(timed, key=lambda r: (r.rows, len(r.step_seconds)))
         total = largest.wall_seconds
         slowest = sorted(largest.step_seconds.items(), key=lambda kv: -kv[1])[:STEPS_SHOWN]
-        lines += ["", f"Where the time goes: {COMMAND_LABELS[largest.command]} at {largest.rows:,} rows "
-                  f"(slowest steps; the rest of the {_minutes(total)} is starting Python and imports).", "",
+        lines += ["", (f"Where the time goes: {COMMAND_LABELS[largest.command]} at {largest.rows:,} rows "
+                       f"(slowest steps, {_minutes(total)} wall in all; experiments that run side by side "
+                       "overlap, so shares can add up to more than 100%)."), "",
                   "| step | seconds | share of wall |", "|---|---:|---:|"]
         lines += [f"| {name} | {s:.1f} | {s / total:.0%} |" for name, s in slowest]
     return "\n".join(lines) + "\n"
@@ -229,7 +244,7 @@ def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path
             wall, peak, code, error = measure(argv, env=env, timeout=timeout, cwd=root)
             run = Run(rows, command, argv[1:], round(wall, 1), round(peak / 2**20, 1), code,
                       read_step_seconds(artifacts) if code == 0 else {}, error if code else "")
-            print(f"  {_minutes(wall)} wall, {run.peak_rss_mb:,.0f} MB peak, exit {code}"
+            print(f"  {_minutes(wall)} wall, {run.peak_memory_mb:,.0f} MB peak, exit {code}"
                   + (f"\n  {error}" if code else ""), flush=True)
             runs.append(run)
             write_results(runs, host, out, note)
