@@ -80,7 +80,8 @@ def test_markdown_table_rows_and_slowest_steps_of_the_largest_run():
     assert text.startswith("Measured on Intel Xeon Processor, 2 cores usable, 2026-11-26; shared machine.")
     assert "| 10,000 | `make serve` training step | 1:05 | 1,234 | 0 |" in text
     assert "| 120,000 | `make train` (all experiments) | 5:00 | 1,234 | 0 |" in text
-    steps = text.split("Where the time goes: `make train` (all experiments) at 120,000 rows (slowest steps, 5:00 wall")[1]
+    steps = text.split("Where the time goes: `make train` (all experiments) at 120,000 rows "
+                       "(slowest steps, 5:00 wall")[1]
     assert steps.index("| random/epochs | 90.0 | 30% |") < steps.index("| fasttext/vectors | 60.0 | 20% |") \
         < steps.index("| read | 3.0 | 1% |")
 
