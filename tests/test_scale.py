@@ -44,9 +44,10 @@ ALLOCATE = "import time; block = bytearray({mb} * 2**20); time.sleep({seconds})"
 
 
 def test_measure_reports_wall_time_peak_memory_and_exit_code():
-    wall, peak, code, _ = scale.measure([sys.executable, "-c", ALLOCATE.format(mb=200, seconds=0.3)
-                                         + "; raise SystemExit(3)"])
-    assert code == 3 and wall >= 0.3
+    burn = "; t = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    wall, cpu, peak, code, _ = scale.measure([sys.executable, "-c", ALLOCATE.format(mb=200, seconds=0.3)
+                                              + burn + "\nraise SystemExit(3)"])
+    assert code == 3 and wall >= 0.6 and 0.3 <= cpu < wall
     assert 200 * 2**20 < peak < 400 * 2**20
 
 
@@ -55,18 +56,19 @@ def test_measure_adds_up_the_process_tree():
     child = ALLOCATE.format(mb=150, seconds=1.5)
     parent = ("import subprocess, sys, time; block = bytearray(150 * 2**20); "
               f"subprocess.run([sys.executable, '-c', {child!r}])")
-    _, peak, code, _ = scale.measure([sys.executable, "-c", parent])
+    _, _, peak, code, _ = scale.measure([sys.executable, "-c", parent])
     assert code == 0 and peak > 280 * 2**20
 
 
 def test_measure_kills_a_run_past_its_timeout():
-    wall, _, code, error = scale.measure([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5)
+    wall, _, _, code, error = scale.measure([sys.executable, "-c", "import time; time.sleep(30)"],
+                                            timeout=0.5)
     assert code != 0 and wall < 10 and "killed after" in error
 
 
 def run(rows, command, wall, steps=None):
-    return Run(rows=rows, command=command, argv=[], wall_seconds=wall, peak_memory_mb=1234.5,
-               exit_code=0, step_seconds=steps or {})
+    return Run(rows=rows, command=command, argv=[], wall_seconds=wall, cpu_seconds=wall * 1.5,
+               peak_memory_mb=1234.5, exit_code=0, step_seconds=steps or {})
 
 
 HOST = {"cpu": "Intel Xeon Processor", "cores": 2, "python": "3.11", "date": "2026-11-26"}
@@ -78,8 +80,8 @@ def test_markdown_table_rows_and_slowest_steps_of_the_largest_run():
             run(120_000, "serve", 100.0, {"glove_finetuned/epochs": 50.0})]
     text = scale.markdown(runs, HOST, note="shared machine")
     assert text.startswith("Measured on Intel Xeon Processor, 2 cores usable, 2026-11-26; shared machine.")
-    assert "| 10,000 | `make serve` training step | 1:05 | 1,234 | 0 |" in text
-    assert "| 120,000 | `make train` (all experiments) | 5:00 | 1,234 | 0 |" in text
+    assert "| 10,000 | `make serve` training step | 1:05 | 1:38 | 1,234 | 0 |" in text
+    assert "| 120,000 | `make train` (all experiments) | 5:00 | 7:30 | 1,234 | 0 |" in text
     steps = text.split("Where the time goes: `make train` (all experiments) at 120,000 rows "
                        "(slowest steps, 5:00 wall")[1]
     assert steps.index("| random/epochs | 90.0 | 30% |") < steps.index("| fasttext/vectors | 60.0 | 20% |") \

@@ -59,6 +59,9 @@ class Run:
     command: str  # a key of COMMANDS
     argv: list[str]
     wall_seconds: float
+    # CPU time of the process tree (user + system): on a shared machine the wall time grows
+    # with the others' load, this hardly does.
+    cpu_seconds: float
     peak_memory_mb: float
     exit_code: int
     step_seconds: dict[str, float] = field(default_factory=dict)  # from the run's step_seconds.json
@@ -107,8 +110,9 @@ def process_tree_memory(pid: int) -> int:
 
 
 def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: float | None = None,
-            cwd: str | Path | None = None) -> tuple[float, int, int, str]:
-    """Run `argv`; returns (wall seconds, peak RSS bytes of its process tree, exit code, stderr tail).
+            cwd: str | Path | None = None) -> tuple[float, float, int, int, str]:
+    """Run `argv`; returns (wall seconds, CPU seconds, peak memory bytes of its process tree,
+    exit code, stderr tail). CPU seconds count the process and the children it waited for.
 
     The peak is the larger of the kernel's own peak for the process (wait4's ru_maxrss, exact
     for one process) and the sampled sum over the tree (catches worker processes; shared pages
@@ -145,7 +149,8 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
     reader.join(timeout=5)
     process.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
     peak = max(usage.ru_maxrss * 1024, sampled[0])  # ru_maxrss is in KiB on Linux
-    return wall, peak, process.returncode, "\n".join(stderr_tail[-5:])
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, peak, process.returncode, "\n".join(stderr_tail[-5:])
 
 
 def _keep_tail(stream, tail: list[str], keep: int = 50) -> None:
@@ -190,11 +195,11 @@ def markdown(runs: Sequence[Run], host: dict, note: str = "") -> str:
     """The scale table (one row per size and command) and the slowest steps of the largest run."""
     lines = [f"Measured on {host['cpu']}, {host['cores']} cores usable, {host['date']}"
              + (f"; {note}" if note else "") + ".", "",
-             "| rows | training command | wall (m:ss) | peak memory (MB) | exit |",
-             "|---:|---|---:|---:|---:|"]
+             "| rows | training command | wall (m:ss) | CPU time (m:ss) | peak memory (MB) | exit |",
+             "|---:|---|---:|---:|---:|---:|"]
     for r in runs:
         lines.append(f"| {r.rows:,} | {COMMAND_LABELS[r.command]} | {_minutes(r.wall_seconds)} "
-                     f"| {r.peak_memory_mb:,.0f} | {r.exit_code} |")
+                     f"| {_minutes(r.cpu_seconds)} | {r.peak_memory_mb:,.0f} | {r.exit_code} |")
     timed = [r for r in runs if r.step_seconds]
     if timed:
         largest = max(timed, key=lambda r: (r.rows, len(r.step_seconds)))
@@ -241,10 +246,11 @@ def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path
             artifacts = out / "artifacts" / f"{command}_{rows}"
             argv = training_argv(csv, artifacts, command, extra)
             print(f"{rows:,} rows, {command}: {' '.join(argv[1:])}", flush=True)
-            wall, peak, code, error = measure(argv, env=env, timeout=timeout, cwd=root)
-            run = Run(rows, command, argv[1:], round(wall, 1), round(peak / 2**20, 1), code,
+            wall, cpu, peak, code, error = measure(argv, env=env, timeout=timeout, cwd=root)
+            run = Run(rows, command, argv[1:], round(wall, 1), round(cpu, 1), round(peak / 2**20, 1), code,
                       read_step_seconds(artifacts) if code == 0 else {}, error if code else "")
-            print(f"  {_minutes(wall)} wall, {run.peak_memory_mb:,.0f} MB peak, exit {code}"
+            print(f"  {_minutes(wall)} wall, {_minutes(cpu)} CPU, {run.peak_memory_mb:,.0f} MB peak, "
+                  f"exit {code}"
                   + (f"\n  {error}" if code else ""), flush=True)
             runs.append(run)
             write_results(runs, host, out, note)
