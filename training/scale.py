@@ -94,6 +94,18 @@ def process_memory(pid: int) -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def peak_resident(pid: int) -> int:
+    """The most bytes `pid` has had resident since it started its program (0 if unknown)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def process_tree_memory(pid: int) -> int:
     """Bytes of memory used by `pid` and all its descendants now (Linux /proc; 0 elsewhere)."""
     total, todo = 0, [pid]
@@ -114,9 +126,10 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
     """Run `argv`; returns (wall seconds, CPU seconds, peak memory bytes of its process tree,
     exit code, stderr tail). CPU seconds count the process and the children it waited for.
 
-    The peak is the larger of the kernel's own peak for the process (wait4's ru_maxrss, exact
-    for one process) and the sampled sum over the tree (catches worker processes; shared pages
-    counted once)."""
+    The peak is the larger of the kernel's peak resident size for the process since it started
+    the command (VmHWM, exact for one process) and the sampled sum over the tree (catches
+    worker processes; shared pages counted once). Not wait4's ru_maxrss: it also counts this
+    process's pages that the child held between fork and exec."""
     start = time.perf_counter()
     process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
@@ -125,7 +138,7 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
 
     def sample() -> None:
         while not done.wait(SAMPLE_SECONDS):
-            sampled[0] = max(sampled[0], process_tree_memory(process.pid))
+            sampled[0] = max(sampled[0], process_tree_memory(process.pid), peak_resident(process.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -148,7 +161,7 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
     sampler.join()
     reader.join(timeout=5)
     process.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
-    peak = max(usage.ru_maxrss * 1024, sampled[0])  # ru_maxrss is in KiB on Linux
+    peak = sampled[0]
     cpu = usage.ru_utime + usage.ru_stime
     return wall, cpu, peak, process.returncode, "\n".join(stderr_tail[-5:])
 
