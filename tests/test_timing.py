@@ -32,3 +32,10 @@ def test_table_shows_seconds_and_share():
     lines = timer.table().splitlines()
     assert lines[0].split() == ["read", "1.0", "s", "25.0%"]
     assert lines[1].split() == ["word2vec/epochs", "3.0", "s", "75.0%"]
+
+
+def test_steps_timed_elsewhere_add_up():
+    timer = StepTimer()
+    timer.seconds["read"] = 1.0
+    timer.add({"read": 0.5, "word2vec/epochs": 2.0})
+    assert timer.seconds == {"read": 1.5, "word2vec/epochs": 2.0}

@@ -117,8 +117,7 @@ def run_experiments(prepared: Prepared, config: TrainConfig, pretrained: Callabl
     results: dict[str, ExperimentResult] = {}
     for name, (result, seconds) in run_forked(jobs, workers).items():
         results[name] = result
-        for step, value in seconds.items():
-            timer.seconds[step] = timer.seconds.get(step, 0.0) + value
+        timer.add(seconds)
     return results
 
 

@@ -29,6 +29,11 @@ class StepTimer:
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
+    def add(self, seconds: dict[str, float]) -> None:
+        """Add steps timed elsewhere (e.g. in a worker process) to these totals."""
+        for name, value in seconds.items():
+            self.seconds[name] = self.seconds.get(name, 0.0) + value
+
     def rounded(self, digits: int = 2) -> dict[str, float]:
         """The totals rounded for JSON."""
         return {name: round(s, digits) for name, s in self.seconds.items()}
