@@ -1,7 +1,7 @@
-"""How training scales with the data: wall time and peak memory at several sizes.
+"""How training scales with the data: wall time, CPU time and peak memory at several sizes.
 
     python -m training.scale --data news.csv                      # 10k, 40k and 120k rows
-    python -m training.scale --data news.csv --rows 10000 --out scale
+    python -m training.scale --data news.csv --rows 10000 --note "quiet machine"
 
 For each size it builds a CSV of that many rows by repeating the given one, then times the two
 training commands a user meets, each in a fresh process, exactly as the Makefile runs them:
