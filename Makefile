@@ -67,9 +67,10 @@ lint: install ## ruff check (pyflakes + pycodestyle, settings in pyproject.toml)
 
 TRAIN_CMD = $(RUN_WITH_ARGS) NEWS_TRAIN_ARGS -- $(PY) -m training $${NEWS_DATA:+--data "$$NEWS_DATA"} --out "$$NEWS_ARTIFACTS"
 
-# Trains only when no model exists yet (what `make serve` needs); `make train` always retrains.
+# Trains only when no model exists yet, and only the experiment that is archived (what
+# `make serve` needs); `make train` always retrains and runs the whole comparison.
 $(ARTIFACTS)/model.pt: | install
-	$(TRAIN_CMD)
+	$(TRAIN_CMD) --archived-only
 
 train: install ## Train all experiments and save the chosen model to ARTIFACTS (DATA=file.csv)
 	$(TRAIN_CMD)

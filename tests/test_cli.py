@@ -82,3 +82,19 @@ def test_failed_run_keeps_previous_artifacts(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "english_stopwords", lambda: list(STOPWORDS))
     assert cli.main(args) == 0
     assert not (out / "old.txt").exists() and (out / "model.pt").is_file()
+
+
+def test_archived_only_trains_just_the_archived_experiment(tmp_path, capsys, monkeypatch):
+    import json
+
+    monkeypatch.setattr(pipeline, "english_stopwords", lambda: list(STOPWORDS))
+    out = tmp_path / "artifacts"
+    # --archived-only wins over --experiments: what `make serve` needs, and nothing else.
+    code, err = run_cli(capsys, "--data", str(write_csv(tmp_path / "news.csv")), "--out", str(out),
+                        "--epochs", "1", "--embedding-dim", "8", "--archive", "word2vec",
+                        "--experiments", "random", "tfidf_logreg", "--archived-only", "--threads", "1")
+    assert code == 0, err
+    assert list(json.loads((out / "metrics.json").read_text())["experiments"]) == ["word2vec"]
+    assert json.loads((out / "train_config.json").read_text())["experiments"] == ["word2vec"]
+    steps = json.loads((out / "step_seconds.json").read_text())
+    assert "word2vec/epochs" in steps and not any(s.startswith(("random/", "tfidf")) for s in steps)

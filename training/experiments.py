@@ -2,6 +2,7 @@
 TF-IDF + logistic-regression reference; plus the tables that compare them."""
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,6 +22,8 @@ from training.behaviour import OFF_TOPIC_WORDS
 from training.config import TrainConfig
 from training.embeddings import embedding_matrix, open_vocabulary, train_fasttext, train_word2vec
 from training.evaluate import classification_metrics
+from training.parallel import run_forked
+from training.timing import StepTimer
 from training.train import History, Trainer, class_weights
 
 
@@ -52,13 +55,16 @@ class ExperimentResult:
 
 
 def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVectors | None,
-            freeze: bool, device: torch.device, source: str) -> ExperimentResult:
+            freeze: bool, device: torch.device, source: str,
+            timer: StepTimer | None = None) -> ExperimentResult:
     """Train one CNN. With `vectors`, its embeddings start from them and the tokenizer gains
     a frozen tail of up to `max_pretrained_words` pretrained words it never saw in training."""
     start = time.perf_counter()
+    timer = timer or StepTimer()
     tokenizer = prepared.tokenizer
-    if vectors is not None:
-        tokenizer = open_vocabulary(vectors, tokenizer, prepared.stopwords, config.max_pretrained_words)
+    with timer.step(f"{name}/vocabulary"):
+        if vectors is not None:
+            tokenizer = open_vocabulary(vectors, tokenizer, prepared.stopwords, config.max_pretrained_words)
     model_config = ModelConfig(
         vocab_size=len(tokenizer), num_classes=len(prepared.labels),
         num_trainable=tokenizer.num_trainable,
@@ -67,17 +73,19 @@ def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVe
     torch.manual_seed(config.seed)  # each experiment reproducible on its own
     model = CNN(model_config)
     neighbours = None
-    if vectors is not None:
-        matrix = embedding_matrix(tokenizer, vectors, config.seed)
-        model.embeddings.load_vectors(matrix)
-        if config.neighbour_swap > 0:
-            neighbours = tail_neighbours(matrix, tokenizer.num_trainable)
-    encode = tokenizer.encode_batch
+    with timer.step(f"{name}/vocabulary"):
+        if vectors is not None:
+            matrix = embedding_matrix(tokenizer, vectors, config.seed)
+            model.embeddings.load_vectors(matrix)
+            if config.neighbour_swap > 0:
+                neighbours = tail_neighbours(matrix, tokenizer.num_trainable)
+    with timer.step(f"{name}/encode"):
+        encoded = {part: tokenizer.encode_batch(texts) for part, texts in prepared.texts.items()}
     # The flip-rate words stay out of the topical pool, so that the measured flip rate is
     # robustness to words the augmentation never inserted.
     held_out = {tokenizer.token_to_index[w] for words in OFF_TOPIC_WORDS.values() for w in words
                 if w in tokenizer.token_to_index}
-    augment = make_augment(encode(prepared.texts["train"]), dropout=config.word_dropout,
+    augment = make_augment(encoded["train"], dropout=config.word_dropout,
                            insertion=config.word_insertion, swap=config.neighbour_swap,
                            neighbours=neighbours, topical=config.topical_insertion,
                            train_labels=prepared.y["train"], num_classes=len(prepared.labels),
@@ -88,12 +96,13 @@ def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVe
                       batch_size=config.batch_size, seed=config.seed, device=device, name=name,
                       label_smoothing=config.label_smoothing, weight_decay=config.weight_decay,
                       augment=augment)
-    history = trainer.fit((encode(prepared.texts["train"]), prepared.y["train"]),
-                          (encode(prepared.texts["val"]), prepared.y["val"]))
-    probabilities = {part: trainer.predict(encode(prepared.texts[part])) for part in ("val", "test")}
-    y_pred = probabilities["test"].argmax(axis=1)
-    metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
-    metrics["validation"] = _validation_metrics(prepared, probabilities["val"].argmax(axis=1))
+    with timer.step(f"{name}/epochs"):
+        history = trainer.fit((encoded["train"], prepared.y["train"]), (encoded["val"], prepared.y["val"]))
+    with timer.step(f"{name}/test"):
+        probabilities = {part: trainer.predict(encoded[part]) for part in ("val", "test")}
+        y_pred = probabilities["test"].argmax(axis=1)
+        metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
+        metrics["validation"] = _validation_metrics(prepared, probabilities["val"].argmax(axis=1))
     return ExperimentResult(name, metrics, time.perf_counter() - start, y_pred, history,
                             trainer.model.cpu().eval(), tokenizer, source, probabilities)
 
@@ -119,40 +128,55 @@ def run_tfidf(prepared: Prepared, seed: int) -> ExperimentResult:
 
 
 def run_experiments(prepared: Prepared, config: TrainConfig, pretrained: Callable[[], KeyedVectors],
-                    device: torch.device) -> dict[str, ExperimentResult]:
+                    device: torch.device, timer: StepTimer | None = None) -> dict[str, ExperimentResult]:
     """Run the experiments named in `config.experiments`, in the canonical order.
 
+    On the CPU they run side by side in up to `config.threads` forked processes, each with
+    `config.threads // processes` threads (one experiment alone gets them all). Each seeds
+    itself, so its result does not depend on which others run or when.
     `pretrained` loads the pretrained vectors; it is called only if a GloVe experiment runs.
+    `timer` collects each experiment's steps ("<name>/vectors", "<name>/epochs", ...).
     """
-    sentences = [t.split() for t in prepared.texts["train"]]
+    timer = timer or StepTimer()
+    chosen = [name for name in names.EXPERIMENTS if name in config.experiments]
+    workers = min(config.threads, len(chosen)) if device.type == "cpu" else 1
+    threads = max(1, config.threads // workers)
+    jobs = {name: functools.partial(_run_one, name, prepared, config, pretrained, device, threads)
+            for name in chosen}
     results: dict[str, ExperimentResult] = {}
-    for name in names.EXPERIMENTS:
-        if name not in config.experiments:
-            continue
-        print(f"[{name}]", flush=True)
-        if name == names.TFIDF:
-            results[name] = run_tfidf(prepared, config.seed)
-        elif name == names.RANDOM:
-            results[name] = run_cnn(name, prepared, config, vectors=None, freeze=False,
-                                    device=device, source="random")
-        elif name in (names.GLOVE_FROZEN, names.GLOVE_FINETUNED):
-            results[name] = run_cnn(name, prepared, config, vectors=pretrained(),
-                                    freeze=name == names.GLOVE_FROZEN, device=device,
-                                    source=config.embeddings)
-        elif name == names.WORD2VEC:
-            vectors = train_word2vec(sentences, vector_size=config.embedding_dim, seed=config.seed)
-            results[name] = run_cnn(name, prepared, config, vectors=vectors, freeze=False,
-                                    device=device, source="word2vec (training headlines)")
-        elif name == names.FASTTEXT:
-            vectors = train_fasttext(sentences, vector_size=config.embedding_dim, seed=config.seed).wv
-            results[name] = run_cnn(name, prepared, config, vectors=vectors, freeze=False,
-                                    device=device, source="fasttext (training headlines)")
+    for name, (result, seconds) in run_forked(jobs, workers).items():
+        results[name] = result
+        timer.add(seconds)
     return results
+
+
+def _run_one(name: str, prepared: Prepared, config: TrainConfig, pretrained: Callable[[], KeyedVectors],
+             device: torch.device, threads: int) -> tuple[ExperimentResult, dict[str, float]]:
+    """One experiment on `threads` CPU threads; its result and its steps' seconds."""
+    torch.set_num_threads(threads)
+    timer = StepTimer()
+    print(f"[{name}]", flush=True)
+    if name == names.TFIDF:
+        with timer.step(f"{name}/fit"):
+            result = run_tfidf(prepared, config.seed)
+        return result, timer.seconds
+    vectors, source = None, "random"
+    with timer.step(f"{name}/vectors"):
+        if name in (names.GLOVE_FROZEN, names.GLOVE_FINETUNED):
+            vectors, source = pretrained(), config.embeddings
+        elif name in (names.WORD2VEC, names.FASTTEXT):
+            sentences = [t.split() for t in prepared.texts["train"]]
+            options = dict(vector_size=config.embedding_dim, seed=config.seed, workers=threads)
+            vectors = train_word2vec(sentences, **options) if name == names.WORD2VEC \
+                else train_fasttext(sentences, **options).wv
+            source = f"{name} (training headlines)"
+    result = run_cnn(name, prepared, config, vectors=vectors, freeze=name == names.GLOVE_FROZEN,
+                     device=device, source=source, timer=timer)
+    return result, timer.seconds
 
 
 _COLUMNS = ("experiment", "val weighted F1", "accuracy", "precision", "recall", "weighted F1",
             "macro F1", "best/epochs", "vocab", "seconds")
-
 
 def _rows(results: dict[str, ExperimentResult], archived: str) -> list[list[str]]:
     """One row of formatted cells per experiment, in `_COLUMNS` order, for both tables."""

@@ -27,6 +27,7 @@ from training.experiments import ExperimentResult, Prepared, markdown_table, run
 from training.faithfulness import comprehensiveness
 from training.save import atomic_directory
 from training.stopwords import english_stopwords
+from training.timing import STEP_SECONDS, StepTimer
 from training.train import pick_device
 
 # Files only people read; the serving files' names live in model.artifacts.
@@ -65,36 +66,45 @@ def run(config: TrainConfig) -> Path:
     """Train, evaluate and save; returns the artifact directory."""
     config.validate()
     start = time.perf_counter()
+    timer = StepTimer()
     torch.set_num_threads(config.threads)
-    headlines = load_headlines(config.data, config.cache_dir)
-    frame = sample(headlines.frame, config.max_rows, config.seed)
-    check_stratifiable(frame, headlines.path)
-    parts = split(frame, config.seed)
+    with timer.step("read"):
+        headlines = load_headlines(config.data, config.cache_dir)
+        frame = sample(headlines.frame, config.max_rows, config.seed)
+        check_stratifiable(frame, headlines.path)
+        parts = split(frame, config.seed)
     print(f"data: {headlines.path} ({len(frame)} rows) -> train {len(parts.train)}, "
           f"validation {len(parts.val)}, test {len(parts.test)}")
 
-    preprocessor = Preprocessor(english_stopwords())
-    prepared = prepare(parts, preprocessor, config.vocab_size)
+    with timer.step("preprocess"):
+        preprocessor = Preprocessor(english_stopwords())
+        prepared = prepare(parts, preprocessor, config.vocab_size)
     pretrained = functools.cache(lambda: load_pretrained(config.embeddings))
     vocab_coverage = None
     if {names.GLOVE_FROZEN, names.GLOVE_FINETUNED} & set(config.experiments):
-        vocab_coverage = coverage(prepared.texts["train"], prepared.tokenizer, pretrained())
+        with timer.step("pretrained_vectors"):
+            vocab_coverage = coverage(prepared.texts["train"], prepared.tokenizer, pretrained())
         print(f"coverage of the training vocabulary by {config.embeddings}: "
               f"{vocab_coverage['vocab_share']:.1%} of {vocab_coverage['vocab_words']} words, "
               f"{vocab_coverage['token_share']:.1%} of word occurrences")
 
-    results = run_experiments(prepared, config, pretrained, pick_device(config.device))
+    results = run_experiments(prepared, config, pretrained, pick_device(config.device), timer)
     table = text_table(results, config.archive)
     print("\nTest split (precision, recall and F1 weighted by class support):\n" + table)
 
     archived = results[config.archive]
-    thresholds = filter_thresholds(archived, prepared, config.filter_purity)
-    trust = trust_metrics(archived, parts, preprocessor, prepared, config.seed)
+    with timer.step("filter_thresholds"):
+        thresholds = filter_thresholds(archived, prepared, config.filter_purity)
+    with timer.step("trust_metrics"):
+        trust = trust_metrics(archived, parts, preprocessor, prepared, config.seed)
     seconds = round(time.perf_counter() - start, 1)
-    with atomic_directory(config.out) as staging:
+    with atomic_directory(config.out) as staging, timer.step("save_and_plots"):
         write_artifacts(staging, config, headlines, parts, preprocessor, prepared, results,
                         archived, thresholds, vocab_coverage, seconds, len(frame), trust)
         carry_cv_results(Path(config.out), staging)
+    # Written after the rest so it includes the saving step; only people read it.
+    _write_json(Path(config.out) / STEP_SECONDS, timer.rounded())
+    print(f"\nwall time per step ({config.threads} thread(s)):\n{timer.table()}")
     print(f"\nsaved {config.archive} to {config.out}/ (weighted F1 "
           f"{archived.metrics['overall']['weighted_f1']:.4f}) in {seconds:.0f} s")
     return Path(config.out)
