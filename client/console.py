@@ -8,6 +8,7 @@ The server's commands come first on the line, and their options after them, as
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from client import __main__ as client_cli
@@ -43,7 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {args.command} takes no client options: run "
               f"`{PROG} {args.command} [--workdir DIR] [--config FILE]`", file=sys.stderr)
         return 2
-    return client_cli.execute(args)
+    try:
+        return client_cli.execute(args)
+    except BrokenPipeError:
+        # `news-cnn explain ... | head` closed our stdout: not an error of ours. Point stdout
+        # at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
