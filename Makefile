@@ -60,7 +60,7 @@ test: install ## Run every test (with DATA=file.csv it also trains end to end on
 	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests
 
 test-unit: install ## Run the tests that start no TorchServe (no Java)
-	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests -q -m "not integration"
+	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests -q -m "not integration" -n auto
 
 lint: install ## ruff check (pyflakes + pycodestyle, settings in pyproject.toml)
 	$(VENV)/bin/ruff check .

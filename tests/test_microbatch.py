@@ -113,6 +113,17 @@ def test_a_batch_function_that_loses_results_is_an_error_not_a_shifted_answer():
     assert all(isinstance(r, RuntimeError) and "returned 0 results for 1 items" in str(r) for r in results)
 
 
+async def _cancel_other_tasks() -> None:
+    """Cancel and await every task of the running loop but this one (a stale gathering task).
+
+    Run inside the loop: `asyncio.gather` called outside one looks up the thread's current
+    loop, which an earlier test in the same process may have unset."""
+    stale = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in stale:
+        task.cancel()
+    await asyncio.gather(*stale, return_exceptions=True)
+
+
 def test_a_batcher_keeps_working_in_a_new_event_loop():
     batcher = MicroBatcher(lambda items: [i + 1 for i in items])
     first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
@@ -122,10 +133,7 @@ def test_a_batcher_keeps_working_in_a_new_event_loop():
         assert second.run_until_complete(asyncio.wait_for(batcher.submit(2), 5)) == 3
     finally:
         second.run_until_complete(batcher.close())
-        stale = asyncio.all_tasks(first)
-        for task in stale:
-            task.cancel()
-        first.run_until_complete(asyncio.gather(*stale, return_exceptions=True))
+        first.run_until_complete(_cancel_other_tasks())
         first.close()
         second.close()
 
