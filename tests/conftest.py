@@ -2,6 +2,7 @@
 
 
 # --- serving: tiny trained-looking artifacts -------------------------------------------
+import contextlib as _contextlib
 import json as _json
 import os as _os
 import subprocess as _subprocess
@@ -44,6 +45,28 @@ def write_tiny_artifacts(directory: _Path, seed: int = 0, version: str = "0.1.0"
     torch.save(model.state_dict(), directory / artifacts.WEIGHTS)
     (directory / artifacts.MANIFEST).write_text(_json.dumps({"version": version}))
     return directory
+
+
+@_contextlib.contextmanager
+def served_archive(artifacts: _Path, workdir: _Path, model_config: str | None = None):
+    """A real TorchServe (1 worker, free ports, the project's config) serving `artifacts`
+    archived into `workdir`, with `model_config` as its model-config.yaml when given; stopped
+    on exit. Tests that use it are integration tests."""
+    from serving.archive import build_archive
+    from serving.server import TorchServe, test_config
+
+    config_path = None
+    if model_config is not None:
+        config_path = workdir / "model-config.yaml"
+        config_path.write_text(model_config)
+    options = {"model_config": config_path} if config_path else {}
+    build_archive(artifacts, workdir / "model_store", **options)
+    ts = TorchServe(workdir, test_config(workdir, workdir / "model_store", workers=1))
+    try:
+        ts.start(timeout=180)
+        yield ts
+    finally:
+        ts.stop()
 
 
 @_pytest.fixture(scope="session")

@@ -14,9 +14,8 @@ import pytest
 import requests
 
 from model.predictor import Predictor
-from serving.archive import build_archive
 from serving.properties import read_properties
-from serving.server import TorchServe, test_config
+from conftest import served_archive
 
 REPO = Path(__file__).resolve().parent.parent
 API_DOC = REPO / "docs" / "api.md"
@@ -82,14 +81,8 @@ def test_every_code_the_handler_can_send_is_documented_with_its_status():
 @pytest.fixture(scope="module")
 def server(tiny_artifacts, tmp_path_factory):
     """The project's config.properties and model-config.yaml on free ports, tiny artifacts."""
-    workdir = tmp_path_factory.mktemp("api_docs")
-    build_archive(tiny_artifacts, workdir / "model_store")
-    ts = TorchServe(workdir, test_config(workdir, workdir / "model_store", workers=1))
-    try:
-        ts.start(timeout=180)
+    with served_archive(tiny_artifacts, tmp_path_factory.mktemp("api_docs")) as ts:
         yield ts
-    finally:
-        ts.stop()
 
 
 def send(server, body: bytes | None, content_type: str | None = TEXT, headers: dict | None = None,

@@ -30,6 +30,7 @@ from serving.health import (CANARY_FILE, CANARY_TIMEOUT_S, TOLERATED_CANARY_TIME
 from serving.properties import REPO_ROOT, Endpoints
 from serving.server import (DRAIN_BOUND_S, PROBE_STOP_S, SHUTDOWN_BOUND_S, STOP_BOUND_S, TorchServe,
                             test_config)
+from conftest import served_archive
 
 MODEL_CONFIG = """\
 batchSize: 4
@@ -174,15 +175,8 @@ def test_canary_and_model_archive_come_from_the_config(tiny_artifacts, tmp_path)
 def served(tiny_artifacts, tmp_path_factory):
     if shutil.which("java") is None:
         pytest.skip("TorchServe needs Java 17+")
-    workdir = tmp_path_factory.mktemp("health")
-    (workdir / "model-config.yaml").write_text(MODEL_CONFIG)
-    build_archive(tiny_artifacts, workdir / "model_store", model_config=workdir / "model-config.yaml")
-    ts = TorchServe(workdir, test_config(workdir, workdir / "model_store", workers=1))
-    try:
-        ts.start(timeout=180)
+    with served_archive(tiny_artifacts, tmp_path_factory.mktemp("health"), MODEL_CONFIG) as ts:
         yield ts
-    finally:
-        ts.stop()
 
 
 def _cli(ts: TorchServe, command: str) -> int:

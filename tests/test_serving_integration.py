@@ -13,6 +13,7 @@ from serving import keys as keyfile
 from serving.archive import build_archive
 from serving.properties import read_properties
 from serving.server import TorchServe, test_config
+from conftest import served_archive
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +37,8 @@ handler:
 
 @pytest.fixture(scope="module")
 def server(tiny_artifacts, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("torchserve")
-    (workdir / "model-config.yaml").write_text(TEST_MODEL_CONFIG)
-    build_archive(tiny_artifacts, workdir / "model_store", model_config=workdir / "model-config.yaml")
-    ts = TorchServe(workdir, test_config(workdir, workdir / "model_store", workers=1))
-    try:
-        ts.start(timeout=180)
+    with served_archive(tiny_artifacts, tmp_path_factory.mktemp("torchserve"), TEST_MODEL_CONFIG) as ts:
         yield ts
-    finally:
-        ts.stop()
 
 
 @pytest.fixture(scope="module")
