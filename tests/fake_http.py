@@ -1,10 +1,30 @@
 """A threaded HTTP server on a free loopback port, for tests that fake TorchServe's APIs."""
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet request handler that answers with JSON bodies."""
+
+    def send_json(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        """Send `body` as JSON with `status` and any extra `headers` (None values skipped)."""
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            if value is not None:
+                self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass  # keep test output clean
 
 
 @contextmanager

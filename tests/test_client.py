@@ -3,7 +3,6 @@ correlation id, server failures are tried again, refusals carry TorchServe's mes
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -17,7 +16,7 @@ from serving.properties import Endpoints
 ANSWER = [{"label": "Sports", "probabilities": {"Sports": 0.9}}]
 
 
-class _Inference(BaseHTTPRequestHandler):
+class _Inference(fake_http.JSONHandler):
     """Answers each POST by the next (status, echo) of `server.plan`, then (200, "same"):
     echo "same" sends the request's correlation id back, "other" another one, "none" none."""
 
@@ -28,20 +27,10 @@ class _Inference(BaseHTTPRequestHandler):
         status, echo = self.server.plan.pop(0) if self.server.plan else (200, "same")
         message = (f"failed with {status}" if status != 400 else
                    "Token Authorization failed. org.pytorch.serve.archive.model.InvalidKeyException")
-        payload = json.dumps(ANSWER if status == 200 else {"code": status, "message": message}).encode()
-        self.send_response(status)
-        if self.server.retry_after is not None and status == 503:
-            self.send_header("Retry-After", self.server.retry_after)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
         echoed = {"same": self.headers.get(CORRELATION_HEADER), "other": "someone-else", "none": None}[echo]
-        if echoed:
-            self.send_header(CORRELATION_HEADER, echoed)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.send_json(status, ANSWER if status == 200 else {"code": status, "message": message},
+                       {"Retry-After": self.server.retry_after if status == 503 else None,
+                        CORRELATION_HEADER: echoed or None})
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
@@ -48,30 +47,19 @@ READY_BOUND_S = 2.0
 
 
 # --- unit: the checker against a fake TorchServe ---------------------------------------------
-class _FakeTorchServe(BaseHTTPRequestHandler):
+class _FakeTorchServe(fake_http.JSONHandler):
     """Management describe with `server.workers` READY workers; predictions answer `server.label`
     after `server.delay` seconds (a queue full of real traffic)."""
 
     def do_GET(self) -> None:  # noqa: N802
         workers = [{"status": "READY"}] * self.server.workers
-        self._send(200, [{"modelName": "news_cnn", "minWorkers": 1, "workers": workers}])
+        self.send_json(200, [{"modelName": "news_cnn", "minWorkers": 1, "workers": workers}])
 
     def do_POST(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.canaries += 1
         time.sleep(self.server.delay)
-        self._send(200, {"label": self.server.label, "probabilities": {self.server.label: 1.0}})
-
-    def _send(self, status: int, body: object) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.send_json(200, {"label": self.server.label, "probabilities": {self.server.label: 1.0}})
 
 
 @pytest.fixture

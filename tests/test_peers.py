@@ -3,7 +3,6 @@ peer, alternation, ratios and targets, the choice of batch settings, and the res
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -55,22 +54,14 @@ def test_a_different_explanation_is_named_and_ignored_for_predictions(change, wh
     assert peers.disagreement(EXPLAINED, dict(EXPLAINED, **change)) is None
 
 
-class _Peer(BaseHTTPRequestHandler):
+class _Peer(fake_http.JSONHandler):
     """A peer answering ANSWER for every headline but the one named `wrong_for`."""
 
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         text = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["text"]
-        body = json.dumps(dict(ANSWER, label="World") if text == self.server.wrong_for else ANSWER).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.send_json(200, dict(ANSWER, label="World") if text == self.server.wrong_for else ANSWER)
 
 
 def test_a_peer_that_disagrees_on_one_headline_is_refused_naming_it():

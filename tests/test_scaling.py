@@ -1,8 +1,6 @@
 """scale_workers against a fake management API that answers a scripted list of statuses."""
 from __future__ import annotations
 
-import json
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -17,23 +15,14 @@ TORCHSERVE_500 = {"code": 500, "type": "InternalServerException",
                   "message": "Failed to start workers for model news_cnn version: 0.1.0"}
 
 
-class _Management(BaseHTTPRequestHandler):
+class _Management(fake_http.JSONHandler):
     """Answers each PUT with the next (status, body) of `server.script`; records the calls."""
 
     def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
         url = urlparse(self.path)
         self.server.calls.append({"path": url.path, "query": parse_qs(url.query),
                                   "authorization": self.headers.get("Authorization")})
-        status, body = self.server.script.pop(0)
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.send_json(*self.server.script.pop(0))
 
 
 @pytest.fixture
