@@ -80,30 +80,31 @@ def build_repeated_csv(source: str | Path, rows: int, target: str | Path) -> Pat
     return target
 
 
-def process_memory(pid: int) -> int:
-    """Bytes of memory `pid` uses: its proportional set size (a page shared by n processes,
-    such as forked workers, counts 1/n), or its resident size where PSS is not readable."""
+def _proc_kib(path: str, field: str) -> int | None:
+    """Bytes of a "Field:  N kB" line of a /proc file, or None when unreadable or absent."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("Pss:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def process_memory(pid: int) -> int:
+    """Bytes of memory `pid` uses: its proportional set size (a page shared by n processes,
+    such as forked workers, counts 1/n), or its resident size where PSS is not readable."""
+    pss = _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss")
+    if pss is not None:
+        return pss
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def peak_resident(pid: int) -> int:
     """The most bytes `pid` has had resident since it started its program (0 if unknown)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_kib(f"/proc/{pid}/status", "VmHWM") or 0
 
 
 def process_tree_memory(pid: int) -> int:
