@@ -28,7 +28,7 @@ import requests
 
 from bench import archives, headlines, load, server
 from serving.properties import MODEL_NAME
-from serving.server import TorchServe, test_config
+from serving.server import TorchServe, config_on_free_ports
 
 ECHO = "echo"
 # The echo handler without batching: the setting of the ~1,100 req/s figure in issue 5,
@@ -183,8 +183,9 @@ def run_startup(bench_run: BenchRun) -> dict:
     workdir = bench_run.root / "startup"
     workdir.mkdir(parents=True)
     # Not server.start: it returns only once every worker is READY, after the first answer.
-    config = test_config(workdir, bench_run.store, workers=bench_run.workers, base=bench_run.settings.config,
-                         load_models=f"{MODEL_NAME}={MODEL_NAME}.mar")
+    config = config_on_free_ports(workdir, bench_run.store, workers=bench_run.workers,
+                                  base=bench_run.settings.config,
+                                  load_models=f"{MODEL_NAME}={MODEL_NAME}.mar")
     ts = TorchServe(workdir, config)
     started = time.monotonic()
     ts.start(model=None)  # returns when /ping is healthy

@@ -1,7 +1,7 @@
 """What the bench needs on top of serving.server: several named models, worker processes.
 
 serving.server.TorchServe starts TorchServe in its own directory (own temp dir, own key
-file, free loopback ports through `test_config`) and talks to its APIs; here we add loading
+file, free loopback ports through `config_on_free_ports`) and talks to its APIs; here we add loading
 several archives under chosen names, waiting for all of them, and finding the worker
 processes (for resident memory, and for the crash test's kill -9).
 """
@@ -14,7 +14,7 @@ from typing import Iterable
 import psutil
 import requests
 
-from serving.server import ServerError, TorchServe, test_config
+from serving.server import ServerError, TorchServe, config_on_free_ports
 
 WORKER_SCRIPT = "model_service_worker.py"
 
@@ -26,7 +26,7 @@ def start(workdir: Path, model_store: Path, models: dict[str, str], workers: int
     `workers` READY workers. `overrides` change config.properties entries."""
     workdir.mkdir(parents=True, exist_ok=True)
     load_models = ",".join(f"{name}={mar}" for name, mar in models.items())
-    config = test_config(workdir, model_store, workers=workers, load_models=load_models, **overrides)
+    config = config_on_free_ports(workdir, model_store, workers=workers, load_models=load_models, **overrides)
     server = TorchServe(workdir, config)
     server.start(model=None, timeout=timeout_s)
     try:
