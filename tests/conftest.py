@@ -69,6 +69,13 @@ def served_archive(artifacts: _Path, workdir: _Path, model_config: str | None = 
         ts.stop()
 
 
+def pytest_addoption(parser: _pytest.Parser) -> None:
+    """The reliability suite's options (--soak-size, ...): pytest reads options only from the
+    conftest at the top of the tests."""
+    from reliability.settings import add_options
+    add_options(parser)
+
+
 @_pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory) -> _Path:
     """Directory of serving artifacts (no filter thresholds) shared by the session's tests."""

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 import fake_http
-from bench import archives, badinput, benchmark, echo_handler, headlines, load, profile, report
+from bench import archives, benchmark, echo_handler, harness, headlines, load, profile, report
 from client.api import CORRELATION_HEADER
 from serving.server import free_port
 
@@ -182,46 +182,34 @@ def test_percentile_nearest_rank():
     assert load.percentile([], 50) == 0.0
 
 
-def test_bad_input_catalogue_is_large_varied_and_really_bad():
-    cases = badinput.bad_requests(max_request_size=1000, max_chars=50, max_texts=3, random_count=150)
-    assert len(cases) >= 200
-    names = [name for name, _, _ in cases]
-    assert len(set(names)) == len(names)
-    for name, body, _ in cases:
-        if name.startswith("random bytes"):
-            with pytest.raises(UnicodeDecodeError):
-                body.decode("utf-8")
-        if name.startswith("huge"):
-            assert len(body) > 1000
-        if name.startswith("over-long"):
-            assert len(body) > 50
-    assert {c for _, _, c in cases} >= {None, badinput.JSON, badinput.TEXT, "application/octet-stream"}
+SAME = ("label", "abstained")  # what the reliability suite compares exactly
 
 
-def test_reference_answers_match_within_tolerance(tiny_artifacts):
-    from bench.soak import Expectations
-    expect = Expectations(tiny_artifacts, ["final tennis tournament", "oil prices"])
-    answer = json.loads(json.dumps(expect.answers["oil prices"]))
-    assert expect.matches("oil prices", answer)
+def test_served_answers_match_the_reference_within_the_probability_tolerance(tiny_artifacts):
+    reference = harness.reference_answers(tiny_artifacts, ["final tennis tournament", "oil prices"])
+    answer = json.loads(json.dumps(reference["oil prices"]))
+    assert harness.disagreement(reference["oil prices"], answer, same=SAME) is None
     nudged = dict(answer, probabilities={k: v + 5e-5 for k, v in answer["probabilities"].items()})
-    assert expect.matches("oil prices", nudged)
+    assert harness.disagreement(reference["oil prices"], nudged, same=SAME) is None
     wrong = dict(answer, probabilities={k: v + 1e-3 for k, v in answer["probabilities"].items()})
-    assert not expect.matches("oil prices", wrong)
-    assert not expect.matches("oil prices", dict(answer, label="nope"))
-    assert not expect.matches("oil prices", None)
+    assert "probabilities differ" in harness.disagreement(reference["oil prices"], wrong, same=SAME)
+    assert "label 'nope'" in harness.disagreement(reference["oil prices"], dict(answer, label="nope"))
+    assert "not an answer object" in harness.disagreement(reference["oil prices"], None)
 
 
 def test_an_abstention_matches_only_an_abstention(tiny_artifacts):
-    from bench.soak import Expectations
-    expect = Expectations(tiny_artifacts, ["zzz qqq", "oil prices"])
-    abstained = json.loads(json.dumps(expect.answers["zzz qqq"]))
+    reference = harness.reference_answers(tiny_artifacts, ["zzz qqq", "oil prices"])
+    abstained = json.loads(json.dumps(reference["zzz qqq"]))
     assert abstained["abstained"] == "no_known_words"
-    assert expect.matches("zzz qqq", abstained)
-    answered = json.loads(json.dumps(expect.answers["oil prices"]))
-    assert not expect.matches("zzz qqq", dict(answered, label=None))  # probabilities where none belong
-    assert not expect.matches("oil prices", dict(answered, label=None, probabilities=None,
-                                                 abstained="no_known_words"))
-    assert not expect.matches("zzz qqq", dict(abstained, abstained=None))
+    assert harness.disagreement(reference["zzz qqq"], abstained, same=SAME) is None
+    answered = json.loads(json.dumps(reference["oil prices"]))
+    # probabilities where none belong
+    assert harness.disagreement(reference["zzz qqq"], dict(answered, label=None, abstained="no_known_words"),
+                                same=SAME)
+    assert harness.disagreement(reference["oil prices"], dict(answered, label=None, probabilities=None,
+                                                              abstained="no_known_words"), same=SAME)
+    assert harness.disagreement(reference["zzz qqq"], dict(abstained, abstained=None), same=SAME)
+
 
 def test_time_per_item_reports_microseconds_per_headline():
     from bench import inprocess
@@ -298,5 +286,5 @@ def test_unknown_case_names_are_refused_before_anything_starts(capsys):
     assert exit_.value.code == 2
     assert "unknown case(s) flor; choose from startup,floor" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["soak", "--cases", ","])
+        main(["peers", "--cases", ","])
     assert "(none given)" in capsys.readouterr().err
