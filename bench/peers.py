@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
+
+import requests
 
 from bench import archives, headlines, load, server
 from bench.harness import LoadSettings, compare, disagreement, loadavg, machine, temp_root
@@ -68,11 +71,17 @@ def fetch_answers(endpoint: Endpoint, texts: Sequence[str], explanations: bool =
                   concurrency: int = 8) -> list[object]:
     """Each text's answer (parsed JSON, None on failure), sent concurrently so that the
     servers' batching is part of what is checked."""
-    path = endpoint.explanations if explanations else endpoint.predictions
-    bodies = [(b.encode(), "application/json") for b in headlines.json_bodies(list(texts))]
-    outcomes = load.CheckedLoad(endpoint.base_url + path, headers=endpoint.headers, timeout_s=60).run(
-        bodies, concurrency)
-    return [o.json() if o.status == 200 else None for o in outcomes]
+    url = endpoint.base_url + (endpoint.explanations if explanations else endpoint.predictions)
+    load.require_loopback(url)
+
+    def answer(text: str) -> object:
+        try:
+            r = requests.post(url, json={"text": text}, headers=endpoint.headers(), timeout=60)
+            return r.json() if r.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(answer, texts))
 
 
 def check_agreement(reference: Sequence[object], endpoint: Endpoint, texts: Sequence[str],

@@ -7,7 +7,7 @@ from pathlib import Path
 from bench import harness
 from bench.peer_servers import SERVERS
 
-# What bench/peers.json's `cases` entries hold at least (issue 13's schema).
+# What bench/peers.json's `cases` entries hold at least (what docs/benchmarks.md reads).
 CASE_KEYS = ("server", "concurrency", "rps", "p50_ms", "p99_ms")
 
 

@@ -7,11 +7,12 @@ import random
 
 import pytest
 
-from bench import load, server
+from bench import server
 from serving.properties import MODEL_NAME
 
 from . import traffic
 from .badinput import JSON, TEXT, bad_requests, edge_good_requests, lenient_requests
+from .checked_load import Outcome
 
 
 def test_bad_input_catalogue_is_large_varied_and_really_bad():
@@ -49,7 +50,7 @@ def _plan(texts, sizes, archive) -> list[tuple[str, str, bytes, str | None]]:
     return plan
 
 
-def _problem(case: str, content_type: str | None, o: load.Outcome) -> dict:
+def _problem(case: str, content_type: str | None, o: Outcome) -> dict:
     """A request that did not get the answer it should have."""
     return {"case": case, "content_type": content_type, "status": o.status,
             "body": (o.error or o.body.decode(errors="replace"))[:200]}

@@ -6,10 +6,11 @@ import time
 
 import pytest
 
-from bench import load, server
+from bench import server
 from serving.properties import MODEL_NAME
 
 from . import traffic
+from .checked_load import percentile
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
@@ -36,8 +37,8 @@ def test_sustained_load_all_right_memory_flat(served, headlines_sent, reference,
         "rps": round(len(outcomes) / seconds, 1), **check.as_dict(),
         "warmup_failed": sum(o.status != 200 for o in warm),
         "statuses": traffic.statuses(outcomes),
-        "p50_ms": round(load.percentile(latencies, 50), 2),
-        "p99_ms": round(load.percentile(latencies, 99), 2),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
         "worker_rss_mib_before": {str(k): round(v, 1) for k, v in before.items()},
         "worker_rss_mib_after": {str(k): round(v, 1) for k, v in after.items()},
         "memory_growth": round(growth, 4) if growth is not None else None,

@@ -17,12 +17,12 @@ from typing import Iterator, Sequence
 
 import requests
 
-from bench import load
 from bench.harness import disagreement, reference_answers
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
 
 from .badinput import JSON
+from .checked_load import CheckedLoad, Outcome
 
 # Request budget of a background load that runs until told to stop: far more than its
 # deadline allows, so the deadline (or the stop) is what ends it.
@@ -46,16 +46,16 @@ def json_requests(texts: Sequence[str]) -> list[tuple[bytes, str]]:
 
 
 def predictions(ts: TorchServe, timeout_s: float = 60.0, retries: int = 0, backoff: bool = False,
-                **options) -> load.CheckedLoad:
+                **options) -> CheckedLoad:
     """A checked load client for the server's /predictions (its inference key read per
     connection unless `headers` are given)."""
-    return load.CheckedLoad(f"{ts.endpoints.inference}/predictions/{MODEL_NAME}",
+    return CheckedLoad(f"{ts.endpoints.inference}/predictions/{MODEL_NAME}",
                             headers=options.pop("headers", lambda: ts.keys().headers("inference")),
                             timeout_s=timeout_s, retries=retries, backoff=backoff, **options)
 
 
 @contextmanager
-def in_background(client: load.CheckedLoad, texts: Sequence[str], concurrency: int,
+def in_background(client: CheckedLoad, texts: Sequence[str], concurrency: int,
                   deadline_s: float) -> Iterator[dict]:
     """Send predictions of `texts` from a background thread while the `with` block runs.
 
@@ -89,7 +89,7 @@ class AnswerCheck:
                 **{k: v for k, v in self.examples.items() if v}}
 
 
-def check_answers(outcomes: Sequence[load.Outcome], texts: Sequence[str], reference: Reference,
+def check_answers(outcomes: Sequence[Outcome], texts: Sequence[str], reference: Reference,
                   limit: int = 5) -> AnswerCheck:
     """Sort `outcomes` (see AnswerCheck), with up to `limit` examples of each problem."""
     failed = misdelivered = wrong = 0
@@ -113,7 +113,7 @@ def check_answers(outcomes: Sequence[load.Outcome], texts: Sequence[str], refere
     return AnswerCheck(failed, misdelivered, wrong, examples)
 
 
-def lost(outcomes: Sequence[load.Outcome]) -> dict:
+def lost(outcomes: Sequence[Outcome]) -> dict:
     """Requests lost by a plain client (its first try failed) and by the retrying one (every
     try failed), with the statuses each saw; rerouted requests are not counted."""
     sent = [o for o in outcomes if not o.first_try.rerouted]
@@ -126,14 +126,14 @@ def lost(outcomes: Sequence[load.Outcome]) -> dict:
             "retried_requests": sum(bool(o.earlier) for o in sent)}
 
 
-def previous_index(outcomes: Sequence[load.Outcome], o: load.Outcome) -> int | None:
+def previous_index(outcomes: Sequence[Outcome], o: Outcome) -> int | None:
     """The request sent just before `o` on the same connection, if any (`outcomes` holds
     every try: with retries, pass each outcome's `tries()`)."""
     earlier = [p for p in outcomes if p.connection == o.connection and p.started < o.started]
     return max(earlier, key=lambda p: p.started).index if earlier else None
 
 
-def statuses(outcomes: Sequence[load.Outcome]) -> dict[str, int]:
+def statuses(outcomes: Sequence[Outcome]) -> dict[str, int]:
     """How many outcomes got each HTTP status ("0": no answer)."""
     counts: dict[str, int] = {}
     for o in outcomes:
@@ -141,7 +141,7 @@ def statuses(outcomes: Sequence[load.Outcome]) -> dict[str, int]:
     return counts
 
 
-def failure_errors(outcomes: Sequence[load.Outcome]) -> list[str]:
+def failure_errors(outcomes: Sequence[Outcome]) -> list[str]:
     """Up to 5 distinct reasons (socket error, else the start of the body) for failed requests."""
     return sorted({o.error or o.body.decode(errors="replace")[:120]
                    for o in outcomes if o.status != 200})[:5]
