@@ -23,8 +23,8 @@ from typing import Sequence
 import requests
 
 from bench import archives, headlines, load, server
-from bench.harness import (LoadSettings, compare, disagreement, loadavg, machine, measure, reference_answers,
-                           temp_root, wait_for)
+from bench.harness import (LoadSettings, disagreement, loadavg, machine, measure, measure_rounds,
+                           reference_answers, temp_root, wait_for)
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, config_on_free_ports
@@ -93,7 +93,7 @@ class BenchRun:
 def _compare(ts: TorchServe, paths: list[str], bodies: list[str], concurrency: int,
              settings: BenchSettings) -> list[load.LoadResult]:
     """Each path of `ts` measured `settings.rounds` times in alternating order; best of each."""
-    best = compare([server.target(ts, p) for p in paths], bodies, concurrency, settings)
+    best = measure_rounds([server.target(ts, p) for p in paths], bodies, concurrency, settings)
     return [best[p] for p in paths]
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import archives, headlines, load, server
-from bench.harness import LoadSettings, compare, machine, temp_root
+from bench.harness import LoadSettings, machine, measure_rounds, temp_root
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 
@@ -61,7 +61,7 @@ def run(baseline: Path, settings: CompareSettings) -> dict:
             plan.append(("explanations", settings.explain_concurrency))
             for kind, c in plan:
                 paths = (f"/{kind}/{BASELINE}", f"/{kind}/{MODEL_NAME}")
-                best = compare([server.target(ts, p) for p in paths], bodies, c, settings)
+                best = measure_rounds([server.target(ts, p) for p in paths], bodies, c, settings)
                 base, cand = (best[p] for p in paths)
                 rows.append({"endpoint": kind, "concurrency": c,
                              "baseline": base.as_dict(), "candidate": cand.as_dict(),

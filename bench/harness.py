@@ -4,12 +4,12 @@
     with temp_root("bench-") as root:      removed on success, kept for its logs on failure
     wait_for(check, 60, "what")            poll until check() is true; TimeoutError names what
     measure(target, bodies, c, settings)   warm-up, one measured `wrk` run, one printed line
-    compare(targets, bodies, c, settings)  each target `rounds` times, alternating, best kept
+    measure_rounds(targets, bodies, c, s)  each target `rounds` times, alternating, best kept
     disagreement(expected, got)            why two answers differ (probability tolerance), or None
     write(out_dir, stem, results, text)    <stem>.json (every figure) and <stem>.md (the tables)
 
 `make bench`, `make bench-peers`, `make bench-compare`, `make profile`, `python -m bench.scale`
-and the reliability suite (tests/reliability/) use these and nothing of their own for the same.
+and the reliability suite (tests/reliability/) use these rather than copies of their own.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from bench import load
 from training.config import available_cores
 
 T = TypeVar("T")
+S = TypeVar("S", bound="LoadSettings")
 # Served answers are rounded to 6 digits, and a different batch composition may move the last
 # ones: probabilities within this of the reference are the same answer.
 PROBABILITY_TOLERANCE = 1e-4
@@ -120,7 +121,7 @@ class LoadSettings:
     concurrencies: tuple[int, ...] = (1, 16, 64)
 
     @classmethod
-    def quick(cls, **kwargs):
+    def quick(cls: type[S], **kwargs) -> S:
         """A short run to check the command works (figures are rough)."""
         return cls(**{"duration_s": 2.0, "warmup_s": 0.5, "rounds": 1, **kwargs})
 
@@ -164,8 +165,8 @@ def best_of_rounds(runs: dict[str, Callable[[], load.LoadResult]], rounds: int) 
     return {name: best[name] for name in names}
 
 
-def compare(targets: Sequence[Target], bodies: Sequence[str], concurrency: int, settings: LoadSettings,
-            rounds: int | None = None) -> dict[str, load.LoadResult]:
+def measure_rounds(targets: Sequence[Target], bodies: Sequence[str], concurrency: int,
+                   settings: LoadSettings, rounds: int | None = None) -> dict[str, load.LoadResult]:
     """Each target measured `rounds` times (default `settings.rounds`), alternating; by name."""
     runs = {t.name: partial(measure, t, bodies, concurrency, settings) for t in targets}
     return best_of_rounds(runs, rounds or settings.rounds)

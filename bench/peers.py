@@ -31,7 +31,7 @@ from typing import Sequence
 import requests
 
 from bench import archives, headlines, load, server
-from bench.harness import LoadSettings, compare, disagreement, loadavg, machine, temp_root
+from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
 from bench.peer_choice import choose_defaults, ratios, targets
 from bench.peer_servers import (FASTAPI_BATCHED, PEERS, TORCHSERVE, Endpoint, PeerProcess, start_peer,
                                 torchserve_endpoint)
@@ -108,7 +108,7 @@ def measure_all(endpoints: Sequence[Endpoint], bodies: list[str], settings: Peer
     """Every endpoint at every concurrency, alternated; one row per (endpoint, concurrency)."""
     rows = []
     for c in settings.concurrencies:
-        best = compare([e.target(explanations) for e in endpoints], bodies, c, settings, rounds)
+        best = measure_rounds([e.target(explanations) for e in endpoints], bodies, c, settings, rounds)
         rows += [case_row(e.server, result) for e, result in zip(endpoints, best.values())]
     return rows
 
