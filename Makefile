@@ -164,13 +164,15 @@ docker-image: $(MAR) ## Build the TorchServe Docker image (deploy/Dockerfile) wi
 	@command -v docker >/dev/null 2>&1 || { echo "docker is not installed: the image needs a Docker engine (see deploy/Dockerfile)" >&2; exit 1; }
 	docker build -f deploy/Dockerfile -t "$$NEWS_IMAGE" .
 
-# --- Bench: benchmark and reliability suite (bench/) ---
-# BENCH_ARGS="--quick" for a short rough run; SOAK_ARGS="--quick" for the test-suite sizes.
+# --- Bench: benchmarks (bench/) and the reliability suite (tests/reliability/) ---
+# BENCH_ARGS="--quick" for a short rough run; SOAK_ARGS: more pytest options, e.g.
+# SOAK_ARGS="--soak-size quick" for make test's sizes on the served archive.
 BENCH_ARGS ?=
 SOAK_ARGS ?=
 PROFILE_ARGS ?=
-# PEERS_ARGS="--quick" for a short rough run; "--cases grid" for the batch settings grid only.
-PEERS_ARGS ?=
+# The default is a small run of the peers' /predictions; PEERS_ARGS="--cases peers,explanations,grid"
+# for the full comparison with the batch settings grid (docs/benchmarks.md).
+PEERS_ARGS ?= --quick
 BENCH_RUN = $(RUN_WITH_ARGS) $(2) -- $(PY) -u -m bench $(1) --mar "$$NEWS_MODEL_STORE/news_cnn.mar" --artifacts "$$NEWS_ARTIFACTS"
 
 .PHONY: bench soak profile wrk bench-peers bench-compare
@@ -187,8 +189,8 @@ wrk: ## Make sure wrk (the benchmark's load generator) is installed (apt-get as 
 bench: $(MAR) wrk ## Benchmark vs an echo floor, batching, workers, in-process; writes bench/results.{json,md,png}
 	$(call BENCH_RUN,run,NEWS_BENCH_ARGS)
 
-soak: $(MAR) ## Reliability suite at full size: load, worker crash (plain vs retrying client), scaling, bad input, auth, graceful stop -> bench/soak.json
-	$(call BENCH_RUN,soak,NEWS_SOAK_ARGS)
+soak: $(MAR) ## Reliability suite at full size (pytest -m soak): load, worker crash, scaling, bad input, auth, graceful stop -> bench/soak.{json,md}
+	$(RUN_WITH_ARGS) NEWS_SOAK_ARGS -- $(PY) -m pytest tests -m soak --soak-size full --soak-mar "$$NEWS_MODEL_STORE/news_cnn.mar" --soak-artifacts "$$NEWS_ARTIFACTS" --soak-out bench/soak.json
 
 profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load -> bench/profile.txt (PROFILE_ARGS="--path /predictions/echo")
 	$(call BENCH_RUN,profile,NEWS_PROFILE_ARGS)
@@ -197,7 +199,7 @@ profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load ->
 BASELINE ?=
 bench-compare: $(MAR) wrk ## Candidate vs BASELINE=old.mar: /predictions c=16,64 and /explanations -> bench/compare.{json,md}
 	@test -n "$$NEWS_BASELINE" || { echo 'BASELINE is empty: run make bench-compare BASELINE=path/to/old/news_cnn.mar' >&2; exit 2; }
-	$(RUN_WITH_ARGS) NEWS_BENCH_ARGS -- $(PY) -u -m bench.compare --baseline "$$NEWS_BASELINE" --mar "$$NEWS_MODEL_STORE/news_cnn.mar" --artifacts "$$NEWS_ARTIFACTS" $${NEWS_DATA:+--data "$$NEWS_DATA"}
+	$(call BENCH_RUN,compare --baseline "$$NEWS_BASELINE" $${NEWS_DATA:+--data "$$NEWS_DATA"},NEWS_BENCH_ARGS)
 
 # The peers (FastAPI, uvicorn, Ray Serve) are installed on demand, never by `make install`;
 # -c requirements.txt keeps the project's own pins (Ray would otherwise upgrade requests).
@@ -205,7 +207,7 @@ $(VENV)/.peers-installed: bench/requirements-peers.txt | install
 	$(VENV)/bin/pip install --quiet -r bench/requirements-peers.txt -c requirements.txt
 	@touch $@
 
-bench-peers: $(MAR) wrk $(VENV)/.peers-installed ## TorchServe vs FastAPI and Ray Serve, batch grid -> bench/peers.{json,md,png} (PEERS_ARGS="--quick")
+bench-peers: $(MAR) wrk $(VENV)/.peers-installed ## TorchServe vs FastAPI and Ray Serve, small run (installs them first) -> bench/peers.{json,md,png}
 	$(call BENCH_RUN,peers,NEWS_PEERS_ARGS)
 
 # Last, once every default above is set: the values recipes read (see USER_VARS).

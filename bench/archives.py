@@ -15,14 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from serving.mar import MANIFEST, config_name, read_model_config  # noqa: F401 - re-exported for bench
+from serving.archive import model_config_member, read_model_config
 
 ECHO_HANDLER = Path(__file__).with_name("echo_handler.py")
 
 
 def with_model_config(source: Path, target: Path, overrides: dict) -> Path:
     """Copy `source` to `target` with `overrides` merged into its model-config.yaml."""
-    member = config_name(source)
+    member = model_config_member(source)
     config = read_model_config(source) | overrides
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:

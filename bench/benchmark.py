@@ -15,10 +15,6 @@ A ratio is always (figure) / (its reference from the same server, measured minut
 """
 from __future__ import annotations
 
-import os
-import platform
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +23,19 @@ from typing import Sequence
 import requests
 
 from bench import archives, headlines, load, server
+from bench.harness import (LoadSettings, disagreement, loadavg, machine, measure, measure_rounds,
+                           reference_answers, temp_root, wait_for)
+from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
-from serving.server import TorchServe, test_config
+from serving.server import TorchServe, config_on_free_ports
 
 ECHO = "echo"
-# The echo handler without batching: the setting of the ~1,100 req/s figure in issue 5,
-# reported beside the same-settings floor for context.
+# The echo handler without batching: TorchServe's floor at batchSize 1, reported beside the
+# same-settings floor for context.
 ECHO_B1 = "echo_b1"
-# Goals from issue 5 (reported, never asserted).
+# The serving goals (reported, never asserted): /predictions keeps 90 % of the echo floor's
+# req/s at c=16 with at most 1.5x its p99; the handler takes at most 1 ms per headline in
+# process; /explanations keeps half of /predictions' req/s.
 GOAL_FLOOR_SHARE = 0.9
 GOAL_FLOOR_P99_RATIO = 1.5
 GOAL_INPROCESS_US = 1000.0
@@ -47,26 +48,7 @@ class Variant:
 
     name: str
     overrides: dict
-    note: str = ""
-
-
-@dataclass
-class LoadSettings:
-    """What every load bench shares (`make bench`, `make bench-peers`): the archive and
-    artifacts it serves, where it writes, and how long and how hard it loads."""
-
-    mar: Path
-    artifacts: Path
-    config: Path
-    out_dir: Path
-    data: Path | None = None
-    duration_s: float = 5.0
-    warmup_s: float = 1.0
-    # Each comparison is run `rounds` times, in alternating order, and the best round of each
-    # run is kept: a neighbour's burst then hits one round, not the ratio.
-    rounds: int = 2
-    max_requests: int = 100_000
-    concurrencies: tuple[int, ...] = (1, 16, 64)
+    note: str  # how its rows are named
 
 
 @dataclass
@@ -76,12 +58,8 @@ class BenchSettings(LoadSettings):
     explain_concurrency: int = 16
     batch_concurrency: int = 64
     inprocess_seconds: float = 2.0
-    batch_variants: list[Variant] = field(default_factory=lambda: [
-        Variant("b1", {"batchSize": 1, "maxBatchDelay": 0}, "no batching"),
-        Variant("b8_d2", {"batchSize": 8, "maxBatchDelay": 2}),
-        Variant("b32_d5", {"batchSize": 32, "maxBatchDelay": 5}),
-        Variant("b64_d10", {"batchSize": 64, "maxBatchDelay": 10}),
-    ])
+    # (batchSize, maxBatchDelay ms); batchSize 1 is no batching.
+    batch_points: list[tuple[int, int]] = field(default_factory=lambda: [(1, 0), (8, 2), (32, 5), (64, 10)])
     # (workers, torch threads per worker); the project's settings are the reference.
     worker_threads: list[tuple[int, int]] = field(
         default_factory=lambda: [(1, 1), (2, 1), (1, 2), (2, 2)])
@@ -90,20 +68,20 @@ class BenchSettings(LoadSettings):
     @classmethod
     def quick(cls, **kwargs) -> "BenchSettings":
         """A short run for development and tests (figures are rough)."""
-        return cls(duration_s=2.0, warmup_s=0.5, inprocess_seconds=0.5, rounds=1, **kwargs)
+        return super().quick(inprocess_seconds=0.5, **kwargs)
 
 
 @dataclass
 class BenchRun:
     """What every case of one run shares: where the archives are, the request bodies, one
-    headline with its in-process label to check answers by, and news_cnn's model-config."""
+    headline with its in-process answer to check answers by, and news_cnn's model-config."""
 
     settings: BenchSettings
     root: Path  # temporary; each case starts its server in a folder of its own below
     store: Path  # the model store: news_cnn.mar, the echo archives, the variants
     bodies: list[str]
     text: str
-    label: str
+    expected: dict  # the in-process answer for `text`
     model_config: dict
 
     @property
@@ -112,42 +90,24 @@ class BenchRun:
         return int(self.model_config.get("minWorkers", 1))
 
 
-def _measure(ts: TorchServe, path: str, bodies: list[str], concurrency: int,
-             settings: BenchSettings) -> load.LoadResult:
-    """A warm-up run, then the measured run, against one endpoint of `ts`."""
-    url = ts.endpoints.inference + path
-    auth = ts.keys().headers("inference")["Authorization"]
-    if settings.warmup_s > 0:
-        load.run_wrk(url, bodies, concurrency, settings.warmup_s, settings.max_requests, auth)
-    result = load.run_wrk(url, bodies, concurrency, settings.duration_s, settings.max_requests, auth)
-    bad = {code: n for code, n in result.statuses.items() if not code.startswith("2")}
-    if bad or result.socket_errors:
-        print(f"  warning: {path} c={concurrency}: statuses {bad}, socket errors {result.socket_errors}")
-    print(f"  {path:<28} c={concurrency:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:6.2f} ms"
-          f"  p99 {result.p99_ms:6.2f} ms")
-    return result
-
-
 def _compare(ts: TorchServe, paths: list[str], bodies: list[str], concurrency: int,
              settings: BenchSettings) -> list[load.LoadResult]:
-    """Measure each path `settings.rounds` times in alternating order; best round of each."""
-    best: dict[str, load.LoadResult] = {}
-    for round_ in range(settings.rounds):
-        for path in (paths if round_ % 2 == 0 else paths[::-1]):
-            result = _measure(ts, path, bodies, concurrency, settings)
-            if path not in best or result.rps > best[path].rps:
-                best[path] = result
+    """Each path of `ts` measured `settings.rounds` times in alternating order; best of each."""
+    best = measure_rounds([server.target(ts, p) for p in paths], bodies, concurrency, settings)
     return [best[p] for p in paths]
 
 
-def _check_answer(ts: TorchServe, model: str, text: str, expected_label: str) -> None:
-    """One request through HTTP must give the in-process label (else figures are moot)."""
+def _check_answer(ts: TorchServe, model: str, text: str, expected: dict) -> dict:
+    """One request through HTTP must give the in-process answer (else figures are moot);
+    returns that answer."""
     r = requests.post(f"{ts.endpoints.inference}/predictions/{model}", json={"text": text},
                       headers=ts.keys().headers("inference"), timeout=30)
     r.raise_for_status()
-    label = r.json()["label"]
-    if label != expected_label:
-        raise RuntimeError(f"{model} answered {label!r} for {text!r}, in-process says {expected_label!r}")
+    answer = r.json()
+    why = disagreement(expected, answer)
+    if why:
+        raise RuntimeError(f"{model} answered {text!r} unlike the in-process model: {why}")
+    return answer
 
 
 def _ratio(value: float, reference: float) -> float | None:
@@ -170,10 +130,9 @@ def _start(bench_run: BenchRun, name: str, models: dict[str, str], workers: int 
     hot paths during the first seconds of load, which would handicap whatever runs first)."""
     ts = server.start(bench_run.root / name, bench_run.store, models, workers, base=bench_run.settings.config)
     if bench_run.settings.warmup_s > 0:
-        auth = ts.keys().headers("inference")["Authorization"]
         for model in models:
-            load.run_wrk(f"{ts.endpoints.inference}/predictions/{model}", bench_run.bodies, 16,
-                         2 * bench_run.settings.warmup_s, 10**6, auth)
+            warm = server.target(ts, f"/predictions/{model}")
+            load.run_wrk(warm.url, bench_run.bodies, 16, 2 * bench_run.settings.warmup_s, 10**6, warm.auth())
     return ts
 
 
@@ -183,26 +142,22 @@ def run_startup(bench_run: BenchRun) -> dict:
     workdir = bench_run.root / "startup"
     workdir.mkdir(parents=True)
     # Not server.start: it returns only once every worker is READY, after the first answer.
-    config = test_config(workdir, bench_run.store, workers=bench_run.workers, base=bench_run.settings.config,
-                         load_models=f"{MODEL_NAME}={MODEL_NAME}.mar")
+    config = config_on_free_ports(workdir, bench_run.store, workers=bench_run.workers,
+                                  base=bench_run.settings.config,
+                                  load_models=f"{MODEL_NAME}={MODEL_NAME}.mar")
     ts = TorchServe(workdir, config)
     started = time.monotonic()
     ts.start(model=None)  # returns when /ping is healthy
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.label)
-                break
-            except (requests.RequestException, OSError, KeyError, ValueError) as err:
-                if time.monotonic() > deadline or ts.pid() is None:
-                    raise RuntimeError(f"news_cnn never answered ({err!r}); see {workdir / 'logs'}") from err
-                time.sleep(0.05)
+        wait_for(lambda: _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.expected), 300,
+                 f"news_cnn's first answer (see {workdir / 'logs'})",
+                 not_yet=(requests.RequestException, OSError, KeyError, ValueError),
+                 gone=lambda: None if ts.pid() else "TorchServe exited")
         seconds = time.monotonic() - started
         server.wait_models(ts, [MODEL_NAME], bench_run.workers)
         ready_seconds = time.monotonic() - started
         rss_idle = server.worker_rss_mib(ts, MODEL_NAME)
-        _measure(ts, f"/predictions/{MODEL_NAME}", bench_run.bodies, 16, bench_run.settings)
+        measure(server.target(ts, f"/predictions/{MODEL_NAME}"), bench_run.bodies, 16, bench_run.settings)
         rss_loaded = server.worker_rss_mib(ts, MODEL_NAME)
     finally:
         ts.stop()
@@ -228,12 +183,10 @@ def run_floor(bench_run: BenchRun) -> list[dict]:
                                ECHO_B1: f"{ECHO_B1}.mar"}, bench_run.workers)
     rows = []
     try:
-        _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.label)
-        predictions_at = {}
+        _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.expected)
         for c in settings.concurrencies:
             echo, pred = _compare(ts, [f"/predictions/{ECHO}", f"/predictions/{MODEL_NAME}"], bodies, c,
                                   settings)
-            predictions_at[c] = pred
             rows.append(_row("floor", f"echo c={c}", echo, None))
             rows.append(_row("floor", f"predictions c={c}", pred, echo, f"echo c={c}"))
             if c == settings.explain_concurrency:
@@ -258,6 +211,12 @@ def _variant_overrides(base: dict, overrides: dict) -> dict:
     return merged
 
 
+def batch_variants(settings: BenchSettings) -> list[Variant]:
+    """One archive per (batchSize, maxBatchDelay) point."""
+    return [Variant(f"b{b}_d{d}", {"batchSize": b, "maxBatchDelay": d}, f"batchSize {b}, maxBatchDelay {d}")
+            for b, d in settings.batch_points]
+
+
 def worker_variants(settings: BenchSettings) -> list[Variant]:
     """One archive per (workers, threads) combination."""
     return [Variant(f"w{w}_t{t}", {"minWorkers": w, "maxWorkers": w, "handler": {"num_threads": t}},
@@ -265,40 +224,41 @@ def worker_variants(settings: BenchSettings) -> list[Variant]:
             for w, t in settings.worker_threads]
 
 
-def _serve_variants(bench_run: BenchRun, variants: list[Variant], name: str) -> TorchServe:
-    """Start a server with news_cnn (the reference) and one archive per variant."""
+def run_variants(bench_run: BenchRun, case: str, variants: list[Variant], concurrencies: Sequence[int],
+                 reference: str) -> list[dict]:
+    """news_cnn (named `reference`) and one archive per variant in one server, compared at
+    each concurrency; a row per archive and concurrency, the variants' against news_cnn's."""
     base_mar = bench_run.store / f"{MODEL_NAME}.mar"
     models = {MODEL_NAME: f"{MODEL_NAME}.mar"}
     for v in variants:
         archives.with_model_config(base_mar, bench_run.store / f"{v.name}.mar",
                                    _variant_overrides(bench_run.model_config, v.overrides))
         models[v.name] = f"{v.name}.mar"
-    print(f"{name}: {', '.join(models)} (reference: news_cnn with {bench_run.model_config})")
-    return _start(bench_run, name, models, 1)
+    print(f"{case}: {', '.join(models)} (reference: news_cnn with {bench_run.model_config})")
+    ts = _start(bench_run, case, models, 1)
+    rows = []
+    try:
+        for m in models:
+            _check_answer(ts, m, bench_run.text, bench_run.expected)
+        for c in concurrencies:
+            ours, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c,
+                                      bench_run.settings)
+            ref_name = f"{reference} c={c}"
+            rows.append(_row(case, ref_name, ours, None))
+            rows += [_row(case, f"{v.note} c={c}", result, ours, ref_name)
+                     for v, result in zip(variants, results)]
+    finally:
+        ts.stop()
+    return rows
 
 
 def run_batching(bench_run: BenchRun) -> list[dict]:
     """batchSize/maxBatchDelay variants at high concurrency, against news_cnn's own settings."""
-    settings, base = bench_run.settings, bench_run.model_config
-    ts = _serve_variants(bench_run, settings.batch_variants, "batching")
-    models = [MODEL_NAME] + [v.name for v in settings.batch_variants]
-    rows = []
-    try:
-        for m in models:
-            _check_answer(ts, m, bench_run.text, bench_run.label)
-        c = settings.batch_concurrency
-        reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c,
-                                       settings)
-        ref_name = (f"news_cnn (batchSize {base.get('batchSize')}, maxBatchDelay "
-                    f"{base.get('maxBatchDelay')}) c={c}")
-        rows.append(_row("batching", ref_name, reference, None))
-        for v, result in zip(settings.batch_variants, results):
-            label_ = (f"batchSize {v.overrides['batchSize']}, "
-                      f"maxBatchDelay {v.overrides['maxBatchDelay']} c={c}")
-            rows.append(_row("batching", label_, result, reference, ref_name))
-    finally:
-        ts.stop()
-    return rows
+    base = bench_run.model_config
+    return run_variants(bench_run, "batching", batch_variants(bench_run.settings),
+                        [bench_run.settings.batch_concurrency],
+                        f"news_cnn (batchSize {base.get('batchSize')}, "
+                        f"maxBatchDelay {base.get('maxBatchDelay')})")
 
 
 def run_workers(bench_run: BenchRun) -> list[dict]:
@@ -306,22 +266,8 @@ def run_workers(bench_run: BenchRun) -> list[dict]:
     settings = bench_run.settings
     own = (bench_run.workers, int((bench_run.model_config.get("handler") or {}).get("num_threads", 1)))
     variants = [v for v, wt in zip(worker_variants(settings), settings.worker_threads) if wt != own]
-    ts = _serve_variants(bench_run, variants, "workers")
-    models = [MODEL_NAME] + [v.name for v in variants]
-    rows = []
-    try:
-        for m in models:
-            _check_answer(ts, m, bench_run.text, bench_run.label)
-        for c in settings.worker_concurrencies:
-            reference, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c,
-                                           settings)
-            ref_name = f"news_cnn ({own[0]} workers x {own[1]} thread) c={c}"
-            rows.append(_row("workers", ref_name, reference, None))
-            for v, result in zip(variants, results):
-                rows.append(_row("workers", f"{v.note} c={c}", result, reference, ref_name))
-    finally:
-        ts.stop()
-    return rows
+    return run_variants(bench_run, "workers", variants, settings.worker_concurrencies,
+                        f"news_cnn ({own[0]} workers x {own[1]} thread)")
 
 
 def run_inprocess(settings: BenchSettings, titles: list[str], model_config: dict) -> dict:
@@ -337,7 +283,7 @@ def run_inprocess(settings: BenchSettings, titles: list[str], model_config: dict
 
 
 def goals(results: dict) -> list[dict]:
-    """Each goal of issue 5 with the measured figure and whether it was met."""
+    """Each serving goal (GOAL_*) with the measured figure and whether it was met."""
     rows = {r["name"]: r for r in results["throughput"]}
     out = []
     pred16 = rows.get("predictions c=16")
@@ -358,51 +304,32 @@ def goals(results: dict) -> list[dict]:
     return out
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ("unknown" where there is none, e.g. macOS)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def machine() -> dict:
-    """Where the figures come from; a high load average means noisy figures."""
-    return {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "platform": platform.platform(),
-            "python": platform.python_version(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
-
-
 CASES = ("startup", "floor", "batching", "workers", "inprocess")
 
 
 def run(settings: BenchSettings, cases: Sequence[str] = CASES) -> dict:
     """Build the bench archives, run the cases, return everything (also written by `report`)."""
-    from model.predictor import Predictor
     if not settings.mar.is_file():
         raise FileNotFoundError(f"{settings.mar} is missing: run `make archive` first")
     load.wrk_path()  # fail early with the install hint
     titles = headlines.load(settings.data)
     bodies = headlines.json_bodies(titles)
     text = titles[0]
-    label = Predictor.from_dir(settings.artifacts).predict([text])[0]["label"]
     results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s,
                                   "rounds": settings.rounds,
                                   "headlines": len(titles), "mar": str(settings.mar)},
                      "throughput": []}
-    root = Path(tempfile.mkdtemp(prefix="bench-"))
-    store = root / "store"
-    try:
+    with temp_root("bench-") as root:
+        store = root / "store"
         archives.copy_into(settings.mar, store)
-        base = archives.read_model_config(store / f"{MODEL_NAME}.mar")
+        base = read_model_config(store / f"{MODEL_NAME}.mar")
         results["model_config"] = base
         echo_config = {k: v for k, v in base.items() if k != "handler"}
         archives.build_echo(store, echo_config, ECHO)
         archives.build_echo(store, echo_config | {"batchSize": 1, "maxBatchDelay": 0}, ECHO_B1)
-        bench_run = BenchRun(settings, root, store, bodies, text, label, base)
+        bench_run = BenchRun(settings, root, store, bodies, text,
+                             reference_answers(settings.artifacts, [text])[text], base)
         if "startup" in cases:
             results["startup"] = run_startup(bench_run)
         if "floor" in cases:
@@ -413,10 +340,6 @@ def run(settings: BenchSettings, cases: Sequence[str] = CASES) -> dict:
             results["throughput"] += run_workers(bench_run)
         if "inprocess" in cases:
             results["inprocess"] = run_inprocess(settings, titles, base)
-    except BaseException:
-        print(f"kept {root} for its logs")
-        raise
-    shutil.rmtree(root, ignore_errors=True)
-    results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["loadavg_end"] = loadavg()
     results["goals"] = goals(results)
     return results

@@ -1,12 +1,15 @@
-"""What `make bench-peers`' figures say: ours against the best peer, issue 13's targets, and
-the batch settings to ship from the grid."""
+"""What `make bench-peers`' figures say: ours against the best peer, the peer targets, and
+the batch settings to ship from the grid.
+
+The targets: at every concurrency above 1, req/s at least every peer's and p99 at most the
+best peer's; at concurrency 1, p50 within P50_MARGIN_MS of the best peer's."""
 from __future__ import annotations
 
 from typing import Sequence
 
 from bench.peer_servers import PEERS, TORCHSERVE
 
-# The objective for the shipped batch settings (issue 13): most req/s at the highest
+# The objective for the shipped batch settings: most req/s at the highest
 # concurrency such that p50 at concurrency 1 is within this of the best peer's.
 P50_MARGIN_MS = 1.0
 # Grid points whose p50 at c=1 differ by less than this count as equally fast at low load:
@@ -38,7 +41,7 @@ def ratios(rows: Sequence[dict], ours: str = TORCHSERVE) -> list[dict]:
 
 
 def targets(rows: Sequence[dict], ours: str = TORCHSERVE) -> list[dict]:
-    """Issue 13's targets with the measured figures (reported, never asserted)."""
+    """The peer targets (see the module doc) with the measured figures (reported, never asserted)."""
     out = []
     for r in ratios(rows, ours):
         c = r["concurrency"]
@@ -63,7 +66,7 @@ def _not_applied(row: dict) -> bool:
 
 def choose_defaults(grid: Sequence[dict], peer_rows: Sequence[dict], margin_ms: float = P50_MARGIN_MS,
                     noise_ms: float = P50_NOISE_MS) -> dict:
-    """The batch settings to ship, by issue 13's targets in order:
+    """The batch settings to ship, by the peer targets in order:
 
     1. keep req/s at the highest concurrency at least the best peer's (batchSize 1 meets the
        latency target and loses this one by far);

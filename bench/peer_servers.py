@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import requests
 
+from bench.harness import Target, wait_for
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, free_port
 
@@ -40,6 +40,11 @@ class Endpoint:
         value = self.auth()
         return {"Authorization": value} if value else {}
 
+    def target(self, explanations: bool = False) -> Target:
+        """Its /predictions (or /explanations) as a load target."""
+        path = self.explanations if explanations else self.predictions
+        return Target(f"{self.server} {path}", self.base_url + path, self.auth)
+
 
 class PeerProcess:
     """A peer server started in a session of its own (stopped with its whole process group)."""
@@ -54,18 +59,18 @@ class PeerProcess:
 
     def wait_ready(self, endpoint: Endpoint, text: str, timeout_s: float) -> None:
         """Until one prediction is answered; RuntimeError (with the log's tail) otherwise."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.process.returncode}): {self.tail()}")
-            try:
-                r = requests.post(endpoint.base_url + endpoint.predictions, json={"text": text}, timeout=5)
-                if r.status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"{self.name} did not answer within {timeout_s:.0f} s: {self.tail()}")
+        def answered() -> bool:
+            url = endpoint.base_url + endpoint.predictions
+            return requests.post(url, json={"text": text}, timeout=5).status_code == 200
+
+        def exited() -> str | None:
+            code = self.process.poll()
+            return None if code is None else f"{self.name} exited ({code})"
+        try:
+            wait_for(answered, timeout_s, f"{self.name} to answer", interval_s=0.5,
+                     not_yet=(requests.RequestException,), gone=exited)
+        except (RuntimeError, TimeoutError) as err:
+            raise RuntimeError(f"{err}: {self.tail()}") from None
 
     def tail(self, lines: int = 5) -> str:
         """The last lines of the peer's log, on one line."""

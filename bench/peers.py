@@ -22,28 +22,26 @@ best round kept. Cases:
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
+
+import requests
 
 from bench import archives, headlines, load, server
-from bench.benchmark import LoadSettings, machine
+from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
 from bench.peer_choice import choose_defaults, ratios, targets
 from bench.peer_servers import (FASTAPI_BATCHED, PEERS, TORCHSERVE, Endpoint, PeerProcess, start_peer,
                                 torchserve_endpoint)
+from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
 
 CASES = ("peers", "explanations", "grid")
-# Answers are rounded to 6 digits; a different batch composition may move the last ones.
-PROBABILITY_TOLERANCE = 1e-4
-# Integrated Gradients scores are sums over 8 steps: the same order of rounding noise.
-SCORE_TOLERANCE = 1e-3
-
-
+# What `make bench-peers` runs unless told otherwise: the four servers' /predictions.
+DEFAULT_CASES = ("peers",)
 
 
 @dataclass
@@ -67,52 +65,23 @@ class PeerSettings(LoadSettings):
         points = [(b, d) for b in self.grid_batch_sizes for d in self.grid_delays_ms]
         return points + [p for p in self.grid_extra_points if p not in points]
 
-    @classmethod
-    def quick(cls, **kwargs) -> "PeerSettings":
-        """A short run to check the command works (figures are rough)."""
-        return cls(duration_s=2.0, warmup_s=0.5, rounds=1, **kwargs)
-
 
 # --- answers ------------------------------------------------------------------------------
-def disagreement(expected: object, got: object, explanations: bool = False) -> str | None:
-    """Why `got` is not the same answer as `expected` (None when it is).
-
-    Compared: label and probabilities (within PROBABILITY_TOLERANCE); for explanations also
-    the tokens, the explained class and each token's score (within SCORE_TOLERANCE), unless
-    the model abstained (label None). Keys the two servers may add on their own (e.g.
-    `abstained`) are not compared.
-    """
-    if not isinstance(expected, dict) or not isinstance(got, dict):
-        return f"not an answer object: {str(got)[:120]}"
-    if got.get("label") != expected.get("label"):
-        return f"label {got.get('label')!r} instead of {expected.get('label')!r}"
-    want, have = expected.get("probabilities") or {}, got.get("probabilities") or {}
-    if set(want) != set(have):
-        return f"probability labels {sorted(have)} instead of {sorted(want)}"
-    off = {k: (have[k], v) for k, v in want.items() if abs(have[k] - v) > PROBABILITY_TOLERANCE}
-    if off:
-        return f"probabilities differ: {off}"
-    # An abstained headline (label None) has no explanation to compare.
-    if explanations and expected.get("label") is not None:
-        for key in ("tokens", "explained_class"):
-            if got.get(key) != expected.get(key):
-                return f"{key} {got.get(key)!r} instead of {expected.get(key)!r}"
-        scores, reference = got.get("token_scores") or [], expected.get("token_scores") or []
-        if len(scores) != len(reference) or any(abs(a - b) > SCORE_TOLERANCE
-                                                for a, b in zip(scores, reference)):
-            return f"token_scores {scores} instead of {reference}"
-    return None
-
-
 def fetch_answers(endpoint: Endpoint, texts: Sequence[str], explanations: bool = False,
                   concurrency: int = 8) -> list[object]:
     """Each text's answer (parsed JSON, None on failure), sent concurrently so that the
     servers' batching is part of what is checked."""
-    path = endpoint.explanations if explanations else endpoint.predictions
-    bodies = [(b.encode(), "application/json") for b in headlines.json_bodies(list(texts))]
-    outcomes = load.CheckedLoad(endpoint.base_url + path, headers=endpoint.headers, timeout_s=60).run(
-        bodies, concurrency)
-    return [o.json() if o.status == 200 else None for o in outcomes]
+    url = endpoint.base_url + (endpoint.explanations if explanations else endpoint.predictions)
+    load.require_loopback(url)
+
+    def answer(text: str) -> object:
+        try:
+            r = requests.post(url, json={"text": text}, headers=endpoint.headers(), timeout=60)
+            return r.json() if r.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(answer, texts))
 
 
 def check_agreement(reference: Sequence[object], endpoint: Endpoint, texts: Sequence[str],
@@ -126,38 +95,6 @@ def check_agreement(reference: Sequence[object], endpoint: Endpoint, texts: Sequ
 
 
 # --- load ---------------------------------------------------------------------------------
-def best_of_rounds(runs: dict[str, Callable[[], load.LoadResult]], rounds: int) -> dict[str, load.LoadResult]:
-    """Run each measurement `rounds` times in alternating order; keep each one's best round
-    (a neighbour's burst then costs one round, not the comparison)."""
-    names = list(runs)
-    best: dict[str, load.LoadResult] = {}
-    for round_ in range(rounds):
-        for name in (names if round_ % 2 == 0 else names[::-1]):
-            result = runs[name]()
-            if name not in best or result.rps > best[name].rps:
-                best[name] = result
-    return {name: best[name] for name in names}
-
-
-def wrk_run(endpoint: Endpoint, path: str, bodies: list[str], concurrency: int,
-            settings: PeerSettings) -> Callable[[], load.LoadResult]:
-    """One warm-up and one measured wrk run against `path` of `endpoint`, printed."""
-    def run() -> load.LoadResult:
-        url = endpoint.base_url + path
-        if settings.warmup_s > 0:
-            load.run_wrk(url, bodies, concurrency, settings.warmup_s, settings.max_requests, endpoint.auth())
-        result = load.run_wrk(url, bodies, concurrency, settings.duration_s, settings.max_requests,
-                              endpoint.auth())
-        bad = {code: n for code, n in result.statuses.items() if not code.startswith("2")}
-        if bad or result.socket_errors:
-            print(f"  warning: {endpoint.server} {path} c={concurrency}: statuses {bad}, "
-                  f"socket errors {result.socket_errors}")
-        print(f"  {endpoint.server:<18} {path:<26} c={concurrency:<3} {result.rps:8.1f} req/s  "
-              f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms", flush=True)
-        return result
-    return run
-
-
 def case_row(server_name: str, result: load.LoadResult, **extra) -> dict:
     """One entry of a results list: the schema of bench/peers.json's `cases`."""
     return {"server": server_name, "concurrency": result.concurrency, "rps": result.rps,
@@ -166,15 +103,13 @@ def case_row(server_name: str, result: load.LoadResult, **extra) -> dict:
             "errors": result.requests - result.ok + result.socket_errors}
 
 
-def compare(endpoints: Sequence[Endpoint], bodies: list[str], settings: PeerSettings,
-            explanations: bool = False, rounds: int | None = None) -> list[dict]:
+def measure_all(endpoints: Sequence[Endpoint], bodies: list[str], settings: PeerSettings,
+                explanations: bool = False, rounds: int | None = None) -> list[dict]:
     """Every endpoint at every concurrency, alternated; one row per (endpoint, concurrency)."""
     rows = []
     for c in settings.concurrencies:
-        runs = {e.server: wrk_run(e, e.explanations if explanations else e.predictions, bodies, c, settings)
-                for e in endpoints}
-        for name, result in best_of_rounds(runs, rounds or settings.rounds).items():
-            rows.append(case_row(name, result))
+        best = measure_rounds([e.target(explanations) for e in endpoints], bodies, c, settings, rounds)
+        rows += [case_row(e.server, result) for e, result in zip(endpoints, best.values())]
     return rows
 
 
@@ -188,7 +123,7 @@ def _grid(ts: TorchServe, points: list[tuple[int, int]], bodies: list[str],
           settings: PeerSettings) -> list[dict]:
     print(f"grid: batchSize x maxBatchDelay {points} (TorchServe, {settings.grid_rounds} round(s))")
     endpoints = [torchserve_endpoint(ts, grid_name(b, d)) for b, d in points]
-    rows = compare(endpoints, bodies, settings, rounds=settings.grid_rounds)
+    rows = measure_all(endpoints, bodies, settings, rounds=settings.grid_rounds)
     by_model = {torchserve_endpoint(ts, grid_name(b, d)).server: (b, d) for b, d in points}
     # What TorchServe says it applied: a setting it ignores would otherwise pass unnoticed.
     applied = {}
@@ -221,7 +156,7 @@ def _build_store(settings: PeerSettings, points: Sequence[tuple[int, int]], stor
     for b, d in points:
         archives.with_model_config(store / f"{MODEL_NAME}.mar", store / f"{grid_name(b, d)}.mar",
                                    {"batchSize": b, "maxBatchDelay": d})
-    return archives.read_model_config(store / f"{MODEL_NAME}.mar")
+    return read_model_config(store / f"{MODEL_NAME}.mar")
 
 
 def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[tuple[int, int]], root: Path,
@@ -262,7 +197,7 @@ def _refuse_disagreeing(endpoints: dict[str, Endpoint], check: Sequence[str], re
             print(f"  {name} agrees with TorchServe on {len(check)} headlines")
 
 
-def run(settings: PeerSettings, cases: Sequence[str] = CASES,
+def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
         peers: Sequence[str] = PEERS) -> dict:
     """Start the servers, check the peers' answers, run the cases; return every figure."""
     load.wrk_path()  # fail early with the install hint
@@ -284,33 +219,29 @@ def run(settings: PeerSettings, cases: Sequence[str] = CASES,
                      "checked_headlines": len(check), "cases": list(cases)},
         "cases": [], "explanation_cases": [], "grid": [], "refused": {}, "unavailable": {},
     }
-    root = Path(tempfile.mkdtemp(prefix="bench-peers-"))
     servers = _Servers()
-    try:
-        results["model_config"] = _build_store(settings, points, root / "store")
-        endpoints = _start(settings, wanted, points, root, results["model_config"], check[0], servers,
-                           results)
-        results["start_s"] = round(time.monotonic() - started, 1)
-        _refuse_disagreeing(endpoints, check, results)
-        if "peers" in cases:
-            print("peers: /predictions", flush=True)
-            results["cases"] = compare(list(endpoints.values()), bodies, settings)
-            results["ratios"] = ratios(results["cases"])
-            results["targets"] = targets(results["cases"])
-        if "explanations" in cases:
-            results["explanation_cases"] = _explanations(
-                endpoints[TORCHSERVE], endpoints.get(FASTAPI_BATCHED), check, bodies, settings, results)
-        if points:
-            results["grid"] = _grid(servers.ts, points, bodies, settings)
-            if results["cases"]:
-                results["choice"] = choose_defaults(results["grid"], results["cases"])
-    except BaseException:
-        print(f"kept {root} for its logs")
-        servers.stop()
-        raise
-    servers.stop()
-    shutil.rmtree(root, ignore_errors=True)
-    results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    with temp_root("bench-peers-") as root:
+        try:
+            results["model_config"] = _build_store(settings, points, root / "store")
+            endpoints = _start(settings, wanted, points, root, results["model_config"], check[0], servers,
+                               results)
+            results["start_s"] = round(time.monotonic() - started, 1)
+            _refuse_disagreeing(endpoints, check, results)
+            if "peers" in cases:
+                print("peers: /predictions", flush=True)
+                results["cases"] = measure_all(list(endpoints.values()), bodies, settings)
+                results["ratios"] = ratios(results["cases"])
+                results["targets"] = targets(results["cases"])
+            if "explanations" in cases:
+                results["explanation_cases"] = _explanations(
+                    endpoints[TORCHSERVE], endpoints.get(FASTAPI_BATCHED), check, bodies, settings, results)
+            if points:
+                results["grid"] = _grid(servers.ts, points, bodies, settings)
+                if results["cases"]:
+                    results["choice"] = choose_defaults(results["grid"], results["cases"])
+        finally:
+            servers.stop()
+    results["machine"]["loadavg_end"] = loadavg()
     results["total_s"] = round(time.monotonic() - started, 1)
     return results
 
@@ -327,4 +258,4 @@ def _explanations(ours: Endpoint, peer: Endpoint | None, check: Sequence[str], b
         print(f"  refused {FASTAPI_BATCHED} explanations: {why}")
         return []
     print(f"explanations: /explanations (agree on {len(check)} headlines)", flush=True)
-    return compare([ours, peer], bodies, settings, explanations=True)
+    return measure_all([ours, peer], bodies, settings, explanations=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench import harness
 from bench.peer_servers import SERVERS
 
-# What bench/peers.json's `cases` entries hold at least (issue 13's schema).
+# What bench/peers.json's `cases` entries hold at least (what docs/benchmarks.md reads).
 CASE_KEYS = ("server", "concurrency", "rps", "p50_ms", "p99_ms")
 
 
@@ -126,8 +127,6 @@ def chart(results: dict, path: Path) -> bool:
 
 def write(results: dict, out_dir: Path, stem: str = "peers") -> list[Path]:
     """peers.json, peers.md and (when there are /predictions cases) peers.png in `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path, png_path = (out_dir / f"{stem}.{ext}" for ext in ("json", "md", "png"))
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
-    md_path.write_text(markdown(results) + "\n")
-    return [json_path, md_path] + ([png_path] if chart(results, png_path) else [])
+    paths = harness.write(out_dir, stem, results, markdown(results))
+    png_path = out_dir / f"{stem}.png"
+    return paths + ([png_path] if chart(results, png_path) else [])

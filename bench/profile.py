@@ -11,7 +11,6 @@ import collections
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,8 +18,9 @@ from pathlib import Path
 import psutil
 
 from bench import archives, headlines, load, server
+from bench.harness import temp_root
+from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
-
 
 
 def _cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
@@ -66,27 +66,25 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
         raise RuntimeError("py-spy is missing: .venv/bin/pip install -r requirements.txt")
     py_spy_cmd = str(py_spy) if py_spy.exists() else "py-spy"
     bodies = headlines.json_bodies(headlines.load(data))
-    model_config = archives.read_model_config(mar)
+    model_config = read_model_config(mar)
     workers = int(model_config.get("minWorkers", 1))
     model = path.rstrip("/").split("/")[-1]
-    root = Path(tempfile.mkdtemp(prefix="profile-"))
     report = []
-    try:
+    with temp_root("profile-") as root:
         archives.copy_into(mar, root / "store")
         # The echo floor rides along so that `--path /predictions/echo` profiles TorchServe alone.
         archives.build_echo(root / "store", {k: v for k, v in model_config.items() if k != "handler"})
         ts = server.start(root / "server", root / "store", {MODEL_NAME: mar.name, "echo": "echo.mar"},
                           workers, base=config)
         try:
-            url = ts.endpoints.inference + path
-            auth = ts.keys().headers("inference")["Authorization"]
-            load.run_wrk(url, bodies, concurrency, 2, 10**6, auth)  # warm-up
+            target = server.target(ts, path)
+            load.run_wrk(target.url, bodies, concurrency, 2, 10**6, target.auth())  # warm-up
             procs = {"java frontend": psutil.Process(ts.pid())}
             for i, p in enumerate(server.worker_processes(ts, model)):
                 procs[f"worker {i} (pid {p.pid})"] = p
             box: dict = {}
             thread = threading.Thread(target=lambda: box.setdefault(
-                "result", load.run_wrk(url, bodies, concurrency, seconds + 1, 10**7, auth)))
+                "result", load.run_wrk(target.url, bodies, concurrency, seconds + 1, 10**7, target.auth())))
             before = _cpu_seconds(procs)
             wall = time.monotonic()
             thread.start()
@@ -116,6 +114,4 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
                 report.append(summarize_collapsed(collapsed))
         finally:
             ts.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     return "\n".join(report) + "\n"

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench import harness
+
 
 def _fmt(value, digits: int = 2) -> str:
     if value is None:
@@ -98,9 +100,7 @@ def chart(results: dict, path: Path) -> None:
 
 def write(results: dict, out_dir: Path, stem: str = "results") -> list[Path]:
     """results.json, results.md and results.png in `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.md", out_dir / f"{stem}.png"]
-    paths[0].write_text(json.dumps(results, indent=2) + "\n")
-    paths[1].write_text(markdown(results) + "\n")
-    chart(results, paths[2])
+    paths = harness.write(out_dir, stem, results, markdown(results))
+    paths.append(out_dir / f"{stem}.png")
+    chart(results, paths[-1])
     return paths

@@ -1,20 +1,20 @@
 """What the bench needs on top of serving.server: several named models, worker processes.
 
 serving.server.TorchServe starts TorchServe in its own directory (own temp dir, own key
-file, free loopback ports through `test_config`) and talks to its APIs; here we add loading
-several archives under chosen names, waiting for all of them, and finding the worker
-processes (for resident memory, and for the crash test's kill -9).
+file, free loopback ports through `config_on_free_ports`) and talks to its APIs; here we add
+loading several archives under chosen names, waiting for all of them, a load target per
+endpoint, and finding the worker processes (for resident memory, and for kill -9).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Iterable
 
 import psutil
 import requests
 
-from serving.server import ServerError, TorchServe, test_config
+from bench.harness import Target, wait_for
+from serving.server import ServerError, TorchServe, config_on_free_ports
 
 WORKER_SCRIPT = "model_service_worker.py"
 
@@ -26,7 +26,7 @@ def start(workdir: Path, model_store: Path, models: dict[str, str], workers: int
     `workers` READY workers. `overrides` change config.properties entries."""
     workdir.mkdir(parents=True, exist_ok=True)
     load_models = ",".join(f"{name}={mar}" for name, mar in models.items())
-    config = test_config(workdir, model_store, workers=workers, load_models=load_models, **overrides)
+    config = config_on_free_ports(workdir, model_store, workers=workers, load_models=load_models, **overrides)
     server = TorchServe(workdir, config)
     server.start(model=None, timeout=timeout_s)
     try:
@@ -39,20 +39,21 @@ def start(workdir: Path, model_store: Path, models: dict[str, str], workers: int
 
 def wait_models(server: TorchServe, models: Iterable[str], workers: int = 1,
                 timeout_s: float = 300) -> None:
-    """Wait until every model has at least `workers` READY workers."""
+    """Wait until every model has at least `workers` READY workers (ServerError otherwise)."""
     models = list(models)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if all(server.ready_workers(m) >= workers for m in models):
-                return
-        except (requests.RequestException, ValueError, IndexError, KeyError):
-            pass
-        if server.pid() is None:
-            raise ServerError(f"TorchServe exited while loading {models}; see {server.workdir / 'logs'}")
-        time.sleep(0.2)
-    raise ServerError(f"{models} not ready with {workers} worker(s) after {timeout_s:.0f} s; "
-                      f"see {server.workdir / 'logs'}")
+    try:
+        wait_for(lambda: all(server.ready_workers(m) >= workers for m in models), timeout_s,
+                 f"{models} with {workers} READY worker(s)", interval_s=0.2,
+                 not_yet=(requests.RequestException, ValueError, IndexError, KeyError),
+                 gone=lambda: None if server.pid() else "TorchServe exited")
+    except (RuntimeError, TimeoutError) as err:
+        raise ServerError(f"{err}; see {server.workdir / 'logs'}") from None
+
+
+def target(server: TorchServe, path: str) -> Target:
+    """`path` of the server's inference API (e.g. /predictions/news_cnn) as a load target."""
+    return Target(path, server.endpoints.inference + path,
+                  lambda: server.keys().headers("inference")["Authorization"])
 
 
 def worker_processes(server: TorchServe, model: str | None = None) -> list[psutil.Process]:

@@ -32,8 +32,8 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from serving import keys as keyfile
+from serving.archive import read_model_config
 from serving.health import HealthChecker, ProbeServer, model_archive
-from serving.mar import read_model_config
 from serving.scaling import count_ready
 from serving.server import DRAIN_BOUND_S, MODEL_NAME, ServerError, TorchServe
 

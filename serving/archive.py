@@ -12,6 +12,9 @@ PYTHONPATH) imports `model` from the archive.
 `model_store/news_cnn.mar` is the archive `make serve` serves. A versioned build
 (`--versioned`, what `make archive VERSION=2.0` runs) is written as `news_cnn_v2.0.mar` beside
 it and leaves it alone, unless `--promote` asks for it to become the served one too.
+
+A built .mar is a zip whose MAR-INF/MANIFEST.json names the model-config file packed with it:
+`read_model_config` reads that file without unpacking the archive.
 """
 from __future__ import annotations
 
@@ -22,7 +25,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
+
+import yaml
 
 from model import artifacts
 from serving.health import CANARY_FILE, DEFAULT_CANARY_TEXT
@@ -37,6 +43,8 @@ MODEL_PACKAGE = REPO_ROOT / "model"
 MODEL_DEFINITION = MODEL_PACKAGE / "cnn.py"
 # Artifacts the handler cannot work without; filter_thresholds.json only sharpens explanations.
 REQUIRED = tuple(n for n in artifacts.SERVING_FILES if n != artifacts.FILTER_THRESHOLDS)
+# The archive's own manifest, written by torch-model-archiver (not the artifacts' manifest.json).
+MAR_MANIFEST = "MAR-INF/MANIFEST.json"
 
 
 class ArchiveError(RuntimeError):
@@ -126,6 +134,22 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
         target = export_path / (file_name or f"{model_name}.mar")
         shutil.move(str(built / f"{model_name}.mar"), target)
     return target
+
+
+def model_config_member(mar: str | Path) -> str:
+    """The archive member that holds the model-config (from its manifest)."""
+    with zipfile.ZipFile(mar) as z:
+        manifest = json.loads(z.read(MAR_MANIFEST))
+    name = manifest.get("model", {}).get("configFile")
+    if not name:
+        raise ValueError(f"{mar} has no model-config file in its manifest")
+    return name
+
+
+def read_model_config(mar: str | Path) -> dict:
+    """The model-config.yaml packed in `mar` (batchSize, maxBatchDelay, workers, ...)."""
+    with zipfile.ZipFile(mar) as z:
+        return yaml.safe_load(z.read(model_config_member(mar))) or {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,10 +72,11 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
-def test_config(workdir: str | Path, model_store: str | Path, workers: int = 1,
-                base: str | Path = DEFAULT_CONFIG, **overrides: object) -> Path:
+def config_on_free_ports(workdir: str | Path, model_store: str | Path, workers: int = 1,
+                         base: str | Path = DEFAULT_CONFIG, **overrides: object) -> Path:
     """Write `<workdir>/config.properties`: the project's config on free loopback ports,
-    with absolute paths to `model_store` and the metrics configuration."""
+    with absolute paths to `model_store` and the metrics configuration (a server beside
+    others: tests, benchmarks). `overrides` replace config.properties entries."""
     *http_ports, grpc_inference, grpc_management = free_ports(6)
     endpoints = Endpoints.on_ports(*http_ports)
     # TorchServe always opens its gRPC ports too (7070/7071 unless told otherwise): two
@@ -85,8 +86,6 @@ def test_config(workdir: str | Path, model_store: str | Path, workers: int = 1,
                 "metrics_config": METRICS_CONFIG, "default_workers_per_model": workers, **overrides}
     return write_properties(Path(workdir) / "config.properties", base, **settings)
 
-
-test_config.__test__ = False  # a helper for tests, not a test: pytest must not collect it
 
 
 def _executable(name: str) -> str:

@@ -53,7 +53,7 @@ def served_archive(artifacts: _Path, workdir: _Path, model_config: str | None = 
     archived into `workdir`, with `model_config` as its model-config.yaml when given; stopped
     on exit. Tests that use it are integration tests."""
     from serving.archive import build_archive
-    from serving.server import TorchServe, test_config
+    from serving.server import TorchServe, config_on_free_ports
 
     config_path = None
     if model_config is not None:
@@ -61,12 +61,19 @@ def served_archive(artifacts: _Path, workdir: _Path, model_config: str | None = 
         config_path.write_text(model_config)
     options = {"model_config": config_path} if config_path else {}
     build_archive(artifacts, workdir / "model_store", **options)
-    ts = TorchServe(workdir, test_config(workdir, workdir / "model_store", workers=1))
+    ts = TorchServe(workdir, config_on_free_ports(workdir, workdir / "model_store", workers=1))
     try:
         ts.start(timeout=180)
         yield ts
     finally:
         ts.stop()
+
+
+def pytest_addoption(parser: _pytest.Parser) -> None:
+    """The reliability suite's options (--soak-size, ...): pytest reads options only from the
+    conftest at the top of the tests."""
+    from reliability.settings import add_options
+    add_options(parser)
 
 
 @_pytest.fixture(scope="session")

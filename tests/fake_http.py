@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
+from client.api import CORRELATION_HEADER
+
 
 class JSONHandler(BaseHTTPRequestHandler):
     """A quiet request handler that answers with JSON bodies."""
@@ -25,6 +27,23 @@ class JSONHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass  # keep test output clean
+
+
+class EchoHandler(JSONHandler):
+    """Answers each POST with its JSON body and the request's correlation id (as the news
+    handler echoes it); 401 unless the Authorization header is `server.auth` (serve it with
+    auth="Bearer k")."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs (40 ms)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.answer(200 if self.headers.get("Authorization") == self.server.auth else 401, body)
+
+    def answer(self, status: int, body: object) -> None:
+        """Send the answer (a subclass may send it twice, or fail it)."""
+        self.send_json(status, body, {CORRELATION_HEADER: self.headers.get(CORRELATION_HEADER)})
 
 
 @contextmanager

@@ -1,82 +1,21 @@
-"""Unit tests of the benchmark's parts (no TorchServe): archives, load generators against a
-local HTTP server, bad-input catalogue, reference answers, in-process timing, reports."""
+"""Unit tests of the benchmark's parts (no TorchServe): archives, wrk against a local HTTP
+server, answer comparison, in-process timing, reports."""
 from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 import fake_http
-from bench import archives, badinput, benchmark, echo_handler, headlines, load, profile, report
-from client.api import CORRELATION_HEADER
-from serving.server import free_port
-
-
-class _Echo(BaseHTTPRequestHandler):
-    """Answers POST with its body; 401 without the expected Authorization header."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs (40 ms)
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        status = 200 if self.headers.get("Authorization") == "Bearer k" else 401
-        for copy in range(self.copies()):
-            if copy:
-                time.sleep(0.2)  # the copy comes later, once the client has sent its next request
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if self.headers.get(CORRELATION_HEADER):  # echoed like the news handler does
-                self.send_header(CORRELATION_HEADER, self.headers[CORRELATION_HEADER])
-            self.end_headers()
-            self.wfile.write(body)
-
-    def copies(self) -> int:
-        """How many times to send the answer (once; see _AnswersOneRequestTwice)."""
-        return 1
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-class _AnswersOneRequestTwice(_Echo):
-    """Sends the answer to the server's 5th request twice on its keep-alive connection, as
-    TorchServe 0.12 can after a scale-down (serve it with seen=0, lock=threading.Lock())."""
-
-    def copies(self) -> int:
-        with self.server.lock:
-            self.server.seen += 1
-            return 2 if self.server.seen == 5 else 1
-
-
-class _FailsTheThirdRequest(_Echo):
-    """Answers the server's 3rd request with TorchServe's 500 "Worker died." (serve it with
-    seen=0, lock=threading.Lock())."""
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        with self.server.lock:
-            self.server.seen += 1
-            third = self.server.seen == 3
-        if not third:
-            super().do_POST()
-            return
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = b'{"code": 500, "type": "InternalServerException", "message": "Worker died."}'
-        self.send_response(500)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+from bench import archives, benchmark, echo_handler, harness, headlines, load, profile, report
 
 
 @pytest.fixture
 def http_echo():
-    with fake_http.serve(_Echo) as (url, _):
+    with fake_http.serve(fake_http.EchoHandler, auth="Bearer k") as (url, _):
         yield f"{url}/predictions/echo"
 
 
@@ -107,8 +46,6 @@ def test_variant_overrides_merge_the_handler_section():
 def test_load_refuses_other_hosts():
     with pytest.raises(ValueError):
         load.require_loopback("http://example.com/predictions/x")
-    with pytest.raises(ValueError):
-        load.CheckedLoad("http://10.0.0.1:8080/x")
     load.require_loopback("http://127.0.0.1:1/x")
 
 
@@ -126,102 +63,34 @@ def test_wrk_counts_requests_statuses_and_stops_at_its_budget(http_echo):
     assert set(refused.statuses) == {"401"} and refused.ok == 0
 
 
-def test_checked_load_keeps_every_answer_in_order(http_echo):
-    requests_ = [(json.dumps({"text": t}).encode(), "application/json") for t in headlines.SAMPLE]
-    client = load.CheckedLoad(http_echo, headers={"Authorization": "Bearer k"})
-    outcomes = client.run(requests_, concurrency=4, total=50)
-    assert [o.index for o in outcomes] == list(range(50)) and client.completed == 50
-    for o in outcomes:
-        assert o.status == 200 and o.json() == {"text": headlines.SAMPLE[o.index % len(headlines.SAMPLE)]}
-        assert o.latency_s >= 0
+SAME = ("label", "abstained")  # what the reliability suite compares exactly
 
 
-def test_checked_load_catches_an_answer_meant_for_the_previous_request():
-    with fake_http.serve(_AnswersOneRequestTwice, seen=0, lock=threading.Lock()) as (url, _):
-        client = load.CheckedLoad(f"{url}/x", headers={"Authorization": "Bearer k"})
-        outcomes = client.run([(str(i).encode(), "text/plain") for i in range(12)], concurrency=1)
-    assert [o.index for o in outcomes if o.misdelivered] == [5]
-    late = outcomes[5]
-    assert late.status == 200 and late.body == b"4" and late.echoed_id == "4"
-    # The connection out of step is replaced: every later answer is its own request's again.
-    assert late.connection == 0 and {o.connection for o in outcomes[6:]} == {1}
-    assert all(o.body == str(o.index).encode() for o in outcomes if not o.misdelivered)
-
-
-# The copy of request 4's answer lands on request 5; the third request is index 2.
-@pytest.mark.parametrize("server, failed_try", [(_AnswersOneRequestTwice, 5), (_FailsTheThirdRequest, 2)])
-def test_a_retrying_checked_load_ends_with_every_right_answer_and_keeps_the_failed_try(server, failed_try):
-    with fake_http.serve(server, seen=0, lock=threading.Lock()) as (url, _):
-        client = load.CheckedLoad(f"{url}/x", headers={"Authorization": "Bearer k"}, retries=1)
-        outcomes = client.run([(str(i).encode(), "text/plain") for i in range(8)], concurrency=1)
-    assert all(o.status == 200 and o.body == str(o.index).encode() and not o.misdelivered
-               for o in outcomes)
-    retried = [o for o in outcomes if o.earlier]
-    assert [o.index for o in retried] == [failed_try]
-    (first,) = retried[0].earlier
-    assert first.needs_retry and first.connection < retried[0].connection
-    assert len(retried[0].tries()) == 2
-
-
-def test_checked_load_refuses_a_negative_retry_count():
-    with pytest.raises(ValueError, match="retries must be 0 or more"):
-        load.CheckedLoad("http://127.0.0.1:9/x", retries=-1)
-
-
-def test_checked_load_reports_a_dead_server_as_failed_requests():
-    port = free_port()  # nothing listens there
-    outcomes = load.CheckedLoad(f"http://127.0.0.1:{port}/x", timeout_s=2).run([(b"x", "text/plain")], 2,
-                                                                              total=4)
-    assert len(outcomes) == 4 and all(o.status == 0 and o.error for o in outcomes)
-
-
-def test_percentile_nearest_rank():
-    values = list(range(1, 101))
-    assert load.percentile(values, 50) == 50
-    assert load.percentile(values, 99) == 99
-    assert load.percentile([], 50) == 0.0
-
-
-def test_bad_input_catalogue_is_large_varied_and_really_bad():
-    cases = badinput.bad_requests(max_request_size=1000, max_chars=50, max_texts=3, random_count=150)
-    assert len(cases) >= 200
-    names = [name for name, _, _ in cases]
-    assert len(set(names)) == len(names)
-    for name, body, _ in cases:
-        if name.startswith("random bytes"):
-            with pytest.raises(UnicodeDecodeError):
-                body.decode("utf-8")
-        if name.startswith("huge"):
-            assert len(body) > 1000
-        if name.startswith("over-long"):
-            assert len(body) > 50
-    assert {c for _, _, c in cases} >= {None, badinput.JSON, badinput.TEXT, "application/octet-stream"}
-
-
-def test_reference_answers_match_within_tolerance(tiny_artifacts):
-    from bench.soak import Expectations
-    expect = Expectations(tiny_artifacts, ["final tennis tournament", "oil prices"])
-    answer = json.loads(json.dumps(expect.answers["oil prices"]))
-    assert expect.matches("oil prices", answer)
+def test_served_answers_match_the_reference_within_the_probability_tolerance(tiny_artifacts):
+    reference = harness.reference_answers(tiny_artifacts, ["final tennis tournament", "oil prices"])
+    answer = json.loads(json.dumps(reference["oil prices"]))
+    assert harness.disagreement(reference["oil prices"], answer, same=SAME) is None
     nudged = dict(answer, probabilities={k: v + 5e-5 for k, v in answer["probabilities"].items()})
-    assert expect.matches("oil prices", nudged)
+    assert harness.disagreement(reference["oil prices"], nudged, same=SAME) is None
     wrong = dict(answer, probabilities={k: v + 1e-3 for k, v in answer["probabilities"].items()})
-    assert not expect.matches("oil prices", wrong)
-    assert not expect.matches("oil prices", dict(answer, label="nope"))
-    assert not expect.matches("oil prices", None)
+    assert "probabilities differ" in harness.disagreement(reference["oil prices"], wrong, same=SAME)
+    assert "label 'nope'" in harness.disagreement(reference["oil prices"], dict(answer, label="nope"))
+    assert "not an answer object" in harness.disagreement(reference["oil prices"], None)
 
 
 def test_an_abstention_matches_only_an_abstention(tiny_artifacts):
-    from bench.soak import Expectations
-    expect = Expectations(tiny_artifacts, ["zzz qqq", "oil prices"])
-    abstained = json.loads(json.dumps(expect.answers["zzz qqq"]))
+    reference = harness.reference_answers(tiny_artifacts, ["zzz qqq", "oil prices"])
+    abstained = json.loads(json.dumps(reference["zzz qqq"]))
     assert abstained["abstained"] == "no_known_words"
-    assert expect.matches("zzz qqq", abstained)
-    answered = json.loads(json.dumps(expect.answers["oil prices"]))
-    assert not expect.matches("zzz qqq", dict(answered, label=None))  # probabilities where none belong
-    assert not expect.matches("oil prices", dict(answered, label=None, probabilities=None,
-                                                 abstained="no_known_words"))
-    assert not expect.matches("zzz qqq", dict(abstained, abstained=None))
+    assert harness.disagreement(reference["zzz qqq"], abstained, same=SAME) is None
+    answered = json.loads(json.dumps(reference["oil prices"]))
+    # probabilities where none belong
+    assert harness.disagreement(reference["zzz qqq"], dict(answered, label=None, abstained="no_known_words"),
+                                same=SAME)
+    assert harness.disagreement(reference["oil prices"], dict(answered, label=None, probabilities=None,
+                                                              abstained="no_known_words"), same=SAME)
+    assert harness.disagreement(reference["zzz qqq"], dict(abstained, abstained=None), same=SAME)
+
 
 def test_time_per_item_reports_microseconds_per_headline():
     from bench import inprocess
@@ -298,5 +167,5 @@ def test_unknown_case_names_are_refused_before_anything_starts(capsys):
     assert exit_.value.code == 2
     assert "unknown case(s) flor; choose from startup,floor" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["soak", "--cases", ","])
+        main(["peers", "--cases", ","])
     assert "(none given)" in capsys.readouterr().err

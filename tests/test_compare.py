@@ -22,7 +22,11 @@ def test_markdown_lists_every_row_with_its_ratio():
     assert "2 CPUs (Test CPU)" in table  # figures name the CPU they come from
 
 
-def test_missing_archive_is_refused_with_a_message(tmp_path, capsys):
-    code = compare.main(["--baseline", str(tmp_path / "old.mar"), "--mar", str(tmp_path / "new.mar")])
+def test_a_missing_baseline_is_refused_with_a_message_before_anything_starts(tmp_path, capsys):
+    from bench.__main__ import main
+    (tmp_path / "new.mar").write_text("")
+    code = main(["compare", "--baseline", str(tmp_path / "old.mar"), "--mar", str(tmp_path / "new.mar"),
+                 "--out", str(tmp_path / "out")])
     assert code == 2
-    assert "old.mar is not a file" in capsys.readouterr().err
+    assert "old.mar is missing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

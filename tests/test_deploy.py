@@ -14,7 +14,7 @@ import yaml
 
 from deploy import kserve_storage
 from deploy.kserve_storage import StorageError, build_storage, read_properties
-from serving import server as serving_server  # module import: pytest would collect its test_config
+from serving import server as serving_server
 from serving.archive import MODEL_NAME, build_archive
 
 REPO = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from serving.health import (CANARY_FILE, CANARY_TIMEOUT_S, TOLERATED_CANARY_TIME
                             ProbeServer, Verdict, model_archive)
 from serving.properties import REPO_ROOT, Endpoints
 from serving.server import (DRAIN_BOUND_S, PROBE_STOP_S, SHUTDOWN_BOUND_S, STOP_BOUND_S, TorchServe,
-                            test_config)
+                            config_on_free_ports)
 from conftest import served_archive
 
 MODEL_CONFIG = """\
@@ -266,7 +266,7 @@ def test_the_container_entry_point_after_a_prestop_drain_stops_without_draining_
     if shutil.which("java") is None:
         pytest.skip("TorchServe needs Java 17+")
     build_archive(tiny_artifacts, tmp_path / "model_store")
-    ts = TorchServe(tmp_path, test_config(tmp_path, tmp_path / "model_store", workers=1))
+    ts = TorchServe(tmp_path, config_on_free_ports(tmp_path, tmp_path / "model_store", workers=1))
     where = ["--workdir", str(tmp_path), "--config", str(ts.config)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     run = subprocess.Popen([sys.executable, "-m", "serving", "run", *where, "--timeout", "150"],

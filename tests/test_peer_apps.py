@@ -12,8 +12,8 @@ pytest.importorskip("fastapi", reason="fastapi is a bench-only dependency: "
 httpx = pytest.importorskip("httpx", reason="the ASGI test client is httpx (bench/requirements-peers.txt)")
 
 from bench import inprocess  # noqa: E402
+from bench.harness import disagreement  # noqa: E402
 from bench.peer_apps import PeerModel, create_app  # noqa: E402
-from bench.peers import disagreement  # noqa: E402
 
 TEXTS = ["The final tennis tournament starts next week.", "Oil prices and the stocks market",
          "space rocket software", "election vote talks in the war",

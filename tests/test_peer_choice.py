@@ -1,4 +1,4 @@
-"""The analysis of `make bench-peers`' figures: ratios to the best peer, issue 13's targets,
+"""The analysis of `make bench-peers`' figures: ratios to the best peer, the peer targets,
 and the choice of batch settings from the grid."""
 from __future__ import annotations
 

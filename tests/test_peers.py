@@ -7,7 +7,7 @@ import json
 import pytest
 
 import fake_http
-from bench import peer_servers, peers
+from bench import harness, peer_servers, peers
 from peer_rows import result
 
 ANSWER = {"label": "Sports",
@@ -20,16 +20,16 @@ EXPLAINED = {**ANSWER, "tokens": ["final", "tennis", "tournament"], "explained_c
 def test_the_same_answer_agrees_within_rounding_and_whatever_keys_are_added():
     nudged = dict(ANSWER, probabilities={k: v + 5e-5 for k, v in ANSWER["probabilities"].items()},
                   abstained=None)
-    assert peers.disagreement(ANSWER, nudged) is None
-    assert peers.disagreement(EXPLAINED, dict(EXPLAINED, token_scores=[0.1005, 0.7, 0.2]), True) is None
+    assert harness.disagreement(ANSWER, nudged) is None
+    assert harness.disagreement(EXPLAINED, dict(EXPLAINED, token_scores=[0.1005, 0.7, 0.2]), True) is None
 
 
 def test_abstained_answers_agree_on_their_null_label_whatever_the_explanation_keys():
     abstained = {"label": None, "probabilities": None, "num_tokens": 0, "unknown_tokens": 0,
                  "abstained": "no_known_words"}
     peer = {"label": None, "probabilities": None, "num_tokens": 0, "unknown_tokens": 0}
-    assert peers.disagreement(dict(abstained, tokens=[]), peer, explanations=True) is None
-    assert "label 'Sports'" in peers.disagreement(abstained, ANSWER)
+    assert harness.disagreement(dict(abstained, tokens=[]), peer, explanations=True) is None
+    assert "label 'Sports'" in harness.disagreement(abstained, ANSWER)
 
 
 @pytest.mark.parametrize("got, why", [
@@ -40,7 +40,7 @@ def test_abstained_answers_agree_on_their_null_label_whatever_the_explanation_ke
     ({"code": 500, "message": "Worker died."}, "label None"),
 ])
 def test_a_different_answer_is_named(got, why):
-    assert why in peers.disagreement(ANSWER, got)
+    assert why in harness.disagreement(ANSWER, got)
 
 
 @pytest.mark.parametrize("change, why", [
@@ -50,8 +50,8 @@ def test_a_different_answer_is_named(got, why):
     ({"explained_class": "World"}, "explained_class"),
 ])
 def test_a_different_explanation_is_named_and_ignored_for_predictions(change, why):
-    assert why in peers.disagreement(EXPLAINED, dict(EXPLAINED, **change), explanations=True)
-    assert peers.disagreement(EXPLAINED, dict(EXPLAINED, **change)) is None
+    assert why in harness.disagreement(EXPLAINED, dict(EXPLAINED, **change), explanations=True)
+    assert harness.disagreement(EXPLAINED, dict(EXPLAINED, **change)) is None
 
 
 class _Peer(fake_http.JSONHandler):
@@ -85,7 +85,7 @@ def test_rounds_alternate_the_order_and_keep_each_servers_best():
             return result(next(figures[name]))
         return call
 
-    best = peers.best_of_rounds({"a": run("a"), "b": run("b")}, rounds=3)
+    best = harness.best_of_rounds({"a": run("a"), "b": run("b")}, rounds=3)
     assert order == ["a", "b", "b", "a", "a", "b"]
     assert {k: v.rps for k, v in best.items()} == {"a": 300.0, "b": 60.0}
 

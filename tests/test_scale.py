@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from tiny_headlines import write_csv
-from training import scale
-from training.scale import Run
+from bench import scale
+from bench.scale import Run
 
 
 def test_repeated_csv_cycles_through_the_source(tmp_path):
@@ -71,7 +71,7 @@ def run(rows, command, wall, steps=None):
                peak_memory_mb=1234.5, exit_code=0, step_seconds=steps or {})
 
 
-HOST = {"cpu": "Intel Xeon Processor", "cores": 2, "python": "3.11", "date": "2026-11-26"}
+HOST = {"cpu_model": "Intel Xeon Processor", "cores_usable": 2, "python": "3.11", "date": "2026-11-26"}
 
 
 def test_markdown_table_rows_and_slowest_steps_of_the_largest_run():
@@ -99,7 +99,7 @@ def test_run_all_writes_json_and_markdown_after_each_run(tmp_path, monkeypatch):
     assert [(r.rows, r.command, r.exit_code, r.step_seconds) for r in runs] == \
         [(30, "serve", 0, {"read": 0.5}), (50, "serve", 0, {"read": 0.5})]
     saved = json.loads((tmp_path / "scale" / "scale.json").read_text())
-    assert [r["rows"] for r in saved["runs"]] == [30, 50] and saved["machine"]["cores"] >= 1
+    assert [r["rows"] for r in saved["runs"]] == [30, 50] and saved["machine"]["cores_usable"] >= 1
     assert len(pd.read_csv(tmp_path / "scale" / "data" / "news_50.csv")) == 50
     assert "| 50 | `make serve` training step |" in (tmp_path / "scale" / "scale.md").read_text()
 

@@ -12,7 +12,7 @@ from model.predictor import Predictor
 from serving import keys as keyfile
 from serving.archive import build_archive
 from serving.properties import read_properties
-from serving.server import TorchServe, test_config
+from serving.server import TorchServe, config_on_free_ports
 from conftest import served_archive
 
 pytestmark = pytest.mark.integration
@@ -222,7 +222,7 @@ def test_rest_predictions_equal_the_in_process_model_on_the_test_split(trained_a
     workdir = tmp_path_factory.mktemp("torchserve_trained")
     build_archive(artifacts_dir, workdir / "model_store")
     expected = Predictor.from_dir(artifacts_dir).predict(titles)
-    with TorchServe(workdir, test_config(workdir, workdir / "model_store")).start(timeout=180) as ts:
+    with TorchServe(workdir, config_on_free_ports(workdir, workdir / "model_store")).start(timeout=180) as ts:
         answers = []
         for start in range(0, len(titles), 64):
             response = post(ts, json={"texts": titles[start:start + 64]})

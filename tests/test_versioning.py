@@ -13,7 +13,7 @@ import requests
 
 from deploy.kserve_storage import read_manifest
 from serving import archive
-from serving import server as serving_server  # module import: pytest would collect its test_config
+from serving import server as serving_server
 from serving.server import MODEL_NAME, TorchServe
 from tests.conftest import write_tiny_artifacts
 
@@ -42,10 +42,10 @@ def server(model_store, tmp_path_factory):
     """TorchServe serving news_cnn 1.0 at start, with the register API on; always stopped."""
     workdir = tmp_path_factory.mktemp("versioning_server")
     grpc_inference, grpc_management = serving_server.free_ports(2)  # 7070/7071 may be taken
-    config = serving_server.test_config(workdir, model_store, workers=1, enable_model_api="true",
-                                        load_models=f"{MODEL_NAME}_v1.0.mar",
-                                        grpc_inference_port=grpc_inference,
-                                        grpc_management_port=grpc_management)
+    config = serving_server.config_on_free_ports(workdir, model_store, workers=1, enable_model_api="true",
+                                                 load_models=f"{MODEL_NAME}_v1.0.mar",
+                                                 grpc_inference_port=grpc_inference,
+                                                 grpc_management_port=grpc_management)
     ts = TorchServe(workdir, config)
     try:
         ts.start(MODEL_NAME)

@@ -10,7 +10,7 @@ import contextlib
 import time
 from typing import Iterator
 
-# Written into the artifact directory by every run; `python -m training.scale` reads it.
+# Written into the artifact directory by every run; `python -m bench.scale` reads it.
 STEP_SECONDS = "step_seconds.json"
 
 

@@ -1,8 +1,9 @@
 """The malformed requests of the bad-input barrage, each with what a right answer looks like.
 
-Every case of the handler's bad-input list (issue 3), plus random bytes, bodies over
-max_request_size, deeply nested JSON, wrong content types and unicode edge cases. Each is
-(name, body, content type); every one must get a 4xx with a JSON body.
+Every kind of input the handler refuses (empty or whitespace, invalid UTF-8, malformed
+JSON, wrong types, over-long), plus random bytes, bodies over max_request_size, deeply nested
+JSON, wrong content types and unicode edge cases. Each is (name, body, content type); every
+one must get a 4xx with a JSON body.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """How training scales with the data: wall time, CPU time and peak memory at several sizes.
 
-    python -m training.scale --data news.csv                      # 10k, 40k and 120k rows
-    python -m training.scale --data news.csv --rows 10000 --note "quiet machine"
+    python -m bench.scale --data news.csv                      # 10k, 40k and 120k rows
+    python -m bench.scale --data news.csv --rows 10000 --note "quiet machine"
 
 For each size it builds a CSV of that many rows by repeating the given one, then times the two
 training commands a user meets, each in a fresh process, exactly as the Makefile runs them:
@@ -16,10 +16,8 @@ so the F1 of these runs means nothing: the table is about time and memory only.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -30,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from training.config import available_cores
+from bench.harness import machine
 from training.data import CATEGORY, TITLE, read_headlines
 from training.errors import TrainingError
 from training.timing import STEP_SECONDS
@@ -186,20 +184,6 @@ def read_step_seconds(artifacts: Path) -> dict[str, float]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def machine() -> dict:
-    """What the figures were measured on: CPU model, cores usable, Python, date."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": available_cores(), "python": platform.python_version(),
-            "date": dt.date.today().isoformat()}
-
-
 def _minutes(seconds: float) -> str:
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}:{rest:02d}"
@@ -207,7 +191,7 @@ def _minutes(seconds: float) -> str:
 
 def markdown(runs: Sequence[Run], host: dict, note: str = "") -> str:
     """The scale table (one row per size and command) and the slowest steps of the largest run."""
-    lines = [f"Measured on {host['cpu']}, {host['cores']} cores usable, {host['date']}"
+    lines = [f"Measured on {host['cpu_model']}, {host['cores_usable']} cores usable, {host['date']}"
              + (f"; {note}" if note else "") + ".", "",
              "| rows | training command | wall (m:ss) | CPU time (m:ss) | peak memory (MB) | exit |",
              "|---:|---|---:|---:|---:|---:|"]
@@ -273,7 +257,7 @@ def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path
 
 def build_parser() -> argparse.ArgumentParser:
     """The scale script's options."""
-    p = argparse.ArgumentParser(prog="python -m training.scale", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="headlines CSV to repeat (e.g. the 10,000-row news.csv)")
     p.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS), help="sizes to build and time")
