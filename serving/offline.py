@@ -46,7 +46,7 @@ class OfflineModel:
     unpacked archive is removed on exit); calls are serialised (one handler, one context)."""
 
     def __init__(self, source: str | Path, model_config: dict | None = None,
-                 warn: IO[str] = sys.stderr) -> None:
+                 warn: IO[str] | None = None) -> None:
         """Load `source` (a .mar or an artifacts directory); `model_config` replaces its
         model-config.yaml (e.g. other handler limits)."""
         # TorchServe's base handler warns on import about accelerators it did not find
@@ -60,7 +60,7 @@ class OfflineModel:
         model_dir, manifest, archived_config = self._unpack()
         for name in self._differing_code(model_dir):
             print(f"warning: {self.source}'s {name} differs from this checkout's, whose code runs "
-                  f"here: its answers may differ from the served ones", file=warn)
+                  f"here: its answers may differ from the served ones", file=warn or sys.stderr)
         self.context = Context(MODEL_NAME, str(model_dir), manifest, 1, None, "offline",
                                metrics=None, model_yaml_config=model_config or archived_config)
         self.handler = NewsHandler()

@@ -8,7 +8,6 @@ a fake TorchServe REST API (handler_http), so answers and refusals are the handl
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import random
@@ -103,9 +102,8 @@ def test_every_row_comes_back_in_input_order_with_its_columns_unchanged(model, t
     assert [r[:3] for r in out[1:]] == rows
     for row, text in zip(out[1:], texts):
         answer = alone(model, text)
-        expected_confidence = answer["probabilities"][answer["label"]] if answer["label"] else None
-        assert row[3:] == [answer["label"] or "", "" if expected_confidence is None else str(expected_confidence),
-                           answer["abstained"] or "", ""]
+        confidence = str(answer["probabilities"][answer["label"]]) if answer["label"] else ""
+        assert row[3:] == [answer["label"] or "", confidence, answer["abstained"] or "", ""]
     assert max(len(b["texts"]) for b in httpd.bodies) == 3 and len(httpd.bodies) == 17
     assert (summary.rows, summary.refused) == (50, 0) and summary.labelled + summary.abstained == 50
 
