@@ -182,6 +182,8 @@ def execute(args: argparse.Namespace, model: batch.Model | None = None) -> int:
     except (ClientError, FileNotFoundError) as err:
         print(f"error: {err}{_kept(args, summary)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # stdout's reader went away (`| head`): the console's to handle, not an error
     except OSError as err:  # requests' connection errors are OSErrors too
         print(f"error: {_unanswered(err, args)}{_kept(args, summary)}", file=sys.stderr)
         return 1

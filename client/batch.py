@@ -24,7 +24,7 @@ import time
 from collections import deque
 from contextlib import contextmanager
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Protocol
@@ -37,6 +37,8 @@ from client.api import ClientError, KeyRefused, ServerFailure
 ANSWER_COLUMNS = ("label", "confidence", "abstained", "error")
 PROBABILITY_PREFIX = "prob_"
 DEFAULT_IN_FLIGHT = 4
+# How long a stopped run waits for the requests it still has out (see `answered`).
+STOP_WAIT_S = 5.0
 # Statuses of a refusal that concerns what the request holds (a headline empty or too long,
 # too many headlines, a body over TorchServe's max_request_size), not the server or the key.
 REFUSAL_STATUSES = frozenset({400, 413})
@@ -185,14 +187,20 @@ def answered(model: Model, records: Iterable[Record], max_texts: int, in_flight:
     if max_texts < 1 or in_flight < 1:
         raise ValueError(f"max_texts and in_flight must be positive, not {max_texts} and {in_flight}")
     pending: deque[tuple[list[Record], Future]] = deque()
-    for chunk in _chunks(records, max_texts):
-        pending.append((chunk, _in_background(_answer_records, model, chunk, explain)))
-        if len(pending) >= in_flight:
+    try:
+        for chunk in _chunks(records, max_texts):
+            pending.append((chunk, _in_background(_answer_records, model, chunk, explain)))
+            if len(pending) >= in_flight:
+                done, future = pending.popleft()
+                yield list(zip(done, future.result()))
+        while pending:
             done, future = pending.popleft()
             yield list(zip(done, future.result()))
-    while pending:
-        done, future = pending.popleft()
-        yield list(zip(done, future.result()))
+    finally:
+        # Stopped early: let the requests still out end, so that a model computing in this
+        # process is not cut off by the interpreter's exit (torch aborts), but wait no longer
+        # than STOP_WAIT_S for a server that does not answer.
+        wait([future for _, future in pending], timeout=STOP_WAIT_S)
 
 
 def _in_background(function, *args) -> Future:
@@ -581,12 +589,15 @@ def reading(path: str) -> Iterator[IO[str]]:
 
 
 def release(stream: IO[str], path: str) -> None:
-    """Close a file; flush and let go of stdin/stdout without closing them."""
-    if path == STDIO:
-        stream.flush()
-        stream.detach()
-    else:
+    """Close a file; flush and let go of stdin/stdout without closing them (even when the
+    flush fails: a reader that went away must not take sys.stdout down with it)."""
+    if path != STDIO:
         stream.close()
+        return
+    try:
+        stream.flush()
+    finally:
+        stream.detach()
 
 
 def _readable(records: Iterator[Record], source: str) -> Iterator[Record]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
+import os
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -43,7 +46,7 @@ def test_an_archive_and_its_artifacts_directory_answer_alike(mar, tiny_artifacts
         unpacked_dir = packed.context.system_properties["model_dir"]
     statuses = [status for status, _ in answers]
     assert statuses.count(200) == 4 and set(statuses) == {200, 400}
-    assert not shutil.os.path.exists(unpacked_dir)  # the unpacked copy is removed
+    assert not Path(unpacked_dir).exists()  # the unpacked copy is removed
 
 
 def test_answers_are_the_in_process_predictors(tiny_artifacts, capsys):
@@ -113,3 +116,19 @@ def test_the_archive_in_process_answers_as_the_served_archive(tiny_artifacts, tm
             assert {k: v for k, v in one.answer.items() if k not in floats} \
                 == {k: v for k, v in other.answer.items() if k not in floats}
             assert one.answer.get("token_scores") == pytest.approx(other.answer.get("token_scores"), abs=1e-5)
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly(tiny_artifacts, tmp_path):
+    """`news-cnn predict --archive ... --file big.csv | head -1`: exit 0, no traceback, and no
+    abort from torch still computing in a thread when the interpreter exits."""
+    source = tmp_path / "in.csv"
+    source.write_text("title\n" + "Tennis cup final starts next week in the league\n" * 5000)
+    repo = str(Path(__file__).resolve().parent.parent)
+    process = subprocess.Popen([sys.executable, "-m", "client.console", "predict", "--archive",
+                                str(tiny_artifacts), "--file", str(source)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": repo})
+    assert process.stdout.readline().startswith(b"title,label,")
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert b"Traceback" not in err and b"terminate" not in err and b"error" not in err
