@@ -76,8 +76,8 @@ def _file_options(command: argparse.ArgumentParser) -> None:
                          help="a CSV (header row) or .jsonl file of headlines; - reads stdin")
     command.add_argument("--column", default="title", help="with --file: the headlines' column")
     command.add_argument("--format", choices=batch.FORMATS, default=None,
-                         help="with --file: the input's format (default: .jsonl files are JSON "
-                              "lines, anything else CSV)")
+                         help="with --file: the input's format; when not given, a .jsonl file is "
+                              "JSON lines and anything else CSV")
     command.add_argument("--in-flight", type=int, default=batch.DEFAULT_IN_FLIGHT,
                          help="with --file: requests out at a time")
 

@@ -20,11 +20,11 @@ import csv
 import io
 import json
 import sys
+import threading
 import time
 from collections import deque
-from contextlib import contextmanager
-import threading
 from concurrent.futures import Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Protocol
@@ -182,8 +182,8 @@ def _answer_records(model: Model, chunk: list[Record], explain: bool) -> list[Ou
 def answered(model: Model, records: Iterable[Record], max_texts: int, in_flight: int = DEFAULT_IN_FLIGHT,
              explain: bool = False) -> Iterator[list[tuple[Record, Outcome]]]:
     """Chunks of up to `max_texts` records with their outcomes, in input order, while up to
-    `in_flight` requests are out. When this stops early (an error, an interruption), the
-    requests still out finish unheard, and nothing more is sent."""
+    `in_flight` requests are out. When this stops early (an error, an interruption), nothing
+    more is sent, and the answers to the requests still out are not written."""
     if max_texts < 1 or in_flight < 1:
         raise ValueError(f"max_texts and in_flight must be positive, not {max_texts} and {in_flight}")
     pending: deque[tuple[list[Record], Future]] = deque()
@@ -191,16 +191,22 @@ def answered(model: Model, records: Iterable[Record], max_texts: int, in_flight:
         for chunk in _chunks(records, max_texts):
             pending.append((chunk, _in_background(_answer_records, model, chunk, explain)))
             if len(pending) >= in_flight:
-                done, future = pending.popleft()
-                yield list(zip(done, future.result()))
+                yield _oldest(pending)
         while pending:
-            done, future = pending.popleft()
-            yield list(zip(done, future.result()))
+            yield _oldest(pending)
     finally:
         # Stopped early: let the requests still out end, so that a model computing in this
         # process is not cut off by the interpreter's exit (torch aborts), but wait no longer
         # than STOP_WAIT_S for a server that does not answer.
         wait([future for _, future in pending], timeout=STOP_WAIT_S)
+
+
+def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, Outcome]]:
+    """The first pending chunk with its outcomes, once answered (it stays pending until then)."""
+    chunk, future = pending[0]
+    outcomes = future.result()
+    pending.popleft()
+    return list(zip(chunk, outcomes))
 
 
 def _in_background(function, *args) -> Future:

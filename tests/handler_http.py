@@ -3,8 +3,9 @@ for client tests that need real answers and refusals without Java.
 
 POST /predictions|explanations/<model> go to the handler (with the correlation id echoed);
 GET /models/<model> describes it with the handler's customizedMetadata. `server.delays`
-(seconds, popped per POST) slows answers; `server.metadata` overrides what describe says;
-`server.refuse_key` answers every call with TorchServe's 400 InvalidKeyException.
+(seconds, popped per POST) slows answers; `server.gate` (a threading.Event) holds every POST
+after the first `server.ungated` until it is set; `server.metadata` overrides what describe
+says; `server.refuse_key` answers every call with TorchServe's 400 InvalidKeyException.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class _TorchServeLike(fake_http.JSONHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"null")
         server = self.server
         server.bodies.append(body)
+        if server.gate is not None and len(server.bodies) > server.ungated:
+            server.gate.wait(timeout=60)
         if server.refuse_key:
             self.send_json(400, {"code": 400, "type": "InvalidKeyException",
                                  "message": "Token Authorization failed. InvalidKeyException"})
@@ -43,7 +46,8 @@ class _TorchServeLike(fake_http.JSONHandler):
 @contextmanager
 def serve(model, **state) -> Iterator[tuple[NewsClient, object]]:
     """(a NewsClient pointed at it, the HTTP server) while the block runs."""
-    defaults = {"bodies": [], "delays": [], "metadata": {}, "refuse_key": False}
+    defaults = {"bodies": [], "delays": [], "metadata": {}, "refuse_key": False, "gate": None,
+                "ungated": 0}
     with fake_http.serve(_TorchServeLike, model=model, **{**defaults, **state}) as (url, httpd):
         client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
         client._headers = lambda kind: {"Authorization": "Bearer k"}  # no key file needed
