@@ -36,7 +36,11 @@ from client.api import ClientError, KeyRefused, ServerFailure
 # Columns added after the input's own, in this order; then PROBABILITY_PREFIX + each class.
 ANSWER_COLUMNS = ("label", "confidence", "abstained", "error")
 PROBABILITY_PREFIX = "prob_"
-DEFAULT_IN_FLIGHT = 4
+# TorchServe answers requests that arrive together in one forward pass (batchSize in
+# model-config.yaml), so more requests out means bigger passes: against 2 workers on 2 cores,
+# 7,600 headlines went at 8,300/s with 4 out, 9,500-11,200/s with 8, 11,700-12,600/s with 16.
+# 8 takes most of that gain without crowding out other clients of the same server.
+DEFAULT_IN_FLIGHT = 8
 # How long a stopped run waits for the requests it still has out (see `answered`).
 STOP_WAIT_S = 5.0
 # Statuses of a refusal that concerns what the request holds (a headline empty or too long,
