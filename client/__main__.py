@@ -2,7 +2,9 @@
 
 Examples:
   python -m client predict "The final tennis tournament starts next week."
+  python -m client predict --file headlines.csv --out answers.csv
   python -m client explain "Oil prices rise" --png explanation.png
+  python -m client explain --file headlines.csv --html report.html
   python -m client scale 3
   python -m client describe
 """
@@ -10,9 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
+import requests
+
+from client import batch
 from client.api import MODEL_NAME, ClientError, NewsClient
 from serving.keys import KEY_FILE
 from serving.properties import DEFAULT_CONFIG
@@ -36,19 +42,44 @@ def build_parser(prog: str = "python -m client") -> argparse.ArgumentParser:
                         help="resends of a prediction or explanation that got no answer, a 500, "
                              "502, 503, 504 or 507, or another request's answer (default: %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
-    predict = commands.add_parser("predict", help="classify headlines", formatter_class=defaults)
-    predict.add_argument("texts", nargs="+", help="one or more headlines")
-    explain = commands.add_parser("explain", help="explain headlines' predictions", formatter_class=defaults)
-    explain.add_argument("texts", nargs="+", help="one or more headlines")
+    predict = commands.add_parser("predict", help="classify headlines, or a file of them",
+                                  formatter_class=defaults)
+    predict.add_argument("texts", nargs="*", help="one or more headlines (or --file)")
+    _file_options(predict)
+    predict.add_argument("--out", default=batch.STDIO,
+                         help="with --file: the answers, every input column then label, confidence, "
+                              "abstained, error (- for stdout; same format as the input)")
+    predict.add_argument("--probabilities", action="store_true",
+                         help=f"with --file: add a {batch.PROBABILITY_PREFIX}<class> column per class")
+    predict.add_argument("--resume", action="store_true",
+                         help="with --file: finish an interrupted --out without resending its rows")
+    predict.add_argument("--force", action="store_true", help="with --file: replace an existing --out")
+    explain = commands.add_parser("explain", help="explain headlines' predictions, or a file's",
+                                  formatter_class=defaults)
+    explain.add_argument("texts", nargs="*", help="one or more headlines (or --file)")
     explain.add_argument("--png", default=None,
                          help="write a heatmap + word-score chart here "
                               "(one headline: PATH; several: PATH with -N)")
+    _file_options(explain)
+    explain.add_argument("--html", default=None,
+                         help="with --file: write one self-contained page explaining every headline")
     scale = commands.add_parser("scale", help="set the number of workers (waits until done)",
                                 formatter_class=defaults)
     scale.add_argument("workers", type=int,
                        help="worker count (0 takes the model out of service; readiness turns false)")
     commands.add_parser("describe", help="show the model's workers and metadata", formatter_class=defaults)
     return parser
+
+
+def _file_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--file", default=None,
+                         help="a CSV (header row) or .jsonl file of headlines; - reads stdin")
+    command.add_argument("--column", default="title", help="with --file: the headlines' column")
+    command.add_argument("--format", choices=batch.FORMATS, default=None,
+                         help="with --file: the input's format; when not given, a .jsonl file is "
+                              "JSON lines and anything else CSV")
+    command.add_argument("--in-flight", type=int, default=batch.DEFAULT_IN_FLIGHT,
+                         help="with --file: requests out at a time")
 
 
 def _png_paths(path: str, count: int) -> list[Path]:
@@ -58,9 +89,52 @@ def _png_paths(path: str, count: int) -> list[Path]:
     return [base.with_name(f"{base.stem}-{i + 1}{base.suffix or '.png'}") for i in range(count)]
 
 
-def run(args: argparse.Namespace) -> object:
-    """Carry out one parsed command against the server; returns what to print as JSON."""
-    client = NewsClient.from_config(args.config, args.key_file, args.model, args.timeout, args.retries)
+def check_file_options(args: argparse.Namespace) -> None:
+    """Headlines or --file, and the --file options only with --file (ClientError)."""
+    if args.command not in ("predict", "explain"):
+        return
+    if bool(args.texts) == bool(args.file):
+        raise batch.InputError("give headlines or --file, not both" if args.texts else
+                               "give one or more headlines, or --file with a file of them")
+    file_only = {"out": batch.STDIO, "probabilities": False, "resume": False, "force": False,
+                 "html": None, "format": None, "column": "title"}
+    if not args.file:
+        given = [n for n, default in file_only.items() if getattr(args, n, default) != default]
+        if given:
+            raise batch.InputError(f"--{given[0]} goes with --file")
+    elif getattr(args, "png", None):
+        raise batch.InputError("--png draws single headlines: use --html with --file")
+    elif args.command == "explain" and not args.html:
+        raise batch.InputError("explain --file writes a page: name it with --html report.html")
+    if args.in_flight < 1:
+        raise batch.InputError(f"--in-flight must be 1 or more, not {args.in_flight}")
+
+
+def client_from(args: argparse.Namespace) -> NewsClient:
+    """The REST client the global options describe."""
+    return NewsClient.from_config(args.config, args.key_file, args.model, args.timeout, args.retries)
+
+
+def run_file(args: argparse.Namespace, model: batch.Model, summary: batch.Summary) -> None:
+    """predict/explain --file: answers to --out, or explanations to --html; one line on stderr."""
+    options = batch.BatchOptions(column=args.column, kind=args.format, in_flight=args.in_flight,
+                                 probabilities=getattr(args, "probabilities", False),
+                                 progress=sys.stderr.isatty())
+    if args.command == "predict":
+        batch.predict_file(model, args.file, args.out, options, args.resume, args.force, summary)
+        print(summary.line(args.out), file=sys.stderr)
+        return
+    from client.report import write_report  # the page: only when asked for
+
+    rows = batch.explain_file(model, args.file, options)
+    write_report(rows, args.html, source=args.file)
+    print(f"wrote {args.html}: {len(rows)} headlines", file=sys.stderr)
+
+
+def run(args: argparse.Namespace, model: batch.Model | None = None) -> object:
+    """Carry out one parsed command against the server (or `model`); returns what to print
+    as JSON."""
+    client = model or client_from(args)
     if args.command == "predict":
         return client.predict(args.texts)
     if args.command == "explain":
@@ -88,19 +162,53 @@ def main(argv: list[str] | None = None) -> int:
     return execute(build_parser().parse_args(argv))
 
 
-def execute(args: argparse.Namespace) -> int:
-    """Run parsed arguments; a one-line message on stderr and status 1 when the call fails."""
+def execute(args: argparse.Namespace, model: batch.Model | None = None) -> int:
+    """Run parsed arguments against the server (or `model`, an archive in process); one line
+    on stderr and status 1 when the model does not answer or refuses the key, 2 when the
+    input cannot be read, 130 when interrupted. Rows a --file run wrote stay in --out."""
+    summary = batch.Summary()
     try:
-        result = run(args)
+        check_file_options(args)
+        if getattr(args, "file", None):
+            run_file(args, model or client_from(args), summary)
+            return 0
+        result = run(args, model)
+    except batch.InputError as err:
+        print(f"error: {err}{_kept(args, summary)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted{_kept(args, summary)}", file=sys.stderr)
+        return 130
     except (ClientError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}{_kept(args, summary)}", file=sys.stderr)
         return 1
-    except OSError as err:
-        print(f"error: TorchServe did not answer ({err}); is it running? `make serve` starts it",
-              file=sys.stderr)
+    except BrokenPipeError:
+        raise  # stdout's reader went away (`| head`): the console's to handle, not an error
+    except OSError as err:  # requests' connection errors are OSErrors too
+        print(f"error: {_unanswered(err, args)}{_kept(args, summary)}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _kept(args: argparse.Namespace, summary: batch.Summary) -> str:
+    """What a stopped --file run leaves, and how to finish it ("" for other commands)."""
+    out = getattr(args, "out", batch.STDIO)
+    written = summary.resumed + summary.rows
+    if not getattr(args, "file", None) or args.command != "predict" or out == batch.STDIO or not written:
+        return ""
+    return f"; {written} answered rows are in {out}: the same command with --resume finishes it"
+
+
+def _unanswered(err: OSError, args: argparse.Namespace) -> str:
+    """One line for a server that gave no answer (requests' messages run over several
+    nested reprs; the errno part says it)."""
+    if not isinstance(err, requests.RequestException):
+        return str(err)
+    reason = re.search(r"\[Errno [^]]+\][^'\")]*", str(err))
+    url = err.request.url if err.request is not None else args.config
+    why = reason.group(0) if reason else type(err).__name__
+    return f"TorchServe did not answer at {url} ({why}); is it running? `make serve` starts it"
 
 
 if __name__ == "__main__":

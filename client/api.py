@@ -38,14 +38,20 @@ INVALID_KEY = "InvalidKeyException"
 
 
 class ClientError(RuntimeError):
-    """TorchServe refused a call; the message carries its status and JSON message."""
+    """TorchServe refused a call; the message carries its status and JSON message, and
+    `status` and `body` the answer itself (None when the call got no answer)."""
+
+    def __init__(self, message: str, status: int | None = None, body: object = None) -> None:
+        super().__init__(message)
+        self.status, self.body = status, body
 
 
 class ServerFailure(ClientError):
     """A try that failed on the server's side: a 5xx, or an answer to another request."""
 
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after_s: float | None = None, status: int | None = None,
+                 body: object = None) -> None:
+        super().__init__(message, status, body)
         self.retry_after_s = retry_after_s
 
 
@@ -58,6 +64,18 @@ def backoff_s(attempt: int, rng: random.Random | None = None) -> float:
     exponentially growing, capped window, so that clients failed together retry apart."""
     window = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)
     return (rng or random).uniform(0, window)
+
+
+def check_answer(status: int, body: object) -> object:
+    """`body` when `status` is a success; else the ClientError it stands for (ServerFailure
+    for the statuses worth another try), its message "HTTP <status>: <the body's message>"."""
+    if status < 400:
+        return body
+    message = body.get("message", body) if isinstance(body, dict) else body
+    text = f"HTTP {status}: {message}" if message not in ("", None) else f"HTTP {status} (no message)"
+    if status in RETRY_STATUSES:
+        raise ServerFailure(text, status=status, body=body)
+    raise ClientError(text, status, body)
 
 
 def _retry_after_s(response: requests.Response) -> float | None:
@@ -129,14 +147,16 @@ class NewsClient:
             body = response.json()
         except ValueError:
             body = response.text
-        if response.status_code >= 400:
+        if response.status_code == 400 and INVALID_KEY in str(body):
             message = body.get("message", body) if isinstance(body, dict) else body
-            text = f"HTTP {response.status_code}: {message}"
-            if response.status_code in RETRY_STATUSES:
-                raise ServerFailure(text, _retry_after_s(response) if response.status_code == 503 else None)
-            if response.status_code == 400 and INVALID_KEY in str(body):
-                raise KeyRefused(f"{text} (key file: {self.key_file}; `make keys` shows the current keys)")
-            raise ClientError(text)
+            raise KeyRefused(f"HTTP 400: {message} (key file: {self.key_file}; `make keys` shows "
+                             f"the current keys)", 400, body)
+        try:
+            check_answer(response.status_code, body)
+        except ServerFailure as err:
+            if response.status_code == 503:
+                err.retry_after_s = _retry_after_s(response)
+            raise
         echoed = response.headers.get(CORRELATION_HEADER)
         if correlate and echoed != sent:
             raise ServerFailure(f"the answer belongs to another request ({CORRELATION_HEADER} "
@@ -145,13 +165,26 @@ class NewsClient:
 
     def predict(self, texts: list[str]) -> list[dict]:
         """One answer per headline (label, probabilities high to low, token counts)."""
-        return self._call("POST", f"{self.endpoints.inference}/predictions/{self.model}",
-                          "inference", correlate=True, json={"texts": list(texts)})
+        return self.send({"texts": list(texts)})
 
     def explain(self, texts: list[str]) -> list[dict]:
         """One explanation per headline (prediction plus n-grams and word scores)."""
-        return self._call("POST", f"{self.endpoints.inference}/explanations/{self.model}",
-                          "inference", correlate=True, json={"texts": list(texts)})
+        return self.send({"texts": list(texts)}, explain=True)
+
+    def send(self, body: dict, explain: bool = False) -> object:
+        """POST one JSON body ({"text": ...} or {"texts": [...]}) to /predictions, or to
+        /explanations with `explain`; returns the answer (an object or a list)."""
+        api = "explanations" if explain else "predictions"
+        return self._call("POST", f"{self.endpoints.inference}/{api}/{self.model}", "inference",
+                          correlate=True, json=body)
+
+    def metadata(self) -> dict:
+        """What the handler says about itself (labels, max_texts, max_chars, version...):
+        the description's customizedMetadata, from the management API."""
+        metadata = self.describe().get("customizedMetadata")
+        if not isinstance(metadata, dict):
+            raise ClientError(f"model {self.model!r} has no handler metadata in its description")
+        return metadata
 
     def scale(self, workers: int) -> dict:
         """Set the worker count and wait until TorchServe has done it (up to scaling.py's

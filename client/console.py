@@ -1,10 +1,12 @@
 """`news-cnn`, the project's one command: the REST client's commands and the server's.
 
     news-cnn [client options] predict|explain|scale|describe ...   (client/__main__.py, REST only)
+    news-cnn predict|explain --archive news_cnn.mar ...             (serving/offline.py, no server)
     news-cnn status|ready|keys [options]                           (serving/__main__.py)
 
 The server's commands come first on the line, and their options after them, as
-`python -m serving` takes them.
+`python -m serving` takes them. With --archive, predict and explain run the archived model
+in this process through the handler, and the client's code does the rest (files, pages).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import os
 import sys
 
 from client import __main__ as client_cli
+from client.api import check_answer
 
 # Handed whole to `serving.__main__.main`, which owns them (and may add more).
 SERVER_COMMANDS = {
@@ -29,7 +32,45 @@ def build_parser():
     commands = next(a for a in parser._actions if a.dest == "command")  # argparse has no public getter
     for name, help_text in SERVER_COMMANDS.items():
         commands.add_parser(name, help=f"{help_text} (`{PROG} {name} --help`)", add_help=False)
+    for name in ("predict", "explain"):
+        commands.choices[name].add_argument(
+            "--archive", default=None,
+            help="answer with this .mar (or artifacts directory) in this process, through the "
+                 "handler, instead of the server")
     return parser
+
+
+class InProcess:
+    """An archive answered in this process (serving.offline.OfflineModel), spoken to like
+    NewsClient: a refusal comes back as the ClientError a REST call would raise."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def send(self, body: dict, explain: bool = False) -> object:
+        return check_answer(*self.model.call(body, explain))
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        return self.send({"texts": list(texts)})
+
+    def explain(self, texts: list[str]) -> list[dict]:
+        return self.send({"texts": list(texts)}, explain=True)
+
+    def metadata(self) -> dict:
+        return self.model.metadata()
+
+
+def run_archive(args) -> int:
+    """predict/explain with --archive: load the archive, then run the client's command on it."""
+    from serving.offline import OfflineError, OfflineModel  # torch: only for --archive
+
+    try:
+        model = OfflineModel(args.archive)
+    except OfflineError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    with model:
+        return client_cli.execute(args, InProcess(model))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
               f"`{PROG} {args.command} [--workdir DIR] [--config FILE]`", file=sys.stderr)
         return 2
     try:
+        if getattr(args, "archive", None):
+            return run_archive(args)
         return client_cli.execute(args)
     except BrokenPipeError:
         # `news-cnn explain ... | head` closed our stdout: not an error of ours. Point stdout

@@ -1,0 +1,150 @@
+"""`python -m bench.batch`: `news-cnn predict --file` end to end against the in-process
+Predictor on the same file, in one run.
+
+The file is the first `--rows` headlines of `--data` (7,600 by default; a training CSV, never
+the test titles). Each round times, in turn:
+
+* predictor: read the CSV, `Predictor.predict` in chunks of the handler's max_texts (the
+  requests' size) and in one call for the whole file, write label and confidence as CSV;
+  the model is loaded once, outside the timing. Each with 1 torch thread (the handler's
+  setting) and with torch's default: on a loaded 2-core machine the default's threads spin
+  against each other (ten times slower in one measured run), so the faster is the baseline;
+* served: `news-cnn predict --file IN --out OUT` as a subprocess against a TorchServe
+  started here (the archive's model-config, free loopback ports), from the command's start
+  to its exit (interpreter start-up included);
+* archive: the same command with `--archive` (the handler in that process, no server).
+
+Prints JSON: headlines/s of each (median over the rounds), and the served command's rate
+over the best in-process rate, chunked and for the whole file.
+
+    python -m bench.batch --mar model_store/news_cnn.mar --artifacts artifacts \
+        --data ../shared/data/ag_news/news.csv
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import server
+from bench.benchmark import machine
+from serving.mar import read_model_config
+from serving.properties import MODEL_NAME, REPO_ROOT
+
+DEFAULT_ROWS = 7600
+
+
+def write_rows(data: Path, dest: Path, rows: int) -> int:
+    """The first `rows` rows of `data` (all its columns) to `dest`; returns how many."""
+    with open(data, newline="", encoding="utf-8") as f, open(dest, "w", newline="", encoding="utf-8") as out:
+        reader, writer = csv.reader(f), csv.writer(out)
+        writer.writerow(next(reader))
+        count = 0
+        for row in reader:
+            if count == rows:
+                break
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+def predictor_seconds(predictor, source: Path, dest: Path, chunk: int | None) -> float:
+    """Read `source`, classify its titles `chunk` at a time (None: all at once), write CSV."""
+    start = time.perf_counter()
+    with open(source, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    titles = [r["title"] for r in rows]
+    size = chunk or len(titles)
+    answers = [a for i in range(0, len(titles), size) for a in predictor.predict(titles[i:i + size])]
+    with open(dest, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        for row, answer in zip(rows, answers):
+            label = answer["label"]
+            writer.writerow([*row.values(), label, answer["probabilities"][label] if label else ""])
+    return time.perf_counter() - start
+
+
+def command_seconds(args: list[str]) -> tuple[float, str]:
+    """Run `news-cnn ARGS`; (wall seconds, its last stderr line). Fails loudly on an error."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "client.console", *args], env=env,
+                            capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"news-cnn {' '.join(args)} failed: {result.stderr.strip()}")
+    return seconds, result.stderr.strip().splitlines()[-1]
+
+
+def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> dict:
+    """Every timing, `rounds` times, in one TorchServe's lifetime."""
+    import torch
+
+    from model.predictor import Predictor
+
+    root = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    source = root / "headlines.csv"
+    count = write_rows(data, source, rows)
+    max_texts = int(read_model_config(mar).get("handler", {})["max_texts"])
+    predictor = Predictor.from_dir(artifacts)
+    workers = int(read_model_config(mar).get("minWorkers", 1))
+    store = root / "store"
+    store.mkdir()
+    (store / f"{MODEL_NAME}.mar").symlink_to(mar.resolve())
+    ts = server.start(root / "ts", store, {MODEL_NAME: f"{MODEL_NAME}.mar"}, workers)
+    thread_counts = sorted({1, torch.get_num_threads()})
+    times: dict[str, list[float]] = {}
+    lines: dict[str, str] = {}
+    try:
+        client = ["--config", str(ts.config), "--key-file", str(ts.key_file)]
+        for _ in range(rounds):
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                for name, chunk in (("chunked", max_texts), ("whole_file", None)):
+                    times.setdefault(f"predictor_{name}_{threads}_threads", []).append(
+                        predictor_seconds(predictor, source, root / "p.csv", chunk))
+            seconds, lines["served"] = command_seconds(
+                client + ["predict", "--file", str(source), "--out", str(root / "served.csv"), "--force"])
+            times.setdefault("served", []).append(seconds)
+            seconds, lines["archive"] = command_seconds(
+                ["predict", "--archive", str(mar), "--file", str(source), "--out", str(root / "archive.csv"),
+                 "--force"])
+            times.setdefault("archive", []).append(seconds)
+    finally:
+        ts.stop()
+    rates = {name: round(count / statistics.median(values)) for name, values in times.items()}
+
+    def best(kind: str) -> int:
+        return max(rate for name, rate in rates.items() if name.startswith(f"predictor_{kind}_"))
+
+    return {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": count,
+            "data": str(data), "rounds": rounds, "max_texts": max_texts, "workers": workers,
+            "headlines_per_s": rates,
+            "seconds": {name: [round(s, 3) for s in values] for name, values in times.items()},
+            "served_over_best_predictor_chunked": round(rates["served"] / best("chunked"), 2),
+            "served_over_best_predictor_whole_file": round(rates["served"] / best("whole_file"), 2),
+            "command_summaries": lines}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, measure, print JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.batch", description=__doc__.splitlines()[0])
+    parser.add_argument("--mar", type=Path, default=Path("model_store") / f"{MODEL_NAME}.mar")
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    parser.add_argument("--data", type=Path, required=True, help="a CSV with a title column")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.mar, args.artifacts, args.data, args.rows, args.rounds), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
