@@ -29,13 +29,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from bench import server
-from bench.benchmark import machine
-from serving.mar import read_model_config
+from bench.harness import machine, temp_root
+from serving.archive import read_model_config
 from serving.properties import MODEL_NAME, REPO_ROOT
 
 DEFAULT_ROWS = 7600
@@ -89,36 +88,36 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
 
     from model.predictor import Predictor
 
-    root = Path(tempfile.mkdtemp(prefix="bench-batch-"))
-    source = root / "headlines.csv"
-    count = write_rows(data, source, rows)
-    max_texts = int(read_model_config(mar).get("handler", {})["max_texts"])
-    predictor = Predictor.from_dir(artifacts)
-    workers = int(read_model_config(mar).get("minWorkers", 1))
-    store = root / "store"
-    store.mkdir()
-    (store / f"{MODEL_NAME}.mar").symlink_to(mar.resolve())
-    ts = server.start(root / "ts", store, {MODEL_NAME: f"{MODEL_NAME}.mar"}, workers)
-    thread_counts = sorted({1, torch.get_num_threads()})
-    times: dict[str, list[float]] = {}
-    lines: dict[str, str] = {}
-    try:
-        client = ["--config", str(ts.config), "--key-file", str(ts.key_file)]
-        for _ in range(rounds):
-            for threads in thread_counts:
-                torch.set_num_threads(threads)
-                for name, chunk in (("chunked", max_texts), ("whole_file", None)):
-                    times.setdefault(f"predictor_{name}_{threads}_threads", []).append(
-                        predictor_seconds(predictor, source, root / "p.csv", chunk))
-            seconds, lines["served"] = command_seconds(
-                client + ["predict", "--file", str(source), "--out", str(root / "served.csv"), "--force"])
-            times.setdefault("served", []).append(seconds)
-            seconds, lines["archive"] = command_seconds(
-                ["predict", "--archive", str(mar), "--file", str(source), "--out", str(root / "archive.csv"),
-                 "--force"])
-            times.setdefault("archive", []).append(seconds)
-    finally:
-        ts.stop()
+    with temp_root("bench-batch-") as root:
+        source = root / "headlines.csv"
+        count = write_rows(data, source, rows)
+        max_texts = int(read_model_config(mar).get("handler", {})["max_texts"])
+        predictor = Predictor.from_dir(artifacts)
+        workers = int(read_model_config(mar).get("minWorkers", 1))
+        store = root / "store"
+        store.mkdir()
+        (store / f"{MODEL_NAME}.mar").symlink_to(mar.resolve())
+        ts = server.start(root / "ts", store, {MODEL_NAME: f"{MODEL_NAME}.mar"}, workers)
+        thread_counts = sorted({1, torch.get_num_threads()})
+        times: dict[str, list[float]] = {}
+        lines: dict[str, str] = {}
+        try:
+            client = ["--config", str(ts.config), "--key-file", str(ts.key_file)]
+            for _ in range(rounds):
+                for threads in thread_counts:
+                    torch.set_num_threads(threads)
+                    for name, chunk in (("chunked", max_texts), ("whole_file", None)):
+                        times.setdefault(f"predictor_{name}_{threads}_threads", []).append(
+                            predictor_seconds(predictor, source, root / "p.csv", chunk))
+                seconds, lines["served"] = command_seconds(
+                    client + ["predict", "--file", str(source), "--out", str(root / "served.csv"), "--force"])
+                times.setdefault("served", []).append(seconds)
+                seconds, lines["archive"] = command_seconds(
+                    ["predict", "--archive", str(mar), "--file", str(source),
+                     "--out", str(root / "archive.csv"), "--force"])
+                times.setdefault("archive", []).append(seconds)
+        finally:
+            ts.stop()
     rates = {name: round(count / statistics.median(values)) for name, values in times.items()}
 
     def best(kind: str) -> int:

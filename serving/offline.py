@@ -27,8 +27,7 @@ from typing import IO
 import yaml
 from ts.context import Context, RequestProcessor
 
-from serving.archive import HANDLER, HANDLER_MODULES, MODEL_CONFIG_YAML, MODEL_PACKAGE
-from serving.mar import MANIFEST
+from serving.archive import HANDLER, HANDLER_MODULES, MAR_MANIFEST, MODEL_CONFIG_YAML, MODEL_PACKAGE
 from serving.properties import MODEL_NAME
 
 # What the worker hands the handler for a JSON body: the parameter's content type, under
@@ -84,7 +83,7 @@ class OfflineModel:
         try:
             with zipfile.ZipFile(self.source) as archive:
                 archive.extractall(model_dir)
-            manifest = json.loads((model_dir / MANIFEST).read_text())
+            manifest = json.loads((model_dir / MAR_MANIFEST).read_text())
             config_file = manifest.get("model", {}).get("configFile")
             config = yaml.safe_load((model_dir / config_file).read_text()) if config_file else {}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, yaml.YAMLError) as err:
