@@ -367,12 +367,12 @@ class Explainer:
         per-call bookkeeping, a quarter of an explanation's cost at this model's size (a
         test compares it with Captum).
         """
-        steps, n = self.ig_steps, embedded.shape[0]
+        steps, (n, *shape) = self.ig_steps, embedded.shape
         alphas = (torch.arange(steps, dtype=embedded.dtype, device=embedded.device) + 0.5) / steps
         # [steps * n, L, C], step-major: row k * n + i is headline i at alphas[k].
-        path = (baseline + alphas.view(-1, 1, 1, 1) * (embedded - baseline)).reshape(steps * n, *embedded.shape[1:])
+        path = (baseline + alphas.view(-1, 1, 1, 1) * (embedded - baseline)).reshape(steps * n, *shape)
         path.requires_grad_(True)
         logits = self._logits_from_embedded(path, mask.repeat(steps, 1, 1))
         chosen = logits.gather(1, target.repeat(steps).unsqueeze(1)).sum()
         (grads,) = torch.autograd.grad(chosen, path)
-        return grads.view(steps, n, *embedded.shape[1:]).mean(dim=0) * (embedded - baseline)
+        return grads.view(steps, n, *shape).mean(dim=0) * (embedded - baseline)
