@@ -16,6 +16,7 @@ from deploy import kserve_storage
 from deploy.kserve_storage import StorageError, build_storage, read_properties
 from serving import server as serving_server  # module import: pytest would collect its test_config
 from serving.archive import MODEL_NAME, build_archive
+from serving.properties import open_management
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -99,10 +100,10 @@ def test_container_config_listens_everywhere_and_keeps_secure_defaults():
     props = read_properties(DEPLOY / "config.properties")
     for key in ("inference_address", "management_address", "metrics_address"):
         assert props[key].startswith("http://0.0.0.0:")
+    assert props["grpc_inference_address"] == props["grpc_management_address"] == "127.0.0.1"
     assert props["disable_token_authorization"] == "false"
     assert props["enable_model_api"] == "false"
     assert props["load_models"].split("=")[-1] == MAR_NAME
-    assert props["allowed_urls"].startswith("file://" + props["model_store"])
     # The limits agree with the project's own config.properties.
     project = read_properties(REPO / "config.properties")
     assert props["max_request_size"] == project["max_request_size"]
@@ -131,6 +132,46 @@ def test_check_pins_passes_here_and_names_a_pin_that_lost(tmp_path, capsys):
     from importlib.metadata import version
     assert f"requests: {version('requests')} installed, 0.0.1 pinned" in err
     assert "no-such-package-x: not installed" in err
+
+
+# --- Every shipped TorchServe config --------------------------------------------------------
+DEPLOY_CONFIGS = sorted(DEPLOY.rglob("config.properties"))
+
+
+def allowed_urls(props: dict[str, str]) -> re.Pattern:
+    """allowed_urls as TorchServe reads it (a properties value: "\\\\" is one backslash), as
+    the pattern it matches whole strings with (case-insensitive)."""
+    (pattern,) = props["allowed_urls"].replace("\\\\", "\\").split(",")
+    return re.compile(pattern, re.IGNORECASE)
+
+
+@pytest.mark.parametrize("config", DEPLOY_CONFIGS, ids=[str(p.relative_to(DEPLOY)) for p in DEPLOY_CONFIGS])
+def test_allowed_urls_admits_only_the_configs_own_model_store(config):
+    props = read_properties(config)
+    store = props["model_store"]
+    pattern = allowed_urls(props)
+    assert pattern.fullmatch(f"file://{store}/{MAR_NAME}")
+    for url in (f"file:///tmp/x{store}/{MAR_NAME}", f"file:///tmp/model-store/{MAR_NAME}",
+                f"file://{store}/sub/{MAR_NAME}", f"file://{store}/news_cnn.war", f"file://{store}/",
+                f"http://attacker.example{store}/{MAR_NAME}", f"https://127.0.0.1/{MAR_NAME}",
+                f"file://{store}/{MAR_NAME}?x=/evil.mar", MAR_NAME):
+        assert not pattern.fullmatch(url), url
+    assert props["enable_model_api"] == "false"
+
+
+@pytest.mark.parametrize("config", DEPLOY_CONFIGS, ids=[str(p.relative_to(DEPLOY)) for p in DEPLOY_CONFIGS])
+def test_no_shipped_config_opens_management_without_tokens(config):
+    """Wherever token authorization is off, the management APIs listen on loopback only
+    (the Kubernetes Deployment does it through its environment: test_deploy_k8s.py)."""
+    assert open_management(read_properties(config), environ={}) is None
+
+
+def test_the_kserve_config_keeps_torchserve_on_loopback():
+    props = read_properties(DEPLOY / "kserve" / "config.properties")
+    assert props["disable_token_authorization"] == "true"  # KServe's wrapper sends no key
+    for key in ("inference_address", "management_address"):
+        assert props[key].startswith("http://127.0.0.1:"), key
+    assert props["grpc_inference_address"] == props["grpc_management_address"] == "127.0.0.1"
 
 
 # --- KServe --------------------------------------------------------------------------------
