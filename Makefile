@@ -81,7 +81,15 @@ FOLDS ?= 5
 evaluate: install ## Cross-validate the archived recipe (FOLDS=5, outside the test split) -> ARTIFACTS/cv.{json,md}; TRAIN_ARGS="--word-dropout 0.2" for a variant
 	$(TRAIN_CMD) --cv "$$NEWS_FOLDS"
 
+# Recipes that delete take only a relative path inside the checkout: an empty value would
+# make "$$NEWS_MODEL_STORE"/*.mar read /*.mar, an absolute one or one with a "." or ".."
+# part could name anything. Use: $(call inside_checkout,ARTIFACTS MODEL_STORE)
+inside_checkout = @for name in $(1); do value="$$(printenv "NEWS_$$name")"; case "/$$value/" in \
+	//|//*|*/./*|*/../*) echo "$$name='$$value' refused: $@ deletes only a relative path inside the checkout (not empty, absolute, . or ..)" >&2; exit 2;; \
+	esac; done
+
 clean: ## Remove trained artifacts and archives (keeps the virtual environment)
+	$(call inside_checkout,ARTIFACTS MODEL_STORE)
 	rm -rf -- "$$NEWS_ARTIFACTS" "$$NEWS_MODEL_STORE"/*.mar logs
 
 .PHONY: explain
@@ -158,6 +166,7 @@ explore: install ## Explore word vectors: neighbours, analogies, FastText OOV (w
 	$(RUN_WITH_ARGS) NEWS_EXPLORE_ARGS -- $(PY) -m training.explore $${NEWS_DATA:+--data "$$NEWS_DATA"}
 
 kserve-storage: $(MAR) ## Lay out KServe storage (config/config.properties, model-store/news_cnn.mar) in model_store/kserve
+	@test -n "$$NEWS_KSERVE_STORAGE" || { echo 'KSERVE_STORAGE is empty: its model-store/ is replaced, so name a directory, e.g. KSERVE_STORAGE=model_store/kserve' >&2; exit 2; }
 	$(PY) -m deploy.kserve_storage --mar "$$NEWS_KSERVE_MAR" --out "$$NEWS_KSERVE_STORAGE"
 
 docker-image: $(MAR) ## Build the TorchServe Docker image (deploy/Dockerfile) with the archive: IMAGE=news-cnn-serve

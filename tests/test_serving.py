@@ -51,6 +51,25 @@ def test_a_versioned_build_leaves_the_served_archive_alone_unless_promoted(tiny_
     assert _versions(store) == {"news_cnn.mar": "3.0", "news_cnn_v2.0.mar": "2.0", "news_cnn_v3.0.mar": "3.0"}
 
 
+@pytest.mark.parametrize("version", ["../../etc/x", "2.0/evil", "..", "2 0", "", "v2;rm"])
+def test_a_version_outside_letters_digits_and_dot_dash_underscore_is_refused(tiny_artifacts, tmp_path,
+                                                                             capsys, version):
+    store = tmp_path / "store"
+    with pytest.raises(SystemExit) as exit_info:
+        archive_main(["--artifacts", str(tiny_artifacts), "--export-path", str(store),
+                      "--version", version, "--versioned"])
+    assert exit_info.value.code == 2 and "letters, digits and . _ -" in capsys.readouterr().err
+    assert not store.exists() or not any(store.iterdir())
+    with pytest.raises(ArchiveError, match="letters, digits"):
+        build_archive(tiny_artifacts, store, version=version or "/")
+
+
+def test_a_version_of_letters_digits_and_dot_dash_underscore_names_the_file(tiny_artifacts, tmp_path):
+    assert archive_main(["--artifacts", str(tiny_artifacts), "--export-path", str(tmp_path),
+                         "--version", "2.1_rc-1", "--versioned"]) == 0
+    assert (tmp_path / "news_cnn_v2.1_rc-1.mar").is_file()
+
+
 def test_promote_without_a_versioned_build_is_refused(tiny_artifacts, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         archive_main(["--artifacts", str(tiny_artifacts), "--export-path", str(tmp_path), "--promote"])
