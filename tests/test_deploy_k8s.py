@@ -12,7 +12,7 @@ import yaml
 from serving.properties import Endpoints, open_management, read_properties, token_auth_enabled
 from serving.server import DRAIN_BOUND_S, DRAIN_POLL_TIMEOUT_S, PROBE_STOP_S, STOP_BOUND_S
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install -r requirements-dev.txt")
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="make install (requirements/dev.txt)")
 
 REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "deploy" / "k8s"
