@@ -65,7 +65,10 @@ LOCK_CMD = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --
 	--strip-extras --no-emit-index-url --no-emit-find-links $${NEWS_UPGRADE:+--upgrade}
 
 .PHONY: lock
-lock: install ## Re-lock requirements/{dev,serving}.txt from pyproject.toml (UPGRADE=1: newest versions in range)
+# Needs pip-compile in the venv, not a full install: a machine the lock does not fit yet
+# makes one with `python3 -m venv .venv && .venv/bin/pip install pip-tools && make lock`.
+lock: ## Re-lock requirements/{dev,serving}.txt from pyproject.toml (UPGRADE=1: newest versions in range)
+	@test -x $(VENV)/bin/pip-compile || { echo "$(VENV)/bin/pip-compile is missing: make install, or $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install pip-tools" >&2; exit 1; }
 	$(LOCK_CMD) --extra train --extra dev --output-file requirements/dev.txt pyproject.toml
 	$(LOCK_CMD) --constraint requirements/dev.txt --output-file requirements/serving.txt pyproject.toml
 

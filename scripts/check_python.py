@@ -43,7 +43,7 @@ def main(argv, here=None):
             return 0
         print("error: {} is locked for Python {}.{}, this is {}.{} ({}): its torch CPU wheel is hashed "
               "for {}.{} only. Run `make install PYTHON=python{}.{}`, or lock for this Python as "
-              "docs/security.md says (Supply chain).".format(
+              "docs/deployment.md says (Container versions).".format(
                   argv[1], locked[0], locked[1], here[0], here[1], sys.executable, locked[0], locked[1],
                   locked[0], locked[1]), file=sys.stderr)
         return 1
