@@ -20,7 +20,7 @@ export PYTHONPATH := $(CURDIR)
 # lists are split into words by scripts/run_with_args.py (shlex, no shell).
 USER_VARS := TEXT PNG WORKERS SERVER_DIR VERSION PROMOTE DATA ARTIFACTS MODEL_STORE SERVE_TIMEOUT \
 	TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE \
-	NOTICE DRAIN RENEW API PEERS_ARGS BASELINE FOLDS PYTHON VENV
+	NOTICE DRAIN RENEW API PEERS_ARGS BASELINE FOLDS UPGRADE PYTHON VENV
 $(foreach v,$(USER_VARS),$(if $(filter command environment,$(firstword $(origin $(v)))),\
 	$(eval override $(v) := $$(value $(v)))))
 # PYTHON and VENV are a command and a directory that recipes run as words, so they cannot be
@@ -42,19 +42,35 @@ endif
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements/dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) was not found: install CPython 3.10-3.12, or name one with make install PYTHON=python3.12" >&2; exit 1; }
-	@$(PYTHON) scripts/check_python.py pyproject.toml
+	@$(PYTHON) scripts/check_python.py pyproject.toml requirements/dev.txt
 	@command -v java >/dev/null 2>&1 || { echo "Java 17+ is required by TorchServe: install it, e.g. 'sudo apt-get install -y openjdk-17-jre-headless'" >&2; exit 1; }
 	@java -version 2>&1 | awk -F'"' '/version/ { split($$2, v, "."); if (v[1] < 17) { print "Java " $$2 " found; TorchServe needs 17+: sudo apt-get install -y openjdk-17-jre-headless" > "/dev/stderr"; exit 1 } }'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt -r requirements-dev.txt
-	@# The project itself, editable, for the news-cnn command (its dependencies are the pins above).
-	$(VENV)/bin/pip install --quiet --no-deps -e .
+	@# Every package, pip and setuptools included, at the version and hash the lock records.
+	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	@# The project itself, editable, for the news-cnn command, built by the locked setuptools.
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	$(VENV)/bin/pip check
 	@touch $@
 
-install: $(VENV)/.installed ## Virtual environment: pinned requirements + dev tools + this project, editable (checks Python, Java)
+install: $(VENV)/.installed ## Virtual environment from the hash-locked requirements/dev.txt + this project, editable (checks Python, Java)
+
+# pyproject.toml says what each part needs (ranges); the locks say exactly what is installed,
+# with hashes: requirements/dev.txt (everything, `make install`) and requirements/serving.txt
+# (the image; its versions are dev.txt's). Locked versions are kept unless UPGRADE=1.
+UPGRADE ?=
+LOCK_CMD = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links $${NEWS_UPGRADE:+--upgrade}
+
+.PHONY: lock
+# Needs pip-compile in the venv, not a full install: a machine the lock does not fit yet
+# makes one with `python3 -m venv .venv && .venv/bin/pip install pip-tools && make lock`.
+lock: ## Re-lock requirements/{dev,serving}.txt from pyproject.toml (UPGRADE=1: newest versions in range)
+	@test -x $(VENV)/bin/pip-compile || { echo "$(VENV)/bin/pip-compile is missing: make install, or $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install pip-tools" >&2; exit 1; }
+	$(LOCK_CMD) --extra train --extra dev --output-file requirements/dev.txt pyproject.toml
+	$(LOCK_CMD) --constraint requirements/dev.txt --output-file requirements/serving.txt pyproject.toml
 
 test: install ## Run every test (with DATA=file.csv it also trains end to end on that file)
 	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests
@@ -81,7 +97,15 @@ FOLDS ?= 5
 evaluate: install ## Cross-validate the archived recipe (FOLDS=5, outside the test split) -> ARTIFACTS/cv.{json,md}; TRAIN_ARGS="--word-dropout 0.2" for a variant
 	$(TRAIN_CMD) --cv "$$NEWS_FOLDS"
 
+# Recipes that delete take only a relative path inside the checkout: an empty value would
+# make "$$NEWS_MODEL_STORE"/*.mar read /*.mar, an absolute one or one with a "." or ".."
+# part could name anything. Use: $(call inside_checkout,ARTIFACTS MODEL_STORE)
+inside_checkout = @for name in $(1); do value="$$(printenv "NEWS_$$name")"; case "/$$value/" in \
+	//|//*|*/./*|*/../*) echo "$$name='$$value' refused: $@ deletes only a relative path inside the checkout (not empty, absolute, . or ..)" >&2; exit 2;; \
+	esac; done
+
 clean: ## Remove trained artifacts and archives (keeps the virtual environment)
+	$(call inside_checkout,ARTIFACTS MODEL_STORE)
 	rm -rf -- "$$NEWS_ARTIFACTS" "$$NEWS_MODEL_STORE"/*.mar logs
 
 .PHONY: explain
@@ -158,6 +182,7 @@ explore: install ## Explore word vectors: neighbours, analogies, FastText OOV (w
 	$(RUN_WITH_ARGS) NEWS_EXPLORE_ARGS -- $(PY) -m training.explore $${NEWS_DATA:+--data "$$NEWS_DATA"}
 
 kserve-storage: $(MAR) ## Lay out KServe storage (config/config.properties, model-store/news_cnn.mar) in model_store/kserve
+	@test -n "$$NEWS_KSERVE_STORAGE" || { echo 'KSERVE_STORAGE is empty: its model-store/ is replaced, so name a directory, e.g. KSERVE_STORAGE=model_store/kserve' >&2; exit 2; }
 	$(PY) -m deploy.kserve_storage --mar "$$NEWS_KSERVE_MAR" --out "$$NEWS_KSERVE_STORAGE"
 
 docker-image: $(MAR) ## Build the TorchServe Docker image (deploy/Dockerfile) with the archive: IMAGE=news-cnn-serve
@@ -189,7 +214,7 @@ wrk: ## Make sure wrk (the benchmark's load generator) is installed (apt-get as 
 bench: $(MAR) wrk ## Benchmark vs an echo floor, batching, workers, in-process; writes bench/results.{json,md,png}
 	$(call BENCH_RUN,run,NEWS_BENCH_ARGS)
 
-soak: $(MAR) ## Reliability suite at full size (pytest -m soak): load, worker crash, scaling, bad input, auth, graceful stop -> bench/soak.{json,md}
+soak: $(MAR) ## Reliability suite at full size (pytest -m soak): load, worker crash, scaling, bad input, auth, graceful stop, bounded memory -> bench/soak.{json,md}
 	$(RUN_WITH_ARGS) NEWS_SOAK_ARGS -- $(PY) -m pytest tests -m soak --soak-size full --soak-mar "$$NEWS_MODEL_STORE/news_cnn.mar" --soak-artifacts "$$NEWS_ARTIFACTS" --soak-out bench/soak.json
 
 profile: $(MAR) wrk ## py-spy profile of a worker, CPU per process under load -> bench/profile.txt (PROFILE_ARGS="--path /predictions/echo")
@@ -202,9 +227,9 @@ bench-compare: $(MAR) wrk ## Candidate vs BASELINE=old.mar: /predictions c=16,64
 	$(call BENCH_RUN,compare --baseline "$$NEWS_BASELINE" $${NEWS_DATA:+--data "$$NEWS_DATA"},NEWS_BENCH_ARGS)
 
 # The peers (FastAPI, uvicorn, Ray Serve) are installed on demand, never by `make install`;
-# -c requirements.txt keeps the project's own pins (Ray would otherwise upgrade requests).
+# -c requirements/dev.txt keeps the project's locked versions (Ray would otherwise upgrade requests).
 $(VENV)/.peers-installed: bench/requirements-peers.txt | install
-	$(VENV)/bin/pip install --quiet -r bench/requirements-peers.txt -c requirements.txt
+	$(VENV)/bin/pip install --quiet -r bench/requirements-peers.txt -c requirements/dev.txt
 	@touch $@
 
 bench-peers: $(MAR) wrk $(VENV)/.peers-installed ## TorchServe vs FastAPI and Ray Serve, small run (installs them first) -> bench/peers.{json,md,png}

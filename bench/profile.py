@@ -63,7 +63,7 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
     """Profile `path` under wrk load; returns a text report."""
     py_spy = Path(sys.executable).with_name("py-spy")
     if not py_spy.exists() and shutil.which("py-spy") is None:
-        raise RuntimeError("py-spy is missing: .venv/bin/pip install -r requirements.txt")
+        raise RuntimeError("py-spy is missing: run make install (it is in requirements/dev.txt)")
     py_spy_cmd = str(py_spy) if py_spy.exists() else "py-spy"
     bodies = headlines.json_bodies(headlines.load(data))
     model_config = read_model_config(mar)

@@ -37,12 +37,12 @@ from model.predictor import EncodedBatch, Predictor
 try:  # in the checkout `handler` is a package ...
     from handler.request_parsing import (CORRELATION_HEADER, PHRASES, HandlerSettings,
                                          ParsedRequest, PreparedBatch, RequestError,
-                                         check_correlation_id, choose_device, parse_body,
-                                         request_body)
+                                         check_correlation_id, choose_device, is_empty,
+                                         parse_body, request_body)
 except ImportError:  # ... in the archive this file *is* the module `handler`, beside request_parsing.py
     from request_parsing import (CORRELATION_HEADER, PHRASES, HandlerSettings, ParsedRequest,
                                  PreparedBatch, RequestError, check_correlation_id, choose_device,
-                                 parse_body, request_body)
+                                 is_empty, parse_body, request_body)
 
 logger = logging.getLogger(__name__)
 
@@ -191,19 +191,20 @@ class NewsHandler(BaseHandler):
 
     # -- helpers ---------------------------------------------------------------------------
     def _parse(self, idx: int, row: Any) -> ParsedRequest:
-        """Parse one request; its failure stays its own."""
-        request = ParsedRequest(explain=self._header_true(idx, "explain"),
-                                describe=self._header_true(idx, "describe"))
+        """Parse one request; its failure stays its own.
+
+        The "describe" header is honoured only on a request without a body: TorchServe sets
+        it on the management API's describe call, which has none, but it also passes every
+        client header through, so a headline sent with `describe: true` is still predicted.
+        """
+        request = ParsedRequest(explain=self._header_true(idx, "explain"))
         try:
             check_correlation_id(self._header_any_case(idx, CORRELATION_HEADER))
-        except RequestError as err:
-            request.error = err
-            return request
-        if request.describe:
-            return request
-        try:
-            request.texts, request.as_list = parse_body(
-                request_body(row), self._content_type(idx), self.settings)
+            body = request_body(row)
+            if is_empty(body) and self._header_true(idx, "describe"):
+                request.describe = True
+                return request
+            request.texts, request.as_list = parse_body(body, self._content_type(idx), self.settings)
         except RequestError as err:
             request.error = err
         except Exception:  # noqa: BLE001 - an unforeseen body must not fail its neighbours

@@ -120,13 +120,18 @@ def _is_json(content_type: str | None) -> bool:
     return bool(content_type) and "json" in content_type.lower()
 
 
+def is_empty(value: Any) -> bool:
+    """Whether a request body (as `request_body` returns it) is absent or has no bytes."""
+    return value is None or (isinstance(value, (str, bytes, bytearray)) and len(value) == 0)
+
+
 def parse_body(value: Any, content_type: str | None, settings: HandlerSettings) -> tuple[list[str], bool]:
     """Turn one request body into (headlines, answer-as-list), or raise RequestError.
 
     TorchServe has already decoded JSON bodies into Python objects and text/* bodies into
     str when it could; what it could not decode arrives as bytes and is diagnosed here.
     """
-    if value is None or (isinstance(value, (str, bytes, bytearray)) and len(value) == 0):
+    if is_empty(value):
         # GET and DELETE land here too: TorchServe 0.12 hands the handler the body and
         # headers of a request, never its method.
         raise RequestError(400, "empty_body", EMPTY_BODY)

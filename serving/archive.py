@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,8 +48,20 @@ REQUIRED = tuple(n for n in artifacts.SERVING_FILES if n != artifacts.FILTER_THR
 MAR_MANIFEST = "MAR-INF/MANIFEST.json"
 
 
+# What a version may hold: it becomes part of a file name (news_cnn_v<version>.mar).
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+
+
 class ArchiveError(RuntimeError):
     """The archive could not be built; the message names the fix."""
+
+
+def check_version(version: str) -> str:
+    """`version` itself when it is letters, digits and . _ - only, else ArchiveError."""
+    if not VERSION_PATTERN.fullmatch(version) or version in (".", ".."):
+        raise ArchiveError(f"version {version!r} may hold only letters, digits and . _ - "
+                           f"(it becomes part of the archive's file name), e.g. 2.0")
+    return version
 
 
 def artifact_version(artifacts_dir: str | Path) -> str:
@@ -77,7 +90,7 @@ def archiver_command(stage: Path, weights: Path, files: list[Path], export_path:
 
 def versioned_name(model_name: str, version: str) -> str:
     """The file name of a versioned build: news_cnn_v2.0.mar."""
-    return f"{model_name}_v{version}.mar"
+    return f"{model_name}_v{check_version(version)}.mar"
 
 
 def write_canary(artifacts_dir: Path, dest: Path, text: str = DEFAULT_CANARY_TEXT) -> Path | None:
@@ -107,7 +120,7 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
     if missing:
         raise ArchiveError(f"{artifacts_dir} lacks {', '.join(missing)}: train first "
                            f"(`make train DATA=file.csv`)")
-    version = version or artifact_version(artifacts_dir)
+    version = check_version(version or artifact_version(artifacts_dir))
     files = [artifacts_dir / n for n in artifacts.SERVING_FILES
              if n != artifacts.WEIGHTS and (artifacts_dir / n).is_file()]
     files += list(HANDLER_MODULES)
@@ -170,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.promote and not args.versioned:
         parser.error("--promote goes with --versioned (a plain build already is the served archive)")
+    if args.version is not None:
+        try:
+            check_version(args.version)
+        except ArchiveError as err:
+            parser.error(str(err))  # exit 2: the command line is wrong
     try:
         version = args.version or artifact_version(args.artifacts)
         name = versioned_name(args.model_name, version) if args.versioned else None

@@ -15,16 +15,20 @@ worker still shows at once).
 
 Each check asks TorchServe afresh (no cache beyond `ProbeServer`'s CACHE_S, well under the
 2 s within which a lost last worker must show), with timeouts that keep one check under
-about CHECK_BUDGET_S.
+about CHECK_BUDGET_S. A verdict's reason names no file or directory: anyone who reaches the
+probe server reads it without a key.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from pathlib import Path
 
 import requests
@@ -47,6 +51,15 @@ CANARY_TIMEOUT_S = CHECK_BUDGET_S / 2
 TOLERATED_CANARY_TIMEOUTS = 2
 # The probe server answers a burst of polls from one check at most this old.
 CACHE_S = 0.25
+# The probe server's bounds, whatever clients do: seconds for a request head to arrive (and
+# for the answer to be taken), its size, how many connections may wait for theirs (a probe
+# sends its request at once: only a stalled or hostile client waits), the listen backlog, and
+# the threads that run checks (one ready and one live check at a time).
+REQUEST_TIMEOUT_S = 2.0
+MAX_HEAD_BYTES = 8192
+MAX_WAITING = 256
+BACKLOG = 4096
+CHECK_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -136,7 +149,7 @@ class HealthChecker:
             response = requests.get(f"{self.endpoints.inference}/ping", headers=self._headers()["inference"],
                                     timeout=CHECK_BUDGET_S)
         except FileNotFoundError:
-            return Verdict(False, f"no key file at {self.key_file}: TorchServe is not running")
+            return Verdict(False, "no key file: TorchServe is not running")
         except (requests.RequestException, OSError, ValueError, KeyError) as err:
             return Verdict(False, f"the frontend does not answer /ping ({type(err).__name__})")
         if response.status_code != 200:
@@ -151,9 +164,9 @@ class HealthChecker:
         try:
             headers = self._headers()
         except FileNotFoundError:
-            return Verdict(False, f"no key file at {self.key_file}: TorchServe is not running")
+            return Verdict(False, "no key file: TorchServe is not running")
         except (OSError, ValueError, KeyError) as err:
-            return Verdict(False, f"cannot read {self.key_file} ({err})")
+            return Verdict(False, f"cannot read the key file ({type(err).__name__})")
         # The worker count comes first and fast: a lost last worker shows without a canary.
         try:
             description = requests.get(f"{self.endpoints.management}/models/{self.model}",
@@ -214,52 +227,35 @@ class HealthChecker:
         self.drain_file.unlink(missing_ok=True)
 
 
-class _ProbeHandler(BaseHTTPRequestHandler):
-    """GET /ready and /live without a key: 200 or 503 with {"ready"|"live", "reason"}."""
+class ProbeServer:
+    """The HTTP face of a HealthChecker (GET /ready and /live, no key: 200 or 503 with
+    {"ready"|"live": bool, "reason": str}), for load balancers and Kubernetes' httpGet probes.
 
-    server: "ProbeServer"
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        path = self.path.split("?", 1)[0].rstrip("/")
-        if path in ("/ready", "/live"):
-            kind = path[1:]
-            verdict = self.server.verdict(kind)
-            self._send(200 if verdict.ok else 503, verdict.as_json(kind))
-        else:
-            self._send(404, json.dumps({"code": 404, "message": "GET /ready or /live"}).encode())
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self.do_GET()
-
-    def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass  # a balancer polls every second or two: no log line per poll
-
-
-class ProbeServer(ThreadingHTTPServer):
-    """The HTTP face of a HealthChecker, for load balancers and Kubernetes' httpGet probes.
-
-    Concurrent polls share one check at most CACHE_S old, so a burst of polls sends one canary."""
-
-    daemon_threads = True
+    One event-loop thread holds every connection, so an idle or half-sent request costs no
+    thread: a request's head must arrive within REQUEST_TIMEOUT_S and fit in MAX_HEAD_BYTES,
+    at most MAX_WAITING connections may wait for their head (the oldest is dropped to admit
+    a new one), and checks run on CHECK_THREADS threads. Concurrent polls share one check at
+    most CACHE_S old, so a burst of polls sends one canary. One request per connection.
+    """
 
     def __init__(self, address: tuple[str, int], checker: HealthChecker) -> None:
-        super().__init__(address, _ProbeHandler)
+        host, port = address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=BACKLOG)
+        self.server_address = self._socket.getsockname()
         self.checker = checker
-        self._lock = threading.Lock()
+        self._locks = {"ready": threading.Lock(), "live": threading.Lock()}
         self._last: dict[str, tuple[float, Verdict]] = {}
+        self._checks = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="probe-check")
+        self._waiting: dict[asyncio.StreamWriter, None] = {}  # oldest first
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._running = threading.Event()
+        self._finished = threading.Event()
 
     def verdict(self, kind: str) -> Verdict:
         """The `kind` ("ready" or "live") verdict, checked again when older than CACHE_S."""
-        with self._lock:
+        with self._locks[kind]:
             when, verdict = self._last.get(kind, (0.0, None))
             if verdict is None or time.monotonic() - when > CACHE_S:
                 # Aged from the check's start: what it saw is never older than CACHE_S + its run.
@@ -267,3 +263,80 @@ class ProbeServer(ThreadingHTTPServer):
                 verdict = self.checker.ready() if kind == "ready" else self.checker.live()
                 self._last[kind] = (when, verdict)
             return verdict
+
+    @property
+    def waiting(self) -> int:
+        """Connections open now that have not sent a whole request head yet."""
+        return len(self._waiting)
+
+    def serve_forever(self) -> None:
+        """Answer polls until `shutdown`."""
+        try:
+            asyncio.run(self._serve())
+        finally:
+            self._finished.set()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop `serve_forever` (from another thread) and wait until it has returned."""
+        if self._running.wait(timeout) and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._finished.wait(timeout)
+
+    def server_close(self) -> None:
+        """Release the listening socket and the check threads."""
+        self._socket.close()
+        self._checks.shutdown(wait=False)
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        server = await asyncio.start_server(self._connection, sock=self._socket, limit=MAX_HEAD_BYTES)
+        self._running.set()
+        async with server:
+            await self._stop.wait()
+        for writer in list(self._waiting):
+            writer.transport.abort()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read one request head (bounded in time and size), answer it, close."""
+        if len(self._waiting) >= MAX_WAITING:
+            oldest = next(iter(self._waiting))
+            del self._waiting[oldest]
+            oldest.transport.abort()
+        self._waiting[writer] = None
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
+            self._waiting.pop(writer, None)
+            method, target = _request_line(head)
+            status, body = await self._answer(method, target)
+            writer.write(_response(status, body, head_only=method == "HEAD"))
+            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ConnectionError, ValueError):
+            pass  # too slow, too big, dropped or malformed: close without an answer
+        finally:
+            self._waiting.pop(writer, None)
+            writer.transport.abort()
+
+    async def _answer(self, method: str, target: str) -> tuple[int, dict]:
+        if method not in ("GET", "HEAD"):
+            return 405, {"code": 405, "message": "GET /ready or /live"}
+        path = target.split("?", 1)[0].rstrip("/")
+        if path not in ("/ready", "/live"):
+            return 404, {"code": 404, "message": "GET /ready or /live"}
+        kind = path[1:]
+        verdict = await asyncio.get_running_loop().run_in_executor(self._checks, self.verdict, kind)
+        return (200 if verdict.ok else 503), {kind: verdict.ok, "reason": verdict.reason}
+
+
+def _request_line(head: bytes) -> tuple[str, str]:
+    """(method, target) of an HTTP request head; ValueError when it has none."""
+    method, target, _version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+    return method, target
+
+
+def _response(status: int, body: dict, head_only: bool = False) -> bytes:
+    """A whole HTTP/1.1 answer with a JSON body that closes the connection."""
+    payload = json.dumps(body).encode()
+    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n")
+    return head.encode() + (b"" if head_only else payload)

@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config.properties"
 METRICS_CONFIG = REPO_ROOT / "serving" / "metrics.yaml"
 # The name TorchServe serves the model under: model_store/news_cnn.mar, `load_models` here.
 MODEL_NAME = "news_cnn"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def read_properties(path: str | Path) -> dict[str, str]:
@@ -37,14 +39,40 @@ def write_properties(dest: str | Path, base: str | Path | None = DEFAULT_CONFIG,
     return dest
 
 
+def effective(properties: dict[str, str], key: str, default: str,
+              environ: dict[str, str] | None = None) -> str:
+    """A setting as TorchServe reads it: with enable_envvars_config, the TS_<KEY> environment
+    variable wins over the file (TorchServe 0.12's rule, for every key but allowed_urls)."""
+    environ = os.environ if environ is None else environ
+    value = properties.get(key, default)
+    if properties.get("enable_envvars_config", "false").strip().lower() == "true":
+        value = environ.get(f"TS_{key.upper()}", value)
+    return value.strip()
+
+
 def token_auth_enabled(properties: dict[str, str], environ: dict[str, str] | None = None) -> bool:
     """Whether TorchServe asks for keys: on unless the config (or, with enable_envvars_config,
     TS_DISABLE_TOKEN_AUTHORIZATION) turns it off, as a cluster with its own gateway does."""
-    environ = os.environ if environ is None else environ
-    off = properties.get("disable_token_authorization", "false")
-    if properties.get("enable_envvars_config", "false").lower() == "true":
-        off = environ.get("TS_DISABLE_TOKEN_AUTHORIZATION", off)
-    return off.strip().lower() != "true"
+    return effective(properties, "disable_token_authorization", "false", environ).lower() != "true"
+
+
+def open_management(properties: dict[str, str], environ: dict[str, str] | None = None) -> str | None:
+    """Why this configuration would expose the management APIs to anyone, or None.
+
+    Without token authorization, anyone who reaches the management API (REST or gRPC) can
+    scale or stop workers, and in TorchServe 0.12 register workflows (`POST /workflows` is not
+    gated by enable_model_api): it must then listen on loopback only."""
+    if token_auth_enabled(properties, environ):
+        return None
+    for key, default in (("management_address", "http://127.0.0.1:8081"),
+                         ("grpc_management_address", "127.0.0.1")):
+        value = effective(properties, key, default, environ)
+        host = urlsplit(value).hostname if "//" in value else value
+        if host not in LOOPBACK:
+            return (f"token authorization is off and {key} is {value}: anyone who reaches it could "
+                    f"manage the models. Set {key} (or TS_{key.upper()}) to a loopback address "
+                    f"such as 127.0.0.1, or turn token authorization on")
+    return None
 
 
 @dataclass(frozen=True)
@@ -59,14 +87,16 @@ class Endpoints:
     health: str = "http://127.0.0.1:8083"
 
     @classmethod
-    def from_file(cls, path: str | Path = DEFAULT_CONFIG) -> "Endpoints":
-        """The addresses a config.properties declares (TorchServe's defaults where absent)."""
+    def from_file(cls, path: str | Path = DEFAULT_CONFIG,
+                  environ: dict[str, str] | None = None) -> "Endpoints":
+        """The addresses a config.properties declares (TorchServe's defaults where absent, its
+        TS_ environment variables first where the config lets them override)."""
         properties = read_properties(path)
         default = cls()
         return cls(
-            inference=properties.get("inference_address", default.inference).rstrip("/"),
-            management=properties.get("management_address", default.management).rstrip("/"),
-            metrics=properties.get("metrics_address", default.metrics).rstrip("/"),
+            inference=effective(properties, "inference_address", default.inference, environ).rstrip("/"),
+            management=effective(properties, "management_address", default.management, environ).rstrip("/"),
+            metrics=effective(properties, "metrics_address", default.metrics, environ).rstrip("/"),
             health=properties.get("health_address", default.health).rstrip("/"),
         )
 

@@ -32,10 +32,12 @@ from serving import keys as keyfile
 from serving.health import HealthChecker
 from serving.ports import taken_ports_message
 from serving.properties import (DEFAULT_CONFIG, METRICS_CONFIG, MODEL_NAME, REPO_ROOT, Endpoints,
-                                read_properties, token_auth_enabled, write_properties)
+                                open_management, read_properties, token_auth_enabled, write_properties)
 from serving.scaling import count_ready, scale_workers
 
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
+# TorchServe and its workers create files readable by their user only (keys from the first byte).
+PRIVATE_UMASK = 0o077
 PROBE_PID_FILE = "probe.pid"     # the health server's, in the same temp directory
 # Graceful stop: readiness false, then wait for in-flight requests at most this long.
 DRAIN_BOUND_S = 30.0
@@ -127,16 +129,21 @@ class TorchServe:
         if running is not None:
             raise ServerError(f"a TorchServe started from {self.workdir} is already running "
                               f"(pid {running}): stop it first (`make stop`)")
+        exposed = open_management(read_properties(self.config))
+        if exposed:
+            raise ServerError(exposed)
         taken = taken_ports_message(self.config)
         if taken:
             raise ServerError(taken)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.key_file.unlink(missing_ok=True)  # a stale file would hold old keys
         with open(self.log_file, "ab") as log:
+            # TorchServe writes key_file.json at its umask and only then makes it 0600: under
+            # PRIVATE_UMASK no other user can read the keys in between (nor its logs, ever).
             launcher = subprocess.run(
                 [_executable("torchserve"), "--start", "--ncs", "--ts-config", str(self.config)],
                 cwd=self.workdir, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, timeout=60, check=False)
+                start_new_session=True, umask=PRIVATE_UMASK, timeout=60, check=False)
         if launcher.returncode != 0:
             raise ServerError(f"torchserve --start failed ({launcher.returncode}); see {self.log_file}")
         try:

@@ -16,23 +16,13 @@ from deploy import kserve_storage
 from deploy.kserve_storage import StorageError, build_storage, read_properties
 from serving import server as serving_server
 from serving.archive import MODEL_NAME, build_archive
+from serving.properties import open_management
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 MAR_NAME = f"{MODEL_NAME}.mar"
-OFFICIAL_IMAGE = re.compile(r"^pytorch/torchserve:(\d+\.\d+\.\d+)-(cpu|gpu)$")
-
-
-def pins(path: Path) -> dict[str, str]:
-    """name -> version of a requirements file's `name==version` lines."""
-    found = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" in line:
-            name, version = line.split("==", 1)
-            found[name.strip().lower()] = version.strip()
-    return found
+SERVING_LOCK = REPO / "requirements" / "serving.txt"
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -52,14 +42,13 @@ def makefile_target_recipe(target: str) -> str:
 
 # --- Docker image --------------------------------------------------------------------------
 
-def test_dockerfile_builds_on_the_pinned_official_image():
+def test_the_image_runs_the_python_the_serving_lock_was_made_for():
     instructions = dockerfile_instructions()
     base = dict(arg.split("=", 1) for kind, arg in instructions if kind == "ARG" and "=" in arg)["BASE_IMAGE"]
-    match = OFFICIAL_IMAGE.match(base)
-    assert match, f"{base} is not an official pytorch/torchserve release tag"
-    assert match.group(1) == pins(REPO / "requirements.txt")["torchserve"]
+    locked = re.search(r"pip-compile with Python (\d+\.\d+)", SERVING_LOCK.read_text()).group(1)
+    assert re.fullmatch(rf"python:{re.escape(locked)}-slim-\w+", base), base
     assert ("FROM", "${BASE_IMAGE}") in instructions
-    assert "pytorch/torchserve:0.12.0-gpu" in DOCKERFILE.read_text()  # the GPU note
+    assert any("openjdk-17-jre-headless" in args for kind, args in instructions if kind == "RUN")  # Java 17
 
 
 def test_dockerfile_copies_files_that_exist_or_make_archive_builds():
@@ -99,10 +88,10 @@ def test_container_config_listens_everywhere_and_keeps_secure_defaults():
     props = read_properties(DEPLOY / "config.properties")
     for key in ("inference_address", "management_address", "metrics_address"):
         assert props[key].startswith("http://0.0.0.0:")
+    assert props["grpc_inference_address"] == props["grpc_management_address"] == "127.0.0.1"
     assert props["disable_token_authorization"] == "false"
     assert props["enable_model_api"] == "false"
     assert props["load_models"].split("=")[-1] == MAR_NAME
-    assert props["allowed_urls"].startswith("file://" + props["model_store"])
     # The limits agree with the project's own config.properties.
     project = read_properties(REPO / "config.properties")
     assert props["max_request_size"] == project["max_request_size"]
@@ -112,25 +101,71 @@ def test_container_config_listens_everywhere_and_keeps_secure_defaults():
     assert props["metrics_config"] in dests
 
 
-def test_image_installs_the_project_pins_over_the_base_image_and_checks_them():
+def test_the_image_installs_only_the_hash_locked_serving_set_from_one_index():
     runs = [args for kind, args in dockerfile_instructions() if kind == "RUN"]
     install = next(r for r in runs if "pip install" in r)
-    assert "-r /home/model-server/requirements.txt" in install
-    assert "check_pins.py /home/model-server/requirements.txt" in install  # the build fails on a lost pin
+    for option in ("--require-hashes", "--no-deps", "-r /home/model-server/serving.txt",
+                   "--index-url https://pypi.org/simple"):
+        assert option in install, option
+    assert "--extra-index-url" not in install and install.count("--index-url") == 1
+    # torch's CPU build comes from a page that lists torch files only, never a second index.
+    assert re.findall(r"--find-links (\S+)", install) == ["https://download.pytorch.org/whl/cpu/torch/"]
+    assert "check_pins.py /home/model-server/serving.txt" in install  # the build fails on a lost pin
     copies = [args.split() for kind, args in dockerfile_instructions() if kind == "COPY"]
-    assert ["requirements.txt", "deploy/check_pins.py", "/home/model-server/"] in copies
+    assert ["requirements/serving.txt", "deploy/check_pins.py", "/home/model-server/"] in copies
 
 
 def test_check_pins_passes_here_and_names_a_pin_that_lost(tmp_path, capsys):
     from deploy import check_pins
-    assert check_pins.main([str(REPO / "requirements.txt")]) == 0  # what the tests run on
-    wrong = tmp_path / "requirements.txt"
-    wrong.write_text("requests==0.0.1  # not what is installed\nno-such-package-x==1.0\n")
+    assert check_pins.main([str(REPO / "requirements" / "dev.txt")]) == 0  # what the tests run on
+    wrong = tmp_path / "serving.txt"
+    wrong.write_text("requests==0.0.1 \\\n    --hash=sha256:00  # not what is installed\n"
+                     "no-such-package-x==1.0\n")
     assert check_pins.main([str(wrong)]) == 1
     err = capsys.readouterr().err
     from importlib.metadata import version
     assert f"requests: {version('requests')} installed, 0.0.1 pinned" in err
     assert "no-such-package-x: not installed" in err
+
+
+# --- Every shipped TorchServe config --------------------------------------------------------
+DEPLOY_CONFIGS = sorted(DEPLOY.rglob("config.properties"))
+
+
+def allowed_urls(props: dict[str, str]) -> re.Pattern:
+    """allowed_urls as TorchServe reads it (a properties value: "\\\\" is one backslash), as
+    the pattern it matches whole strings with (case-insensitive)."""
+    (pattern,) = props["allowed_urls"].replace("\\\\", "\\").split(",")
+    return re.compile(pattern, re.IGNORECASE)
+
+
+@pytest.mark.parametrize("config", DEPLOY_CONFIGS, ids=[str(p.relative_to(DEPLOY)) for p in DEPLOY_CONFIGS])
+def test_allowed_urls_admits_only_the_configs_own_model_store(config):
+    props = read_properties(config)
+    store = props["model_store"]
+    pattern = allowed_urls(props)
+    assert pattern.fullmatch(f"file://{store}/{MAR_NAME}")
+    for url in (f"file:///tmp/x{store}/{MAR_NAME}", f"file:///tmp/model-store/{MAR_NAME}",
+                f"file://{store}/sub/{MAR_NAME}", f"file://{store}/news_cnn.war", f"file://{store}/",
+                f"http://attacker.example{store}/{MAR_NAME}", f"https://127.0.0.1/{MAR_NAME}",
+                f"file://{store}/{MAR_NAME}?x=/evil.mar", MAR_NAME):
+        assert not pattern.fullmatch(url), url
+    assert props["enable_model_api"] == "false"
+
+
+@pytest.mark.parametrize("config", DEPLOY_CONFIGS, ids=[str(p.relative_to(DEPLOY)) for p in DEPLOY_CONFIGS])
+def test_no_shipped_config_opens_management_without_tokens(config):
+    """Wherever token authorization is off, the management APIs listen on loopback only
+    (the Kubernetes Deployment does it through its environment: test_deploy_k8s.py)."""
+    assert open_management(read_properties(config), environ={}) is None
+
+
+def test_the_kserve_config_keeps_torchserve_on_loopback():
+    props = read_properties(DEPLOY / "kserve" / "config.properties")
+    assert props["disable_token_authorization"] == "true"  # KServe's wrapper sends no key
+    for key in ("inference_address", "management_address"):
+        assert props[key].startswith("http://127.0.0.1:"), key
+    assert props["grpc_inference_address"] == props["grpc_management_address"] == "127.0.0.1"
 
 
 # --- KServe --------------------------------------------------------------------------------
@@ -143,7 +178,8 @@ def test_inferenceservice_manifest():
     assert model["modelFormat"]["name"] == "pytorch"
     assert model["protocolVersion"] in ("v1", "v2")
     assert re.match(r"^(gs|s3|pvc|https?)://", model["storageUri"])
-    assert str(model["runtimeVersion"]) == pins(REPO / "requirements.txt")["torchserve"]
+    from deploy.check_pins import pins
+    assert str(model["runtimeVersion"]) == pins(SERVING_LOCK)["torchserve"]
 
 
 def test_kserve_config_names_the_archive():

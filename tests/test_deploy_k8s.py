@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.properties import read_properties
+from serving.properties import Endpoints, open_management, read_properties, token_auth_enabled
 from serving.server import DRAIN_BOUND_S, DRAIN_POLL_TIMEOUT_S, PROBE_STOP_S, STOP_BOUND_S
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install -r requirements-dev.txt")
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="make install (requirements/dev.txt)")
 
 REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "deploy" / "k8s"
@@ -108,11 +108,37 @@ def test_without_token_auth_only_the_gateway_reaches_inference_and_nobody_manage
     c = container(manifests()["Deployment"])
     env = {e["name"]: e["value"] for e in c.get("env", [])}
     assert env.get("TS_DISABLE_TOKEN_AUTHORIZATION") == "true"
-    # The env var only counts because the image's config lets TS_ variables override it.
-    assert read_properties(REPO / "deploy" / "config.properties")["enable_envvars_config"] == "true"
+    image_config = read_properties(REPO / "deploy" / "config.properties")
+    # The env vars only count because the image's config lets TS_ variables override it.
+    assert image_config["enable_envvars_config"] == "true"
+    assert not token_auth_enabled(image_config, env)
+    # Management on the pod's loopback: what the entry point checks before it starts.
+    assert open_management(image_config, env) is None
+    assert open_management(image_config, {"TS_DISABLE_TOKEN_AUTHORIZATION": "true"})  # without it
+    assert Endpoints.from_file(REPO / "deploy" / "config.properties", env).management == "http://127.0.0.1:8081"
+    assert "management" not in {p["name"] for p in c["ports"]}
     allowed = [port["port"] for rule in manifests()["NetworkPolicy"]["spec"]["ingress"]
                for port in rule["ports"]]
     assert 8080 in allowed and 8081 not in allowed
+
+
+def test_the_pod_sends_nothing_out():
+    policy = manifests()["NetworkPolicy"]["spec"]
+    assert "Egress" in policy["policyTypes"] and not policy.get("egress")
+
+
+def test_the_root_filesystem_is_read_only_and_every_writable_place_is_bounded():
+    deployment = manifests()["Deployment"]
+    c = container(deployment)
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    # TorchServe's working directory (keys, logs, its temp dir) and /tmp are the writable places.
+    workdir = c["lifecycle"]["preStop"]["exec"]["command"]
+    assert mounts[workdir[workdir.index("--workdir") + 1]] and mounts["/tmp"]
+    for name in mounts.values():
+        assert volumes[name]["emptyDir"]["sizeLimit"], name
+    assert c["resources"]["limits"]["ephemeral-storage"]
 
 
 def test_the_kserve_manifest_is_kept():

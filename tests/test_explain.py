@@ -279,9 +279,9 @@ def test_without_thresholds_a_filter_counts_for_the_class_its_head_favours_at_th
         r["ngram"] for r in without_unit["opposing_ngrams"]["1"]["runners_up"]}
 
 
-def test_integrated_gradients_in_chunks_equal_one_pass(monkeypatch):
-    """Big batches run Integrated Gradients in chunks of MAX_IG_ROWS rows; the scores must not
-    depend on the chunking."""
+def test_explanations_in_chunks_equal_one_pass(monkeypatch):
+    """Big batches are explained in chunks of at most MAX_IG_CELLS interpolated positions;
+    no number may depend on the chunking."""
     import model.explain as explain_module
 
     torch.manual_seed(3)
@@ -291,8 +291,27 @@ def test_integrated_gradients_in_chunks_equal_one_pass(monkeypatch):
     batch = EncodedBatch(ids=ids, tokens=[[f"w{i}" for i in range(7)]] * 5, unknown=[0] * 5)
     explainer = Explainer(model, LabelEncoder(["a", "b", "c", "d"]), None, ig_steps=4)
     whole = explainer.explain(batch, [0, 1, 2, 3, 0])
-    monkeypatch.setattr(explain_module, "MAX_IG_ROWS", 8)  # 2 headlines x 4 steps per pass
+    monkeypatch.setattr(explain_module, "MAX_IG_CELLS", 4 * 14)  # 2 headlines of 7 x 4 steps
     chunked = explainer.explain(batch, [0, 1, 2, 3, 0])
     for a, b in zip(whole, chunked):
         assert a["token_scores"] == pytest.approx(b["token_scores"], abs=1e-5)
         assert a["delta"] == pytest.approx(b["delta"], abs=1e-5)
+        assert {k: v for k, v in a.items() if k not in ("token_scores", "delta")} == \
+            {k: v for k, v in b.items() if k not in ("token_scores", "delta")}
+
+
+def test_no_pass_of_an_explanation_exceeds_its_positions_whatever_the_batch(monkeypatch):
+    """Memory per pass must not grow with what a client sends: every forward pass inside
+    `explain` (filters and Integrated Gradients) sees at most MAX_IG_CELLS positions."""
+    import model.explain as explain_module
+
+    monkeypatch.setattr(explain_module, "MAX_IG_CELLS", 256)
+    torch.manual_seed(4)
+    model = CNN(ModelConfig(vocab_size=40, num_classes=4, embedding_dim=6, num_filters=4))
+    seen = []
+    model.convolve = lambda x, convolve=model.convolve: seen.append(x.shape[0] * x.shape[2]) or convolve(x)
+    ids = torch.randint(2, 40, (40, 30))
+    batch = EncodedBatch(ids=ids, tokens=[[f"w{i}" for i in range(30)]] * 40, unknown=[0] * 40)
+    Explainer(model, LabelEncoder(["a", "b", "c", "d"]), None, ig_steps=4).explain(batch, [0] * 40)
+    assert seen and max(seen) <= 256
+    assert sum(seen) >= 40 * 30 * (4 + 1)  # every headline went through filters and IG

@@ -384,12 +384,39 @@ def test_the_real_explainer_is_loaded_and_used(served):
     assert len(output[0]["token_scores"]) == 5 and "delta" in output[0] and "ngrams" in output[0]
 
 
+def test_the_largest_accepted_request_is_answered_within_the_token_cap(served):
+    """max_texts headlines of max_chars characters that accent folding turns into one word
+    each: every headline is answered (and explained) on its first MAX_TOKENS words."""
+    from model.predictor import MAX_TOKENS
+
+    settings = served.handler.settings
+    headline = "oil " + "¼" * (settings.max_chars - 4)  # one known word, then ~1,000 more
+    largest = json_request({"texts": [headline] * settings.max_texts}, explain=True)
+    (answers,), statuses = served(largest)
+    assert statuses == [200] and len(answers) == settings.max_texts
+    assert all(a["label"] is not None and len(a["token_scores"]) == MAX_TOKENS for a in answers)
+    assert {len(a["tokens"]) for a in answers} == {MAX_TOKENS} == {a["num_tokens"] for a in answers}
+
+
 # -- describe and metrics --------------------------------------------------------------------
 def test_describe_reports_the_handler_metadata(served):
     output, statuses = served(({}, {"describe": "True"}))
     assert statuses == [200]
     assert output[0]["version"] == "0.1.0"
     assert output[0]["labels"] == ["Business", "Sci/Tech", "Sports", "World"]
+
+
+@pytest.mark.parametrize("request_", [text_request(GOOD), json_request({"texts": [GOOD, "oil"]}),
+                                      text_request(GOOD, explain=True)], ids=["text", "texts", "explain"])
+def test_a_describe_header_never_turns_a_prediction_into_a_description(served, predictor, request_):
+    """TorchServe passes every client header to the handler: `describe: true` on a request with
+    a headline must still get the prediction (or explanation) of that headline."""
+    row, headers = request_
+    (plain,), _ = served((row, headers))
+    output, statuses = served((row, {**headers, "describe": "True"}))
+    assert statuses == [200] and output == [plain]
+    answers = plain if isinstance(plain, list) else [plain]
+    assert all("label" in a and "version" not in a for a in answers)
 
 
 def test_metrics_are_recorded_and_declared_in_the_metrics_config(served):

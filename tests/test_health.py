@@ -10,12 +10,14 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import zipfile
 
+import psutil
 import pytest
 import requests
 
@@ -24,11 +26,12 @@ from bench import server as bench_server
 from serving import keys as keyfile
 from serving.__main__ import main
 from serving.archive import build_archive
-from serving.health import (CANARY_FILE, CANARY_TIMEOUT_S, TOLERATED_CANARY_TIMEOUTS, Canary, HealthChecker,
-                            ProbeServer, Verdict, model_archive)
+from serving.health import (CANARY_FILE, CANARY_TIMEOUT_S, CHECK_THREADS, REQUEST_TIMEOUT_S,
+                            TOLERATED_CANARY_TIMEOUTS, Canary, HealthChecker, ProbeServer, Verdict,
+                            model_archive)
 from serving.properties import REPO_ROOT, Endpoints
 from serving.server import (DRAIN_BOUND_S, PROBE_STOP_S, SHUTDOWN_BOUND_S, STOP_BOUND_S, TorchServe,
-                            config_on_free_ports)
+                            config_on_free_ports, free_port)
 from conftest import served_archive
 
 MODEL_CONFIG = """\
@@ -147,6 +150,102 @@ def test_probe_server_answers_without_a_key_and_shares_a_check_between_close_pol
     finally:
         probe.shutdown()
         probe.server_close()
+
+
+def test_reasons_name_no_path(fake_checker):
+    """The probe server answers anyone without a key: its reasons must not map the disk."""
+    checker, _ = fake_checker
+    checker.key_file.unlink()
+    reasons = [checker.ready().reason, checker.live().reason]
+    checker.key_file.write_text("{not json")
+    reasons.append(checker.ready().reason)
+    assert "cannot read the key file" in reasons[-1]
+    for reason in reasons:
+        assert str(checker.key_file.parent) not in reason and "/" not in reason, reason
+
+
+@pytest.fixture
+def probe(fake_checker, tmp_path):
+    """`python -m serving probe` in a process of its own (as `make serve` and the image run
+    it) over the fake TorchServe: (base URL, its psutil.Process)."""
+    checker, _ = fake_checker
+    port = free_port()
+    (tmp_path / "config.properties").write_text(
+        f"inference_address={checker.endpoints.inference}\nmanagement_address={checker.endpoints.management}\n"
+        f"health_address=http://127.0.0.1:{port}\nmodel_store=store\n")
+    process = subprocess.Popen([sys.executable, "-m", "serving", "probe", "--workdir", str(tmp_path)],
+                               cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert _until(lambda: _answers(f"{url}/live"), 15), "the probe server did not start"
+        yield url, psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _half_requests(port: int, count: int) -> list[socket.socket]:
+    """`count` connections that each sent half a request head and then went quiet."""
+    opened = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"GET /ready HTTP/1.1\r\nHost: probe\r\n")
+        opened.append(sock)
+    return opened
+
+
+def test_many_idle_connections_neither_delay_readiness_nor_hold_threads(probe):
+    """3,000 connections each holding half a request, then all dropped at once: /ready keeps
+    answering within 1 s throughout, and the server holds no thread per connection."""
+    url, process = probe
+    port = int(url.rsplit(":", 1)[1])
+    latencies, idle, threads, stop = [], [], [], threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            start = time.monotonic()
+            status = requests.get(f"{url}/ready", timeout=5).status_code
+            latencies.append((time.monotonic() - start, status))
+            threads.append(process.num_threads())
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        for _ in range(30):  # 100 every 0.05 s: a flood of new connections is the kernel's business
+            idle += _half_requests(port, 100)
+            time.sleep(0.05)
+        for sock in idle:
+            sock.close()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        poller.join()
+        for sock in idle:
+            sock.close()
+    assert len(latencies) >= 10
+    assert all(status == 200 for _, status in latencies)
+    assert max(seconds for seconds, _ in latencies) < 1.0
+    assert max(threads) <= 1 + CHECK_THREADS + 1  # main, checks, the loop's one helper at most
+
+
+def test_a_half_sent_request_is_closed_after_the_timeout(probe):
+    url, _ = probe
+    (sock,) = _half_requests(int(url.rsplit(":", 1)[1]), 1)
+    start = time.monotonic()
+    sock.settimeout(REQUEST_TIMEOUT_S + 3)
+    assert sock.recv(1024) == b""  # closed by the server, no answer
+    assert time.monotonic() - start < REQUEST_TIMEOUT_S + 1
+    sock.close()
+    assert requests.head(f"{url}/live", timeout=5).status_code == 200
 
 
 def test_canary_and_model_archive_come_from_the_config(tiny_artifacts, tmp_path):

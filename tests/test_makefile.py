@@ -45,3 +45,28 @@ def test_commands_and_directories_with_shell_characters_are_refused(tmp_path, va
     assert result.returncode != 0
     assert f"{variable} must be a command or path" in result.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("override", ["MODEL_STORE=", "ARTIFACTS=", "ARTIFACTS={victim}", "ARTIFACTS=..",
+                                      "MODEL_STORE=keep/../..", "ARTIFACTS=."])
+def test_make_clean_refuses_empty_absolute_and_dot_paths_and_deletes_nothing(tmp_path, override):
+    """Run for real, from a scratch directory: `MODEL_STORE=` would otherwise remove /*.mar."""
+    victim = tmp_path / "keep"
+    (victim / "logs").mkdir(parents=True)
+    (victim / "news_cnn.mar").write_text("x")
+    result = subprocess.run(["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "clean",
+                             "ARTIFACTS=keep", "MODEL_STORE=keep", override.format(victim=victim)],
+                            cwd=victim, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "refused: clean deletes only a relative path" in result.stderr
+    assert (victim / "news_cnn.mar").is_file() and (victim / "logs").is_dir()
+
+
+def test_make_clean_removes_relative_paths(tmp_path):
+    (tmp_path / "art").mkdir()
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "news_cnn.mar").write_text("x")
+    result = subprocess.run(["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "clean",
+                             "ARTIFACTS=art", "MODEL_STORE=store"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "art").exists() and not (tmp_path / "store" / "news_cnn.mar").exists()

@@ -1,17 +1,24 @@
-"""pyproject.toml, the requirements files, `make install`'s Python check and the `news-cnn`
-command agree with each other."""
+"""pyproject.toml's ranges, the hash locks made from them, the wheel, `make install`'s Python
+check and the `news-cnn` command agree with each other."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
+import shutil
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from client import console
 
 REPO = Path(__file__).resolve().parent.parent
+LOCKS = REPO / "requirements"
 
 
 def load_script(name: str):
@@ -22,27 +29,88 @@ def load_script(name: str):
     return module
 
 
-def pins(path: Path) -> list[str]:
-    return [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()
-            if line.split("#", 1)[0].strip()]
-
-
-def pyproject_list(key: str) -> list[str]:
-    """The strings of a `key = [...]` array in pyproject.toml (tomllib is 3.11+ only)."""
+def pyproject_list(key: str) -> list[Requirement]:
+    """The requirements of a `key = [...]` array in pyproject.toml (tomllib is 3.11+ only)."""
     text = (REPO / "pyproject.toml").read_text()
     match = re.search(rf"^{re.escape(key)} = \[(.*?)^\]", text, re.MULTILINE | re.DOTALL)
     assert match, key
-    return re.findall(r'"([^"]+)"', match.group(1))
+    return [Requirement(r) for r in re.findall(r'^\s*"([^"]+)",', match.group(1), re.MULTILINE)]
 
 
-def test_pyproject_dependencies_are_the_pinned_requirements():
-    assert pyproject_list("dependencies") == pins(REPO / "requirements.txt")
-    assert pyproject_list("dev") == pins(REPO / "requirements-dev.txt")
+def locked(name: str) -> dict[str, tuple[str, int]]:
+    """requirements/<name>.txt as canonical name -> (version, number of hashes)."""
+    found: dict[str, tuple[str, int]] = {}
+    current = None
+    for line in (LOCKS / f"{name}.txt").read_text().splitlines():
+        entry = re.match(r"^([A-Za-z0-9._-]+)==(\S+)", line)
+        if entry:
+            current = canonicalize_name(entry.group(1))
+            found[current] = (entry.group(2), 0)
+        elif line.strip().startswith("--hash=sha256:") and current:
+            version, hashes = found[current]
+            found[current] = (version, hashes + 1)
+    return found
 
 
-def test_dev_tools_stay_out_of_the_serving_requirements():
-    serving = {p.split("==")[0] for p in pins(REPO / "requirements.txt")}
-    assert not serving & {"pytest", "ruff", "py-spy"}
+DEPENDENCIES = {"serving": pyproject_list("dependencies"),
+                "dev": pyproject_list("dependencies") + pyproject_list("train") + pyproject_list("dev")}
+
+
+@pytest.mark.parametrize("lock", sorted(DEPENDENCIES))
+def test_each_lock_holds_every_declared_dependency_in_range_and_every_entry_hashed(lock):
+    entries = locked(lock)
+    assert entries and all(hashes for _, hashes in entries.values())  # pip --require-hashes needs them
+    for requirement in DEPENDENCIES[lock]:
+        version, _ = entries[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version, prereleases=True), (requirement, version)
+
+
+def test_the_serving_lock_is_the_dev_locks_versions_without_training_or_dev_tools():
+    serving, dev = locked("serving"), locked("dev")
+    assert {name: v for name, (v, _) in serving.items()} == {name: dev[name][0] for name in serving}
+    extras = {canonicalize_name(r.name) for r in pyproject_list("train") + pyproject_list("dev")}
+    assert not extras & set(serving)
+    assert {"torch", "torchserve", "numpy"} <= set(serving) and not {"pandas", "scipy"} & set(serving)
+
+
+def test_make_install_takes_exactly_the_locked_files():
+    text = (REPO / "Makefile").read_text()
+    recipe = re.search(r"^\$\(VENV\)/\.installed:.*(?:\n\t.*)*", text, re.MULTILINE).group(0)
+    install = next(line for line in recipe.splitlines() if "-r requirements/dev.txt" in line)
+    assert "--require-hashes" in install and "--no-deps" in install
+    assert "--upgrade" not in recipe  # pip itself comes from the lock
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    """The project's wheel, built offline from a copy of the checkout (no build/ left here)."""
+    source = tmp_path_factory.mktemp("source") / "news-cnn"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "model_store", "artifacts", "logs", "__pycache__", "*.egg-info", "build"))
+    out = tmp_path_factory.mktemp("wheel")
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+               "--wheel-dir", str(out), str(source)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (built,) = out.glob("news_cnn-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_the_wheel_ships_the_product_only(wheel):
+    top = {name.split("/", 1)[0] for name in wheel.namelist()}
+    top = {name for name in top if not name.endswith(".dist-info")}
+    assert top == {"model", "training", "handler", "serving", "client"}
+    assert {"handler/model-config.yaml", "serving/metrics.yaml"} <= set(wheel.namelist())
+
+
+def test_the_wheel_declares_ranges_and_the_news_cnn_command(wheel):
+    (metadata,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    requires = [Requirement(line.split(":", 1)[1]) for line in wheel.read(metadata).decode().splitlines()
+                if line.startswith("Requires-Dist:")]
+    assert requires and all(not any(s.operator == "==" for s in r.specifier) for r in requires)
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    target = re.search(r"^news-cnn = (\S+):(\S+)$", wheel.read(entry_points).decode(), re.MULTILINE)
+    assert getattr(importlib.import_module(target.group(1)), target.group(2)) is console.main
 
 
 def test_the_python_check_reads_the_range_pyproject_declares():
@@ -62,11 +130,6 @@ def test_make_install_refuses_pythons_without_wheels_with_one_message(version, a
     else:
         assert f"Python {version[0]}.{version[1]}" in err and "3.10 to 3.12" in err
         assert "make install PYTHON=python3.12" in err and len(err.strip().splitlines()) == 1
-
-
-def test_the_console_script_points_at_the_dispatcher():
-    text = (REPO / "pyproject.toml").read_text()
-    assert 'news-cnn = "client.console:main"' in text
 
 
 def test_news_cnn_help_lists_every_command(capsys):
@@ -111,3 +174,15 @@ def test_png_without_matplotlib_is_a_message_not_a_traceback(monkeypatch, capsys
     assert client_cli.main(["explain", "Oil rises", "--png", "x.png"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: --png needs") and "Traceback" not in err
+
+
+def test_make_install_names_the_python_the_lock_was_made_for(capsys):
+    check = load_script("check_python")
+    lock = LOCKS / "dev.txt"
+    made_with = check.locked_for(lock.read_text())
+    assert made_with is not None
+    assert check.main([str(REPO / "pyproject.toml"), str(lock)], here=made_with) == 0
+    other = (3, 12) if made_with != (3, 12) else (3, 10)
+    assert check.main([str(REPO / "pyproject.toml"), str(lock)], here=other) == 1
+    err = capsys.readouterr().err
+    assert f"locked for Python {made_with[0]}.{made_with[1]}" in err and len(err.strip().splitlines()) == 1

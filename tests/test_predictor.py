@@ -9,7 +9,7 @@ import torch
 
 from model import artifacts
 from model.config import ModelConfig
-from model.predictor import NO_KNOWN_WORDS, EncodedBatch, Predictor
+from model.predictor import MAX_TOKENS, NO_KNOWN_WORDS, EncodedBatch, Predictor, row_chunks
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +78,45 @@ def test_temperature_divides_the_logits_and_keeps_the_argmax(tiny_artifacts, tmp
 def test_non_positive_temperature_is_refused():
     with pytest.raises(ValueError, match="temperature"):
         ModelConfig(vocab_size=10, num_classes=4, temperature=0.0)
+
+
+# -- bounded work per request ------------------------------------------------------------------
+def test_a_headline_keeps_its_first_max_tokens_words(predictor):
+    """Accent folding turns each "¼" into a word ("1⁄4" -> "1 4"): 1,000 characters would be
+    1,001 words. Only the first MAX_TOKENS reach the model, and what comes after them cannot
+    change the answer."""
+    long_words = "tennis " * MAX_TOKENS
+    batch = predictor.encode(["¼" * 1000, long_words + "oil " * 200, long_words])
+    assert [len(t) for t in batch.tokens] == [MAX_TOKENS] * 3
+    assert batch.ids.shape[1] == MAX_TOKENS
+    capped, alone = predictor.predict([long_words + "oil " * 200, long_words])
+    assert capped == alone and capped["num_tokens"] == MAX_TOKENS
+
+
+def test_row_chunks_cover_every_row_in_order_within_the_bound():
+    ids = torch.zeros(9, 20, dtype=torch.long)
+    lengths = [1, 20, 3, 3, 3, 0, 12, 2, 5]
+    for row, length in enumerate(lengths):
+        ids[row, :length] = 7
+    chunks = list(row_chunks(ids, max_cells=24, min_width=3))
+    assert [r for part, _ in chunks for r in range(9)[part]] == list(range(9))
+    for part, chunk in chunks:
+        widths = [max(3, n) for n in lengths[part]]
+        assert chunk.shape == (len(widths), max(widths))  # trimmed to its own longest row
+        assert torch.equal(chunk, ids[part, :chunk.shape[1]])
+        assert chunk.numel() <= 24 or len(widths) == 1  # a row wider than the bound goes alone
+
+
+def test_forward_passes_are_bounded_and_change_no_probability(predictor, monkeypatch):
+    import model.predictor as predictor_module
+
+    texts = ["tennis final " * n + "oil" for n in range(1, 30)]
+    ids = predictor.encode(texts).ids
+    whole = predictor.probabilities(ids)
+    seen = []
+    forward = predictor.model.forward
+    monkeypatch.setattr(predictor.model, "forward", lambda x: seen.append(x.numel()) or forward(x))
+    monkeypatch.setattr(predictor_module, "MAX_FORWARD_CELLS", 64)
+    chunked = predictor.probabilities(ids)
+    assert len(seen) > 1 and max(seen) <= 64
+    assert torch.allclose(whole, chunked, atol=1e-6)

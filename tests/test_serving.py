@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import sys
 import zipfile
 from datetime import datetime, timedelta, timezone
 
@@ -48,6 +51,25 @@ def test_a_versioned_build_leaves_the_served_archive_alone_unless_promoted(tiny_
     assert _versions(store) == {"news_cnn.mar": "3.0", "news_cnn_v2.0.mar": "2.0", "news_cnn_v3.0.mar": "3.0"}
 
 
+@pytest.mark.parametrize("version", ["../../etc/x", "2.0/evil", "..", "2 0", "", "v2;rm"])
+def test_a_version_outside_letters_digits_and_dot_dash_underscore_is_refused(tiny_artifacts, tmp_path,
+                                                                             capsys, version):
+    store = tmp_path / "store"
+    with pytest.raises(SystemExit) as exit_info:
+        archive_main(["--artifacts", str(tiny_artifacts), "--export-path", str(store),
+                      "--version", version, "--versioned"])
+    assert exit_info.value.code == 2 and "letters, digits and . _ -" in capsys.readouterr().err
+    assert not store.exists() or not any(store.iterdir())
+    with pytest.raises(ArchiveError, match="letters, digits"):
+        build_archive(tiny_artifacts, store, version=version or "/")
+
+
+def test_a_version_of_letters_digits_and_dot_dash_underscore_names_the_file(tiny_artifacts, tmp_path):
+    assert archive_main(["--artifacts", str(tiny_artifacts), "--export-path", str(tmp_path),
+                         "--version", "2.1_rc-1", "--versioned"]) == 0
+    assert (tmp_path / "news_cnn_v2.1_rc-1.mar").is_file()
+
+
 def test_promote_without_a_versioned_build_is_refused(tiny_artifacts, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         archive_main(["--artifacts", str(tiny_artifacts), "--export-path", str(tmp_path), "--promote"])
@@ -68,6 +90,8 @@ def test_project_config_keeps_the_secure_defaults():
     assert properties["load_models"] == "news_cnn.mar"
     for key in ("inference_address", "management_address", "metrics_address"):
         assert properties[key].startswith("http://127.0.0.1:")
+    # No URL can be fetched: the pattern matches only "", which TorchServe refuses first.
+    assert properties["allowed_urls"] == "^$"
 
 
 def test_write_properties_overrides_and_removes(tmp_path):
@@ -136,3 +160,55 @@ def test_token_auth_is_on_unless_the_config_or_its_allowed_environment_turns_it_
     off = {"TS_DISABLE_TOKEN_AUTHORIZATION": "true"}
     assert token_auth_enabled({}, off)
     assert not token_auth_enabled({"enable_envvars_config": "true"}, off)
+
+
+def test_management_without_tokens_must_listen_on_loopback():
+    from serving.properties import open_management
+    assert open_management({"management_address": "http://0.0.0.0:8081"}, {}) is None  # keys on
+    off = {"disable_token_authorization": "true"}
+    assert open_management({**off, "management_address": "http://127.0.0.1:8081"}, {}) is None
+    exposed = open_management({**off, "management_address": "http://0.0.0.0:8081"}, {})
+    assert "management_address is http://0.0.0.0:8081" in exposed
+    assert "grpc_management_address" in open_management({**off, "grpc_management_address": "0.0.0.0"}, {})
+    # The environment counts where the config lets it, in both directions.
+    envvars = {**off, "enable_envvars_config": "true", "management_address": "http://0.0.0.0:8081"}
+    assert open_management(envvars, {"TS_MANAGEMENT_ADDRESS": "http://127.0.0.1:8081"}) is None
+    assert open_management({"enable_envvars_config": "true"}, {"TS_DISABLE_TOKEN_AUTHORIZATION": "true",
+                                                               "TS_MANAGEMENT_ADDRESS": "http://[::]:8081"})
+
+
+def test_torchserve_with_open_management_is_refused_before_it_starts(tmp_path, monkeypatch):
+    from serving import server
+    config = write_properties(tmp_path / "config.properties", DEFAULT_CONFIG,
+                              disable_token_authorization="true", management_address="http://0.0.0.0:8081")
+    monkeypatch.setattr(server.subprocess, "run", lambda *a, **k: pytest.fail("TorchServe was started"))
+    with pytest.raises(server.ServerError, match="token authorization is off"):
+        server.TorchServe(tmp_path, config).start()
+
+
+def test_endpoints_follow_the_environment_where_the_config_lets_them(tmp_path):
+    config = write_properties(tmp_path / "c.properties", DEFAULT_CONFIG, enable_envvars_config="true")
+    moved = {"TS_MANAGEMENT_ADDRESS": "http://127.0.0.1:9999"}
+    assert Endpoints.from_file(config, moved).management == "http://127.0.0.1:9999"
+    assert Endpoints.from_file(DEFAULT_CONFIG, moved) == Endpoints.from_file(DEFAULT_CONFIG, {})
+
+
+def test_the_key_file_is_private_from_its_first_byte(tmp_path, monkeypatch):
+    """TorchServe writes key_file.json at its umask and chmods it 0600 afterwards: it is started
+    under umask 077, so the file is private from the moment it exists. A stand-in torchserve
+    writes the file the way TorchServe does (plain open) and fails, so nothing else runs."""
+    from serving import server
+    fake = tmp_path / "torchserve"
+    fake.write_text(f"#!{sys.executable}\nimport json\nopen('key_file.json', 'w').write(json.dumps({{}}))\n"
+                    "raise SystemExit(3)\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(server, "_executable", lambda name: str(fake))
+    old = os.umask(0o022)  # the usual umask of a shell, whatever this process had
+    try:
+        workdir = tmp_path / "run"
+        workdir.mkdir()
+        with pytest.raises(server.ServerError, match="torchserve --start failed"):
+            server.TorchServe(workdir, server.config_on_free_ports(workdir, tmp_path)).start()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((workdir / "key_file.json").stat().st_mode) == 0o600

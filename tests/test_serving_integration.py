@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+import fake_http
 from model.predictor import Predictor
 from serving import keys as keyfile
 from serving.archive import build_archive
@@ -201,6 +202,37 @@ def test_requests_without_or_with_a_wrong_key_are_refused(server):
                              headers=server.keys().headers("management"), timeout=10)
     assert register.status_code >= 400
     assert oct(os.stat(server.key_file).st_mode & 0o777) == "0o600"
+
+
+class _CountingServer(fake_http.JSONHandler):
+    """Counts every request: a workflow fetched from here would show."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.server.hits += 1
+        self.send_json(200, {})
+
+
+def test_workflows_are_refused_and_fetch_nothing(server):
+    """TorchServe 0.12 does not gate POST /workflows by enable_model_api: it downloads the
+    archive through allowed_urls and registers the workflow's models (their handler code runs).
+    With the management key, every form of URL is refused and nothing is fetched; without it
+    the key check refuses first."""
+    management, key = server.endpoints.management, server.keys().headers("management")
+    store = read_properties(server.config)["model_store"]
+    (server.workdir / "news.war").write_bytes(b"not a workflow archive")
+    with fake_http.serve(_CountingServer, hits=0) as (url, fetched):
+        for source in (f"{url}/news.war", f"file://{server.workdir}/news.war", f"file://{store}/news_cnn.mar",
+                       "news.war"):
+            answer = requests.post(f"{management}/workflows", params={"url": source, "workflow_name": "w"},
+                                   headers=key, timeout=30)
+            assert 400 <= answer.status_code < 500, (source, answer.status_code, answer.text)
+        anonymous = requests.post(f"{management}/workflows", params={"url": f"{url}/news.war"}, timeout=30)
+        assert anonymous.status_code == 400 and anonymous.json()["type"] == "InvalidKeyException"
+        assert fetched.hits == 0
+    listed = requests.get(f"{management}/workflows", headers=key, timeout=30)
+    assert listed.status_code == 200 and listed.json()["workflows"] == []
+    assert [m["modelName"] for m in requests.get(f"{management}/models", headers=key,
+                                                 timeout=30).json()["models"]] == ["news_cnn"]
 
 
 def test_renewed_keys_replace_the_old_ones(server):

@@ -44,6 +44,8 @@ class SoakSizes:
     # a scale-down is never answered.
     scaling_retries: int = 2
     scaling_timeout_s: float = 5.0
+    # The bounded-memory cases send the largest accepted request for this long (full size only).
+    memory_seconds: float = 20.0
 
     @classmethod
     def named(cls, name: str) -> "SoakSizes":
