@@ -29,35 +29,22 @@ class OpenVocabEmbedding(nn.Module):
 
     The frozen rows are a buffer, not a parameter: the optimizer never sees them, they add
     no gradient memory, and they still travel in the state dict.
-
-    With `static_channel` (Kim, 2014: "CNN-multichannel"), each word also gets a second,
-    frozen copy of its pretrained vector, concatenated after the first: the convolutions
-    then read what fine-tuning made of a word next to what the pretrained vectors knew,
-    the same view they have of the frozen words that training never showed them.
     """
 
     def __init__(self, num_trainable: int, num_frozen: int, dim: int, padding_idx: int = 0,
-                 freeze_trainable: bool = False, static_channel: bool = False) -> None:
+                 freeze_trainable: bool = False) -> None:
         super().__init__()
         self.trainable = nn.Embedding(num_trainable, dim, padding_idx=padding_idx)
         self.trainable.weight.requires_grad = not freeze_trainable
         self.register_buffer("frozen", torch.zeros(num_frozen, dim))
-        # The learned rows' pretrained vectors, kept as they were loaded.
-        self.register_buffer("static", torch.zeros(num_trainable, dim) if static_channel else None)
         self.padding_idx = padding_idx
 
     @property
     def num_trainable(self) -> int:
         return self.trainable.num_embeddings
 
-    @property
-    def output_dim(self) -> int:
-        """Channels per position: the vector size, twice with the static channel."""
-        return self.trainable.embedding_dim * (1 if self.static is None else 2)
-
     def load_vectors(self, vectors: np.ndarray) -> None:
-        """Copy a [vocab_size, dim] matrix into the learned and frozen rows (and the static
-        channel)."""
+        """Copy a [vocab_size, dim] matrix into the learned and frozen rows."""
         weights = torch.as_tensor(np.asarray(vectors), dtype=torch.float32)
         expected = self.num_trainable + self.frozen.shape[0]
         if weights.shape != (expected, self.trainable.embedding_dim):
@@ -67,26 +54,16 @@ class OpenVocabEmbedding(nn.Module):
             self.trainable.weight.copy_(weights[: self.num_trainable])
             self.trainable.weight[self.padding_idx].zero_()
             self.frozen.copy_(weights[self.num_trainable:])
-            if self.static is not None:
-                self.static.copy_(self.trainable.weight)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """[batch, length] ids to [batch, length, output_dim] vectors."""
         if self.frozen.shape[0] == 0:
-            channels = [self.trainable(ids)]
-            if self.static is not None:
-                channels.append(F.embedding(ids, self.static))
-            return torch.cat(channels, dim=-1) if len(channels) > 1 else channels[0]
+            return self.trainable(ids)
         learned = ids < self.num_trainable
         # Out-of-range indices are pointed at row 0 in the table they do not belong to,
-        # then discarded by the `where`.
-        in_learned = torch.where(learned, ids, self.padding_idx)
+        # then discarded by the final `where`.
+        from_learned = self.trainable(torch.where(learned, ids, self.padding_idx))
         from_frozen = F.embedding(torch.where(learned, 0, ids - self.num_trainable), self.frozen)
-        channels = [torch.where(learned.unsqueeze(-1), self.trainable(in_learned), from_frozen)]
-        if self.static is not None:
-            channels.append(torch.where(learned.unsqueeze(-1), F.embedding(in_learned, self.static),
-                                        from_frozen))
-        return torch.cat(channels, dim=-1) if len(channels) > 1 else channels[0]
+        return torch.where(learned.unsqueeze(-1), from_learned, from_frozen)
 
 
 class CNN(nn.Module):
@@ -101,10 +78,9 @@ class CNN(nn.Module):
             dim=config.embedding_dim,
             padding_idx=config.padding_idx,
             freeze_trainable=config.freeze_embeddings,
-            static_channel=config.static_channel,
         )
         self.convs = nn.ModuleList(
-            nn.Conv1d(self.embeddings.output_dim, config.num_filters, kernel_size=f)
+            nn.Conv1d(config.embedding_dim, config.num_filters, kernel_size=f)
             for f in config.filter_sizes
         )
         # Fixed by the config, so worked out once here rather than on every forward pass:

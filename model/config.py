@@ -21,9 +21,6 @@ class ModelConfig:
     hidden_dim: int = 100
     dropout_p: float = 0.1
     freeze_embeddings: bool = False
-    # A second, frozen copy of the pretrained vectors beside the learned ones (Kim's
-    # multichannel CNN; model.cnn.OpenVocabEmbedding).
-    static_channel: bool = False
     padding_idx: int = 0
     # Served probabilities are softmax(logits / temperature), fitted on the validation split
     # (training/calibration.py); 1.0 is the plain softmax. The argmax does not depend on it.

@@ -35,7 +35,7 @@ from training.train import pick_device
 
 # The options that make a recipe, with the seed's values: a recipe is named by how it differs.
 SEED_RECIPE = {"epochs": 10, "patience": 3, "lr": 1e-3, "embedding_lr": 1e-2, "batch_size": 64,
-               "vocab_size": 5000, "max_pretrained_words": 100_000, "word_dropout": 0.0,
+               "vocab_size": 5000, "max_pretrained_words": 100_000, "dropout": 0.1, "word_dropout": 0.0,
                "word_insertion": 0.0, "topical_insertion": 0.0, "neighbour_swap": 0.0, "label_smoothing": 0.0,
                "weight_decay": 0.0}
 

@@ -70,7 +70,7 @@ def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVe
         vocab_size=len(tokenizer), num_classes=len(prepared.labels),
         num_trainable=tokenizer.num_trainable,
         embedding_dim=vectors.vector_size if vectors is not None else config.embedding_dim,
-        freeze_embeddings=freeze, static_channel=config.static_channel and vectors is not None)
+        freeze_embeddings=freeze, dropout_p=config.dropout)
     torch.manual_seed(config.seed)  # each experiment reproducible on its own
     model = CNN(model_config)
     neighbours = None
