@@ -49,10 +49,11 @@ PROTOCOL = ("Epochs are chosen on the validation loss, the temperature on valida
             "the test split and the evaluation set (--eval-data) are scored once per run, after "
             "every choice, and only reported. The recipe is compared across runs on the "
             "evaluation set (docs/training.md).")
-TABLE_CAPTION = ("Validation weighted F1 (what the choice between experiments may look at), then "
-                 "weighted F1 on the evaluation set (--eval-data) when given, then the test split "
-                 "of the stratified 70/15/15 split; precision, recall and F1 weighted by class "
-                 "support, all scored once, after every choice.")
+TABLE_CAPTION = ("Weighted F1 on the evaluation set (--eval-data) when given, then validation "
+                 "weighted F1 (what the choice between experiments may look at), then the test "
+                 "split of the stratified 70/15/15 split; precision, recall and F1 weighted by "
+                 "class support; the evaluation set and the test split scored once, after every "
+                 "choice.")
 PART_NAMES = {"test": "test split", EVAL: "evaluation set"}
 
 
