@@ -7,6 +7,9 @@ PYTHON ?= python3
 ARTIFACTS ?= artifacts
 # Empty DATA means "download the canonical AG News CSVs" (needs the network).
 DATA ?=
+# A labelled headlines CSV that training scores the final model on (never trained on), e.g.
+# canonical_dev.csv; with `make test` it also enables the accuracy-regression test.
+EVAL ?=
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -19,7 +22,7 @@ export PYTHONPATH := $(CURDIR)
 # exported as NEWS_<NAME>, and recipes use it quoted from there ("$$NEWS_TEXT"). The *_ARGS
 # lists are split into words by scripts/run_with_args.py (shlex, no shell).
 USER_VARS := TEXT PNG WORKERS SERVER_DIR VERSION PROMOTE DATA ARTIFACTS MODEL_STORE SERVE_TIMEOUT \
-	TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE \
+	EVAL TRAIN_ARGS PYTEST_ARGS EXPLORE_ARGS BENCH_ARGS SOAK_ARGS PROFILE_ARGS KSERVE_MAR KSERVE_STORAGE IMAGE \
 	NOTICE DRAIN RENEW API PEERS_ARGS BASELINE FOLDS UPGRADE PYTHON VENV
 $(foreach v,$(USER_VARS),$(if $(filter command environment,$(firstword $(origin $(v)))),\
 	$(eval override $(v) := $$(value $(v)))))
@@ -72,29 +75,30 @@ lock: ## Re-lock requirements/{dev,serving}.txt from pyproject.toml (UPGRADE=1: 
 	$(LOCK_CMD) --extra train --extra dev --output-file requirements/dev.txt pyproject.toml
 	$(LOCK_CMD) --constraint requirements/dev.txt --output-file requirements/serving.txt pyproject.toml
 
-test: install ## Run every test (with DATA=file.csv it also trains end to end on that file)
-	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests
+test: install ## Run every test (DATA=file.csv: also trains end to end on it; EVAL=dev.csv: and checks its accuracy there)
+	DATA="$$NEWS_DATA" EVAL="$$NEWS_EVAL" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests
 
 test-unit: install ## Run the tests that start no TorchServe (no Java)
-	DATA="$$NEWS_DATA" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests -q -m "not integration" -n auto
+	DATA="$$NEWS_DATA" EVAL="$$NEWS_EVAL" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests -q -m "not integration" -n auto
 
 lint: install ## ruff check (pyflakes + pycodestyle, settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
 
-TRAIN_CMD = $(RUN_WITH_ARGS) NEWS_TRAIN_ARGS -- $(PY) -m training $${NEWS_DATA:+--data "$$NEWS_DATA"} --out "$$NEWS_ARTIFACTS"
+TRAIN_CMD = $(RUN_WITH_ARGS) NEWS_TRAIN_ARGS -- $(PY) -m training $${NEWS_DATA:+--data "$$NEWS_DATA"} \
+	$${NEWS_EVAL:+--eval-data "$$NEWS_EVAL"} --out "$$NEWS_ARTIFACTS"
 
 # Trains only when no model exists yet, and only the experiment that is archived (what
 # `make serve` needs); `make train` always retrains and runs the whole comparison.
 $(ARTIFACTS)/model.pt: | install
 	$(TRAIN_CMD) --archived-only
 
-train: install ## Train all experiments and save the chosen model to ARTIFACTS (DATA=file.csv)
+train: install ## Train all experiments and save the chosen model to ARTIFACTS (DATA=file.csv; EVAL=dev.csv scores them on it)
 	$(TRAIN_CMD)
 
 FOLDS ?= 5
 
 .PHONY: evaluate
-evaluate: install ## Cross-validate the archived recipe (FOLDS=5, outside the test split) -> ARTIFACTS/cv.{json,md}; TRAIN_ARGS="--word-dropout 0.2" for a variant
+evaluate: install ## Cross-validate the archived recipe (FOLDS=5, outside the test split; EVAL=dev.csv scores each fold's model on it) -> ARTIFACTS/cv.{json,md}; TRAIN_ARGS="--word-dropout 0.2" for a variant
 	$(TRAIN_CMD) --cv "$$NEWS_FOLDS"
 
 # Recipes that delete take only a relative path inside the checkout: an empty value would

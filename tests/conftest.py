@@ -89,7 +89,8 @@ def tiny_artifacts(tmp_path_factory) -> _Path:
 def trained_artifacts(tmp_path_factory) -> _Path:
     """Artifacts of `python -m training` on $DATA with the default (archived) recipe: the
     archived experiment and the TF-IDF reference only, to keep CI fast (each experiment is
-    seeded on its own, so their numbers are the ones a full `make train` reports)."""
+    seeded on its own, so their numbers are the ones a full `make train` reports). With
+    $EVAL (CI sets it to canonical_dev.csv) the run also scores that evaluation set."""
     data = _os.environ.get("DATA")
     if not data:
         _pytest.skip("set DATA=path/to/news.csv to train end to end")
@@ -99,6 +100,8 @@ def trained_artifacts(tmp_path_factory) -> _Path:
     root = _Path(__file__).resolve().parents[1]
     command = [_sys.executable, "-m", "training", "--data", data, "--out", str(out),
                "--experiments", TrainConfig().archive, TFIDF]
+    if _os.environ.get("EVAL"):
+        command += ["--eval-data", _os.environ["EVAL"]]
     result = _subprocess.run(command, cwd=root, env={**_os.environ, "PYTHONPATH": str(root)},
                              capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -30,7 +30,7 @@ def test_temperature_undoes_overconfidence():
 
 def test_calibrate_serves_a_temperature_that_lowers_validation_ece():
     probs, labels, _ = synthetic(sharpen=3.0, seed=1)
-    report = calibrate(probs[:10_000], labels[:10_000], probs[10_000:], labels[10_000:])
+    report = calibrate(probs[:10_000], labels[:10_000], {"test": (probs[10_000:], labels[10_000:])})
     assert report["applied"] and report["temperature"] == report["fitted_temperature"]
     assert report["test_ece"]["after"] < report["test_ece"]["before"] / 3
 
@@ -48,7 +48,7 @@ def binned_calibrated_but_not_within_the_bin():
 def test_a_temperature_that_does_not_lower_validation_ece_is_not_served():
     probs, labels = binned_calibrated_but_not_within_the_bin()
     assert expected_calibration_error(probs, labels) == pytest.approx(0.0, abs=1e-9)
-    report = calibrate(probs, labels, probs, labels)
+    report = calibrate(probs, labels, {"test": (probs, labels)})
     assert report["fitted_temperature"] > 1.05  # a real temperature was fitted (1.079) ...
     assert report["val_ece"]["after"] > report["val_ece"]["before"]  # ... and it raises ECE
     assert not report["applied"] and report["temperature"] == 1.0

@@ -19,6 +19,16 @@ def test_help_lists_every_option_with_default(capsys):
     assert "(default: 5000)" in text and "(default: 100000)" in text and "(default: glove_finetuned)" in text
 
 
+def test_the_parser_is_built_from_the_config_fields():
+    # No option typed: exactly TrainConfig's defaults; each typed value gets its field's type.
+    parse = cli.build_parser().parse_args
+    assert TrainConfig(**{k: v for k, v in vars(parse([])).items() if k != "archived_only"}) == TrainConfig()
+    args = parse(["--max-rows", "500", "--lr", "0.5", "--experiments", "random", "tfidf_logreg",
+                  "--trust-gensim-data", "--eval-data", "dev.csv"])
+    assert (args.max_rows, args.lr, args.experiments) == (500, 0.5, ["random", "tfidf_logreg"])
+    assert args.trust_gensim_data is True and args.eval_data == "dev.csv"
+
+
 def run_cli(capsys, *args):
     code = cli.main(list(args))
     captured = capsys.readouterr()
@@ -48,6 +58,25 @@ def test_missing_embeddings_file_is_a_message(tmp_path, capsys, monkeypatch):
     code, err = run_cli(capsys, "--data", str(write_csv(tmp_path / "news.csv")),
                         "--embeddings", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "a"))
     assert code == 2 and "--embeddings" in err and "no such file" in err
+
+
+def test_a_gensim_data_name_without_the_flag_is_a_one_line_message(tmp_path, capsys, monkeypatch):
+    import gensim.downloader
+
+    monkeypatch.setattr(pipeline, "english_stopwords", lambda: list(STOPWORDS))
+    monkeypatch.setattr(gensim.downloader, "load", lambda name: pytest.fail("downloaded " + name))
+    code, err = run_cli(capsys, "--data", str(write_csv(tmp_path / "news.csv")),
+                        "--embeddings", "glove-wiki-gigaword-100", "--out", str(tmp_path / "a"))
+    assert code == 2 and "--trust-gensim-data" in err and err.count("\n") == 1
+
+
+def test_an_evaluation_set_with_an_unknown_class_is_a_message(tmp_path, capsys):
+    evaluation = tmp_path / "dev.csv"
+    evaluation.write_text("title,category\nStocks rally,Business\nNew phone,Gadgets\n")
+    code, err = run_cli(capsys, "--data", str(write_csv(tmp_path / "news.csv")),
+                        "--eval-data", str(evaluation), "--out", str(tmp_path / "a"))
+    assert code == 2 and "'Gadgets' (first at row 3) is not in the training data" in err
+    assert not (tmp_path / "a").exists()
 
 
 def test_missing_nltk_stopwords_says_how_to_install(tmp_path, monkeypatch):

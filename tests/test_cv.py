@@ -42,7 +42,7 @@ def test_recipe_names_and_accumulated_results(tmp_path):
     save_result(tmp_path, "a", entry)  # a rerun replaces its row, in place
     assert list(json.loads((tmp_path / "cv.json").read_text())) == ["a", "b"]
     table = (tmp_path / "cv.md").read_text()
-    assert "| a | 5 | 0.8000 ± 0.0100 | 20.0% ± 2.0% |" in table and table.count("| a |") == 1
+    assert "| a | 5 | - | 0.8000 ± 0.0100 | 20.0% ± 2.0% |" in table and table.count("| a |") == 1
 
 
 def test_a_training_run_keeps_the_cv_results_of_the_directory_it_replaces(tmp_path):

@@ -1,8 +1,10 @@
 import hashlib
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 
+from fake_http import serve
 from tiny_headlines import write_csv
 from training import data
 from training.errors import DataError
@@ -84,6 +86,7 @@ def test_sample_keeps_every_class(tmp_path):
 class FakeResponse:
     def __init__(self, body: bytes):
         self.body = body
+        self.headers = {}
 
     def __enter__(self):
         return self
@@ -115,11 +118,14 @@ def test_download_bad_checksum_is_rejected(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache").iterdir())
 
 
+def published(body: bytes) -> data.PublishedFile:
+    return data.PublishedFile(len(body), hashlib.md5(body).hexdigest(), hashlib.sha256(body).hexdigest())
+
+
 def test_download_verified_then_cached(tmp_path, monkeypatch):
     bodies = {"train.csv": b'"1","Talks","d"\n' * 12 + b'"2","Cup","d"\n' * 12,
               "test.csv": b'"1","Peace","d"\n"2","Goal","d"\n'}
-    monkeypatch.setattr(data, "AG_NEWS_FILES",
-                        {n: hashlib.md5(b).hexdigest() for n, b in bodies.items()})
+    monkeypatch.setattr(data, "AG_NEWS_FILES", {n: published(b) for n, b in bodies.items()})
     calls = []
 
     def fake_get(url, **kwargs):
@@ -131,3 +137,53 @@ def test_download_verified_then_cached(tmp_path, monkeypatch):
     assert len(headlines.frame) == 26 and len(calls) == 2
     data.load_headlines(None, tmp_path / "cache")
     assert len(calls) == 2  # verified cache, no second download
+
+
+class StreamingHandler(BaseHTTPRequestHandler):
+    """Serves `server.body` at any path in small writes, with or without a Content-Length;
+    counts the bytes it managed to send before the client hung up."""
+
+    def do_GET(self):
+        body, self.server.sent = self.server.body, 0
+        self.send_response(200)
+        if self.server.announce:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for start in range(0, len(body), 1 << 16):
+                self.wfile.write(body[start:start + (1 << 16)])
+                self.server.sent = start + (1 << 16)
+        except OSError:  # the client stopped reading
+            pass
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_download_with_a_matching_md5_but_another_sha256_is_rejected(tmp_path, monkeypatch):
+    # MD5 collisions are cheap to make: the SHA-256 must match as well.
+    body = b'"1","Talks","d"\n' * 10
+    expected = data.PublishedFile(len(body), hashlib.md5(body).hexdigest(), "0" * 64)
+    monkeypatch.setattr(data, "AG_NEWS_FILES", {"train.csv": expected})
+    with serve(StreamingHandler, body=body, announce=True) as (url, _):
+        monkeypatch.setattr(data, "AG_NEWS_URL", url + "/")
+        with pytest.raises(DataError, match="has SHA256 .* expected 0000"):
+            data.download_ag_news(tmp_path / "cache")
+    assert not list((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize("announce", [True, False], ids=["content-length", "no-content-length"])
+def test_download_stops_past_the_published_size_and_keeps_nothing(tmp_path, monkeypatch, announce):
+    # A server that sends far more than the published size (here 64 MB against 1 kB) is cut
+    # off after at most one more chunk, whether or not it announces its length up front.
+    body = b"x" * (64 << 20)
+    monkeypatch.setattr(data, "AG_NEWS_FILES", {"train.csv": published(body[:1000])})
+    with serve(StreamingHandler, body=body, announce=announce) as (url, server):
+        monkeypatch.setattr(data, "AG_NEWS_URL", url + "/")
+        with pytest.raises(DataError, match="more than the published 1000"):
+            data.download_ag_news(tmp_path / "cache")
+    assert not list((tmp_path / "cache").iterdir())  # no partial file
+    # Stopped early: the server could not hand over more than the cap, a chunk and what the
+    # sockets buffer (a few MB), far from the 64 MB it had to send.
+    assert server.sent < 16 << 20

@@ -41,7 +41,18 @@ def test_gensim_data_offline_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(gensim.downloader, "load", offline)
     with pytest.raises(EmbeddingsError, match="glove-wiki-gigaword-100.*local GloVe"):
+        embeddings.load_pretrained("glove-wiki-gigaword-100", trust_gensim_data=True)
+
+
+def test_gensim_data_is_never_fetched_without_the_flag(monkeypatch):
+    # gensim.downloader imports the Python loader that comes with a model: only on request.
+    import gensim.downloader
+
+    calls = []
+    monkeypatch.setattr(gensim.downloader, "load", lambda name: calls.append(name))
+    with pytest.raises(EmbeddingsError, match="--trust-gensim-data") as error:
         embeddings.load_pretrained("glove-wiki-gigaword-100")
+    assert calls == [] and "\n" not in str(error.value)
 
 
 def small_vectors() -> KeyedVectors:

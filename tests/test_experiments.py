@@ -17,9 +17,14 @@ from training.parallel import can_fork
 from training.timing import STEP_SECONDS
 
 
-def tiny_run(tmp, threads: int):
-    """One run of every experiment on 60 tiny headlines; returns the artifact directory."""
-    config = TrainConfig(data=str(write_csv(tmp / "news.csv")),
+EVAL_ROWS = 20
+
+
+def tiny_run(tmp, threads: int, evaluate: bool = False):
+    """One run of every experiment on 60 tiny headlines (scored on 20 others with
+    `evaluate`); returns the artifact directory."""
+    evaluation = str(write_csv(tmp / "eval.csv", rows_per_class=EVAL_ROWS // 4, seed=1)) if evaluate else None
+    config = TrainConfig(data=str(write_csv(tmp / "news.csv")), eval_data=evaluation,
                          embeddings=str(write_glove(tmp / "glove.txt")), out=str(tmp / "artifacts"),
                          vocab_size=40, max_pretrained_words=3, embedding_dim=8, epochs=2,
                          batch_size=8, threads=threads)
@@ -33,8 +38,8 @@ def tiny_run(tmp, threads: int):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Every experiment in this process, one after the other."""
-    return tiny_run(tmp_path_factory.mktemp("tiny_run"), threads=1)
+    """Every experiment in this process, one after the other, scored on an evaluation set."""
+    return tiny_run(tmp_path_factory.mktemp("tiny_run"), threads=1, evaluate=True)
 
 
 def test_every_artifact_is_written(trained):
@@ -120,6 +125,33 @@ def test_saved_flip_counts_equal_a_recount_with_the_served_model(trained):
     assert headlines > 0  # else the recount compared nothing
 
 
+def test_the_evaluation_set_is_scored_and_reported_first(trained):
+    metrics = artifacts.read_json(trained, artifacts.METRICS)
+    assert list(metrics)[0] == "eval"
+    scored = metrics["eval"]
+    assert scored["rows"] == EVAL_ROWS and scored["overall"]["support"] == EVAL_ROWS
+    assert set(scored["per_class"]) == {"Business", "Sci/Tech", "Sports", "World"}
+    assert scored["ece"] == metrics["calibration"]["eval_ece"]
+    assert scored["flip_rate"]["pairs"] > 0 and scored["faithfulness"]["by_k"]["1"]["headlines"] > 0
+    for name in EXPERIMENTS:
+        assert metrics["experiments"][name]["eval"]["overall"]["support"] == EVAL_ROWS, name
+    # The TF-IDF reference separates these headlines perfectly (as on the test split).
+    assert metrics["experiments"]["tfidf_logreg"]["eval"]["overall"]["weighted_f1"] == 1.0
+    header = (trained / pipeline.EXPERIMENTS_TABLE).read_text().split("\n| experiment |")[1]
+    assert header.split("|")[0].strip() == "eval weighted F1"
+    manifest = artifacts.read_json(trained, artifacts.MANIFEST)
+    assert manifest["eval_metrics"] == scored["overall"]
+
+
+def test_the_served_model_reproduces_the_reported_evaluation_score(trained):
+    predictor = Predictor.from_dir(trained)
+    evaluation = pd.read_csv(artifacts.read_json(trained, artifacts.METRICS)["eval"]["data"])
+    predicted = [a["label"] for a in predictor.predict(evaluation["title"].tolist())]
+    reported = artifacts.read_json(trained, artifacts.METRICS)["eval"]["overall"]["weighted_f1"]
+    scored = f1_score(evaluation["category"], predicted, average="weighted")
+    assert scored == pytest.approx(reported, abs=1e-4)
+
+
 def test_test_split_csv(trained):
     test = pd.read_csv(trained / pipeline.TEST_SPLIT)
     assert list(test.columns) == ["title", "category"] and len(test) == 9
@@ -128,7 +160,8 @@ def test_test_split_csv(trained):
 @pytest.mark.skipif(not can_fork(), reason="experiments run side by side only where processes fork")
 def test_experiments_side_by_side_give_the_one_by_one_results(trained, tmp_path):
     """Three worker processes (one thread each): every experiment's metrics and the archived
-    weights are those of the one-by-one run, bit for bit."""
+    weights are those of the one-by-one run, bit for bit. That run had an evaluation set and
+    this one has none: the evaluation set changes nothing that is trained."""
     forked = tiny_run(tmp_path, threads=3)
 
     def scores(directory):

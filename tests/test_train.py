@@ -3,14 +3,21 @@ import torch
 
 from model.cnn import CNN
 from model.config import ModelConfig
+from training.config import TrainConfig
 from training.train import Trainer, batches, class_weights
 
 
-def make_trainer(**kwargs) -> Trainer:
+def options(**kwargs) -> TrainConfig:
+    """A plain recipe (one learning rate, no label smoothing) on batches of 4, and `kwargs`."""
+    return TrainConfig(**{"batch_size": 4, "lr": 1e-3, "embedding_lr": 1e-3, "label_smoothing": 0.0,
+                          **kwargs})
+
+
+def make_trainer(augment=None, **kwargs) -> Trainer:
     torch.manual_seed(0)
     model = CNN(ModelConfig(vocab_size=20, num_classes=2, embedding_dim=4, num_filters=3,
                             hidden_dim=5))
-    return Trainer(model, torch.ones(2), batch_size=4, device="cpu", **kwargs)
+    return Trainer(model, torch.ones(2), options(**kwargs), device="cpu", augment=augment)
 
 
 def toy_data(n: int = 16):
@@ -80,7 +87,7 @@ def test_frozen_tail_unchanged_by_fit():
                             num_filters=3, hidden_dim=5))
     model.embeddings.load_vectors(np.random.default_rng(0).normal(size=(20, 4)))
     frozen = model.embeddings.frozen.clone()
-    trainer = Trainer(model, torch.ones(2), embedding_lr=0.1, epochs=2, batch_size=4)
+    trainer = Trainer(model, torch.ones(2), options(embedding_lr=0.1, epochs=2))
     data = toy_data()  # ids 2..19: learned rows and tail rows
     trainer.fit(data, data)
     assert torch.equal(trainer.model.embeddings.frozen, frozen)

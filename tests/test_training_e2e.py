@@ -1,8 +1,10 @@
 """Full training on the real headlines when DATA points at them (CI sets DATA; skipped
-otherwise): see the `trained_artifacts` fixture in conftest.py.
+otherwise), scored on canonical_dev.csv when EVAL points at it (CI sets it too): see the
+`trained_artifacts` fixture in conftest.py.
 
-Thresholds come from 5-fold cross-validation of the archived recipe (docs/training.md),
-not from one run's figure, so another CPU or BLAS does not fail CI on a third decimal.
+Thresholds come from repeated measurements of the archived recipe (docs/training.md):
+5-fold cross-validation on news.csv for the test split, 5 seeds for canonical_dev; not
+from one run's figure, so another CPU or BLAS does not fail CI on a third decimal.
 """
 import json
 
@@ -16,13 +18,27 @@ from model.predictor import Predictor
 from training.calibration import expected_calibration_error
 from training.config import TFIDF, TrainConfig
 
-# 5-fold CV of the archived recipe: weighted F1 CV_F1_MEAN ± CV_F1_STD (sample std over
-# folds). A run's test-split F1 below mean - 3 std is a regression, not noise.
-CV_F1_MEAN, CV_F1_STD = 0.8370, 0.0076
+# 5-fold CV of the archived recipe on news.csv: weighted F1 CV_F1_MEAN ± CV_F1_STD (sample
+# std over folds). A run's test-split F1 below mean - 3 std is a regression, not noise.
+CV_F1_MEAN, CV_F1_STD = 0.8315, 0.0051
 MIN_WEIGHTED_F1 = round(CV_F1_MEAN - 3 * CV_F1_STD, 3)
 # Same CV: one-word flip rate FLIP_MEAN ± FLIP_STD; above mean + 3 std is a regression.
-FLIP_MEAN, FLIP_STD = 0.225, 0.020
+FLIP_MEAN, FLIP_STD = 0.196, 0.013
 MAX_FLIP_RATE = round(FLIP_MEAN + 3 * FLIP_STD, 3)
+
+# canonical_dev.csv: 3,800 official AG News test titles (a stratified half of that set),
+# headlines from across the collection period that news.csv (its first 10,000 training
+# rows) never saw. The bounds below were measured on this file only.
+CANONICAL_DEV_MD5 = "f526427b63c50c838b5bc62dd2e5d811"
+# The archived recipe, seeds 1234, 1, 2, 3, 4 (`python -m training --archived-only --seed S
+# --eval-data canonical_dev.csv`): weighted F1 0.8311, 0.8285, 0.8297, 0.8230, 0.8291.
+EVAL_F1_MEAN, EVAL_F1_STD = 0.8283, 0.0031
+MIN_EVAL_F1 = round(EVAL_F1_MEAN - 3 * EVAL_F1_STD, 3)
+# Same runs: one-word flip rate 21.4, 19.0, 21.7, 21.8, 22.1 %.
+EVAL_FLIP_MEAN, EVAL_FLIP_STD = 0.212, 0.013
+MAX_EVAL_FLIP_RATE = round(EVAL_FLIP_MEAN + 3 * EVAL_FLIP_STD, 3)
+# The required calibration of the served probabilities there; measured ECE 0.014-0.026.
+MAX_EVAL_ECE = 0.03
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +64,8 @@ def test_served_model_reproduces_the_reported_test_score(trained_artifacts, metr
 
 def test_word_scores_are_faithful(metrics):
     # Deleting the top-scored word must cost the predicted class far more than deleting a
-    # random one: measured 0.195 vs 0.038 (seed 1234; 0.181 vs 0.041 and 0.200 vs 0.039 with
-    # seeds 1 and 2), so about 5x; required at least 2x.
+    # random one: measured 0.207 vs 0.051 (seed 1234; 0.197-0.208 vs 0.043-0.051 with seeds
+    # 1-4), so about 4x; required at least 2x.
     k1 = metrics["faithfulness"]["by_k"]["1"]
     assert k1["top"] >= 2 * k1["random"]
 
@@ -62,11 +78,9 @@ def test_calibration_is_reported_and_served(trained_artifacts, metrics):
     calibration = metrics["calibration"]
     config = json.loads((trained_artifacts / artifacts.MODEL_CONFIG).read_text())
     assert config["temperature"] == calibration["temperature"]
-    # The recipe (label smoothing) leaves the model underconfident; measured with seeds 1234,
-    # 1 and 2: temperature 0.69, 0.73, 0.71 applied, test ECE 0.103 -> 0.018, 0.087 -> 0.019,
-    # 0.109 -> 0.031 (after / before at most 0.28). Required: applied, and at most half.
-    assert calibration["applied"]
-    assert calibration["test_ece"]["after"] <= 0.5 * calibration["test_ece"]["before"]
+    # Measured with seeds 1234, 1, 2, 3, 4: temperature 1.07-1.15 served, test ECE after it
+    # 0.021-0.031 (mean 0.025, std 0.0045); the bound is above mean + 3 std.
+    assert calibration["test_ece"]["after"] <= 0.04
     # The served model (saved weights and temperature) has the reported test ECE.
     predictor = Predictor.from_dir(trained_artifacts)
     test = pd.read_csv(trained_artifacts / "test.csv")
@@ -74,3 +88,27 @@ def test_calibration_is_reported_and_served(trained_artifacts, metrics):
     labels = np.array([predictor.labels.classes.index(c) for c in test["category"]])
     assert expected_calibration_error(probs, labels) == pytest.approx(calibration["test_ece"]["after"],
                                                                       abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def canonical_dev(metrics) -> dict:
+    """The run's figures on canonical_dev.csv; skipped when the run had no such EVAL."""
+    scored = metrics.get("eval")
+    if scored is None:
+        pytest.skip("set EVAL=path/to/canonical_dev.csv (CI does) to check accuracy on headlines "
+                    "the model never saw")
+    if scored["md5"] != CANONICAL_DEV_MD5:
+        pytest.skip(f"EVAL={scored['data']} is not canonical_dev.csv, on which the bounds were measured")
+    return scored
+
+
+def test_accuracy_on_headlines_the_model_never_saw(canonical_dev):
+    assert canonical_dev["overall"]["weighted_f1"] >= MIN_EVAL_F1
+
+
+def test_served_probabilities_are_calibrated_on_canonical_dev(canonical_dev):
+    assert canonical_dev["ece"]["after"] <= MAX_EVAL_ECE
+
+
+def test_one_word_flip_rate_on_canonical_dev(canonical_dev):
+    assert canonical_dev["flip_rate"]["flip_rate"] <= MAX_EVAL_FLIP_RATE

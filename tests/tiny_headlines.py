@@ -31,12 +31,12 @@ def headlines(rows_per_class: int = 15, seed: int = 0) -> list[tuple[str, str]]:
     return rows
 
 
-def write_csv(path: Path, rows_per_class: int = 15) -> Path:
+def write_csv(path: Path, rows_per_class: int = 15, seed: int = 0) -> Path:
     """A seed-schema CSV (header title,category)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["title", "category"])
-        writer.writerows(headlines(rows_per_class))
+        writer.writerows(headlines(rows_per_class, seed))
     return path
 
 

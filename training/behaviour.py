@@ -15,7 +15,7 @@ import numpy as np
 from model.predictor import Predictor
 
 # Five common, unambiguous topical words per class (all in GloVe's vocabulary, none a
-# stopword), in the spirit of the "... NASA" example.
+# stopword), in the spirit of appending "... NASA" to a headline of another class.
 OFF_TOPIC_WORDS = {
     "World": ("parliament", "ceasefire", "refugees", "embassy", "rebels"),
     "Sports": ("quarterback", "playoffs", "tennis", "olympics", "striker"),

@@ -49,21 +49,24 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(found.x)
 
 
-def calibrate(val_probs: np.ndarray, val_labels: np.ndarray, test_probs: np.ndarray,
-              test_labels: np.ndarray) -> dict:
+def calibrate(val_probs: np.ndarray, val_labels: np.ndarray,
+              reported: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     """Fit a temperature on validation, keep it if it lowers the validation ECE; report the
-    ECE of both splits before and after. `temperature` is the one to serve (1.0 if not kept)."""
+    ECE of validation and of each `reported` part (name -> probabilities, labels) before and
+    after it, as "<name>_ece". `temperature` is the one to serve (1.0 if not kept)."""
     fitted = fit_temperature(val_probs, val_labels)
     val_before = expected_calibration_error(val_probs, val_labels)
     val_after = expected_calibration_error(with_temperature(val_probs, fitted), val_labels)
     applied = val_after < val_before
-    return {
+    result = {
         "bins": ECE_BINS,
         "fitted_temperature": round(fitted, 4),
         "applied": bool(applied),
         "temperature": round(fitted, 4) if applied else 1.0,
         "val_ece": {"before": round(val_before, 4), "after": round(val_after, 4)},
-        "test_ece": {"before": round(expected_calibration_error(test_probs, test_labels), 4),
-                     "after": round(expected_calibration_error(
-                         with_temperature(test_probs, fitted), test_labels), 4)},
     }
+    for name, (probs, labels) in reported.items():
+        result[f"{name}_ece"] = {
+            "before": round(expected_calibration_error(probs, labels), 4),
+            "after": round(expected_calibration_error(with_temperature(probs, fitted), labels), 4)}
+    return result

