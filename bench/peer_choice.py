@@ -13,8 +13,9 @@ from bench.peer_servers import PEERS, TORCHSERVE
 # concurrency such that p50 at concurrency 1 is within this of the best peer's.
 P50_MARGIN_MS = 1.0
 # Grid points whose p50 at c=1 differ by less than this count as equally fast at low load:
-# in two full runs on the shared 2-core machine the points with maxBatchDelay 1 and 2 ms (the
-# ones that compete here) gave p50s at c=1 0.07-0.36 ms apart (5 ms points: up to 3 ms).
+# in two full runs on a 2-core machine (Intel Xeon Processor, 2026-11-26) the points with
+# maxBatchDelay 1 and 2 ms (the ones that compete here) gave p50s at c=1 0.07-0.36 ms apart
+# (5 ms points: up to 3 ms).
 P50_NOISE_MS = 0.5
 
 

@@ -1,5 +1,6 @@
 """A picture of one explanation: conv activations per filter width over the tokens (like the
-seed's heatmap) above a bar chart of each token's Integrated Gradients score.
+heatmap of the seed, Made-With-ML's "Embeddings" lesson) above a bar chart of each token's
+Integrated Gradients score.
 
 What argues for the predicted class is drawn in green, what argues against it in red: the
 n-grams of filters favouring the predicted class (the reason) are framed in solid green,

@@ -1,5 +1,6 @@
-"""The seed's text CNN: embeddings -> convolutions of widths 1, 2, 3 with "same" padding ->
-global max-pool -> FC 150 -> 100 -> classes."""
+"""The text CNN of the seed, Made-With-ML's "Embeddings" lesson (README.md, "The seed"):
+embeddings -> convolutions of widths 1, 2, 3 with "same" padding -> global max-pool ->
+FC 150 -> 100 -> classes."""
 from __future__ import annotations
 
 import math

@@ -69,7 +69,8 @@ class Tokenizer:
     def fit(cls, texts: Iterable[str], num_tokens: int | None = None) -> "Tokenizer":
         """Keep the most frequent words of preprocessed `texts` (ties broken alphabetically).
 
-        `num_tokens` caps the vocabulary including PAD and UNK, as in the seed.
+        `num_tokens` caps the vocabulary including PAD and UNK, as in the seed (Made-With-ML's
+        "Embeddings" lesson, README.md).
         """
         counts = Counter(word for text in texts for word in text.split())
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -11,7 +11,8 @@ Two ideas, one per function:
   class with at least `purity` precision. Filters that are never that pure get no
   threshold (stored as null, read as +inf) and never count.
 * `Explainer.explain` reports, per headline, the n-gram that most informative filters of
-  each width picked (the seed's interpretability idea, with "same" padding mapped back to
+  each width picked (the interpretability idea of the seed, Made-With-ML's "Embeddings"
+  lesson, with "same" padding mapped back to
   tokens), counting as the reason only the filters whose class is the predicted one (the
   n-grams of filters that favour another class are reported apart, as arguing against),
   each token's signed Integrated Gradients score towards the predicted class
