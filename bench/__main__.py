@@ -75,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--baseline-batching", action="store_true",
                          help="serve the candidate with the baseline's batchSize and maxBatchDelay")
     profile = sub.add_parser("profile", help="py-spy profile of a worker under load")
-    profile.add_argument("--seconds", type=float, default=10.0)
-    profile.add_argument("--concurrency", type=int, default=16)
-    profile.add_argument("--path", default=f"/predictions/{MODEL_NAME}")
+    profile.add_argument("--seconds", type=float, default=10.0, help="how long py-spy samples the worker")
+    profile.add_argument("--concurrency", type=int, default=16, help="wrk connections during the profile")
+    profile.add_argument("--path", default=f"/predictions/{MODEL_NAME}", help="the URL path under load")
     for command in (run, peers, compare, profile):
         _common(command)
     for command in (run, peers, compare):

@@ -134,12 +134,17 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, measure, print JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.batch", description=__doc__.splitlines()[0])
-    parser.add_argument("--mar", type=Path, default=Path("model_store") / f"{MODEL_NAME}.mar")
-    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.batch", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="news-cnn predict --file end to end (served and --archive) against the "
+                    "in-process Predictor on the same file, in one run; prints JSON.")
+    parser.add_argument("--mar", type=Path, default=Path("model_store") / f"{MODEL_NAME}.mar",
+                        help="the archive to serve")
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
+                        help="the training run it came from (the in-process Predictor)")
     parser.add_argument("--data", type=Path, required=True, help="a CSV with a title column")
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="headlines in the file")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
     args = parser.parse_args(argv)
     print(json.dumps(measure(args.mar, args.artifacts, args.data, args.rows, args.rounds), indent=2))
     return 0
