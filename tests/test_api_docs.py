@@ -15,7 +15,7 @@ import requests
 
 from model.predictor import Predictor
 from serving.properties import read_properties
-from conftest import served_archive
+from tests.helpers.torchserve import served_archive
 
 REPO = Path(__file__).resolve().parent.parent
 API_DOC = REPO / "docs" / "api.md"

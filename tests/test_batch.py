@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-import handler_http
+from tests.helpers import handler_http
 from client import batch
 from client.__main__ import build_parser, execute
 from client.api import KeyRefused
 from client.console import InProcess
-from conftest import TINY_WORDS
+from tests.helpers.tiny_artifacts import TINY_WORDS
 from serving.offline import OfflineModel
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-import fake_http
+from tests.helpers import fake_http
 from bench import archives, benchmark, echo_handler, harness, headlines, load, profile, report
 
 

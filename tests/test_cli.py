@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from tiny_headlines import STOPWORDS, write_csv, write_glove
+from tests.helpers.tiny_headlines import STOPWORDS, write_csv, write_glove
 from training import cli, pipeline
 from training.config import TrainConfig
 from training.errors import StopwordsError, TrainingError

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import fake_http
+from tests.helpers import fake_http
 from client.__main__ import main
 from client import api
 from client.api import CORRELATION_HEADER, ClientError, NewsClient, ServerFailure

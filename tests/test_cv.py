@@ -56,7 +56,7 @@ def test_a_training_run_keeps_the_cv_results_of_the_directory_it_replaces(tmp_pa
 
 
 def test_more_folds_than_rows_of_a_class_is_a_one_line_error(tmp_path, capsys):
-    from tiny_headlines import write_csv
+    from tests.helpers.tiny_headlines import write_csv
     from training.cli import main
 
     assert main(["--data", str(write_csv(tmp_path / "news.csv")), "--cv", "20",

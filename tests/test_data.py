@@ -4,8 +4,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 import requests
 
-from fake_http import serve
-from tiny_headlines import write_csv
+from tests.helpers.fake_http import serve
+from tests.helpers.tiny_headlines import write_csv
 from training import data
 from training.errors import DataError
 

@@ -3,7 +3,7 @@ import pytest
 from gensim.models import KeyedVectors
 
 from model.encoders import Tokenizer
-from tiny_headlines import CLASS_WORDS, write_glove
+from tests.helpers.tiny_headlines import CLASS_WORDS, write_glove
 from training import embeddings
 from training.errors import EmbeddingsError
 

@@ -10,7 +10,7 @@ from model import artifacts
 from model.config import ModelConfig
 from model.encoders import Tokenizer
 from model.predictor import Predictor
-from tiny_headlines import STOPWORDS, write_csv, write_glove
+from tests.helpers.tiny_headlines import STOPWORDS, write_csv, write_glove
 from training import pipeline
 from training.config import EXPERIMENTS, TrainConfig
 from training.parallel import can_fork

@@ -21,7 +21,7 @@ import psutil
 import pytest
 import requests
 
-import fake_http
+from tests.helpers import fake_http
 from bench import server as bench_server
 from serving import keys as keyfile
 from serving.__main__ import main
@@ -32,7 +32,7 @@ from serving.health import (CANARY_FILE, CANARY_TIMEOUT_S, CHECK_THREADS, REQUES
 from serving.properties import REPO_ROOT, Endpoints
 from serving.server import (DRAIN_BOUND_S, PROBE_STOP_S, SHUTDOWN_BOUND_S, STOP_BOUND_S, TorchServe,
                             config_on_free_ports, free_port)
-from conftest import served_archive
+from tests.helpers.torchserve import served_archive
 
 MODEL_CONFIG = """\
 batchSize: 4

@@ -16,7 +16,7 @@ import pytest
 from client import batch, console
 from client.api import NewsClient
 from client.console import InProcess
-from conftest import served_archive
+from tests.helpers.torchserve import served_archive
 from model.predictor import Predictor
 from serving.archive import build_archive
 from serving.offline import OfflineError, OfflineModel

@@ -3,8 +3,8 @@ and the choice of batch settings from the grid."""
 from __future__ import annotations
 
 from bench import peer_choice
-from peer_rows import grid as _grid
-from peer_rows import rows as _rows
+from tests.helpers.peer_rows import grid as _grid
+from tests.helpers.peer_rows import rows as _rows
 
 
 def test_ratios_compare_ours_with_the_best_peer_per_concurrency():

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-import fake_http
+from tests.helpers import fake_http
 from bench import harness, peer_servers, peers
-from peer_rows import result
+from tests.helpers.peer_rows import result
 
 ANSWER = {"label": "Sports",
           "probabilities": {"Sports": 0.9, "World": 0.06, "Business": 0.03, "Sci/Tech": 0.01},

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 
 from bench import peer_choice, peer_servers, peers, peers_report
-from peer_rows import grid as _grid
-from peer_rows import result as _result
-from peer_rows import rows as _rows
+from tests.helpers.peer_rows import grid as _grid
+from tests.helpers.peer_rows import result as _result
+from tests.helpers.peer_rows import rows as _rows
 
 
 def test_result_files_follow_the_schema(tmp_path):

@@ -18,7 +18,7 @@ def predictor(tiny_artifacts) -> Predictor:
 
 
 # Tiny vocabulary: learned words, "war"/"talks"/"bank"/"cup" the frozen tail; stopwords
-# "a", "the", "of", "in", "is", "next" (tests/conftest.py).
+# "a", "the", "of", "in", "is", "next" (tests/helpers/tiny_artifacts.py).
 NO_KNOWN_WORD = {
     "all unknown": ("zzz qqq", 2, 2),
     "stopwords only": ("The next of a", 0, 0),

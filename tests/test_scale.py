@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 import pytest
 
-from tiny_headlines import write_csv
+from tests.helpers.tiny_headlines import write_csv
 from bench import scale
 from bench.scale import Run
 

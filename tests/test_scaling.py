@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-import fake_http
+from tests.helpers import fake_http
 from client.api import ClientError, NewsClient
 from serving import scaling
 from serving.properties import Endpoints

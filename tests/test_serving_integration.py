@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-import fake_http
+from tests.helpers import fake_http
 from model.predictor import Predictor
 from serving import keys as keyfile
 from serving.archive import build_archive
 from serving.properties import read_properties
 from serving.server import TorchServe, config_on_free_ports
-from conftest import served_archive
+from tests.helpers.torchserve import served_archive
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from deploy.kserve_storage import read_manifest
 from serving import archive
 from serving import server as serving_server
 from serving.server import MODEL_NAME, TorchServe
-from tests.conftest import write_tiny_artifacts
+from tests.helpers.tiny_artifacts import write_tiny_artifacts
 
 HEADLINE = "The final tennis tournament starts next week"
 pytestmark = [pytest.mark.integration,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-import fake_http
+from tests.helpers import fake_http
 from bench import headlines
 from serving.server import free_port
 

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-import fake_http
+from tests.helpers import fake_http
 from client.api import CORRELATION_HEADER, NewsClient
 from serving.properties import Endpoints
 
