@@ -9,6 +9,11 @@ TINY_STOPWORDS = ["a", "the", "of", "in", "is", "next"]
 TINY_WORDS = ["tennis", "tournament", "final", "starts", "week", "stocks", "market", "oil",
               "prices", "election", "president", "vote", "rocket", "space", "software",
               "league", "cup", "bank", "war", "talks"]
+# Headlines of every kind for the tiny artifacts: answered, abstained on (no known word), and
+# refused by the handler (empty; longer than max_chars).
+MIXED_HEADLINES = ["The final tennis tournament starts next week.", "Oil prices and stocks market",
+                   "President election vote", "zzz qqq", "", "Rocket space software talks",
+                   "tennis " * 200, "Bank war talks in the league cup"]
 
 
 def write_tiny_artifacts(directory: Path, seed: int = 0, version: str = "0.1.0") -> Path:

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from serving.properties import REPO_ROOT
+
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
 
 def dry_run(*args: str) -> subprocess.CompletedProcess:
     """`make -n` in the checkout; the venv stamp counts as up to date, so nothing installs."""
     return subprocess.run(["make", "-n", "--no-print-directory", "--old-file=.venv/.installed", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("target, variable", [
@@ -54,7 +54,7 @@ def test_make_clean_refuses_empty_absolute_and_dot_paths_and_deletes_nothing(tmp
     victim = tmp_path / "keep"
     (victim / "logs").mkdir(parents=True)
     (victim / "news_cnn.mar").write_text("x")
-    result = subprocess.run(["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "clean",
+    result = subprocess.run(["make", "--no-print-directory", "-f", str(REPO_ROOT / "Makefile"), "clean",
                              "ARTIFACTS=keep", "MODEL_STORE=keep", override.format(victim=victim)],
                             cwd=victim, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "refused: clean deletes only a relative path" in result.stderr
@@ -65,7 +65,7 @@ def test_make_clean_removes_relative_paths(tmp_path):
     (tmp_path / "art").mkdir()
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "news_cnn.mar").write_text("x")
-    result = subprocess.run(["make", "--no-print-directory", "-f", str(REPO / "Makefile"), "clean",
+    result = subprocess.run(["make", "--no-print-directory", "-f", str(REPO_ROOT / "Makefile"), "clean",
                              "ARTIFACTS=art", "MODEL_STORE=store"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -9,21 +9,20 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from client import console
+from serving.properties import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
-LOCKS = REPO / "requirements"
+LOCKS = REPO_ROOT / "requirements"
 
 
 def load_script(name: str):
     """A module of scripts/ (plain scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -31,7 +30,7 @@ def load_script(name: str):
 
 def pyproject_list(key: str) -> list[Requirement]:
     """The requirements of a `key = [...]` array in pyproject.toml (tomllib is 3.11+ only)."""
-    text = (REPO / "pyproject.toml").read_text()
+    text = (REPO_ROOT / "pyproject.toml").read_text()
     match = re.search(rf"^{re.escape(key)} = \[(.*?)^\]", text, re.MULTILINE | re.DOTALL)
     assert match, key
     return [Requirement(r) for r in re.findall(r'^\s*"([^"]+)",', match.group(1), re.MULTILINE)]
@@ -74,7 +73,7 @@ def test_the_serving_lock_is_the_dev_locks_versions_without_training_or_dev_tool
 
 
 def test_make_install_takes_exactly_the_locked_files():
-    text = (REPO / "Makefile").read_text()
+    text = (REPO_ROOT / "Makefile").read_text()
     recipe = re.search(r"^\$\(VENV\)/\.installed:.*(?:\n\t.*)*", text, re.MULTILINE).group(0)
     install = next(line for line in recipe.splitlines() if "-r requirements/dev.txt" in line)
     assert "--require-hashes" in install and "--no-deps" in install
@@ -85,7 +84,7 @@ def test_make_install_takes_exactly_the_locked_files():
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     """The project's wheel, built offline from a copy of the checkout (no build/ left here)."""
     source = tmp_path_factory.mktemp("source") / "news-cnn"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
         ".venv", ".git", "model_store", "artifacts", "logs", "__pycache__", "*.egg-info", "build"))
     out = tmp_path_factory.mktemp("wheel")
     command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
@@ -115,7 +114,7 @@ def test_the_wheel_declares_ranges_and_the_news_cnn_command(wheel):
 
 def test_the_python_check_reads_the_range_pyproject_declares():
     check = load_script("check_python")
-    text = (REPO / "pyproject.toml").read_text()
+    text = (REPO_ROOT / "pyproject.toml").read_text()
     assert check.supported_range(text) == ((3, 10), (3, 13))
 
 
@@ -123,7 +122,7 @@ def test_the_python_check_reads_the_range_pyproject_declares():
                                                 ((3, 13), False)])
 def test_make_install_refuses_pythons_without_wheels_with_one_message(version, accepted, capsys):
     check = load_script("check_python")
-    assert check.main([str(REPO / "pyproject.toml")], here=version) == (0 if accepted else 1)
+    assert check.main([str(REPO_ROOT / "pyproject.toml")], here=version) == (0 if accepted else 1)
     err = capsys.readouterr().err
     if accepted:
         assert err == ""
@@ -181,8 +180,8 @@ def test_make_install_names_the_python_the_lock_was_made_for(capsys):
     lock = LOCKS / "dev.txt"
     made_with = check.locked_for(lock.read_text())
     assert made_with is not None
-    assert check.main([str(REPO / "pyproject.toml"), str(lock)], here=made_with) == 0
+    assert check.main([str(REPO_ROOT / "pyproject.toml"), str(lock)], here=made_with) == 0
     other = (3, 12) if made_with != (3, 12) else (3, 10)
-    assert check.main([str(REPO / "pyproject.toml"), str(lock)], here=other) == 1
+    assert check.main([str(REPO_ROOT / "pyproject.toml"), str(lock)], here=other) == 1
     err = capsys.readouterr().err
     assert f"locked for Python {made_with[0]}.{made_with[1]}" in err and len(err.strip().splitlines()) == 1

@@ -27,8 +27,8 @@ from client.api import KeyRefused
 from client.console import InProcess
 from tests.helpers.tiny_artifacts import TINY_WORDS
 from serving.offline import OfflineModel
+from serving.properties import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
 ANSWERS = list(batch.ANSWER_COLUMNS)
 
 
@@ -344,7 +344,7 @@ def test_the_progress_bar_is_drawn_only_on_a_terminal(model, tmp_path, monkeypat
 
 
 def subprocess_env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO)}
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
 
 def test_stdin_to_stdout(model, tmp_path):

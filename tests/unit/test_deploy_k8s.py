@@ -4,18 +4,16 @@ selectors that match, an autoscaler and a disruption budget that fit the Deploym
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
-from serving.properties import Endpoints, open_management, read_properties, token_auth_enabled
+from serving.properties import REPO_ROOT, Endpoints, open_management, read_properties, token_auth_enabled
 from serving.server import DRAIN_BOUND_S, DRAIN_POLL_TIMEOUT_S, PROBE_STOP_S, STOP_BOUND_S
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="make install (requirements/dev.txt)")
 
-REPO = Path(__file__).resolve().parent.parent
-K8S = REPO / "deploy" / "k8s"
+K8S = REPO_ROOT / "deploy" / "k8s"
 # The Kubernetes release the manifests are checked against (kubernetes-validate ships its schemas).
 KUBERNETES_VERSION = "1.33.0"
 APP = {"app.kubernetes.io/name": "news-cnn"}
@@ -56,7 +54,7 @@ def test_the_validator_catches_a_broken_deployment():
 def test_probes_use_the_health_server_the_image_starts():
     c = container(manifests()["Deployment"])
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    health = read_properties(REPO / "deploy" / "config.properties")["health_address"]
+    health = read_properties(REPO_ROOT / "deploy" / "config.properties")["health_address"]
     assert health.endswith(f":{ports['health']}")
     assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "health"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/live", "port": "health"}
@@ -65,7 +63,7 @@ def test_probes_use_the_health_server_the_image_starts():
     ready = c["readinessProbe"]
     assert ready["periodSeconds"] * ready["failureThreshold"] <= 2
     assert ready["failureThreshold"] >= 2
-    inference = read_properties(REPO / "deploy" / "config.properties")["inference_address"]
+    inference = read_properties(REPO_ROOT / "deploy" / "config.properties")["inference_address"]
     assert inference.endswith(f":{ports['inference']}")
 
 
@@ -108,14 +106,14 @@ def test_without_token_auth_only_the_gateway_reaches_inference_and_nobody_manage
     c = container(manifests()["Deployment"])
     env = {e["name"]: e["value"] for e in c.get("env", [])}
     assert env.get("TS_DISABLE_TOKEN_AUTHORIZATION") == "true"
-    image_config = read_properties(REPO / "deploy" / "config.properties")
+    image_config = read_properties(REPO_ROOT / "deploy" / "config.properties")
     # The env vars only count because the image's config lets TS_ variables override it.
     assert image_config["enable_envvars_config"] == "true"
     assert not token_auth_enabled(image_config, env)
     # Management on the pod's loopback: what the entry point checks before it starts.
     assert open_management(image_config, env) is None
     assert open_management(image_config, {"TS_DISABLE_TOKEN_AUTHORIZATION": "true"})  # without it
-    assert Endpoints.from_file(REPO / "deploy" / "config.properties", env).management == "http://127.0.0.1:8081"
+    assert Endpoints.from_file(REPO_ROOT / "deploy" / "config.properties", env).management == "http://127.0.0.1:8081"
     assert "management" not in {p["name"] for p in c["ports"]}
     allowed = [port["port"] for rule in manifests()["NetworkPolicy"]["spec"]["ingress"]
                for port in rule["ports"]]
@@ -142,4 +140,4 @@ def test_the_root_filesystem_is_read_only_and_every_writable_place_is_bounded():
 
 
 def test_the_kserve_manifest_is_kept():
-    assert (REPO / "deploy" / "kserve" / "inferenceservice.yaml").is_file()
+    assert (REPO_ROOT / "deploy" / "kserve" / "inferenceservice.yaml").is_file()

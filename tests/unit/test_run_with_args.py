@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "run_with_args.py"
+from serving.properties import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "scripts" / "run_with_args.py"
 PRINT_ARGV = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))"]
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,11 +14,11 @@ from handler.handler import NewsHandler
 from handler.request_parsing import HandlerSettings, choose_device
 from model.explain import Explainer
 from model.predictor import Predictor
-from serving.properties import METRICS_CONFIG
+from serving.properties import METRICS_CONFIG, REPO_ROOT
 
 GOOD = "The final tennis tournament starts next week."
 MODEL_CONFIG = yaml.safe_load(
-    (Path(__file__).resolve().parent.parent / "handler" / "model-config.yaml").read_text())
+    (REPO_ROOT / "handler" / "model-config.yaml").read_text())
 
 
 def make_context(model_dir, headers: list[dict], gpu=None, yaml_config=None) -> Context:

@@ -1,83 +1,21 @@
-"""docs/api.md keeps its word: every error code in its tables is what the handler sends, every
-code the handler can send is in them, and what it says about methods, the largest request and
-TorchServe's own refusals holds on a real TorchServe. The Makefile's client targets pass a
-headline to Python as it was typed."""
+"""docs/api.md keeps its word on a real TorchServe: each documented refusal gets its status and
+code, and what it says about methods, the largest request and TorchServe's own refusals
+holds. The Makefile's client targets pass a headline to Python as it was typed."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import requests
 
 from model.predictor import Predictor
-from serving.properties import read_properties
+from serving.properties import REPO_ROOT, read_properties
+from tests.helpers.api_docs import EXAMPLES, JSON, REFUSALS, TEXT
 from tests.helpers.torchserve import served_archive
 
-REPO = Path(__file__).resolve().parent.parent
-API_DOC = REPO / "docs" / "api.md"
-HANDLER_SOURCES = [REPO / "handler" / "handler.py", REPO / "handler" / "request_parsing.py"]
-JSON, TEXT = "application/json", "text/plain"
 
-
-def doc_tables() -> list[list[list[str]]]:
-    """The tables of docs/api.md's "Bad input" section: rows of cells, header row first."""
-    section = API_DOC.read_text().split("## Bad input", 1)[1].split("\n## ", 1)[0]
-    tables, current = [], []
-    for line in section.splitlines() + [""]:
-        if line.startswith("|"):
-            if not set(line) <= set("|- "):
-                current.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-        elif current:
-            tables.append(current)
-            current = []
-    return tables
-
-
-def documented(*header: str) -> dict[str, int]:
-    """error code -> status of the table with this header."""
-    (table,) = [t for t in doc_tables() if t[0] == list(header)]
-    return {row[0].strip("`"): int(row[1]) for row in table[1:]}
-
-
-REFUSALS = documented("`error`", "Status", "When", "Example body")  # the handler's refusals
-FAILURES = documented("`error`", "Status", "When")  # the server's own failures
-
-# One request per documented refusal: (body, content type, extra headers).
-EXAMPLES = {
-    "empty_body": (b"", JSON, {}),
-    "empty_text": (json.dumps({"texts": ["Oil rises", " "]}).encode(), JSON, {}),
-    "invalid_utf8": (b"caf\xe9", TEXT, {}),
-    "malformed_json": (b'{"text": ', JSON, {}),
-    "invalid_json": (b'["Oil rises"]', JSON, {}),
-    "missing_text": (b'{"title": "Oil rises"}', JSON, {}),
-    "text_and_texts": (b'{"text": "a", "texts": ["b"]}', JSON, {}),
-    "invalid_text": (b'{"text": 5}', JSON, {}),
-    "invalid_texts": (b'{"texts": ["Oil rises", 7]}', JSON, {}),
-    "empty_texts": (b'{"texts": []}', JSON, {}),
-    "unsupported_body": (b"text=Oil+rises", "application/x-www-form-urlencoded", {}),
-    "invalid_correlation_id": (b"Oil rises", TEXT, {"X-Correlation-Id": "a b"}),
-    "text_too_long": (("x" * 1001).encode(), TEXT, {}),
-    "too_many_texts": (json.dumps({"texts": ["Oil rises"] * 65}).encode(), JSON, {}),
-}
-
-
-def test_every_documented_refusal_has_an_example_here():
-    assert set(EXAMPLES) == set(REFUSALS)
-
-
-def test_every_code_the_handler_can_send_is_documented_with_its_status():
-    sent = {}
-    for source in HANDLER_SOURCES:
-        for status, code in re.findall(r'RequestError\(\s*(\d+),\s*"(\w+)"', source.read_text()):
-            sent[code] = int(status)
-    assert sent == {**REFUSALS, **FAILURES}
-
-
-# -- against a real TorchServe --------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server(tiny_artifacts, tmp_path_factory):
     """The project's config.properties and model-config.yaml on free ports, tiny artifacts."""
@@ -94,7 +32,6 @@ def send(server, body: bytes | None, content_type: str | None = TEXT, headers: d
                             timeout=60)
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("code", sorted(EXAMPLES))
 def test_the_server_sends_what_the_table_says(server, code):
     body, content_type, headers = EXAMPLES[code]
@@ -104,7 +41,6 @@ def test_the_server_sends_what_the_table_says(server, code):
         assert response.headers["content-type"].startswith("application/json")
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_a_method_without_a_body_gets_a_json_400_saying_to_post(server, method):
     response = send(server, None, None, method=method)
@@ -112,14 +48,12 @@ def test_a_method_without_a_body_gets_a_json_400_saying_to_post(server, method):
     assert response.json()["error"] == "empty_body" and "POST" in response.json()["message"]
 
 
-@pytest.mark.integration
 def test_a_bad_headline_inside_texts_is_named_by_its_index(server):
     response = send(server, json.dumps({"texts": ["Oil rises", "Stocks fall", ""]}).encode(), JSON)
     assert response.status_code == 400
     assert response.json()["index"] == 2 and "texts[2]" in response.json()["message"]
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("char", ["\u00e9", "\U0001F600"])  # 6 and 12 bytes as JSON \u escapes
 def test_the_largest_documented_request_fits_max_request_size(server, tiny_artifacts, char):
     texts = [char * 1000] * 64
@@ -130,7 +64,6 @@ def test_the_largest_documented_request_fits_max_request_size(server, tiny_artif
     assert response.json() == Predictor.from_dir(tiny_artifacts).predict(texts)
 
 
-@pytest.mark.integration
 def test_torchserves_own_refusals_are_as_documented(server):
     limit = int(read_properties(server.config)["max_request_size"])
     assert limit == 1048576  # "1 MiB" in docs/api.md
@@ -144,7 +77,6 @@ def test_torchserves_own_refusals_are_as_documented(server):
 
 
 # -- the Makefile ---------------------------------------------------------------------------
-@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_predict_passes_the_headline_as_typed_and_runs_nothing_in_it(server, tiny_artifacts,
                                                                         tmp_path):
@@ -155,9 +87,9 @@ def test_make_predict_passes_the_headline_as_typed_and_runs_nothing_in_it(server
     # pyproject.toml; this test runs inside that venv already.
     result = subprocess.run(["make", "--no-print-directory", "--old-file=.venv/.installed", "predict",
                              f"TEXT={headline}", f"SERVER_DIR={server.workdir}"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    for directory in (REPO, server.workdir, tmp_path):
+    for directory in (REPO_ROOT, server.workdir, tmp_path):
         assert not list(directory.glob("pwned*")), directory
     printed = json.loads(result.stdout[result.stdout.index("[\n"):])
     assert printed == Predictor.from_dir(tiny_artifacts).predict([headline])

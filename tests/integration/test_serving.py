@@ -16,8 +16,6 @@ from serving.properties import read_properties
 from serving.server import TorchServe, config_on_free_ports
 from tests.helpers.torchserve import served_archive
 
-pytestmark = pytest.mark.integration
-
 GOOD = "The final tennis tournament starts next week."
 HEADLINES = [GOOD, "Oil prices rise as stocks fall", "Rocket reaches space", "Election vote talks",
              "League cup final", "Bank market software", "the of a", "zzz unknown words"]

@@ -1,28 +1,24 @@
-"""Static checks of the Docker image and KServe files (no Docker engine or cluster here),
-the KServe storage layout, and one real TorchServe run on the KServe configuration."""
+"""Static checks of the Docker image and KServe files (no Docker engine or cluster here) and
+the KServe storage layout; tests/integration/test_kserve.py serves that layout."""
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from deploy import kserve_storage
 from deploy.kserve_storage import StorageError, build_storage, read_properties
-from serving import server as serving_server
-from serving.archive import MODEL_NAME, build_archive
-from serving.properties import open_management
+from serving.archive import MODEL_NAME
+from serving.properties import REPO_ROOT, open_management
 
-REPO = Path(__file__).resolve().parent.parent
-DEPLOY = REPO / "deploy"
+DEPLOY = REPO_ROOT / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 MAR_NAME = f"{MODEL_NAME}.mar"
-SERVING_LOCK = REPO / "requirements" / "serving.txt"
+SERVING_LOCK = REPO_ROOT / "requirements" / "serving.txt"
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -34,7 +30,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 def makefile_target_recipe(target: str) -> str:
     """The rule line and recipe of a Makefile target."""
-    text = (REPO / "Makefile").read_text()
+    text = (REPO_ROOT / "Makefile").read_text()
     match = re.search(rf"^{re.escape(target)}:.*(?:\n\t.*)*", text, re.MULTILINE)
     assert match, f"the Makefile has no {target} target"
     return match.group(0)
@@ -55,12 +51,12 @@ def test_dockerfile_copies_files_that_exist_or_make_archive_builds():
     copies = [args.split() for kind, args in dockerfile_instructions() if kind == "COPY"]
     assert copies
     sources = [src for *srcs, _dest in copies for src in srcs if not src.startswith("--")]
-    built = [s for s in sources if not (REPO / s).exists()]
+    built = [s for s in sources if not (REPO_ROOT / s).exists()]
     # The only source not in the repository is the archive, which `make archive` writes.
     assert built in ([], [f"model_store/{MAR_NAME}"])
     assert f"model_store/{MAR_NAME}" in sources
     # `make docker-image` first builds $(MAR), model_store/news_cnn.mar, with the archiver.
-    makefile = (REPO / "Makefile").read_text()
+    makefile = (REPO_ROOT / "Makefile").read_text()
     assert re.search(r"^MODEL_STORE \?= model_store$", makefile, re.MULTILINE)
     assert re.search(rf"^MAR := \$\(MODEL_STORE\)/{re.escape(MAR_NAME)}$", makefile, re.MULTILINE)
     assert "$(MAR)" in makefile_target_recipe("docker-image").splitlines()[0]
@@ -93,7 +89,7 @@ def test_container_config_listens_everywhere_and_keeps_secure_defaults():
     assert props["enable_model_api"] == "false"
     assert props["load_models"].split("=")[-1] == MAR_NAME
     # The limits agree with the project's own config.properties.
-    project = read_properties(REPO / "config.properties")
+    project = read_properties(REPO_ROOT / "config.properties")
     assert props["max_request_size"] == project["max_request_size"]
     # The model store and the metrics config are where the Dockerfile puts them.
     dests = {args.split()[-1] for kind, args in dockerfile_instructions() if kind == "COPY"}
@@ -117,7 +113,7 @@ def test_the_image_installs_only_the_hash_locked_serving_set_from_one_index():
 
 def test_check_pins_passes_here_and_names_a_pin_that_lost(tmp_path, capsys):
     from deploy import check_pins
-    assert check_pins.main([str(REPO / "requirements" / "dev.txt")]) == 0  # what the tests run on
+    assert check_pins.main([str(REPO_ROOT / "requirements" / "dev.txt")]) == 0  # what the tests run on
     wrong = tmp_path / "serving.txt"
     wrong.write_text("requests==0.0.1 \\\n    --hash=sha256:00  # not what is installed\n"
                      "no-such-package-x==1.0\n")
@@ -236,68 +232,3 @@ def test_storage_errors_name_the_fix(tmp_path, capsys, content, message):
 def test_make_kserve_storage_target():
     recipe = makefile_target_recipe("kserve-storage")
     assert "deploy.kserve_storage" in recipe and "$(MAR)" in recipe.splitlines()[0]
-
-
-# --- One real TorchServe on the KServe configuration ----------------------------------------
-
-class KServeLikeServer(serving_server.TorchServe):
-    """TorchServe as KServe's runtime runs it: no tokens, so readiness is polled without keys,
-    and TS_SERVICE_ENVELOPE in the environment, as KServe's TorchServe ServingRuntime sets it."""
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), "TS_SERVICE_ENVELOPE": "kserve"}
-
-    def wait_ready(self, model: str | None = MODEL_NAME, timeout: float = 180) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                described = requests.get(f"{self.endpoints.management}/models/{model}", timeout=5)
-                if described.ok and any(w["status"] == "READY" for w in described.json()[0]["workers"]):
-                    return
-            except (requests.RequestException, ValueError, KeyError, IndexError):
-                pass
-            if self.pid() is None:
-                break
-            time.sleep(0.5)
-        raise serving_server.ServerError("TorchServe on the KServe config was not ready; "
-                                         f"see {self.workdir / 'logs'}")
-
-
-@pytest.mark.integration
-@pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java 17+")
-def test_kserve_config_serves_the_v1_protocol(tiny_artifacts, tmp_path):
-    """The generated storage, started the way KServe's runtime starts TorchServe (its config,
-    the v1 envelope), on loopback ports: the snapshot loads the archive by its version and
-    /v1/models/news_cnn:predict and :explain answer {"instances": [...]} without a token."""
-    out = tmp_path / "storage"
-    config = build_storage(build_archive(tiny_artifacts, tmp_path / "build", version="4.2"), out)
-    ports = serving_server.free_ports(6)
-    local = serving_server.write_properties(
-        tmp_path / "config.properties", config,
-        **serving_server.Endpoints.on_ports(*ports[:4]).as_properties(),
-        grpc_inference_port=ports[4], grpc_management_port=ports[5],
-        model_store=out / "model-store", metrics_config=out / "config" / "metrics.yaml",
-        service_envelope="kserve")  # what the runtime's TS_SERVICE_ENVELOPE sets for v1
-    server = KServeLikeServer(tmp_path, local)
-    try:
-        server.start(MODEL_NAME)
-        described = requests.get(f"{server.endpoints.management}/models/{MODEL_NAME}", timeout=10).json()[0]
-        assert described["modelVersion"] == "4.2"
-        assert described["batchSize"] == 1
-        response = requests.post(
-            f"{server.endpoints.inference}/v1/models/{MODEL_NAME}:predict", timeout=60,
-            json={"instances": [{"data": {"text": "The final tennis tournament starts next week"}},
-                                {"data": {"texts": ["Oil prices rise", "Stocks fall"]}}]})
-        assert response.status_code == 200, response.text
-        predictions = response.json()["predictions"]
-        assert len(predictions) == 2 and "label" in predictions[0] and len(predictions[1]) == 2
-        explained = requests.post(
-            f"{server.endpoints.inference}/v1/models/{MODEL_NAME}:explain", timeout=60,
-            json={"instances": [{"data": {"text": "The final tennis tournament starts next week"}}]})
-        assert explained.status_code == 200, explained.text
-        (explanation,) = explained.json()["explanations"]
-        assert explanation["label"] == predictions[0]["label"] and "tennis" in explanation["tokens"]
-    finally:
-        server.stop()

@@ -18,8 +18,7 @@ from serving.server import MODEL_NAME, TorchServe
 from tests.helpers.tiny_artifacts import write_tiny_artifacts
 
 HEADLINE = "The final tennis tournament starts next week"
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java 17+")]
+pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java 17+")
 
 
 @pytest.fixture(scope="module")
