@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from model.cnn import CNN
@@ -12,13 +13,18 @@ def small_model(**overrides) -> CNN:
     return CNN(config)
 
 
-def test_seed_architecture_shapes():
-    model = small_model()
-    assert model.config.filter_sizes == [1, 2, 3] and model.config.num_filters == 50
-    assert model.fc1.in_features == 150 and model.fc1.out_features == 100
+@pytest.mark.parametrize("overrides", [{}, {"filter_sizes": [2, 4], "num_filters": 5, "hidden_dim": 7}],
+                         ids=["defaults", "other widths"])
+def test_shapes_follow_the_config(overrides):
+    """Each width's map keeps the headline's length ("same" padding); fc1 reads one pooled
+    feature per filter of each width; one logit per class comes out."""
+    model = small_model(**overrides)
+    config = model.config
+    assert model.fc1.in_features == len(config.filter_sizes) * config.num_filters
+    assert model.fc1.out_features == config.hidden_dim
     ids = torch.randint(0, 30, (5, 7))
     maps = model.feature_maps(ids)
-    assert [tuple(m.shape) for m in maps] == [(5, 50, 7)] * 3  # "same" padding keeps length
+    assert [tuple(m.shape) for m in maps] == [(5, config.num_filters, 7)] * len(config.filter_sizes)
     assert tuple(model(ids).shape) == (5, 4)
 
 
@@ -29,23 +35,18 @@ def test_batch_padding_does_not_change_prediction():
     assert torch.allclose(model(short), model(padded), atol=1e-6)
 
 
-def test_frozen_tail_rows_do_not_change_in_training():
+def test_the_tail_is_a_saved_buffer_that_tail_indices_read():
+    """The frozen rows are no parameter (no optimizer can move them; tests/unit/test_train.py
+    trains and finds them unchanged), travel in the state dict, and answer the tail's indices
+    while the learned rows answer theirs."""
     model = small_model()
     vectors = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
     model.embeddings.load_vectors(vectors)
-    frozen_before = model.embeddings.frozen.clone()
-    learned_before = model.embeddings.trainable.weight.detach().clone()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    ids = torch.tensor([[2, 25, 27], [21, 5, 29]])  # learned and tail indices mixed
-    for _ in range(3):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(ids), torch.tensor([0, 1])).backward()
-        optimizer.step()
-    assert torch.equal(model.embeddings.frozen, frozen_before)
-    assert not torch.equal(model.embeddings.trainable.weight, learned_before)
-    assert "embeddings.frozen" in model.state_dict()
-    # Tail indices read the frozen table.
-    assert torch.allclose(model.embeddings(torch.tensor([[25]]))[0, 0], torch.from_numpy(vectors[25]))
+    frozen = model.embeddings.frozen
+    assert not frozen.requires_grad and all(p is not frozen for p in model.parameters())
+    assert torch.equal(model.state_dict()["embeddings.frozen"], torch.from_numpy(vectors[20:]))
+    looked_up = model.embeddings(torch.tensor([[2, 19, 20, 29]]))[0]
+    assert torch.allclose(looked_up, torch.from_numpy(vectors[[2, 19, 20, 29]]))
 
 
 def test_frozen_embeddings_option():

@@ -1,4 +1,5 @@
-"""The one-word flip rate, on keyword models whose answer to an appended word is known."""
+"""training/behaviour.py's one-word flip rate, the code on its own (tests/model/test_behavioral.py
+runs it on the trained model), on keyword models whose answer to an appended word is known."""
 import numpy as np
 import torch
 

@@ -3,7 +3,7 @@
 `make -n` parses the Makefile and prints the recipes without running them: a value that
 escaped quoting would either run at parse time ($(shell ...)) or show up as a bare shell
 command in the printed recipe. (The one real run, `make predict` against a server, is in
-tests/test_api_docs.py.)
+tests/integration/test_api_docs.py.)
 """
 from __future__ import annotations
 
