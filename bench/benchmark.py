@@ -16,15 +16,24 @@ A ratio is always (figure) / (its reference from the same server, measured minut
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import requests
 
 from bench import archives, headlines, load, server
-from bench.harness import (LoadSettings, disagreement, loadavg, machine, measure, measure_rounds,
-                           reference_answers, temp_root, wait_for)
+from bench.harness import (
+    LoadSettings,
+    disagreement,
+    loadavg,
+    machine,
+    measure,
+    measure_rounds,
+    reference_answers,
+    temp_root,
+    wait_for,
+)
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, config_on_free_ports
@@ -66,7 +75,7 @@ class BenchSettings(LoadSettings):
     worker_concurrencies: tuple[int, ...] = (16, 64)
 
     @classmethod
-    def quick(cls, **kwargs) -> "BenchSettings":
+    def quick(cls, **kwargs) -> BenchSettings:
         """A short run for development and tests (figures are rough)."""
         return super().quick(inprocess_seconds=0.5, **kwargs)
 

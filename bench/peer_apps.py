@@ -16,8 +16,8 @@ Imported only by the bench: fastapi is not a serving dependency (bench/requireme
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from fastapi import FastAPI

@@ -23,18 +23,25 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import requests
 
 from bench import archives, headlines, load, server
 from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
 from bench.peer_choice import choose_defaults, ratios, targets
-from bench.peer_servers import (FASTAPI_BATCHED, PEERS, TORCHSERVE, Endpoint, PeerProcess, start_peer,
-                                torchserve_endpoint)
+from bench.peer_servers import (
+    FASTAPI_BATCHED,
+    PEERS,
+    TORCHSERVE,
+    Endpoint,
+    PeerProcess,
+    start_peer,
+    torchserve_endpoint,
+)
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+
 # The object-oriented API with the Agg canvas: no pyplot global state, no display needed.
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure

@@ -35,14 +35,33 @@ from model import artifacts
 from model.predictor import EncodedBatch, Predictor
 
 try:  # in the checkout `handler` is a package ...
-    from handler.request_parsing import (CORRELATION_HEADER, PHRASES, HandlerSettings,
-                                         ParsedRequest, PreparedBatch, RequestError,
-                                         check_correlation_id, choose_device, is_empty,
-                                         parse_body, request_body)
+    from handler.request_parsing import (
+        CORRELATION_HEADER,
+        PHRASES,
+        HandlerSettings,
+        ParsedRequest,
+        PreparedBatch,
+        RequestError,
+        check_correlation_id,
+        choose_device,
+        is_empty,
+        parse_body,
+        request_body,
+    )
 except ImportError:  # ... in the archive this file *is* the module `handler`, beside request_parsing.py
-    from request_parsing import (CORRELATION_HEADER, PHRASES, HandlerSettings, ParsedRequest,
-                                 PreparedBatch, RequestError, check_correlation_id, choose_device,
-                                 is_empty, parse_body, request_body)
+    from request_parsing import (
+        CORRELATION_HEADER,
+        PHRASES,
+        HandlerSettings,
+        ParsedRequest,
+        PreparedBatch,
+        RequestError,
+        check_correlation_id,
+        choose_device,
+        is_empty,
+        parse_body,
+        request_body,
+    )
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Text in, probabilities out: the in-process model that the handler and the tests share."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
@@ -78,7 +78,7 @@ class Predictor:
         self.max_tokens = max_tokens
 
     @classmethod
-    def from_dir(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Predictor":
+    def from_dir(cls, directory: str | Path, device: str | torch.device = "cpu") -> Predictor:
         """Load every serving artifact from a training run's (or an archive's) directory."""
         missing = artifacts.missing_files(
             directory, (artifacts.WEIGHTS, artifacts.MODEL_CONFIG, artifacts.TOKENIZER,

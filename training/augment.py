@@ -6,7 +6,7 @@ appended (see training/behaviour.py).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

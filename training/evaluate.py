@@ -1,8 +1,8 @@
 """Test-split metrics and the two plots: confusion matrix and loss curves."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 

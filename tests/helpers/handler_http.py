@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-from tests.helpers import fake_http
 from client.api import CORRELATION_HEADER, NewsClient
 from serving.properties import Endpoints
+from tests.helpers import fake_http
 
 
 class _TorchServeLike(fake_http.JSONHandler):

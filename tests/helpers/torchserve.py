@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from serving.archive import build_archive
 from serving.server import TorchServe, config_on_free_ports

@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.helpers import fake_http
 from model.predictor import Predictor
 from serving import keys as keyfile
 from serving.archive import build_archive
 from serving.properties import read_properties
 from serving.server import TorchServe, config_on_free_ports
+from tests.helpers import fake_http
 from tests.helpers.torchserve import served_archive
 
 GOOD = "The final tennis tournament starts next week."

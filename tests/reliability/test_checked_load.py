@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tests.helpers import fake_http
 from bench import headlines
 from serving.server import free_port
+from tests.helpers import fake_http
 
 from .checked_load import CheckedLoad, percentile
 

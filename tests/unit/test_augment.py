@@ -2,8 +2,14 @@
 import numpy as np
 
 from model.encoders import UNK_INDEX
-from training.augment import (make_augment, tail_neighbours, topical_insertion, topical_words, word_dropout,
-                              word_insertion)
+from training.augment import (
+    make_augment,
+    tail_neighbours,
+    topical_insertion,
+    topical_words,
+    word_dropout,
+    word_insertion,
+)
 
 SEQUENCES = [[2, 3, 4, 5, 6, 7]] * 2000
 

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import handler_http
 from client import batch
 from client.__main__ import build_parser, execute
 from client.api import KeyRefused
 from client.console import InProcess
-from tests.helpers.tiny_artifacts import TINY_WORDS
 from serving.offline import OfflineModel
 from serving.properties import REPO_ROOT
+from tests.helpers import handler_http
+from tests.helpers.tiny_artifacts import TINY_WORDS
 
 ANSWERS = list(batch.ANSWER_COLUMNS)
 

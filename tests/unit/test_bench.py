@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from tests.helpers import fake_http
 from bench import archives, benchmark, echo_handler, harness, headlines, load, profile, report
+from tests.helpers import fake_http
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from tests.helpers import fake_http
-from client.__main__ import main
 from client import api
+from client.__main__ import main
 from client.api import CORRELATION_HEADER, ClientError, NewsClient, ServerFailure
 from handler import request_parsing
 from serving.properties import Endpoints
+from tests.helpers import fake_http
 
 ANSWER = [{"label": "Sports", "probabilities": {"Sports": 0.9}}]
 

@@ -16,7 +16,6 @@ from training.config import EXPERIMENTS, TrainConfig
 from training.parallel import can_fork
 from training.timing import STEP_SECONDS
 
-
 EVAL_ROWS = 20
 
 

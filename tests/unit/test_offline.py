@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from client import console
-from tests.helpers.tiny_artifacts import MIXED_HEADLINES
 from model.predictor import Predictor
 from serving.archive import build_archive
 from serving.offline import OfflineError, OfflineModel
 from serving.properties import REPO_ROOT
+from tests.helpers.tiny_artifacts import MIXED_HEADLINES
 
 READABLE = [h for h in MIXED_HEADLINES if h.strip() and len(h) < 1000]  # what the handler answers
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.helpers import fake_http
 from bench import harness, peer_servers, peers
+from tests.helpers import fake_http
 from tests.helpers.peer_rows import result
 
 ANSWER = {"label": "Sports",

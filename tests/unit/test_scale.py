@@ -5,9 +5,9 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.helpers.tiny_headlines import write_csv
 from bench import scale
 from bench.scale import Run
+from tests.helpers.tiny_headlines import write_csv
 
 
 def test_repeated_csv_cycles_through_the_source(tmp_path):

@@ -5,11 +5,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.helpers import fake_http
 from client.api import ClientError, NewsClient
 from serving import scaling
 from serving.properties import Endpoints
 from serving.scaling import ScaleError, scale_workers
+from tests.helpers import fake_http
 
 TORCHSERVE_500 = {"code": 500, "type": "InternalServerException",
                   "message": "Failed to start workers for model news_cnn version: 0.1.0"}
