@@ -255,7 +255,7 @@ def run_variants(bench_run: BenchRun, case: str, variants: list[Variant], concur
             ref_name = f"{reference} c={c}"
             rows.append(_row(case, ref_name, ours, None))
             rows += [_row(case, f"{v.note} c={c}", result, ours, ref_name)
-                     for v, result in zip(variants, results)]
+                     for v, result in zip(variants, results, strict=True)]
     finally:
         ts.stop()
     return rows
@@ -274,7 +274,8 @@ def run_workers(bench_run: BenchRun) -> list[dict]:
     """Workers x torch threads per worker, against news_cnn's own settings."""
     settings = bench_run.settings
     own = (bench_run.workers, int((bench_run.model_config.get("handler") or {}).get("num_threads", 1)))
-    variants = [v for v, wt in zip(worker_variants(settings), settings.worker_threads) if wt != own]
+    variants = [v for v, wt in zip(worker_variants(settings), settings.worker_threads, strict=True)
+                if wt != own]
     return run_variants(bench_run, "workers", variants, settings.worker_concurrencies,
                         f"news_cnn ({own[0]} workers x {own[1]} thread)")
 

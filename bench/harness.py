@@ -179,7 +179,7 @@ def reference_answers(artifacts: Path, texts: Sequence[str]) -> dict[str, dict]:
     answer must equal."""
     from model.predictor import Predictor  # torch: only when answers are checked
     unique = list(dict.fromkeys(texts))
-    return dict(zip(unique, Predictor.from_dir(artifacts).predict(unique)))
+    return dict(zip(unique, Predictor.from_dir(artifacts).predict(unique), strict=True))
 
 
 def disagreement(expected: object, got: object, explanations: bool = False,
@@ -212,7 +212,7 @@ def disagreement(expected: object, got: object, explanations: bool = False,
                 return f"{key} {got.get(key)!r} instead of {expected.get(key)!r}"
         scores, reference = got.get("token_scores") or [], expected.get("token_scores") or []
         if len(scores) != len(reference) or any(abs(a - b) > SCORE_TOLERANCE
-                                                for a, b in zip(scores, reference)):
+                                                for a, b in zip(scores, reference, strict=True)):
             return f"token_scores {scores} instead of {reference}"
     return None
 

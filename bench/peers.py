@@ -94,7 +94,8 @@ def fetch_answers(endpoint: Endpoint, texts: Sequence[str], explanations: bool =
 def check_agreement(reference: Sequence[object], endpoint: Endpoint, texts: Sequence[str],
                     explanations: bool = False) -> str | None:
     """The first headline on which `endpoint` disagrees with the reference answers, or None."""
-    for text, expected, got in zip(texts, reference, fetch_answers(endpoint, texts, explanations)):
+    answers = fetch_answers(endpoint, texts, explanations)
+    for text, expected, got in zip(texts, reference, answers, strict=True):
         why = disagreement(expected, got, explanations)
         if why:
             return f"{text!r}: {why}"
@@ -115,8 +116,9 @@ def measure_all(endpoints: Sequence[Endpoint], bodies: list[str], settings: Peer
     """Every endpoint at every concurrency, alternated; one row per (endpoint, concurrency)."""
     rows = []
     for c in settings.concurrencies:
-        best = measure_rounds([e.target(explanations) for e in endpoints], bodies, c, settings, rounds)
-        rows += [case_row(e.server, result) for e, result in zip(endpoints, best.values())]
+        targets = [e.target(explanations) for e in endpoints]
+        best = measure_rounds(targets, bodies, c, settings, rounds)  # by target name
+        rows += [case_row(e.server, best[t.name]) for e, t in zip(endpoints, targets, strict=True)]
     return rows
 
 

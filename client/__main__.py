@@ -146,7 +146,7 @@ def run(args: argparse.Namespace, model: batch.Model | None = None) -> object:
                 raise ClientError(f"--png needs {err.name or 'matplotlib'}, which this Python lacks "
                                   f"({sys.executable}): run the project's venv, "
                                   f"e.g. .venv/bin/news-cnn, after `make install`") from None
-            for explanation, path in zip(explanations, _png_paths(args.png, len(explanations))):
+            for explanation, path in zip(explanations, _png_paths(args.png, len(explanations)), strict=True):
                 plot_explanation(explanation, path)
                 print(f"wrote {path}", file=sys.stderr)
         return explanations

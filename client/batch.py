@@ -211,7 +211,7 @@ def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, O
     chunk, future = pending[0]
     outcomes = future.result()
     pending.popleft()
-    return list(zip(chunk, outcomes))
+    return list(zip(chunk, outcomes, strict=True))
 
 
 def _in_background(function, *args) -> Future:

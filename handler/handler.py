@@ -251,14 +251,17 @@ class NewsHandler(BaseHandler):
         predicted = prepared.probabilities[rows].argmax(dim=1).tolist()
         try:
             explanations = self.explainer.explain(subset, predicted)
+            # One explanation per row, or none is used (zip's strict raises inside the try).
+            explained = [{**answers[row], **explanation}
+                         for row, explanation in zip(rows, explanations, strict=True)]
         except Exception:  # noqa: BLE001 - predictions of the same batch must still go out
             logger.exception("explanation failed for %d headlines", len(rows))
             for request in asking:
                 request.error = RequestError(500, "explanation_failed", "the explanation failed; "
                                              "the server logs say why")
             return
-        for row, explanation in zip(rows, explanations):
-            answers[row] = {**answers[row], **explanation}
+        for row, answer in zip(rows, explained, strict=True):
+            answers[row] = answer
 
     def _serialize(self, answer: dict | list) -> str | dict | list:
         """JSON text for TorchServe to send as is; the objects themselves under a request

@@ -45,7 +45,7 @@ class EncodedBatch:
         or a word of the frozen pretrained tail.
         """
         return [NO_KNOWN_WORDS if len(tokens) == unknown else None
-                for tokens, unknown in zip(self.tokens, self.unknown)]
+                for tokens, unknown in zip(self.tokens, self.unknown, strict=True)]
 
 
 def row_chunks(ids: torch.Tensor, max_cells: int, min_width: int = 1) -> Iterator[tuple[slice, torch.Tensor]]:
@@ -123,9 +123,9 @@ class Predictor:
         and probabilities are None)."""
         answers = []
         for row, tokens, unknown, reason in zip(probs.tolist(), batch.tokens, batch.unknown,
-                                                batch.abstentions()):
+                                                batch.abstentions(), strict=True):
             if reason is None:
-                ranked = sorted(zip(self.labels.classes, row), key=lambda kv: -kv[1])
+                ranked = sorted(zip(self.labels.classes, row, strict=True), key=lambda kv: -kv[1])
                 label, probabilities = ranked[0][0], {name: round(p, 6) for name, p in ranked}
             else:
                 label, probabilities = None, None

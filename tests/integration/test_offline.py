@@ -33,7 +33,7 @@ def test_the_archive_in_process_answers_as_the_served_archive(tiny_artifacts, tm
         offline_explained = batch.explain_file(InProcess(offline), str(source), options)
     served_rows, offline_rows = read(tmp_path / "served.csv"), read(tmp_path / "offline.csv")
     assert len(served_rows) == len(MIXED_HEADLINES) * 20
-    for one, other in zip(served_rows, offline_rows):
+    for one, other in zip(served_rows, offline_rows, strict=True):
         for column, value in one.items():
             if column == "confidence" or column.startswith(batch.PROBABILITY_PREFIX):
                 assert float(value or "nan") == pytest.approx(float(other[column] or "nan"), abs=2e-6,
@@ -42,7 +42,7 @@ def test_the_archive_in_process_answers_as_the_served_archive(tiny_artifacts, tm
                 assert value == other[column], column
     assert sum(bool(r["error"]) for r in served_rows) == 2 * 20 and any(r["abstained"] for r in served_rows)
     floats = ("token_scores", "delta", "probabilities")  # compared within rounding below
-    for (_, one), (_, other) in zip(served_explained, offline_explained):
+    for (_, one), (_, other) in zip(served_explained, offline_explained, strict=True):
         assert one.error == other.error
         if one.answer is not None:
             assert {k: v for k, v in one.answer.items() if k not in floats} \

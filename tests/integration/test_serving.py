@@ -87,7 +87,7 @@ BAD = [
     ("texts not strings", b'{"texts": [1, 2]}', "application/json", 400),
     ("texts empty", b'{"texts": []}', "application/json", 400),
     ("headline too long", b"word " * 300, "text/plain", 413),
-    ("too many texts", ('{"texts": [%s]}' % ",".join(['"x"'] * 65)).encode(), "application/json", 413),
+    ("too many texts", b'{"texts": [' + b",".join([b'"x"'] * 65) + b"]}", "application/json", 413),
 ]
 
 
@@ -120,7 +120,7 @@ def test_explanations_are_decided_per_request(server):
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(lambda p: post(server, json={"text": GOOD}, path=p), paths))
     assert all(a.status_code == 200 for a in answers)
-    for path, answer in zip(paths, answers):
+    for path, answer in zip(paths, answers, strict=True):
         body = answer.json()
         assert ("token_scores" in body) == (path == "explanations")
         if path == "explanations":

@@ -50,6 +50,6 @@ def test_topical_insertion_adds_a_word_of_another_class_and_never_an_excluded_on
     pools = topical_words(sequences, labels, 2, exclude={3})
     assert sorted(set(pools[0].tolist())) == [2] and sorted(set(pools[1].tolist())) == [4, 5]
     out = topical_insertion(sequences, labels, 0.999, pools, np.random.default_rng(0))
-    for seq, label in zip(out, labels):
+    for seq, label in zip(out, labels, strict=True):
         (added,) = set(seq) - set(sequences[0 if label == 0 else 10])
         assert added in ([4, 5] if label == 0 else [2])

@@ -101,7 +101,7 @@ def test_every_row_comes_back_in_input_order_with_its_columns_unchanged(model, t
     out = table(tmp_path / "out.csv")
     assert out[0] == ["id", "title", "note"] + ANSWERS
     assert [r[:3] for r in out[1:]] == rows
-    for row, text in zip(out[1:], texts):
+    for row, text in zip(out[1:], texts, strict=True):
         answer = alone(model, text)
         confidence = str(answer["probabilities"][answer["label"]]) if answer["label"] else ""
         assert row[3:] == [answer["label"] or "", confidence, answer["abstained"] or "", ""]
@@ -154,7 +154,7 @@ def test_probabilities_add_a_column_per_class(model, tmp_path):
     out = table(tmp_path / "out.csv")
     classes = model.metadata()["labels"]
     assert out[0][3:] == ANSWERS + [f"prob_{c}" for c in classes]
-    for row, text in zip(out[1:], texts):
+    for row, text in zip(out[1:], texts, strict=True):
         probabilities = alone(model, text)["probabilities"] or {}
         assert row[7:] == [str(probabilities[c]) if c in probabilities else "" for c in classes]
 

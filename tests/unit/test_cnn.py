@@ -67,7 +67,7 @@ def test_one_stacked_convolution_equals_one_convolution_per_width():
                             filter_sizes=[1, 2, 3, 4]))
     for length in (1, 2, 5):
         x = torch.randn(3, 8, length)
-        for conv, size, fused in zip(model.convs, [1, 2, 3, 4], model.convolve(x)):
+        for conv, size, fused in zip(model.convs, [1, 2, 3, 4], model.convolve(x), strict=True):
             left, right = same_padding(size)
             expected = conv(F.pad(x, (left, right)))
             assert fused.shape == expected.shape == (3, 5, length)

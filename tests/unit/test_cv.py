@@ -22,7 +22,7 @@ def test_folds_partition_the_development_rows_and_keep_the_test_split_out():
     held_out = [set(f.test["title"]) for f in folds]
     assert sorted(t for s in held_out for t in s) == sorted(development["title"])  # each row once
     test_titles = set(parts.test["title"])
-    for fold, scored in zip(folds, held_out):
+    for fold, scored in zip(folds, held_out, strict=True):
         used = set(fold.train["title"]) | set(fold.val["title"])
         assert not used & scored and not (used | scored) & test_titles
         assert len(used) + len(scored) == len(development)

@@ -213,7 +213,7 @@ def test_storage_layout_uses_the_archive_version(tmp_path):
     # Everything but the snapshot is the template, comments included.
     template = kserve_storage.TEMPLATE.read_text().splitlines()
     written = config.read_text().splitlines()
-    assert [a for a, b in zip(template, written) if a != b] == [
+    assert [a for a, b in zip(template, written, strict=True) if a != b] == [
         line for line in template if line.startswith("model_snapshot=")]
 
 

@@ -112,7 +112,7 @@ def test_saved_flip_counts_equal_a_recount_with_the_served_model(trained):
     saved = artifacts.read_json(trained, artifacts.METRICS)["flip_rate"]
     words = saved["words_per_class"]
     headlines = pairs = flips = 0
-    for title, category in zip(test["title"], test["category"]):
+    for title, category in zip(test["title"], test["category"], strict=True):
         label = predictor.predict([title])[0]["label"]
         if label != category:
             continue

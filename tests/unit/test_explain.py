@@ -187,7 +187,7 @@ def test_token_scores_add_up_to_the_predicted_class_logit_change():
     with torch.no_grad():
         logits = model(batch.ids)
         baseline = model(torch.zeros_like(batch.ids))
-    for row, (explanation, cls) in enumerate(zip(explanations, target)):
+    for row, (explanation, cls) in enumerate(zip(explanations, target, strict=True)):
         change = float(logits[row, cls] - baseline[row, cls])
         total = sum(explanation["token_scores"])
         assert len(explanation["token_scores"]) == len(batch.tokens[row])
@@ -293,7 +293,7 @@ def test_explanations_in_chunks_equal_one_pass(monkeypatch):
     whole = explainer.explain(batch, [0, 1, 2, 3, 0])
     monkeypatch.setattr(explain_module, "MAX_IG_CELLS", 4 * 14)  # 2 headlines of 7 x 4 steps
     chunked = explainer.explain(batch, [0, 1, 2, 3, 0])
-    for a, b in zip(whole, chunked):
+    for a, b in zip(whole, chunked, strict=True):
         assert a["token_scores"] == pytest.approx(b["token_scores"], abs=1e-5)
         assert a["delta"] == pytest.approx(b["delta"], abs=1e-5)
         assert {k: v for k, v in a.items() if k not in ("token_scores", "delta")} == \

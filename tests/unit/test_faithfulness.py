@@ -21,7 +21,7 @@ def test_top_k_drop_matches_deleting_the_highest_scored_words(tiny_artifacts):
     predicted = probs.argmax(dim=1).tolist()
     explained = Explainer(predictor.model, predictor.labels, None).explain(batch, predicted)
     drops = []
-    for row, (explanation, target) in enumerate(zip(explained, predicted)):
+    for row, (explanation, target) in enumerate(zip(explained, predicted, strict=True)):
         scores = explanation["token_scores"]
         best = max(range(len(scores)), key=scores.__getitem__)
         kept = [t for j, t in enumerate(batch.ids[row][:len(scores)].tolist()) if j != best]

@@ -169,7 +169,7 @@ def test_headlines_without_a_known_word_abstain_in_place_and_are_counted(served,
     answered = predictor.predict(["oil prices", "rocket space", GOOD])
     assert output[0][0] == answered[0] and output[0][-1] == answered[1] and output[2] == answered[2]
     assert answered[0]["abstained"] is None and answered[0]["label"]
-    for name, answer in zip(NO_KNOWN_WORD, output[0][1:-1]):
+    for name, answer in zip(NO_KNOWN_WORD, output[0][1:-1], strict=True):
         assert answer["label"] is None and answer["probabilities"] is None, name
         assert answer["abstained"] == "no_known_words", name
         assert answer["unknown_tokens"] == answer["num_tokens"], name
@@ -370,6 +370,17 @@ def test_a_failing_explainer_fails_only_the_explanation_requests(served):
     output, statuses = served(text_request(GOOD, explain=True), text_request(GOOD))
     assert statuses == [500, 200]
     assert output[0]["error"] == "explanation_failed"
+
+
+def test_an_explainer_that_loses_an_explanation_fails_only_the_explanation_requests(served):
+    class Short:
+        def explain(self, batch, predicted):
+            return RecordingExplainer().explain(batch, predicted)[:-1]
+
+    served.handler.explainer = Short()
+    output, statuses = served(json_request({"texts": [GOOD, "oil prices"]}, explain=True), text_request(GOOD))
+    assert statuses == [500, 200]
+    assert output[0]["error"] == "explanation_failed" and output[1]["label"]
 
 
 def test_the_real_explainer_is_loaded_and_used(served):

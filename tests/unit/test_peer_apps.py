@@ -46,7 +46,7 @@ def handler_answers(tiny_artifacts):
 def test_peer_answers_equal_the_handlers(tiny_artifacts, handler_answers, batched, path):
     app = create_app(tiny_artifacts, batched=batched)
     responses = post_all(app, f"/{path}", [{"text": t} for t in TEXTS])
-    for r, expected in zip(responses, handler_answers[path]):
+    for r, expected in zip(responses, handler_answers[path], strict=True):
         assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
         answer = r.json()
         assert disagreement(expected, answer, explanations=path == "explanations") is None
@@ -73,7 +73,7 @@ def test_batched_peer_answers_each_request_its_own_headline(tiny_artifacts):
     app = create_app(tiny_artifacts, batched=True)
     expected = PeerModel(tiny_artifacts).predict(TEXTS * 5)
     answers = [r.json() for r in post_all(app, "/predictions", [{"text": t} for t in TEXTS * 5])]
-    assert all(disagreement(e, a) is None for e, a in zip(expected, answers))
+    assert all(disagreement(e, a) is None for e, a in zip(expected, answers, strict=True))
     assert max(app.state.batchers["predictions"].batch_sizes) > 1  # they really were batched
 
 

@@ -39,7 +39,7 @@ def test_in_a_mixed_batch_only_the_unreadable_abstain_and_the_others_answer_as_a
     texts = [readable[0], "zzz qqq", readable[1], "the of", readable[2]]
     answers = predictor.predict(texts)
     assert [a["abstained"] for a in answers] == [None, NO_KNOWN_WORDS, None, NO_KNOWN_WORDS, None]
-    for text, answer in zip(readable, answers[::2]):
+    for text, answer in zip(readable, answers[::2], strict=True):
         assert answer == predictor.predict([text])[0]
     assert answers[2]["unknown_tokens"] == 2 and answers[2]["num_tokens"] == 3
 

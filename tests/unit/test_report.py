@@ -20,7 +20,7 @@ def explained(tiny_artifacts, tmp_path_factory) -> list:
 def test_every_headline_is_shown_with_its_label_words_and_ngrams(explained):
     page = Page(render_report(explained, "in.csv"))
     assert len(page.articles) == len(HEADLINES)
-    for article, (record, outcome) in zip(page.articles, explained):
+    for article, (record, outcome) in zip(page.articles, explained, strict=True):
         answer = outcome.answer or {}
         assert record.text in article["text"]
         if outcome.error is not None:
@@ -34,7 +34,7 @@ def test_every_headline_is_shown_with_its_label_words_and_ngrams(explained):
         tokens, scores = answer["tokens"], answer["token_scores"]
         assert [t for t, _ in article["tokens"]] == tokens
         largest = max(abs(s) for s in scores)
-        for (_, attrs), score in zip(article["tokens"], scores):
+        for (_, attrs), score in zip(article["tokens"], scores, strict=True):
             assert ("for" if score >= 0 else "against") in attrs["class"].split()
             alpha = float(re.search(r"rgba\(\d+,\d+,\d+,([\d.]+)\)", attrs["style"]).group(1))
             assert alpha == pytest.approx(MAX_ALPHA * abs(score) / largest, abs=1e-3)
