@@ -12,6 +12,7 @@ import yaml
 
 from deploy import kserve_storage
 from deploy.kserve_storage import StorageError, build_storage, read_properties
+from serving import __main__ as serving_cli
 from serving.archive import MODEL_NAME
 from serving.properties import REPO_ROOT, open_management
 
@@ -70,6 +71,7 @@ def test_dockerfile_keeps_token_authorization_and_drains_on_sigterm():
     command = json.loads(entrypoint)
     # Our supervisor: TorchServe plus the health server, a drain on SIGTERM.
     assert command[:4] == ["python", "-m", "serving", "run"]
+    assert serving_cli.build_parser().parse_args(command[3:]).notice > 0  # options `run` takes
     # The official image's own entry point passes --disable-token-auth: ours must not.
     assert "--disable-token-auth" not in command
     config = command[command.index("--config") + 1]

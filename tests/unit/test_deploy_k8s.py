@@ -8,6 +8,7 @@ import copy
 import pytest
 import yaml
 
+from serving import __main__ as serving_cli
 from serving.properties import REPO_ROOT, Endpoints, open_management, read_properties, token_auth_enabled
 from serving.server import DRAIN_BOUND_S, DRAIN_POLL_TIMEOUT_S, PROBE_STOP_S, STOP_BOUND_S
 
@@ -71,7 +72,7 @@ def test_pods_drain_before_sigterm_within_the_grace_period():
     deployment = manifests()["Deployment"]
     command = container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
     assert command[:4] == ["python", "-m", "serving", "drain"]
-    notice = float(command[command.index("--notice") + 1])
+    notice = serving_cli.build_parser().parse_args(command[3:]).notice  # options `drain` takes
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     # Phase 1, preStop: the drain, its notice included, ends within DRAIN_BOUND_S. Phase 2,
     # SIGTERM: `run` sees the drain marker, does not drain again, and stops TorchServe

@@ -150,9 +150,9 @@ def test_news_cnn_help_lists_every_command(capsys):
 
 def test_server_commands_are_handed_to_serving(monkeypatch):
     seen = []
-    monkeypatch.setattr("serving.__main__.main", lambda argv: seen.append(argv) or 7)
+    monkeypatch.setattr("serving.__main__.main", lambda argv, prog: seen.append((argv, prog)) or 7)
     assert console.main(["status", "--workdir", "/somewhere"]) == 7
-    assert seen == [["status", "--workdir", "/somewhere"]]
+    assert seen == [(["status", "--workdir", "/somewhere"], "news-cnn")]
 
 
 def test_client_commands_are_handed_to_the_client(monkeypatch):
