@@ -7,6 +7,7 @@ tests/integration/test_api_docs.py.)
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -70,3 +71,36 @@ def test_make_clean_removes_relative_paths(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "art").exists() and not (tmp_path / "store" / "news_cnn.mar").exists()
+
+
+def test_the_checkout_make_runs_scripts_from_cannot_be_set_on_the_command_line(tmp_path):
+    result = dry_run("clean", f"CHECKOUT={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert str(REPO_ROOT / "scripts" / "clean.py") in result.stdout and str(tmp_path) not in result.stdout
+
+
+@pytest.fixture
+def server_dir(tmp_path):
+    """Where a TorchServe would have started: its config and key file, but nothing running."""
+    (tmp_path / "config.properties").write_text("inference_address=http://127.0.0.1:1\n")
+    (tmp_path / "key_file.json").write_text(json.dumps(
+        {"management": {"key": "mkey", "expiration time": "2999-01-01T00:00:00Z"},
+         "inference": {"key": "ikey", "expiration time": "2999-01-01T00:00:00Z"}, "API": {"key": "akey"}}))
+    return tmp_path
+
+
+@pytest.mark.parametrize("target, code, out, err", [
+    ("status", 1, "", "TorchServe is not running"), ("ready", 1, "", "TorchServe is not running"),
+    ("live", 1, "", "TorchServe is not running"), ("stop", 0, "TorchServe was not running.", ""),
+    ("keys", 0, "ikey", ""),
+])
+def test_the_server_targets_run_the_serving_commands_on_server_dir(server_dir, target, code, out, err):
+    """For real (no TorchServe needed): the recipe's options are ones its command takes."""
+    result = subprocess.run(["make", "--no-print-directory", "--old-file=.venv/.installed", target,
+                             f"SERVER_DIR={server_dir}", "API=1"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120)
+    # A failed recipe makes make exit 2 and name the command's own status (1, not a usage error's 2).
+    assert result.returncode == (2 if code else 0) and (f"Error {code}" in result.stderr) == bool(code)
+    assert out in result.stdout and err in result.stderr and "usage:" not in result.stderr
+    if target == "keys":
+        assert "akey" in result.stdout  # API=1 reached --api

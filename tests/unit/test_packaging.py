@@ -17,16 +17,9 @@ from packaging.utils import canonicalize_name
 
 from client import console
 from serving.properties import REPO_ROOT
+from tests.helpers.scripts import load_script
 
 LOCKS = REPO_ROOT / "requirements"
-
-
-def load_script(name: str):
-    """A module of scripts/ (plain scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def pyproject_list(key: str) -> list[Requirement]:
