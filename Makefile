@@ -2,6 +2,8 @@
 # Every target builds what it needs first, so `make serve` works on a fresh clone.
 
 SHELL := /bin/bash
+# The checkout this Makefile is in (also when run with -f from elsewhere); not settable.
+override CHECKOUT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 VENV ?= .venv
 PYTHON ?= python3
 ARTIFACTS ?= artifacts
@@ -48,8 +50,7 @@ help: ## List the targets
 $(VENV)/.installed: requirements/dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) was not found: install CPython 3.10-3.12, or name one with make install PYTHON=python3.12" >&2; exit 1; }
 	@$(PYTHON) scripts/check_python.py pyproject.toml requirements/dev.txt
-	@command -v java >/dev/null 2>&1 || { echo "Java 17+ is required by TorchServe: install it, e.g. 'sudo apt-get install -y openjdk-17-jre-headless'" >&2; exit 1; }
-	@java -version 2>&1 | awk -F'"' '/version/ { split($$2, v, "."); if (v[1] < 17) { print "Java " $$2 " found; TorchServe needs 17+: sudo apt-get install -y openjdk-17-jre-headless" > "/dev/stderr"; exit 1 } }'
+	@$(PYTHON) scripts/check_java.py
 	$(PYTHON) -m venv $(VENV)
 	@# Every package, pip and setuptools included, at the version and hash the lock records.
 	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
@@ -81,7 +82,7 @@ test: install ## Run every test (DATA=file.csv: also trains end to end on it; EV
 test-unit: install ## Run the tests that start no TorchServe (no Java)
 	DATA="$$NEWS_DATA" EVAL="$$NEWS_EVAL" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests -q -m "not integration" -n auto
 
-lint: install ## ruff check (pyflakes + pycodestyle, settings in pyproject.toml)
+lint: install ## ruff check (pyflakes, pycodestyle, import order, bugbear, pyupgrade; settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
 
 TRAIN_CMD = $(RUN_WITH_ARGS) NEWS_TRAIN_ARGS -- $(PY) -m training $${NEWS_DATA:+--data "$$NEWS_DATA"} \
@@ -101,16 +102,9 @@ FOLDS ?= 5
 evaluate: install ## Cross-validate the archived recipe (FOLDS=5, outside the test split; EVAL=dev.csv scores each fold's model on it) -> ARTIFACTS/cv.{json,md}; TRAIN_ARGS="--word-dropout 0.2" for a variant
 	$(TRAIN_CMD) --cv "$$NEWS_FOLDS"
 
-# Recipes that delete take only a relative path inside the checkout: an empty value would
-# make "$$NEWS_MODEL_STORE"/*.mar read /*.mar, an absolute one or one with a "." or ".."
-# part could name anything. Use: $(call inside_checkout,ARTIFACTS MODEL_STORE)
-inside_checkout = @for name in $(1); do value="$$(printenv "NEWS_$$name")"; case "/$$value/" in \
-	//|//*|*/./*|*/../*) echo "$$name='$$value' refused: $@ deletes only a relative path inside the checkout (not empty, absolute, . or ..)" >&2; exit 2;; \
-	esac; done
-
+# Deletes only relative paths inside the checkout (ARTIFACTS, MODEL_STORE: see the script).
 clean: ## Remove trained artifacts and archives (keeps the virtual environment)
-	$(call inside_checkout,ARTIFACTS MODEL_STORE)
-	rm -rf -- "$$NEWS_ARTIFACTS" "$$NEWS_MODEL_STORE"/*.mar logs
+	$(PYTHON) "$(CHECKOUT)/scripts/clean.py"
 
 .PHONY: explain
 explain: install ## Explain one headline via the running server: make explain TEXT="..." [PNG=out.png]
@@ -128,7 +122,7 @@ WORKERS ?=
 SERVE_TIMEOUT ?= 300
 # Where the TorchServe to call was started: its config.properties and key_file.json.
 SERVER_DIR ?= .
-CLIENT = $(PY) -m client --config "$$NEWS_SERVER_DIR/config.properties" --key-file "$$NEWS_SERVER_DIR/key_file.json"
+CLIENT = $(VENV)/bin/news-cnn --config "$$NEWS_SERVER_DIR/config.properties" --key-file "$$NEWS_SERVER_DIR/key_file.json"
 SERVING_SOURCES := handler/handler.py handler/request_parsing.py handler/model-config.yaml serving/archive.py $(wildcard model/*.py)
 ARCHIVE_CMD = $(PY) -m serving.archive --artifacts "$$NEWS_ARTIFACTS" --export-path "$$NEWS_MODEL_STORE"
 
@@ -207,13 +201,7 @@ BENCH_RUN = $(RUN_WITH_ARGS) $(2) -- $(PY) -u -m bench $(1) --mar "$$NEWS_MODEL_
 .PHONY: bench soak profile wrk bench-peers bench-compare
 
 wrk: ## Make sure wrk (the benchmark's load generator) is installed (apt-get as root)
-	@command -v wrk >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "wrk (the benchmark's load generator) is missing: installing it with apt-get install -y wrk"; \
-	    apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; \
-	  else \
-	    echo "wrk (the benchmark's load generator) is missing: install it with 'sudo apt-get install -y wrk'" >&2; exit 1; \
-	  fi; }
+	@$(PYTHON) scripts/ensure_wrk.py
 
 bench: $(MAR) wrk ## Benchmark vs an echo floor, batching, workers, in-process; writes bench/results.{json,md,png}
 	$(call BENCH_RUN,run,NEWS_BENCH_ARGS)

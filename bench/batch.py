@@ -64,7 +64,7 @@ def predictor_seconds(predictor, source: Path, dest: Path, chunk: int | None) ->
     answers = [a for i in range(0, len(titles), size) for a in predictor.predict(titles[i:i + size])]
     with open(dest, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        for row, answer in zip(rows, answers):
+        for row, answer in zip(rows, answers, strict=True):
             label = answer["label"]
             writer.writerow([*row.values(), label, answer["probabilities"][label] if label else ""])
     return time.perf_counter() - start

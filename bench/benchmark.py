@@ -16,15 +16,24 @@ A ratio is always (figure) / (its reference from the same server, measured minut
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import requests
 
 from bench import archives, headlines, load, server
-from bench.harness import (LoadSettings, disagreement, loadavg, machine, measure, measure_rounds,
-                           reference_answers, temp_root, wait_for)
+from bench.harness import (
+    LoadSettings,
+    disagreement,
+    loadavg,
+    machine,
+    measure,
+    measure_rounds,
+    reference_answers,
+    temp_root,
+    wait_for,
+)
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, config_on_free_ports
@@ -66,7 +75,7 @@ class BenchSettings(LoadSettings):
     worker_concurrencies: tuple[int, ...] = (16, 64)
 
     @classmethod
-    def quick(cls, **kwargs) -> "BenchSettings":
+    def quick(cls, **kwargs) -> BenchSettings:
         """A short run for development and tests (figures are rough)."""
         return super().quick(inprocess_seconds=0.5, **kwargs)
 
@@ -246,7 +255,7 @@ def run_variants(bench_run: BenchRun, case: str, variants: list[Variant], concur
             ref_name = f"{reference} c={c}"
             rows.append(_row(case, ref_name, ours, None))
             rows += [_row(case, f"{v.note} c={c}", result, ours, ref_name)
-                     for v, result in zip(variants, results)]
+                     for v, result in zip(variants, results, strict=True)]
     finally:
         ts.stop()
     return rows
@@ -265,7 +274,8 @@ def run_workers(bench_run: BenchRun) -> list[dict]:
     """Workers x torch threads per worker, against news_cnn's own settings."""
     settings = bench_run.settings
     own = (bench_run.workers, int((bench_run.model_config.get("handler") or {}).get("num_threads", 1)))
-    variants = [v for v, wt in zip(worker_variants(settings), settings.worker_threads) if wt != own]
+    variants = [v for v, wt in zip(worker_variants(settings), settings.worker_threads, strict=True)
+                if wt != own]
     return run_variants(bench_run, "workers", variants, settings.worker_concurrencies,
                         f"news_cnn ({own[0]} workers x {own[1]} thread)")
 

@@ -20,11 +20,12 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 from bench import load
 from training.config import available_cores
@@ -178,7 +179,7 @@ def reference_answers(artifacts: Path, texts: Sequence[str]) -> dict[str, dict]:
     answer must equal."""
     from model.predictor import Predictor  # torch: only when answers are checked
     unique = list(dict.fromkeys(texts))
-    return dict(zip(unique, Predictor.from_dir(artifacts).predict(unique)))
+    return dict(zip(unique, Predictor.from_dir(artifacts).predict(unique), strict=True))
 
 
 def disagreement(expected: object, got: object, explanations: bool = False,
@@ -211,7 +212,7 @@ def disagreement(expected: object, got: object, explanations: bool = False,
                 return f"{key} {got.get(key)!r} instead of {expected.get(key)!r}"
         scores, reference = got.get("token_scores") or [], expected.get("token_scores") or []
         if len(scores) != len(reference) or any(abs(a - b) > SCORE_TOLERANCE
-                                                for a, b in zip(scores, reference)):
+                                                for a, b in zip(scores, reference, strict=True)):
             return f"token_scores {scores} instead of {reference}"
     return None
 

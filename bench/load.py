@@ -11,9 +11,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import urlsplit
 
 LUA_SCRIPT = Path(__file__).with_name("post.lua")

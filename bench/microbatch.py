@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -94,7 +95,7 @@ class MicroBatcher(Generic[T, R]):
                 outcomes = [(r, None) for r in results]
             except Exception:  # noqa: BLE001 - isolate the failing item(s), see the module doc
                 outcomes = [await self._alone(loop, item) for item in items]
-            for (_, future), (result, error) in zip(batch, outcomes):
+            for (_, future), (result, error) in zip(batch, outcomes, strict=True):
                 if future.cancelled():
                     continue
                 if error is not None:

@@ -16,8 +16,8 @@ Imported only by the bench: fastapi is not a serving dependency (bench/requireme
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from fastapi import FastAPI
@@ -58,7 +58,7 @@ class PeerModel:
         probabilities = self.predictor.probabilities(encoded.ids)
         answers = self.predictor.format(probabilities, encoded)
         explanations = self.explainer.explain(encoded, probabilities.argmax(dim=1).tolist())
-        return [{**answer, **explanation} for answer, explanation in zip(answers, explanations)]
+        return [{**answer, **explanation} for answer, explanation in zip(answers, explanations, strict=True)]
 
 
 class Headline(BaseModel):

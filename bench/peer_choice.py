@@ -5,7 +5,7 @@ The targets: at every concurrency above 1, req/s at least every peer's and p99 a
 best peer's; at concurrency 1, p50 within P50_MARGIN_MS of the best peer's."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from bench.peer_servers import PEERS, TORCHSERVE
 

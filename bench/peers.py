@@ -23,18 +23,25 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import requests
 
 from bench import archives, headlines, load, server
 from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
 from bench.peer_choice import choose_defaults, ratios, targets
-from bench.peer_servers import (FASTAPI_BATCHED, PEERS, TORCHSERVE, Endpoint, PeerProcess, start_peer,
-                                torchserve_endpoint)
+from bench.peer_servers import (
+    FASTAPI_BATCHED,
+    PEERS,
+    TORCHSERVE,
+    Endpoint,
+    PeerProcess,
+    start_peer,
+    torchserve_endpoint,
+)
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
@@ -87,7 +94,8 @@ def fetch_answers(endpoint: Endpoint, texts: Sequence[str], explanations: bool =
 def check_agreement(reference: Sequence[object], endpoint: Endpoint, texts: Sequence[str],
                     explanations: bool = False) -> str | None:
     """The first headline on which `endpoint` disagrees with the reference answers, or None."""
-    for text, expected, got in zip(texts, reference, fetch_answers(endpoint, texts, explanations)):
+    answers = fetch_answers(endpoint, texts, explanations)
+    for text, expected, got in zip(texts, reference, answers, strict=True):
         why = disagreement(expected, got, explanations)
         if why:
             return f"{text!r}: {why}"
@@ -108,8 +116,9 @@ def measure_all(endpoints: Sequence[Endpoint], bodies: list[str], settings: Peer
     """Every endpoint at every concurrency, alternated; one row per (endpoint, concurrency)."""
     rows = []
     for c in settings.concurrencies:
-        best = measure_rounds([e.target(explanations) for e in endpoints], bodies, c, settings, rounds)
-        rows += [case_row(e.server, result) for e, result in zip(endpoints, best.values())]
+        targets = [e.target(explanations) for e in endpoints]
+        best = measure_rounds(targets, bodies, c, settings, rounds)  # by target name
+        rows += [case_row(e.server, best[t.name]) for e, t in zip(endpoints, targets, strict=True)]
     return rows
 
 

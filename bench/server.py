@@ -7,8 +7,8 @@ endpoint, and finding the worker processes (for resident memory, and for kill -9
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import psutil
 import requests

@@ -14,6 +14,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -24,8 +25,11 @@ from serving.keys import KEY_FILE
 from serving.properties import DEFAULT_CONFIG
 
 
-def build_parser(prog: str = "python -m client") -> argparse.ArgumentParser:
-    """The command line: global connection options, then predict / explain / scale / describe."""
+def build_parser(prog: str = "python -m client",
+                 more_commands: Callable[[argparse._SubParsersAction], None] | None = None,
+                 ) -> argparse.ArgumentParser:
+    """The command line: global connection options, then predict / explain / scale / describe,
+    and the commands `more_commands(subparsers)` adds (`news-cnn` adds the server's)."""
     defaults = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog=prog, description="Call the served model over REST.",
                                      epilog="\n".join(__doc__.splitlines()[2:]).replace(
@@ -68,6 +72,8 @@ def build_parser(prog: str = "python -m client") -> argparse.ArgumentParser:
     scale.add_argument("workers", type=int,
                        help="worker count (0 takes the model out of service; readiness turns false)")
     commands.add_parser("describe", help="show the model's workers and metadata", formatter_class=defaults)
+    if more_commands:
+        more_commands(commands)
     return parser
 
 
@@ -146,7 +152,7 @@ def run(args: argparse.Namespace, model: batch.Model | None = None) -> object:
                 raise ClientError(f"--png needs {err.name or 'matplotlib'}, which this Python lacks "
                                   f"({sys.executable}): run the project's venv, "
                                   f"e.g. .venv/bin/news-cnn, after `make install`") from None
-            for explanation, path in zip(explanations, _png_paths(args.png, len(explanations))):
+            for explanation, path in zip(explanations, _png_paths(args.png, len(explanations)), strict=True):
                 plot_explanation(explanation, path)
                 print(f"wrote {path}", file=sys.stderr)
         return explanations

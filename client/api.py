@@ -104,7 +104,7 @@ class NewsClient:
 
     @classmethod
     def from_config(cls, config: str | Path = DEFAULT_CONFIG, key_file: str | Path = KEY_FILE,
-                    model: str = MODEL_NAME, timeout: float = 30.0, retries: int = 4) -> "NewsClient":
+                    model: str = MODEL_NAME, timeout: float = 30.0, retries: int = 4) -> NewsClient:
         """A client for the addresses in a config.properties."""
         return cls(Endpoints.from_file(config), Path(key_file), model, timeout, retries)
 

@@ -23,11 +23,12 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Protocol
+from typing import IO, Protocol
 
 from tqdm import tqdm
 
@@ -210,7 +211,7 @@ def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, O
     chunk, future = pending[0]
     outcomes = future.result()
     pending.popleft()
-    return list(zip(chunk, outcomes))
+    return list(zip(chunk, outcomes, strict=True))
 
 
 def _in_background(function, *args) -> Future:

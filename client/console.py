@@ -10,33 +10,36 @@ in this process through the handler, and the client's code does the rest (files,
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 from client import __main__ as client_cli
 from client.api import check_answer
+from serving import __main__ as serving_cli
 
-# Handed whole to `serving.__main__.main`, which owns them (and may add more).
-SERVER_COMMANDS = {
-    "status": "is TorchServe up, which model version, how many workers",
-    "ready": "exit 0 when the model answers, else one line saying why",
-    "keys": "where TorchServe's key file is, and the keys",
-}
+# `python -m serving`'s commands that news-cnn hands it whole (their help and options are its).
+SERVER_COMMANDS = ("status", "ready", "keys")
 PROG = "news-cnn"
 
 
-def build_parser():
-    """The client's parser under the name `news-cnn`, listing the server's commands too."""
-    parser = client_cli.build_parser(prog=PROG)
-    parser.description = "Call the served model over REST, or ask about the server."
-    commands = next(a for a in parser._actions if a.dest == "command")  # argparse has no public getter
-    for name, help_text in SERVER_COMMANDS.items():
-        commands.add_parser(name, help=f"{help_text} (`{PROG} {name} --help`)", add_help=False)
+def _commands_of_news_cnn(commands: argparse._SubParsersAction) -> None:
+    """Add to the client's commands what `news-cnn` has more: --archive on predict and explain,
+    and the server's commands, listed (`news-cnn NAME --help` shows their own help)."""
     for name in ("predict", "explain"):
         commands.choices[name].add_argument(
             "--archive", default=None,
             help="answer with this .mar (or artifacts directory) in this process, through the "
                  "handler, instead of the server")
+    for name in SERVER_COMMANDS:
+        commands.add_parser(name, help=f"{serving_cli.COMMANDS[name].help} (`{PROG} {name} --help`)",
+                            add_help=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The client's parser under the name `news-cnn`, with --archive and the server's commands."""
+    parser = client_cli.build_parser(prog=PROG, more_commands=_commands_of_news_cnn)
+    parser.description = "Call the served model over REST, or ask about the server."
     return parser
 
 
@@ -77,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch to the server's command line or the client's; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SERVER_COMMANDS:
-        from serving import __main__ as serving_cli  # only the server's commands need it
-
-        return serving_cli.main(argv)
+        return serving_cli.main(argv, prog=PROG)
     args = build_parser().parse_args(argv)
     if args.command in SERVER_COMMANDS:
         print(f"{PROG}: error: {args.command} takes no client options: run "

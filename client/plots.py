@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+
 # The object-oriented API with the Agg canvas: no pyplot global state, no display needed.
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -93,7 +94,7 @@ def _heatmap(axes, explanation: dict, tokens: list[str]) -> None:
     opposing_picks = explanation.get("opposing_picks") or {}
     for row, width in enumerate(widths):
         against = opposing_picks.get(width) or [0] * len(tokens)
-        for col, (count, opposing) in enumerate(zip(explanation["picks"][width], against)):
+        for col, (count, opposing) in enumerate(zip(explanation["picks"][width], against, strict=True)):
             text = _pick_labels(count, opposing)
             if text:
                 # Dark text on the bright end of viridis, light text elsewhere.

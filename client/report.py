@@ -114,7 +114,7 @@ def render_report(rows: list[tuple[Record, Outcome]], source: str = "") -> str:
         f'<option value="{escape(c)}">{escape(c)} ({counts[c]})</option>' for c in classes]
     sorts = [f'<option value="{k}">{v}</option>' for k, v in SORTS.items()]
     items = "\n".join(_item(order, record, outcome, group)
-                      for order, ((record, outcome), group) in enumerate(zip(rows, groups)))
+                      for order, ((record, outcome), group) in enumerate(zip(rows, groups, strict=True)))
     title = f"Explanations of {source}" if source else "Explanations"
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -184,7 +184,7 @@ def _tokens(tokens: list[str], scores: list[float]) -> str:
     """The words, each on a background for its signed score, scaled by the largest."""
     largest = max((abs(s) for s in scores), default=0.0) or 1.0
     spans = []
-    for token, score in zip(tokens, scores):
+    for token, score in zip(tokens, scores, strict=True):
         side = "for" if score >= 0 else "against"
         spans.append(f'<span class="tok {side}" data-score="{score}" style="{_colour(score, largest)}" '
                      f'title="{score:+.3f}">{escape(token)}</span>')

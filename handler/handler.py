@@ -35,14 +35,33 @@ from model import artifacts
 from model.predictor import EncodedBatch, Predictor
 
 try:  # in the checkout `handler` is a package ...
-    from handler.request_parsing import (CORRELATION_HEADER, PHRASES, HandlerSettings,
-                                         ParsedRequest, PreparedBatch, RequestError,
-                                         check_correlation_id, choose_device, is_empty,
-                                         parse_body, request_body)
+    from handler.request_parsing import (
+        CORRELATION_HEADER,
+        PHRASES,
+        HandlerSettings,
+        ParsedRequest,
+        PreparedBatch,
+        RequestError,
+        check_correlation_id,
+        choose_device,
+        is_empty,
+        parse_body,
+        request_body,
+    )
 except ImportError:  # ... in the archive this file *is* the module `handler`, beside request_parsing.py
-    from request_parsing import (CORRELATION_HEADER, PHRASES, HandlerSettings, ParsedRequest,
-                                 PreparedBatch, RequestError, check_correlation_id, choose_device,
-                                 is_empty, parse_body, request_body)
+    from request_parsing import (
+        CORRELATION_HEADER,
+        PHRASES,
+        HandlerSettings,
+        ParsedRequest,
+        PreparedBatch,
+        RequestError,
+        check_correlation_id,
+        choose_device,
+        is_empty,
+        parse_body,
+        request_body,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -232,14 +251,17 @@ class NewsHandler(BaseHandler):
         predicted = prepared.probabilities[rows].argmax(dim=1).tolist()
         try:
             explanations = self.explainer.explain(subset, predicted)
+            # One explanation per row, or none is used (zip's strict raises inside the try).
+            explained = [{**answers[row], **explanation}
+                         for row, explanation in zip(rows, explanations, strict=True)]
         except Exception:  # noqa: BLE001 - predictions of the same batch must still go out
             logger.exception("explanation failed for %d headlines", len(rows))
             for request in asking:
                 request.error = RequestError(500, "explanation_failed", "the explanation failed; "
                                              "the server logs say why")
             return
-        for row, explanation in zip(rows, explanations):
-            answers[row] = {**answers[row], **explanation}
+        for row, answer in zip(rows, explained, strict=True):
+            answers[row] = answer
 
     def _serialize(self, answer: dict | list) -> str | dict | list:
         """JSON text for TorchServe to send as is; the objects themselves under a request

@@ -73,7 +73,7 @@ class HandlerSettings:
     envelope: str = ""
 
     @classmethod
-    def from_yaml_config(cls, config: dict | None, environ: dict | None = None) -> "HandlerSettings":
+    def from_yaml_config(cls, config: dict | None, environ: dict | None = None) -> HandlerSettings:
         """Settings from the archive's model-config.yaml (the `handler` section) and env."""
         section = dict((config or {}).get("handler") or {})
         environ = os.environ if environ is None else environ

@@ -112,7 +112,7 @@ class CNN(nn.Module):
         """
         left, right = self._window
         weight = torch.cat([F.pad(conv.weight, (left - pad_left, right - pad_right))
-                            for conv, (pad_left, pad_right) in zip(self.convs, self._paddings)])
+                            for conv, (pad_left, pad_right) in zip(self.convs, self._paddings, strict=True)])
         bias = torch.cat([conv.bias for conv in self.convs])
         out = F.conv1d(F.pad(x, (left, right)), weight, bias)
         return list(out.split(self.config.num_filters, dim=1))

@@ -45,6 +45,6 @@ class ModelConfig:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelConfig":
+    def load(cls, path: str | Path) -> ModelConfig:
         """Read a config written by `save`."""
         return cls(**json.loads(Path(path).read_text()))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ class LabelEncoder:
         self.class_to_index = {c: i for i, c in enumerate(self.classes)}
 
     @classmethod
-    def fit(cls, labels: Iterable[str]) -> "LabelEncoder":
+    def fit(cls, labels: Iterable[str]) -> LabelEncoder:
         """Learn the classes present in `labels`."""
         return cls(sorted(set(labels)))
 
@@ -42,7 +42,7 @@ class LabelEncoder:
         Path(path).write_text(json.dumps({"classes": self.classes}, indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "LabelEncoder":
+    def load(cls, path: str | Path) -> LabelEncoder:
         """Read classes written by `save`."""
         return cls(json.loads(Path(path).read_text())["classes"])
 
@@ -66,7 +66,7 @@ class Tokenizer:
         self.num_trainable = len(tokens) if num_trainable is None else num_trainable
 
     @classmethod
-    def fit(cls, texts: Iterable[str], num_tokens: int | None = None) -> "Tokenizer":
+    def fit(cls, texts: Iterable[str], num_tokens: int | None = None) -> Tokenizer:
         """Keep the most frequent words of preprocessed `texts` (ties broken alphabetically).
 
         `num_tokens` caps the vocabulary including PAD and UNK, as in the seed (Made-With-ML's
@@ -78,7 +78,7 @@ class Tokenizer:
             ranked = ranked[: max(num_tokens - 2, 0)]
         return cls([PAD_TOKEN, UNK_TOKEN] + [w for w, _ in ranked])
 
-    def extend(self, words: Iterable[str], max_size: int | None = None) -> "Tokenizer":
+    def extend(self, words: Iterable[str], max_size: int | None = None) -> Tokenizer:
         """Return a tokenizer with `words` (not already known) appended as frozen tokens."""
         tokens = list(self.index_to_token)
         known = set(tokens)
@@ -112,7 +112,7 @@ class Tokenizer:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "Tokenizer":
+    def load(cls, path: str | Path) -> Tokenizer:
         """Read a vocabulary written by `save`."""
         data = json.loads(Path(path).read_text())
         return cls(data["tokens"], num_trainable=data["num_trainable"])

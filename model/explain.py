@@ -55,7 +55,7 @@ def _pooled_with_positions(model: CNN, ids: torch.Tensor) -> tuple[list[torch.Te
     """Per width: conv maps [N, F, L], max-pooled values [N, F] and picked positions [N, F]."""
     maps = model.feature_maps(ids)
     mask = model.position_mask(ids)
-    values, positions = zip(*(m.masked_fill(~mask, float("-inf")).max(dim=2) for m in maps))
+    values, positions = zip(*(m.masked_fill(~mask, float("-inf")).max(dim=2) for m in maps), strict=True)
     return maps, list(values), list(positions)
 
 
@@ -228,14 +228,15 @@ class Explainer:
         reasons = batch.abstentions()
         explanations: list[dict | None] = [
             None if reason is None else {"tokens": tokens, "explained_class": None, "abstained": reason}
-            for tokens, reason in zip(batch.tokens, reasons)]
+            for tokens, reason in zip(batch.tokens, reasons, strict=True)]
         readable = [row for row, reason in enumerate(reasons) if reason is None]
         max_cells = max(1, MAX_IG_CELLS // self.ig_steps)
         for part, ids in row_chunks(batch.ids[readable], max_cells, self.model.config.max_filter_size):
             rows = readable[part]
             chunk = EncodedBatch(ids=ids, tokens=[batch.tokens[r] for r in rows],
                                  unknown=[batch.unknown[r] for r in rows])
-            for row, explanation in zip(rows, self._explain_readable(chunk, [predicted[r] for r in rows])):
+            explained = self._explain_readable(chunk, [predicted[r] for r in rows])
+            for row, explanation in zip(rows, explained, strict=True):
                 explanations[row] = explanation
         return explanations
 
@@ -243,9 +244,9 @@ class Explainer:
         """`explain` for headlines that all have a known word."""
         with torch.inference_mode():
             maps, values, positions = _pooled_with_positions(self.model, batch.ids)
-            counted = [v >= t for v, t in zip(values, self.thresholds)]  # per width [N, F]
+            counted = [v >= t for v, t in zip(values, self.thresholds, strict=True)]  # per width [N, F]
             heat = [m.masked_fill(~c.unsqueeze(2), float("-inf")).amax(dim=1)
-                    for m, c in zip(maps, counted)]  # per width [N, L]
+                    for m, c in zip(maps, counted, strict=True)]  # per width [N, L]
             pooled = torch.cat(values, dim=1)
             logits = self.model.classify(pooled)
             classes = self._classes_per_headline(pooled)  # per width [N, F]
@@ -255,14 +256,15 @@ class Explainer:
         heat, scores, deltas = [h.tolist() for h in heat], scores.tolist(), deltas.tolist()
         names = self.labels.classes
         explanations = []
-        for b, (tokens, target) in enumerate(zip(batch.tokens, predicted)):
+        for b, (tokens, target) in enumerate(zip(batch.tokens, predicted, strict=True)):
             length = len(tokens)
             ngrams, opposing, activations, picks, opposing_picks = {}, {}, {}, {}, {}
             for i, size in enumerate(self.sizes):
                 chosen = [f for f, ok in enumerate(counted[i][b]) if ok]
                 favoured = [classes[i][b][f] for f in chosen]
-                supporting = [positions[i][b][f] for f, c in zip(chosen, favoured) if c == target]
-                against = [(positions[i][b][f], names[c]) for f, c in zip(chosen, favoured) if c != target]
+                pairs = list(zip(chosen, favoured, strict=True))
+                supporting = [positions[i][b][f] for f, c in pairs if c == target]
+                against = [(positions[i][b][f], names[c]) for f, c in pairs if c != target]
                 ngrams[str(size)] = self._ngrams(tokens, size, supporting)
                 opposing[str(size)] = self._ngrams(tokens, size, [p for p, _ in against],
                                                    [c for _, c in against])
@@ -306,7 +308,7 @@ class Explainer:
         """Group filters' picks by the tokens they cover; the most picked wins. With
         `favours` (each filter's class), every n-gram says which classes its filters favour."""
         votes: dict[tuple[int, int], list[str | None]] = defaultdict(list)
-        for position, cls in zip(picked, favours or [None] * len(picked)):
+        for position, cls in zip(picked, favours or [None] * len(picked), strict=True):
             start, end = window(position, size, len(tokens))
             if start < end:  # an empty headline's only position covers no token
                 votes[(start, end)].append(cls)

@@ -1,9 +1,9 @@
 """Text in, probabilities out: the in-process model that the handler and the tests share."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
@@ -45,7 +45,7 @@ class EncodedBatch:
         or a word of the frozen pretrained tail.
         """
         return [NO_KNOWN_WORDS if len(tokens) == unknown else None
-                for tokens, unknown in zip(self.tokens, self.unknown)]
+                for tokens, unknown in zip(self.tokens, self.unknown, strict=True)]
 
 
 def row_chunks(ids: torch.Tensor, max_cells: int, min_width: int = 1) -> Iterator[tuple[slice, torch.Tensor]]:
@@ -78,7 +78,7 @@ class Predictor:
         self.max_tokens = max_tokens
 
     @classmethod
-    def from_dir(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Predictor":
+    def from_dir(cls, directory: str | Path, device: str | torch.device = "cpu") -> Predictor:
         """Load every serving artifact from a training run's (or an archive's) directory."""
         missing = artifacts.missing_files(
             directory, (artifacts.WEIGHTS, artifacts.MODEL_CONFIG, artifacts.TOKENIZER,
@@ -123,9 +123,9 @@ class Predictor:
         and probabilities are None)."""
         answers = []
         for row, tokens, unknown, reason in zip(probs.tolist(), batch.tokens, batch.unknown,
-                                                batch.abstentions()):
+                                                batch.abstentions(), strict=True):
             if reason is None:
-                ranked = sorted(zip(self.labels.classes, row), key=lambda kv: -kv[1])
+                ranked = sorted(zip(self.labels.classes, row, strict=True), key=lambda kv: -kv[1])
                 label, probabilities = ranked[0][0], {name: round(p, 6) for name, p in ranked}
             else:
                 label, probabilities = None, None

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 _BRACKETED = re.compile(r"\([^)]*\)")
 # Separate punctuation tied to words before the alphanumeric filter removes it.
@@ -65,7 +65,7 @@ class Preprocessor:
         Path(path).write_text(json.dumps({"lower": self.lower, "stopwords": self.stopwords}, indent=0))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Preprocessor":
+    def load(cls, path: str | Path) -> Preprocessor:
         """Rebuild the preprocessor saved by `save`."""
         data = json.loads(Path(path).read_text())
         return cls(data["stopwords"], lower=data.get("lower", True))

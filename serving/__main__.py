@@ -1,22 +1,9 @@
-"""Run TorchServe for the Makefile: python -m serving {start,stop,drain,status,ready,live,keys,...}.
+"""Run TorchServe for the Makefile and the container: python -m serving COMMAND [options].
 
 Every command works on the TorchServe started from --workdir (default: the current
-directory) with --config (default: config.properties there).
-
-  ready    exit 0 when news_cnn has a READY worker that answers the canary headline right;
-           else 1 and one line saying why (the exec probe; GET <health_address>/ready is the
-           same check over HTTP, without a key)
-  live     exit 0 when the frontend answers /ping
-  status   exit 1 when fewer than minWorkers workers are READY
-  keys     the key file's path, the inference and management keys (--api adds the API key;
-           --show KIND prints one key bare; --renew KIND renews it: an operator's act)
-  stop     readiness false, wait for in-flight requests (at most 30 s), then stop
-  drain    readiness false and wait for in-flight requests, but leave TorchServe running
-           (a Kubernetes preStop hook; SIGTERM then stops it)
-  probe    run the health server in the foreground (serving/server.py starts it)
-  run      start, then wait; SIGTERM/SIGINT stop gracefully (the container's entry point):
-           drain unless a drain already began (preStop), then stop, all within
-           SHUTDOWN_BOUND_S (serving/server.py) of the drain's start
+directory) with --config (default: config.properties there); `python -m serving COMMAND
+--help` lists a command's options. Exit status: 0 done or healthy, 1 not (one line says
+why), 2 a usage error.
 """
 from __future__ import annotations
 
@@ -27,18 +14,17 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from serving import keys as keyfile
-from serving.archive import read_model_config
 from serving.health import HealthChecker, ProbeServer, model_archive
 from serving.scaling import count_ready
 from serving.server import DRAIN_BOUND_S, MODEL_NAME, ServerError, TorchServe
 
 EXAMPLE_TEXT = "The final tennis tournament starts next week."
-COMMANDS = ["start", "stop", "drain", "status", "ready", "live", "keys", "examples", "probe", "run"]
 
 
 def examples(server: TorchServe, model: str = MODEL_NAME) -> str:
@@ -72,6 +58,8 @@ def _configured_min_workers(server: TorchServe, model: str, described: int) -> i
     """minWorkers as deployed: the archive's model-config.yaml (a scaling call changes the
     live value, so `make scale WORKERS=0` must not make 0 workers look healthy), else the
     live value; at least 1."""
+    from serving.archive import read_model_config  # imports torch: not for `news-cnn predict`
+
     try:
         archived = read_model_config(model_archive(server.config, model)).get("minWorkers")
     except (OSError, ValueError, KeyError):
@@ -104,6 +92,59 @@ def _settled_status(server: TorchServe, model: str, timeout: float) -> str:
     return line
 
 
+def _start(server: TorchServe, args: argparse.Namespace) -> int:
+    """`start`: start TorchServe in the background unless it runs, then its status and examples."""
+    if server.pid() is not None and server.ping():
+        print("TorchServe is already running (`make stop` stops it).")
+    else:
+        print(f"Starting TorchServe from {server.workdir} (logs in {server.workdir / 'logs'}) ...")
+        server.start(args.model, args.timeout)
+    print(_settled_status(server, args.model, args.timeout))
+    print(examples(server, args.model))
+    return 0
+
+
+def _stop(server: TorchServe, args: argparse.Namespace) -> int:
+    """`stop`: readiness false, wait for in-flight requests (unless --no-drain), then stop."""
+    if server.pid() is not None and not args.no_drain:
+        print("Readiness false; waiting for in-flight requests ...", flush=True)
+        started = time.monotonic()
+        report = server.drain(args.notice)
+        print(f"  drained in {time.monotonic() - started:.1f} s"
+              f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}")
+    print("TorchServe stopped." if server.stop() else "TorchServe was not running.")
+    return 0
+
+
+def _drain(server: TorchServe, args: argparse.Namespace) -> int:
+    """`drain`: readiness false and wait for in-flight requests, leaving TorchServe running."""
+    if server.pid() is None:
+        print("TorchServe is not running: nothing to drain.")
+        return 0
+    report = server.drain(args.notice)
+    print(f"Readiness false; drained in {report['waited_s']} s"
+          f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}.")
+    return 0
+
+
+def _check(server: TorchServe, args: argparse.Namespace) -> int:
+    """`status`, `ready`, `live`: one line, on stdout when healthy (exit 0), else on stderr (1)."""
+    if server.pid() is None:
+        print("TorchServe is not running (`make serve` starts it).", file=sys.stderr)
+        return 1
+    if args.command == "status":
+        ok, line = _status(server, args.model)
+    else:
+        # One check, no history: a canary timeout is not tolerated here.
+        checker = replace(HealthChecker.for_server(server.workdir, server.config, args.model),
+                          tolerated_timeouts=0)
+        verdict = checker.ready() if args.command == "ready" else checker.live()
+        ok = verdict.ok
+        line = f"{args.command if ok else 'not ' + args.command}: {verdict.reason}"
+    print(line, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
 def _keys(server: TorchServe, args: argparse.Namespace) -> int:
     """`keys`: show the key file and keys, one key bare, or renew one (operator command)."""
     if args.renew:
@@ -127,10 +168,16 @@ def _keys(server: TorchServe, args: argparse.Namespace) -> int:
     return 0
 
 
-def _probe(server: TorchServe, model: str) -> int:
-    """Serve GET /ready and /live at the config's health_address until terminated."""
+def _examples(server: TorchServe, args: argparse.Namespace) -> int:
+    """`examples`: the example calls `start` prints."""
+    print(examples(server, args.model))
+    return 0
+
+
+def _probe(server: TorchServe, args: argparse.Namespace) -> int:
+    """`probe`: serve GET /ready and /live at the config's health_address until terminated."""
     address = urlsplit(server.endpoints.health)
-    checker = HealthChecker.for_server(server.workdir, server.config, model)
+    checker = HealthChecker.for_server(server.workdir, server.config, args.model)
     httpd = ProbeServer((address.hostname or "127.0.0.1", address.port or 8083), checker)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown).start())
     print(f"health server at {server.endpoints.health}/ready and /live; canary {checker.canary}", flush=True)
@@ -167,81 +214,94 @@ def _run(server: TorchServe, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__.splitlines()[0],
+# Options several commands share, each declared once; a command lists the ones it takes.
+_WHERE = argparse.ArgumentParser(add_help=False)
+_WHERE.add_argument("--workdir", default=".", help="directory TorchServe runs from (key file, logs)")
+_WHERE.add_argument("--config", default="config.properties", help="TorchServe config, relative to --workdir")
+_MODEL = argparse.ArgumentParser(add_help=False)
+_MODEL.add_argument("--model", default=MODEL_NAME, help="model to wait for and describe")
+_TIMEOUT = argparse.ArgumentParser(add_help=False)
+_TIMEOUT.add_argument("--timeout", type=float, default=300, help="seconds to wait for a ready model")
+_NOTICE = argparse.ArgumentParser(add_help=False)
+_NOTICE.add_argument("--notice", type=float, default=2.0,
+                     help=f"seconds for balancers to see readiness false before the in-flight wait "
+                          f"(whole drain bounded by {DRAIN_BOUND_S:.0f} s)")
+
+
+def _stop_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-drain", action="store_true", help="stop at once, without draining")
+
+
+def _keys_options(parser: argparse.ArgumentParser) -> None:
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--api", action="store_true", help="also show the never-expiring API key")
+    shown.add_argument("--show", choices=["inference", "management", "api"],
+                       help="print only this key, bare (for $(...) in shell commands)")
+    shown.add_argument("--renew", choices=list(keyfile.RENEWABLE),
+                       help="renew this key (an operator's act): every caller holding the old one "
+                            "must re-read the file")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: what it does, its one-line help, the shared options it takes (besides
+    --workdir and --config) and a function adding its own."""
+
+    func: Callable[[TorchServe, argparse.Namespace], int]
+    help: str
+    options: tuple[argparse.ArgumentParser, ...] = ()
+    own_options: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+COMMANDS = {
+    "start": Command(_start, "start TorchServe in the background and wait for the model",
+                     (_MODEL, _TIMEOUT)),
+    "stop": Command(_stop, f"readiness false, wait for in-flight requests (at most {DRAIN_BOUND_S:.0f} s), "
+                    "then stop", (_NOTICE,), _stop_options),
+    "drain": Command(_drain, "readiness false and wait for in-flight requests, leaving TorchServe "
+                     "running (a Kubernetes preStop hook; SIGTERM then stops it)", (_NOTICE,)),
+    "status": Command(_check, "the served version and READY workers; exit 1 when fewer than "
+                      "minWorkers are READY", (_MODEL,)),
+    "ready": Command(_check, "exit 0 when a READY worker answers the canary headline right, else 1 "
+                     "and why (GET <health_address>/ready: the same check, without a key)", (_MODEL,)),
+    "live": Command(_check, "exit 0 when the TorchServe frontend answers /ping", (_MODEL,)),
+    "keys": Command(_keys, "where TorchServe's key file is, and the inference and management keys",
+                    own_options=_keys_options),
+    "examples": Command(_examples, "example calls with the current addresses", (_MODEL,)),
+    "probe": Command(_probe, "run the health server in the foreground (serving/server.py starts it)",
+                     (_MODEL,)),
+    "run": Command(_run, "start, then wait; SIGTERM/SIGINT stop gracefully (the container's entry "
+                   "point): drain unless a drain already began (preStop), then stop, all within "
+                   "SHUTDOWN_BOUND_S (serving/server.py) of the drain's start", (_MODEL, _TIMEOUT, _NOTICE)),
+}
+
+
+def add_commands(commands: argparse._SubParsersAction, names: Iterable[str] = COMMANDS) -> None:
+    """Add the subcommands `names` (default: all), each with its options, to `commands`."""
+    for name in names:
+        command = COMMANDS[name]
+        sub = commands.add_parser(name, help=command.help, description=command.help,
+                                  parents=[_WHERE, *command.options])
+        sub.set_defaults(func=command.func)
+        if command.own_options:
+            command.own_options(sub)
+
+
+def build_parser(prog: str = "python -m serving", names: Iterable[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The command line (see the module docstring): one subcommand per entry of COMMANDS."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
                                      epilog="\n".join(__doc__.splitlines()[2:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=COMMANDS)
-    parser.add_argument("--workdir", default=".", help="directory TorchServe runs from (key file, logs)")
-    parser.add_argument("--config", default="config.properties",
-                        help="TorchServe config, relative to --workdir")
-    parser.add_argument("--model", default=MODEL_NAME, help="model to wait for and describe")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for a ready model")
-    keys = parser.add_mutually_exclusive_group()
-    keys.add_argument("--api", action="store_true", help="keys: also show the never-expiring API key")
-    keys.add_argument("--show", choices=["inference", "management", "api"],
-                      help="keys: print only this key, bare (for $(...) in shell commands)")
-    keys.add_argument("--renew", choices=list(keyfile.RENEWABLE),
-                      help="keys: renew this key; every caller holding the old one must re-read the file")
-    parser.add_argument("--no-drain", action="store_true", help="stop: stop at once, without draining")
-    parser.add_argument("--notice", type=float, default=2.0,
-                        help=f"stop/run: seconds for balancers to see readiness false before the "
-                             f"in-flight wait (whole drain bounded by {DRAIN_BOUND_S:.0f} s)")
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), names)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The entry point of `python -m serving` (and of `news-cnn status|ready|keys`)."""
-    args = build_parser().parse_args(argv)
-    server = TorchServe(args.workdir, args.config)
+def main(argv: list[str] | None = None, prog: str = "python -m serving") -> int:
+    """The entry point of `python -m serving` (and, with prog="news-cnn", of `news-cnn
+    status|ready|keys`)."""
+    args = build_parser(prog).parse_args(argv)
     try:
-        if args.command == "start":
-            if server.pid() is not None and server.ping():
-                print("TorchServe is already running (`make stop` stops it).")
-            else:
-                print(f"Starting TorchServe from {server.workdir} (logs in {server.workdir / 'logs'}) ...")
-                server.start(args.model, args.timeout)
-            print(_settled_status(server, args.model, args.timeout))
-            print(examples(server, args.model))
-        elif args.command == "stop":
-            if server.pid() is not None and not args.no_drain:
-                print("Readiness false; waiting for in-flight requests ...", flush=True)
-                started = time.monotonic()
-                report = server.drain(args.notice)
-                print(f"  drained in {time.monotonic() - started:.1f} s"
-                      f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}")
-            print("TorchServe stopped." if server.stop() else "TorchServe was not running.")
-        elif args.command == "drain":
-            if server.pid() is None:
-                print("TorchServe is not running: nothing to drain.")
-                return 0
-            report = server.drain(args.notice)
-            print(f"Readiness false; drained in {report['waited_s']} s"
-                  f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}.")
-        elif args.command in ("status", "ready", "live"):
-            if server.pid() is None:
-                print("TorchServe is not running (`make serve` starts it).", file=sys.stderr)
-                return 1
-            if args.command == "status":
-                ok, line = _status(server, args.model)
-            else:
-                # One check, no history: a canary timeout is not tolerated here.
-                checker = replace(HealthChecker.for_server(server.workdir, server.config, args.model),
-                                  tolerated_timeouts=0)
-                verdict = checker.ready() if args.command == "ready" else checker.live()
-                ok = verdict.ok
-                line = f"{args.command if ok else 'not ' + args.command}: {verdict.reason}"
-            print(line, file=sys.stdout if ok else sys.stderr)
-            return 0 if ok else 1
-        elif args.command == "keys":
-            return _keys(server, args)
-        elif args.command == "examples":
-            print(examples(server, args.model))
-        elif args.command == "probe":
-            return _probe(server, args.model)
-        elif args.command == "run":
-            return _run(server, args)
+        return args.func(TorchServe(args.workdir, args.config), args)
     except (ServerError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -249,7 +309,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: TorchServe did not answer ({err}); is it running? `make serve` starts it",
               file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

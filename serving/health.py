@@ -70,7 +70,7 @@ class Canary:
     label: str | None = None
 
     @classmethod
-    def from_archive(cls, mar: str | Path) -> "Canary":
+    def from_archive(cls, mar: str | Path) -> Canary:
         """The canary.json inside a .mar, else the default headline with no label check."""
         try:
             with zipfile.ZipFile(mar) as archive:
@@ -123,7 +123,7 @@ class HealthChecker:
     _timeouts: int = field(default=0, init=False, repr=False, compare=False)
 
     @classmethod
-    def for_server(cls, workdir: str | Path, config: str | Path, model: str = MODEL_NAME) -> "HealthChecker":
+    def for_server(cls, workdir: str | Path, config: str | Path, model: str = MODEL_NAME) -> HealthChecker:
         """The checker for the TorchServe started from `workdir` with `config`."""
         workdir = Path(workdir).resolve()
         config = Path(config) if Path(config).is_absolute() else workdir / config

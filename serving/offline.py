@@ -121,7 +121,7 @@ class OfflineModel:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "OfflineModel":
+    def __enter__(self) -> OfflineModel:
         return self
 
     def __exit__(self, *exc) -> None:

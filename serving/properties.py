@@ -88,7 +88,7 @@ class Endpoints:
 
     @classmethod
     def from_file(cls, path: str | Path = DEFAULT_CONFIG,
-                  environ: dict[str, str] | None = None) -> "Endpoints":
+                  environ: dict[str, str] | None = None) -> Endpoints:
         """The addresses a config.properties declares (TorchServe's defaults where absent, its
         TS_ environment variables first where the config lets them override)."""
         properties = read_properties(path)
@@ -102,7 +102,7 @@ class Endpoints:
 
     @classmethod
     def on_ports(cls, inference: int, management: int, metrics: int, health: int | None = None,
-                 host: str = "127.0.0.1") -> "Endpoints":
+                 host: str = "127.0.0.1") -> Endpoints:
         """The three APIs (and the health server, when `health` is given) on `host`."""
         return cls(f"http://{host}:{inference}", f"http://{host}:{management}",
                    f"http://{host}:{metrics}",

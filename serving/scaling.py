@@ -12,7 +12,7 @@ times, and says how many attempts it took. Any other error is final.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 

@@ -31,8 +31,17 @@ import requests
 from serving import keys as keyfile
 from serving.health import HealthChecker
 from serving.ports import taken_ports_message
-from serving.properties import (DEFAULT_CONFIG, METRICS_CONFIG, MODEL_NAME, REPO_ROOT, Endpoints,
-                                open_management, read_properties, token_auth_enabled, write_properties)
+from serving.properties import (
+    DEFAULT_CONFIG,
+    METRICS_CONFIG,
+    MODEL_NAME,
+    REPO_ROOT,
+    Endpoints,
+    open_management,
+    read_properties,
+    token_auth_enabled,
+    write_properties,
+)
 from serving.scaling import count_ready, scale_workers
 
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
@@ -123,7 +132,7 @@ class TorchServe:
         except (OSError, ValueError, IndexError, psutil.Error):
             return None
 
-    def start(self, model: str | None = MODEL_NAME, timeout: float = 240) -> "TorchServe":
+    def start(self, model: str | None = MODEL_NAME, timeout: float = 240) -> TorchServe:
         """Start TorchServe in the background and wait until it serves `model`."""
         running = self.pid()
         if running is not None:
@@ -291,7 +300,7 @@ class TorchServe:
         self.health.undrain()
         return True
 
-    def __enter__(self) -> "TorchServe":
+    def __enter__(self) -> TorchServe:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,7 +6,7 @@ appended (see training/behaviour.py).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -50,7 +50,7 @@ def topical_words(sequences: Sequence[Sequence[int]], labels: np.ndarray, num_cl
     """Per class, its topical words' ids (see TOPICAL_PURITY), one entry per training
     occurrence so that they are drawn at their frequency; ids in `exclude` left out."""
     counts: dict[int, np.ndarray] = {}
-    for seq, label in zip(sequences, labels):
+    for seq, label in zip(sequences, labels, strict=True):
         for token in seq:
             counts.setdefault(token, np.zeros(num_classes, dtype=np.int64))[label] += 1
     pools: list[list[int]] = [[] for _ in range(num_classes)]
@@ -69,7 +69,7 @@ def topical_insertion(sequences: Sequence[Sequence[int]], labels: np.ndarray, ra
     class (chosen uniformly among the classes that have topical words), keeping the label:
     one foreign word must not outweigh the rest of the headline."""
     out = []
-    for seq, label in zip(sequences, labels):
+    for seq, label in zip(sequences, labels, strict=True):
         seq = list(seq)
         others = [c for c, pool in enumerate(pools) if c != label and len(pool)]
         if others and rng.random() < rate:

@@ -8,7 +8,7 @@ The word list is fixed here and never used in training.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

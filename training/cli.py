@@ -5,8 +5,8 @@ import argparse
 import os
 import sys
 import typing
+from collections.abc import Sequence
 from dataclasses import Field, fields
-from typing import Sequence
 
 from training.config import TrainConfig
 from training.errors import TrainingError

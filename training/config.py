@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from training.errors import ConfigError
 
@@ -149,7 +150,7 @@ class TrainConfig:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         """Read options written by `save`."""
         data = json.loads(Path(path).read_text())
         known = {f.name for f in fields(cls)}

@@ -24,8 +24,18 @@ from model.predictor import Predictor
 from model.preprocess import Preprocessor
 from training.behaviour import flip_rate
 from training.config import TrainConfig
-from training.data import (CATEGORY, EVAL, TRAIN_SHARE, VAL_SHARE, Split, check_stratifiable,
-                           load_headlines, read_eval_set, sample, split)
+from training.data import (
+    CATEGORY,
+    EVAL,
+    TRAIN_SHARE,
+    VAL_SHARE,
+    Split,
+    check_stratifiable,
+    load_headlines,
+    read_eval_set,
+    sample,
+    split,
+)
 from training.embeddings import load_pretrained
 from training.errors import ConfigError
 from training.experiments import run_experiments

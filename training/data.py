@@ -19,7 +19,6 @@ from sklearn.model_selection import train_test_split
 from training.errors import DataError
 
 
-
 @dataclass(frozen=True)
 class PublishedFile:
     """A file's published size and digests: a download must match all three."""

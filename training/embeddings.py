@@ -9,8 +9,8 @@ from __future__ import annotations
 import gzip
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from gensim.models import FastText, KeyedVectors, Word2Vec

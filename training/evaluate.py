@@ -1,8 +1,8 @@
 """Test-split metrics and the two plots: confusion matrix and loss curves."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -53,7 +53,8 @@ def plot_loss_curves(histories: Mapping[str, History], path: str | Path) -> None
     """Save train and validation loss per epoch, one panel per experiment (best epoch marked)."""
     fig, axes = plt.subplots(1, max(len(histories), 1), figsize=(3.2 * max(len(histories), 1), 3),
                              squeeze=False, sharey=True)
-    for ax, (name, history) in zip(axes[0], histories.items()):
+    # Without histories the one panel stays empty.
+    for ax, (name, history) in zip(axes[0], histories.items(), strict=False):
         epochs = range(1, len(history.train_loss) + 1)
         ax.plot(epochs, history.train_loss, label="train")
         ax.plot(epochs, history.val_loss, label="validation")

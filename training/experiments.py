@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -208,7 +208,7 @@ def text_table(results: dict[str, ExperimentResult], archived: str) -> str:
     """A fixed-width table for the terminal (see pipeline.TABLE_CAPTION)."""
     rows = _rows(results, archived)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
 
 
 def markdown_table(results: dict[str, ExperimentResult], archived: str) -> str:

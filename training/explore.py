@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from gensim.models import KeyedVectors
@@ -134,7 +134,7 @@ def plot_words(words: Sequence[str], points: np.ndarray, title: str, path: str |
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter(points[:, 0], points[:, 1])
-    for word, (x, y) in zip(words, points):
+    for word, (x, y) in zip(words, points, strict=True):
         ax.annotate(word, xy=(x, y), xytext=(4, 4), textcoords="offset points")
     ax.set_title(title)
     ax.set_xlabel("PC 1")

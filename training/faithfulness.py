@@ -8,7 +8,7 @@ a headline counts at k only when it has more than k words.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

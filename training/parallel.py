@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -21,8 +21,19 @@ from training import config as names
 from training.behaviour import flip_rate
 from training.calibration import calibrate
 from training.config import TrainConfig
-from training.data import (CATEGORY, EVAL, TITLE, EvalSet, Headlines, Split, check_stratifiable,
-                           load_headlines, read_eval_set, sample, split)
+from training.data import (
+    CATEGORY,
+    EVAL,
+    TITLE,
+    EvalSet,
+    Headlines,
+    Split,
+    check_stratifiable,
+    load_headlines,
+    read_eval_set,
+    sample,
+    split,
+)
 from training.embeddings import coverage, load_pretrained
 from training.evaluate import plot_confusion_matrix, plot_loss_curves
 from training.experiments import ExperimentResult, Prepared, markdown_table, run_experiments, text_table

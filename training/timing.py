@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 # Written into the artifact directory by every run; `python -m bench.scale` reads it.
 STEP_SECONDS = "step_seconds.json"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch

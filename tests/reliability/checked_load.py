@@ -11,8 +11,8 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 from bench.load import require_loopback
@@ -34,7 +34,7 @@ class Outcome:
     error: str = ""  # the socket error, when status is 0
     connection: int = -1  # which keep-alive connection carried it (numbered as opened)
     echoed_id: str | None = None  # the answer's correlation header (the request's is its index)
-    earlier: tuple["Outcome", ...] = ()  # the failed tries before this one, when retried
+    earlier: tuple[Outcome, ...] = ()  # the failed tries before this one, when retried
     # Not sent here: the balancer (CheckedLoad's `route`) had taken this server out of
     # rotation, so a real client's request would have gone to another one.
     rerouted: bool = False
@@ -45,11 +45,11 @@ class Outcome:
         return not self.rerouted and (self.misdelivered or self.status in RETRY_STATUSES)
 
     @property
-    def first_try(self) -> "Outcome":
+    def first_try(self) -> Outcome:
         """What a plain client (no retries) would have got: the first try."""
         return self.earlier[0] if self.earlier else self
 
-    def tries(self) -> tuple["Outcome", ...]:
+    def tries(self) -> tuple[Outcome, ...]:
         """Every try of this request, the earlier failed ones first."""
         return (*self.earlier, self)
 

@@ -48,7 +48,7 @@ class SoakSizes:
     memory_seconds: float = 20.0
 
     @classmethod
-    def named(cls, name: str) -> "SoakSizes":
+    def named(cls, name: str) -> SoakSizes:
         """The full sizes, or the quick ones: small counts for `make test` (a minute or so)."""
         full = cls()
         if name == "full":

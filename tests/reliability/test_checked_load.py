@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-import fake_http
 from bench import headlines
 from serving.server import free_port
+from tests.helpers import fake_http
 
 from .checked_load import CheckedLoad, percentile
 
@@ -61,7 +61,7 @@ def test_checked_load_keeps_every_answer_in_order(http_echo):
     assert [o.index for o in outcomes] == list(range(50)) and client.completed == 50
     for o in outcomes:
         assert o.status == 200 and o.json() == {"text": headlines.SAMPLE[o.index % len(headlines.SAMPLE)]}
-        assert o.latency_s >= 0
+        assert o.latency_s > 0  # measured from send to answer, not left at 0
 
 
 def test_checked_load_catches_an_answer_meant_for_the_previous_request():

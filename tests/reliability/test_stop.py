@@ -39,7 +39,7 @@ class Balancer:
             if not ok and self.in_rotation:
                 self.in_rotation, self.left_rotation_at = False, time.monotonic()
 
-    def __enter__(self) -> "Balancer":
+    def __enter__(self) -> Balancer:
         self._thread.start()
         return self
 

@@ -1,0 +1,155 @@
+"""NewsClient against a fake inference API: answers are accepted only with their own
+correlation id, server failures are tried again, refusals carry TorchServe's message."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from client import api
+from client.__main__ import main
+from client.api import CORRELATION_HEADER, ClientError, NewsClient, ServerFailure
+from handler import request_parsing
+from serving.properties import Endpoints
+from tests.helpers import fake_http
+
+ANSWER = [{"label": "Sports", "probabilities": {"Sports": 0.9}}]
+
+
+class _Inference(fake_http.JSONHandler):
+    """Answers each POST by the next (status, echo) of `server.plan`, then (200, "same"):
+    echo "same" sends the request's correlation id back, "other" another one, "none" none."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.sent.append(self.headers.get(CORRELATION_HEADER))
+        self.server.auth.append(self.headers.get("Authorization"))
+        status, echo = self.server.plan.pop(0) if self.server.plan else (200, "same")
+        message = (f"failed with {status}" if status != 400 else
+                   "Token Authorization failed. org.pytorch.serve.archive.model.InvalidKeyException")
+        echoed = {"same": self.headers.get(CORRELATION_HEADER), "other": "someone-else", "none": None}[echo]
+        self.send_json(status, ANSWER if status == 200 else {"code": status, "message": message},
+                       {"Retry-After": self.server.retry_after if status == 503 else None,
+                        CORRELATION_HEADER: echoed or None})
+
+
+@pytest.fixture
+def fake():
+    with fake_http.serve(_Inference, sent=[], plan=[], auth=[], retry_after=None) as (url, httpd):
+        client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
+        client._headers = lambda kind: {"Authorization": "Bearer k"}  # no key file needed here
+        client.waits = []
+        client._sleep = client.waits.append  # record back-offs instead of sleeping
+        yield client, httpd
+
+
+def test_the_client_and_the_handler_agree_on_the_header():
+    assert CORRELATION_HEADER == request_parsing.CORRELATION_HEADER
+
+
+def test_an_answer_with_its_own_id_is_returned_and_ids_are_fresh_per_call(fake):
+    client, httpd = fake
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert client.explain(["Yankees win"]) == ANSWER
+    assert len(set(httpd.sent)) == 2 and all(httpd.sent)
+
+
+@pytest.mark.parametrize("failure", [(500, "none"), (507, "none"), (503, "none"), (200, "other"),
+                                     (200, "none")])
+def test_a_failed_try_is_sent_again_with_a_fresh_id(fake, failure):
+    client, httpd = fake
+    httpd.plan = [failure]
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert len(httpd.sent) == 2 and httpd.sent[0] != httpd.sent[1]
+
+
+def test_after_the_last_retry_the_failure_is_reported(fake):
+    client, httpd = fake
+    httpd.plan = [(200, "other")] * (client.retries + 1)
+    with pytest.raises(ServerFailure, match="belongs to another request"):
+        client.predict(["Yankees win"])
+    assert len(httpd.sent) == client.retries + 1
+
+
+def test_retries_wait_a_jittered_exponentially_growing_back_off(fake):
+    client, httpd = fake
+    httpd.plan = [(507, "none")] * client.retries
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert len(client.waits) == client.retries
+    for attempt, wait in enumerate(client.waits):
+        assert 0 <= wait <= min(api.BACKOFF_CAP_S, api.BACKOFF_BASE_S * 2 ** attempt)
+    # Jitter: over many draws the windows are used, not one fixed delay.
+    draws = [api.backoff_s(3) for _ in range(200)]
+    assert max(draws) > 0.5 * api.BACKOFF_BASE_S * 8 and min(draws) < 0.25 * api.BACKOFF_BASE_S * 8
+    assert max(api.backoff_s(30) for _ in range(50)) <= api.BACKOFF_CAP_S
+
+
+def test_a_503_retry_after_is_honoured(fake):
+    client, httpd = fake
+    httpd.retry_after = "3"
+    httpd.plan = [(503, "none")]
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert client.waits == [3.0]
+
+
+def test_a_refused_key_is_read_again_once_then_reported(fake):
+    client, httpd = fake
+    keys = iter(["old", "new", "newer", "newest"])
+    client._headers = lambda kind: {"Authorization": f"Bearer {next(keys)}"}
+    httpd.plan = [(400, "none")]
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert httpd.auth == ["Bearer old", "Bearer new"] and client.waits == []
+    httpd.auth.clear()
+    httpd.plan = [(400, "none"), (400, "none")]
+    with pytest.raises(api.KeyRefused, match="InvalidKeyException"):
+        client.predict(["Yankees win"])
+    assert len(httpd.auth) == 2  # one re-read, not a loop
+
+
+def test_a_refusal_is_reported_at_once_with_status_and_message(fake):
+    client, httpd = fake
+    httpd.plan = [(404, "none")]
+    with pytest.raises(ClientError, match="^HTTP 404: failed with 404$") as err:
+        client.predict(["Yankees win"])
+    assert not isinstance(err.value, ServerFailure) and len(httpd.sent) == 1
+
+
+def test_without_retries_one_failure_is_final(fake):
+    client, httpd = fake
+    client.retries = 0
+    httpd.plan = [(500, "none")]
+    with pytest.raises(ServerFailure, match="^HTTP 500"):
+        client.predict(["Yankees win"])
+    assert len(httpd.sent) == 1
+
+
+def test_a_negative_retry_count_is_refused_on_the_command_line(capsys):
+    assert main(["--retries", "-1", "predict", "x"]) == 1
+    assert "retries must be 0 or more" in capsys.readouterr().err
+
+
+ABSTAINED = {"label": None, "probabilities": None, "num_tokens": 0, "unknown_tokens": 0,
+             "abstained": "no_known_words"}
+
+
+class _Abstaining:
+    """A NewsClient stand-in whose server abstains on every headline."""
+
+    def predict(self, texts):
+        return [dict(ABSTAINED) for _ in texts]
+
+    def explain(self, texts):
+        return [{**ABSTAINED, "tokens": [], "explained_class": None} for _ in texts]
+
+
+def test_the_command_line_prints_and_draws_an_abstention(monkeypatch, capsys, tmp_path):
+    import client.__main__ as cli
+
+    monkeypatch.setattr(cli.NewsClient, "from_config", lambda *args: _Abstaining())
+    assert main(["predict", "东京股市"]) == 0
+    assert json.loads(capsys.readouterr().out) == [ABSTAINED]
+    assert main(["explain", "东京股市", "🚀", "--png", str(tmp_path / "x.png")]) == 0
+    captured = capsys.readouterr()
+    assert [e["abstained"] for e in json.loads(captured.out)] == ["no_known_words"] * 2
+    assert (tmp_path / "x-1.png").stat().st_size > 0 and (tmp_path / "x-2.png").stat().st_size > 0
+    assert "Traceback" not in captured.err

@@ -1,0 +1,188 @@
+"""pyproject.toml's ranges, the hash locks made from them, the wheel, `make install`'s Python
+check and the `news-cnn` command agree with each other."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from client import console
+from serving.properties import REPO_ROOT
+from tests.helpers.scripts import load_script
+
+LOCKS = REPO_ROOT / "requirements"
+
+
+def pyproject_list(key: str) -> list[Requirement]:
+    """The requirements of a `key = [...]` array in pyproject.toml (tomllib is 3.11+ only)."""
+    text = (REPO_ROOT / "pyproject.toml").read_text()
+    match = re.search(rf"^{re.escape(key)} = \[(.*?)^\]", text, re.MULTILINE | re.DOTALL)
+    assert match, key
+    return [Requirement(r) for r in re.findall(r'^\s*"([^"]+)",', match.group(1), re.MULTILINE)]
+
+
+def locked(name: str) -> dict[str, tuple[str, int]]:
+    """requirements/<name>.txt as canonical name -> (version, number of hashes)."""
+    found: dict[str, tuple[str, int]] = {}
+    current = None
+    for line in (LOCKS / f"{name}.txt").read_text().splitlines():
+        entry = re.match(r"^([A-Za-z0-9._-]+)==(\S+)", line)
+        if entry:
+            current = canonicalize_name(entry.group(1))
+            found[current] = (entry.group(2), 0)
+        elif line.strip().startswith("--hash=sha256:") and current:
+            version, hashes = found[current]
+            found[current] = (version, hashes + 1)
+    return found
+
+
+DEPENDENCIES = {"serving": pyproject_list("dependencies"),
+                "dev": pyproject_list("dependencies") + pyproject_list("train") + pyproject_list("dev")}
+
+
+@pytest.mark.parametrize("lock", sorted(DEPENDENCIES))
+def test_each_lock_holds_every_declared_dependency_in_range_and_every_entry_hashed(lock):
+    entries = locked(lock)
+    assert entries and all(hashes for _, hashes in entries.values())  # pip --require-hashes needs them
+    for requirement in DEPENDENCIES[lock]:
+        version, _ = entries[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version, prereleases=True), (requirement, version)
+
+
+def test_the_serving_lock_is_the_dev_locks_versions_without_training_or_dev_tools():
+    serving, dev = locked("serving"), locked("dev")
+    assert {name: v for name, (v, _) in serving.items()} == {name: dev[name][0] for name in serving}
+    extras = {canonicalize_name(r.name) for r in pyproject_list("train") + pyproject_list("dev")}
+    assert not extras & set(serving)
+    assert {"torch", "torchserve", "numpy"} <= set(serving) and not {"pandas", "scipy"} & set(serving)
+
+
+def test_make_install_takes_exactly_the_locked_files():
+    text = (REPO_ROOT / "Makefile").read_text()
+    recipe = re.search(r"^\$\(VENV\)/\.installed:.*(?:\n\t.*)*", text, re.MULTILINE).group(0)
+    install = next(line for line in recipe.splitlines() if "-r requirements/dev.txt" in line)
+    assert "--require-hashes" in install and "--no-deps" in install
+    assert "--upgrade" not in recipe  # pip itself comes from the lock
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    """The project's wheel, built offline from a copy of the checkout (no build/ left here)."""
+    source = tmp_path_factory.mktemp("source") / "news-cnn"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "model_store", "artifacts", "logs", "__pycache__", "*.egg-info", "build"))
+    out = tmp_path_factory.mktemp("wheel")
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+               "--wheel-dir", str(out), str(source)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (built,) = out.glob("news_cnn-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_the_wheel_ships_the_product_only(wheel):
+    top = {name.split("/", 1)[0] for name in wheel.namelist()}
+    top = {name for name in top if not name.endswith(".dist-info")}
+    assert top == {"model", "training", "handler", "serving", "client"}
+    assert {"handler/model-config.yaml", "serving/metrics.yaml"} <= set(wheel.namelist())
+
+
+def test_the_wheel_declares_ranges_and_the_news_cnn_command(wheel):
+    (metadata,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    requires = [Requirement(line.split(":", 1)[1]) for line in wheel.read(metadata).decode().splitlines()
+                if line.startswith("Requires-Dist:")]
+    assert requires and all(not any(s.operator == "==" for s in r.specifier) for r in requires)
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    target = re.search(r"^news-cnn = (\S+):(\S+)$", wheel.read(entry_points).decode(), re.MULTILINE)
+    assert getattr(importlib.import_module(target.group(1)), target.group(2)) is console.main
+
+
+def requires_python() -> SpecifierSet:
+    """pyproject.toml's requires-python as pip reads it."""
+    text = (REPO_ROOT / "pyproject.toml").read_text()
+    return SpecifierSet(re.search(r'^requires-python = "([^"]+)"', text, re.MULTILINE).group(1))
+
+
+MINORS = [(3, minor) for minor in range(8, 15)]
+
+
+@pytest.mark.parametrize("version", MINORS, ids=[f"3.{minor}" for _, minor in MINORS])
+def test_make_install_accepts_what_requires_python_allows_and_refuses_the_rest_in_one_line(version, capsys):
+    """scripts/check_python.py reads requires-python itself (it must run on any Python, without
+    `packaging`): it accepts exactly the versions pip would, and names the supported ones."""
+    check = load_script("check_python")
+    allowed = requires_python()
+    supported = [f"{major}.{minor}" for major, minor in MINORS if allowed.contains(f"{major}.{minor}")]
+    accepted = f"{version[0]}.{version[1]}" in supported
+    assert check.main([str(REPO_ROOT / "pyproject.toml")], here=version) == (0 if accepted else 1)
+    err = capsys.readouterr().err
+    if accepted:
+        assert err == ""
+    else:
+        assert f"Python {version[0]}.{version[1]}" in err and f"{supported[0]} to {supported[-1]}" in err
+        assert f"make install PYTHON=python{supported[-1]}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_news_cnn_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        console.main(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out
+    for command in ("predict", "explain", "scale", "describe", "status", "ready", "keys"):
+        assert re.search(rf"^\s+{command}\s", listed, re.MULTILINE), command
+
+
+def test_server_commands_are_handed_to_serving(monkeypatch):
+    seen = []
+    monkeypatch.setattr("serving.__main__.main", lambda argv, prog: seen.append((argv, prog)) or 7)
+    assert console.main(["status", "--workdir", "/somewhere"]) == 7
+    assert seen == [(["status", "--workdir", "/somewhere"], "news-cnn")]
+
+
+def test_client_commands_are_handed_to_the_client(monkeypatch):
+    seen = []
+    monkeypatch.setattr("client.__main__.execute", lambda args: seen.append(args) or 3)
+    assert console.main(["--timeout", "5", "predict", "Oil rises", "Stocks fall"]) == 3
+    assert seen[0].command == "predict" and seen[0].texts == ["Oil rises", "Stocks fall"]
+    assert seen[0].timeout == 5.0
+
+
+def test_a_server_command_after_client_options_is_a_one_line_error(capsys):
+    assert console.main(["--timeout", "5", "status"]) == 2
+    assert "status takes no client options" in capsys.readouterr().err
+
+
+def test_png_without_matplotlib_is_a_message_not_a_traceback(monkeypatch, capsys):
+    """With the system Python, `explain --png` used to die on `No module named 'matplotlib'`."""
+    from client import __main__ as client_cli
+
+    class FakeClient:
+        def explain(self, texts):
+            return [{"label": "Sports"}]
+
+    monkeypatch.setattr(client_cli.NewsClient, "from_config", lambda *a, **k: FakeClient())
+    monkeypatch.setitem(sys.modules, "client.plots", None)  # import fails as without matplotlib
+    assert client_cli.main(["explain", "Oil rises", "--png", "x.png"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --png needs") and "Traceback" not in err
+
+
+def test_make_install_names_the_python_the_lock_was_made_for(capsys):
+    check = load_script("check_python")
+    lock = LOCKS / "dev.txt"
+    made_with = check.locked_for(lock.read_text())
+    assert made_with is not None
+    assert check.main([str(REPO_ROOT / "pyproject.toml"), str(lock)], here=made_with) == 0
+    other = (3, 12) if made_with != (3, 12) else (3, 10)
+    assert check.main([str(REPO_ROOT / "pyproject.toml"), str(lock)], here=other) == 1
+    err = capsys.readouterr().err
+    assert f"locked for Python {made_with[0]}.{made_with[1]}" in err and len(err.strip().splitlines()) == 1
