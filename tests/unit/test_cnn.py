@@ -56,7 +56,8 @@ def test_frozen_embeddings_option():
 
 def test_one_stacked_convolution_equals_one_convolution_per_width():
     """convolve() stacks the widths' kernels; each width's map must equal its own Conv1d
-    with the seed's "same" padding, for every position and any length."""
+    with the "same" padding of the seed (Made-With-ML's "Embeddings" lesson), for every
+    position and any length."""
     import torch.nn.functional as F
 
     from model.cnn import CNN, same_padding
