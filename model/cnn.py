@@ -137,6 +137,12 @@ class CNN(nn.Module):
         hidden = self.dropout(F.relu(self.fc1(pooled)))
         return self.fc2(hidden)
 
+    def from_embedded(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Class logits from the embedding layer's output [batch, length, dim] and the
+        position mask: the forward pass after the lookup (adversarial training perturbs its
+        input)."""
+        return self.classify(self.pool(self.convolve(embedded.transpose(1, 2)), mask))
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Token indices [batch, length] (right-padded with PAD) to class logits [batch, classes]."""
-        return self.classify(self.pool(self.feature_maps(ids), self.position_mask(ids)))
+        return self.from_embedded(self.embeddings(ids), self.position_mask(ids))

@@ -30,6 +30,7 @@ from training.data import (
     TRAIN_SHARE,
     VAL_SHARE,
     Split,
+    blocked_folds,
     check_stratifiable,
     load_headlines,
     read_eval_set,
@@ -43,29 +44,44 @@ from training.pipeline import CV_JSON, CV_TABLE, prepare
 from training.stopwords import english_stopwords
 from training.train import pick_device
 
-# The options that make a recipe, with the seed's values: a recipe is named by how it differs.
-SEED_RECIPE = {"epochs": 10, "patience": 3, "lr": 1e-3, "embedding_lr": 1e-2, "batch_size": 64,
-               "vocab_size": 5000, "max_pretrained_words": 100_000, "dropout": 0.1, "word_dropout": 0.0,
-               "word_insertion": 0.0, "topical_insertion": 0.0, "neighbour_swap": 0.0, "label_smoothing": 0.0,
-               "weight_decay": 0.0}
+# The options that make a recipe, with the values of Made-With-ML's Embeddings lesson (the
+# recipe this project started from): a recipe is named by how it differs.
+LESSON_RECIPE = {"epochs": 10, "patience": 3, "lr": 1e-3, "embedding_lr": 1e-2, "batch_size": 64,
+                 "vocab_size": 5000, "max_pretrained_words": 100_000, "dropout": 0.1, "word_dropout": 0.0,
+                 "word_insertion": 0.0, "topical_insertion": 0.0, "neighbour_swap": 0.0,
+                 "label_smoothing": 0.0, "weight_decay": 0.0, "adversarial": 0.0, "split_block": 0}
 
 
 def recipe_name(config: TrainConfig) -> str:
-    """The archived experiment and the options that differ from the seed's recipe."""
-    changed = [f"{k}={getattr(config, k)}" for k, v in SEED_RECIPE.items() if getattr(config, k) != v]
-    return config.archive + (" " + " ".join(changed) if changed else " (seed recipe)")
+    """The archived experiment and the options that differ from the lesson's recipe."""
+    changed = [f"{k}={getattr(config, k)}" for k, v in LESSON_RECIPE.items() if getattr(config, k) != v]
+    return config.archive + (" " + " ".join(changed) if changed else " (lesson recipe)")
 
 
-def fold_splits(development, folds: int, seed: int) -> list[Split]:
-    """For each fold: training and validation rows from the other folds, the fold as `test`."""
+def fold_splits(development, folds: int, seed: int, block: int = 0) -> list[Split]:
+    """For each fold: training and validation rows from the other folds, the fold as `test`.
+    With `block` > 0, folds and the validation rows within a fold's rest are whole runs of
+    `block` consecutive development rows (see training.data.split)."""
     labels = np.asarray(development[CATEGORY], dtype=object)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    if block > 0:
+        held_outs = blocked_folds(labels, folds, block, seed)
+        everything = np.arange(len(labels))
+        pairs = [(np.setdiff1d(everything, held_out), held_out) for held_out in held_outs]
+    else:
+        pairs = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(
+            np.zeros(len(labels)), labels)
     result = []
-    for rest, held_out in splitter.split(np.zeros(len(labels)), labels):
-        train_idx, val_idx = train_test_split(rest, test_size=VAL_SHARE / (TRAIN_SHARE + VAL_SHARE),
-                                              random_state=seed, stratify=labels[rest])
+    for rest, held_out in pairs:
+        if block > 0:
+            # 70:15 as in a training run: 14 of 17 blocked folds of the rest train.
+            parts = blocked_folds(labels[rest], 17, block, seed)
+            train_idx, val_idx = rest[np.concatenate(parts[:14])], rest[np.concatenate(parts[14:])]
+        else:
+            train_idx, val_idx = train_test_split(rest, test_size=VAL_SHARE / (TRAIN_SHARE + VAL_SHARE),
+                                                  random_state=seed, stratify=labels[rest])
+
         def part(idx):
-            return development.iloc[idx].reset_index(drop=True)
+            return development.iloc[np.sort(idx)].reset_index(drop=True)
 
         result.append(Split(train=part(train_idx), val=part(val_idx), test=part(held_out)))
     return result
@@ -87,7 +103,7 @@ def cross_validate(config: TrainConfig) -> dict:
     frame = sample(headlines.frame, config.max_rows, config.seed)
     check_stratifiable(frame, headlines.path)
     evaluation = read_eval_set(config.eval_data, frame) if config.eval_data else None
-    parts = split(frame, config.seed)
+    parts = split(frame, config.seed, config.split_block)
     development = pd.concat([parts.train, parts.val], ignore_index=True)
     smallest = development[CATEGORY].value_counts().min()
     if smallest < config.cv:
@@ -100,7 +116,8 @@ def cross_validate(config: TrainConfig) -> dict:
     pretrained = functools.cache(lambda: load_pretrained(config.embeddings, config.trust_gensim_data))
     one = dataclasses.replace(config, experiments=[config.archive])
     f1, flips, eval_f1 = [], [], []
-    for i, fold in enumerate(fold_splits(development, config.cv, config.seed), start=1):
+    for i, fold in enumerate(fold_splits(development, config.cv, config.seed, config.split_block),
+                           start=1):
         prepared = prepare(fold, preprocessor, config.vocab_size, evaluation)
         result = run_experiments(prepared, one, pretrained, pick_device(config.device))[config.archive]
         predictor = Predictor(preprocessor, result.tokenizer, prepared.labels, result.model)
@@ -110,7 +127,7 @@ def cross_validate(config: TrainConfig) -> dict:
             eval_f1.append(result.metrics[EVAL]["overall"]["weighted_f1"])
         print(f"fold {i}: weighted F1 {f1[-1]:.4f}, one-word flip rate {flips[-1]:.1%}"
               + (f", evaluation set weighted F1 {eval_f1[-1]:.4f}" if eval_f1 else ""), flush=True)
-    entry = {"recipe": {k: getattr(config, k) for k in SEED_RECIPE}, "experiment": config.archive,
+    entry = {"recipe": {k: getattr(config, k) for k in LESSON_RECIPE}, "experiment": config.archive,
              "folds": config.cv, "seed": config.seed, "development_rows": len(development),
              "held_out_test_rows": len(parts.test), "weighted_f1": _summary(f1),
              "flip_rate": _summary(flips), "seconds": round(time.perf_counter() - start, 1)}

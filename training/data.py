@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import requests
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from training.errors import DataError
 
@@ -48,6 +48,8 @@ EVAL = "eval"
 # A stratified 70/15/15 split needs a few rows of every class in each part.
 MIN_ROWS_PER_CLASS = 10
 TRAIN_SHARE, VAL_SHARE, TEST_SHARE = 0.70, 0.15, 0.15
+# A blocked split deals out twentieths: 14 to training, 3 to validation, 3 to test.
+BLOCK_FOLDS = 20
 
 
 @dataclass
@@ -270,15 +272,37 @@ def sample(frame: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame
     return frame.iloc[np.sort(keep)].reset_index(drop=True)
 
 
-def split(frame: pd.DataFrame, seed: int) -> Split:
-    """Stratified 70/15/15 train / validation / test split with a fixed seed."""
+def split(frame: pd.DataFrame, seed: int, block: int = 0) -> Split:
+    """Stratified 70/15/15 train / validation / test split with a fixed seed; each part keeps
+    the file's row order.
+
+    With `block` > 0 the split is blocked: runs of `block` consecutive rows stay together in
+    one part (`blocked_folds`). A headline collection in time order has its stories in
+    runs of rows, so validation and test then ask about stories the training rows lack, as
+    headlines from another month do. With 0, rows are dealt out one by one.
+    """
     labels = np.asarray(frame[CATEGORY], dtype=object)
-    index = np.arange(len(frame))
-    train_idx, rest_idx = train_test_split(index, train_size=TRAIN_SHARE, random_state=seed,
-                                           stratify=labels)
-    val_idx, test_idx = train_test_split(rest_idx, test_size=TEST_SHARE / (VAL_SHARE + TEST_SHARE),
-                                         random_state=seed, stratify=labels[rest_idx])
+    if block > 0:
+        twentieths = blocked_folds(labels, BLOCK_FOLDS, block, seed)
+        train_idx, val_idx, test_idx = (np.concatenate(twentieths[a:b])
+                                        for a, b in ((0, 14), (14, 17), (17, BLOCK_FOLDS)))
+    else:
+        index = np.arange(len(frame))
+        train_idx, rest_idx = train_test_split(index, train_size=TRAIN_SHARE, random_state=seed,
+                                               stratify=labels)
+        val_idx, test_idx = train_test_split(rest_idx, test_size=TEST_SHARE / (VAL_SHARE + TEST_SHARE),
+                                             random_state=seed, stratify=labels[rest_idx])
+
     def part(idx: np.ndarray) -> pd.DataFrame:
-        return frame.iloc[idx].reset_index(drop=True)
+        return frame.iloc[np.sort(idx)].reset_index(drop=True)
 
     return Split(train=part(train_idx), val=part(val_idx), test=part(test_idx))
+
+
+def blocked_folds(labels: np.ndarray, folds: int, block: int, seed: int) -> list[np.ndarray]:
+    """Row indices of `folds` stratified folds made of whole runs of `block` consecutive rows
+    (fewer rows per run when there are too few runs for the folds)."""
+    block = max(1, min(block, len(labels) // folds))
+    groups = np.arange(len(labels)) // block
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [held_out for _, held_out in splitter.split(np.zeros(len(labels)), labels, groups)]

@@ -124,7 +124,7 @@ def run(config: TrainConfig) -> Path:
         frame = sample(headlines.frame, config.max_rows, config.seed)
         check_stratifiable(frame, headlines.path)
         evaluation = read_eval_set(config.eval_data, frame) if config.eval_data else None
-        parts = split(frame, config.seed)
+        parts = split(frame, config.seed, config.split_block)
     print(f"data: {headlines.path} ({len(frame)} rows) -> train {len(parts.train)}, "
           f"validation {len(parts.val)}, test {len(parts.test)}"
           + (f"; evaluation set {evaluation.path} ({len(evaluation.frame)} rows)" if evaluation else ""))

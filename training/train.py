@@ -1,6 +1,7 @@
 """The training loop, readable top to bottom.
 
-Adam, ReduceLROnPlateau on the validation loss, class-weighted cross-entropy, early
+Adam, ReduceLROnPlateau on the validation loss, class-weighted cross-entropy plus the same
+loss on adversarially shifted embeddings, batches of headlines of similar length, early
 stopping with patience, and at the end the weights of the best epoch (lowest validation
 loss) are put back: a deep copy of the state dict, not a reference to the live model.
 """
@@ -35,17 +36,40 @@ def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     return torch.tensor(1.0 / np.maximum(counts, 1.0), dtype=torch.float32)
 
 
+# A shuffled epoch is cut into runs of this many batches, each sorted by length before it is
+# cut into batches: headlines of similar length pad less (a random batch of 256 news.csv
+# headlines is padded to 2.6 times the tokens it holds, and the convolutions cost per padded
+# token), while the runs keep each batch a random draw of the data.
+BUCKET_BATCHES = 32
+
+
+def batch_order(lengths: np.ndarray, batch_size: int, shuffle: bool = False,
+                generator: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Indices of each batch. Without `shuffle`, batches of consecutive length-sorted rows;
+    with it, rows are shuffled, sorted by length within runs of BUCKET_BATCHES batches, and
+    the batches come in shuffled order."""
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng = generator or np.random.default_rng()
+    order = rng.permutation(len(lengths))
+    run = batch_size * BUCKET_BATCHES
+    order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+                            for chunk in np.split(order, range(run, len(order), run))])
+    chosen = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [chosen[i] for i in rng.permutation(len(chosen))]
+
+
 def batches(sequences: Sequence[Sequence[int]], labels: np.ndarray, batch_size: int,
             min_length: int, shuffle: bool = False,
-            generator: np.random.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(ids, labels) batches, each padded to its longest sequence and at least `min_length`."""
-    order = np.arange(len(sequences))
-    if shuffle:
-        (generator or np.random.default_rng()).shuffle(order)
-    for start in range(0, len(order), batch_size):
-        chosen = order[start:start + batch_size]
+            generator: np.random.Generator | None = None,
+            ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """(row indices, ids, labels) batches of similar-length rows (see `batch_order`), each
+    padded to its longest sequence and at least `min_length`."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    for chosen in batch_order(lengths, batch_size, shuffle, generator):
         ids = pad_sequences([sequences[i] for i in chosen], min_length=min_length)
-        yield torch.from_numpy(ids), torch.from_numpy(labels[chosen])
+        yield chosen, torch.from_numpy(ids), torch.from_numpy(labels[chosen])
 
 
 @dataclass
@@ -67,7 +91,7 @@ class Trainer:
                  augment: Augment | None = None) -> None:
         """`weights` are the class weights of the loss; from `config` the trainer reads the
         optimiser (lr, embedding_lr, weight_decay), the loop (epochs, patience, batch_size,
-        seed) and label_smoothing."""
+        seed), label_smoothing and adversarial."""
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device),
@@ -90,13 +114,25 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="min",
                                                                     factor=0.1, patience=1)
         self.epochs, self.patience, self.batch_size = config.epochs, config.patience, config.batch_size
+        self.adversarial = config.adversarial
         self.min_length = model.config.max_filter_size
         self.rng = np.random.default_rng(config.seed)
         self.name = name
 
+    def adversarial_loss(self, embedded: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+                         loss: torch.Tensor) -> torch.Tensor:
+        """The loss again with each headline's embeddings moved by `adversarial` (L2 norm over
+        the headline) in the direction that raises `loss` most (Miyato et al., 2017): the
+        network learns that a small change of the word vectors, such as a word it never saw
+        whose frozen vector sits near a known one, must not change the class."""
+        (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)
+        norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1)
+        shifted = embedded + self.adversarial * (grad / norm).detach()
+        return self.loss_fn(self.model.from_embedded(shifted, mask), labels)
+
     def train_epoch(self, sequences: Sequence[Sequence[int]], labels: np.ndarray, epoch: int) -> float:
         """One pass over the shuffled (and, with `augment`, freshly augmented) training data;
-        returns the mean loss."""
+        returns the mean loss on the headlines as they are (the adversarial term left out)."""
         self.model.train()
         if self.augment is not None:
             sequences = self.augment(sequences, labels, self.rng)
@@ -105,11 +141,18 @@ class Trainer:
                         generator=self.rng)
         progress = tqdm(steps, total=-(-len(sequences) // self.batch_size), leave=False,
                         desc=f"{self.name} epoch {epoch}", disable=None)
-        for ids, y in progress:
+        for _, ids, y in progress:
             ids, y = ids.to(self.device), y.to(self.device)
             self.optimizer.zero_grad()
-            loss = self.loss_fn(self.model(ids), y)
-            loss.backward()
+            embedded, mask = self.model.embeddings(ids), self.model.position_mask(ids)
+            if self.adversarial > 0 and not embedded.requires_grad:
+                # A frozen table: the shift still needs the gradient at the lookup's output.
+                embedded.requires_grad_()
+            loss = self.loss_fn(self.model.from_embedded(embedded, mask), y)
+            objective = loss
+            if self.adversarial > 0:
+                objective = loss + self.adversarial_loss(embedded, mask, y, loss)
+            objective.backward()
             self.optimizer.step()
             total += loss.item() * len(y)
             count += len(y)
@@ -121,7 +164,7 @@ class Trainer:
         """Mean loss without dropout or gradient."""
         self.model.eval()
         total = 0.0
-        for ids, y in batches(sequences, labels, self.batch_size * 4, self.min_length):
+        for _, ids, y in batches(sequences, labels, self.batch_size * 4, self.min_length):
             ids, y = ids.to(self.device), y.to(self.device)
             total += self.val_loss_fn(self.model(ids), y).item() * len(y)
         return total / max(len(labels), 1)
@@ -158,9 +201,10 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """Class probabilities [n, classes] for encoded headlines."""
+        """Class probabilities [n, classes] for encoded headlines, in their order."""
         self.model.eval()
+        out = np.zeros((len(sequences), self.model.config.num_classes), dtype=np.float32)
         dummy = np.zeros(len(sequences), dtype=np.int64)
-        out = [torch.softmax(self.model(ids.to(self.device)), dim=1).cpu()
-               for ids, _ in batches(sequences, dummy, self.batch_size * 4, self.min_length)]
-        return torch.cat(out).numpy() if out else np.zeros((0, self.model.config.num_classes))
+        for rows, ids, _ in batches(sequences, dummy, self.batch_size * 4, self.min_length):
+            out[rows] = torch.softmax(self.model(ids.to(self.device)), dim=1).cpu().numpy()
+        return out

@@ -16,7 +16,7 @@ def test_help_lists_every_option_with_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for field in dataclasses.fields(TrainConfig):
         assert "--" + field.name.replace("_", "-") in text, field.name
-    assert "(default: 5000)" in text and "(default: 100000)" in text and "(default: glove_finetuned)" in text
+    assert "(default: 20000)" in text and "(default: 100000)" in text and "(default: glove_finetuned)" in text
 
 
 def test_the_parser_is_built_from_the_config_fields():

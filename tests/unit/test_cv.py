@@ -4,7 +4,7 @@ import json
 import pandas as pd
 
 from training.config import TrainConfig
-from training.cv import SEED_RECIPE, fold_splits, recipe_name, save_result
+from training.cv import LESSON_RECIPE, fold_splits, recipe_name, save_result
 from training.data import split
 from training.pipeline import CV_JSON, CV_TABLE, carry_cv_results
 
@@ -32,9 +32,9 @@ def test_folds_partition_the_development_rows_and_keep_the_test_split_out():
 
 
 def test_recipe_names_and_accumulated_results(tmp_path):
-    seed = TrainConfig(**SEED_RECIPE)
-    assert recipe_name(seed) == "glove_finetuned (seed recipe)"
-    changed = TrainConfig(**{**SEED_RECIPE, "word_dropout": 0.2, "epochs": 20})
+    seed = TrainConfig(**LESSON_RECIPE)
+    assert recipe_name(seed) == "glove_finetuned (lesson recipe)"
+    changed = TrainConfig(**{**LESSON_RECIPE, "word_dropout": 0.2, "epochs": 20})
     assert recipe_name(changed) == "glove_finetuned epochs=20 word_dropout=0.2"
     entry = {"folds": 5, "weighted_f1": {"mean": 0.8, "std": 0.01}, "flip_rate": {"mean": 0.2, "std": 0.02}}
     save_result(tmp_path, "a", entry)

@@ -187,3 +187,19 @@ def test_download_stops_past_the_published_size_and_keeps_nothing(tmp_path, monk
     # Stopped early: the server could not hand over more than the cap, a chunk and what the
     # sockets buffer (a few MB), far from the 64 MB it had to send.
     assert server.sent < 16 << 20
+
+
+def test_blocked_split_keeps_runs_of_rows_together(tmp_path):
+    frame = data.read_headlines(write_csv(tmp_path / "news.csv", rows_per_class=100))
+    a, b = data.split(frame, seed=1, block=10), data.split(frame, seed=1, block=10)
+    assert (len(a.train), len(a.val), len(a.test)) == (280, 60, 60)
+    assert a.val["title"].tolist() == b.val["title"].tolist()
+    position = {row: i for i, row in enumerate(frame["row"])}
+    parts = [[position[row] for row in part["row"]] for part in (a.train, a.val, a.test)]
+    for rows in parts:
+        assert rows == sorted(rows)  # each part keeps the file's order
+    # Every run of 10 consecutive rows lies in exactly one part.
+    runs = [{r // 10 for r in rows} for rows in parts]
+    assert sum(len(r) for r in runs) == 40 and set().union(*runs) == set(range(40))
+    for part in (a.train, a.val, a.test):
+        assert set(part["category"]) == set(frame["category"])

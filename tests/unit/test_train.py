@@ -4,7 +4,7 @@ import torch
 from model.cnn import CNN
 from model.config import ModelConfig
 from training.config import TrainConfig
-from training.train import Trainer, batches, class_weights
+from training.train import Trainer, batch_order, batches, class_weights
 
 
 def options(**kwargs) -> TrainConfig:
@@ -28,8 +28,30 @@ def toy_data(n: int = 16):
 
 def test_batches_pad_to_longest_and_widest_filter():
     sequences = [[2], [3, 4], [5, 6, 7, 8, 9]]
-    shapes = [tuple(ids.shape) for ids, _ in batches(sequences, np.zeros(3, dtype=np.int64), 2, 3)]
+    shapes = [tuple(ids.shape) for _, ids, _ in batches(sequences, np.zeros(3, dtype=np.int64), 2, 3)]
     assert shapes == [(2, 3), (1, 5)]
+
+
+def test_shuffled_batches_hold_similar_lengths_and_every_row_once():
+    lengths = np.random.default_rng(0).integers(1, 30, size=1000)
+    order = batch_order(lengths, 10, shuffle=True, generator=np.random.default_rng(1))
+    assert sorted(np.concatenate(order).tolist()) == list(range(1000))
+    # Within a run of sorted rows a batch spans a narrow length range; unsorted batches of
+    # 10 rows drawn from 1..29 span about 24.
+    spans = [lengths[rows].max() - lengths[rows].min() for rows in order]
+    assert np.mean(spans) < 5
+    again = batch_order(lengths, 10, shuffle=True, generator=np.random.default_rng(1))
+    other = batch_order(lengths, 10, shuffle=True, generator=np.random.default_rng(2))
+    assert all(np.array_equal(a, b) for a, b in zip(order, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(order, other, strict=True))
+
+
+def test_predict_keeps_the_input_order():
+    trainer = make_trainer()
+    sequences, _ = toy_data(40)  # lengths 1..5: batches regroup them by length
+    together = trainer.predict(sequences)
+    alone = np.concatenate([trainer.predict([s]) for s in sequences])
+    assert np.allclose(together, alone, atol=1e-6)
 
 
 def test_class_weights_inverse_frequency():
@@ -97,7 +119,7 @@ def test_label_smoothing_trains_but_the_validation_loss_stays_plain():
     smoothed, plain = make_trainer(label_smoothing=0.2), make_trainer()
     data = toy_data()
     assert smoothed.evaluate_loss(*data) == plain.evaluate_loss(*data)  # same init, plain CE
-    ids, y = next(batches(data[0], data[1], 16, 3))
+    _, ids, y = next(batches(data[0], data[1], 16, 3))
     logits = smoothed.model(ids)
     assert smoothed.loss_fn(logits, y).item() != plain.loss_fn(logits, y).item()
 
@@ -117,3 +139,16 @@ def test_augmentation_is_drawn_every_epoch():
 
     make_trainer(epochs=3, patience=3, augment=augment).fit(toy_data(), toy_data())
     assert len(seen) == 3 and len(set(seen)) == 3
+
+
+def test_adversarial_shift_raises_the_loss_and_adds_to_it():
+    trainer = make_trainer(adversarial=0.5)
+    sequences, labels = toy_data()
+    _, ids, y = next(batches(sequences, labels, 16, 3))
+    embedded, mask = trainer.model.embeddings(ids), trainer.model.position_mask(ids)
+    trainer.model.eval()  # no dropout: the two losses differ only by the shift
+    loss = trainer.loss_fn(trainer.model.from_embedded(embedded, mask), y)
+    assert trainer.adversarial_loss(embedded, mask, y, loss).item() > loss.item()
+    # A shift against the gradient lowers it: the direction, not any change, raises the loss.
+    trainer.adversarial = -0.5
+    assert trainer.adversarial_loss(embedded, mask, y, loss).item() < loss.item()
