@@ -118,8 +118,8 @@ MODEL_EDITS = {
     "this week suffix": lambda t: t + " this week",
 }
 # Measured for each model edit with seeds 1234, 1 and 2 of the archived recipe: 0 of 48
-# labels changed, and the mean |change| of the unedited label's probability at most 0.025
-# (", officials say", seed 1234). Bounds: 2 of 48 labels, a mean shift of 0.05 (twice the
+# labels changed, and the mean |change| of the unedited label's probability at most 0.024
+# ("Exclusive:", seed 1). Bounds: 2 of 48 labels, a mean shift of 0.05 (about twice the
 # highest measured).
 MAX_MODEL_EDIT_FLIPS = 2
 MAX_MODEL_EDIT_MEAN_SHIFT = 0.05
@@ -161,11 +161,11 @@ def test_one_off_topic_word_flips_few_labels(predictor):
     after = labels(predictor, texts)
     flipped = sum(a != o for a, o in zip(after, originals, strict=True))
     share = flipped / len(texts)
-    # Measured on these headlines: 3.1 %, 1.1 % and 1.25 % (22, 8, 9 of 720) with seeds
-    # 1234, 1 and 2 of the archived recipe: mean 1.8 %, sample std 1.1 %; the bound is
-    # mean + 3 std (5.2 %), rounded up. These headlines carry several topical words each: the
+    # Measured on these headlines: 0.7 %, 1.8 % and 2.5 % (5, 13, 18 of 720) with seeds
+    # 1234, 1 and 2 of the archived recipe: mean 1.7 %, sample std 0.9 %; the bound is
+    # mean + 3 std (4.4 %), rounded up. These headlines carry several topical words each: the
     # test-split and canonical_dev rates in metrics.json are the harder figures.
-    assert share <= 0.06, f"{flipped} of {len(texts)} labels flipped ({share:.1%})"
+    assert share <= 0.05, f"{flipped} of {len(texts)} labels flipped ({share:.1%})"
 
 
 # --- Abstention: nothing to read, no label ------------------------------------------------
@@ -211,13 +211,14 @@ class TestAbstention:
 # --- Honest explanations: the reason presented argues for the class ----------------------
 class TestHonestExplanations:
     """On the test split, the top 1-gram presented as the reason rarely has a negative word
-    score. Measured on news.csv with seeds 1234, 1, 2 of the archived recipe: 0.8 %, 1.3 %,
-    1.3 % of the headlines with a presented 1-gram (mean 1.15 %, std 0.3 %); the bound, 3 %,
-    sits above mean + 3 std (2.0 %). Those seeds present a 1-gram for 96 %, 89 % and 93 % of
-    the headlines (mean 93 %, std 3.4 %): the bound, 80 %, sits below mean - 3 std (83 %)."""
+    score. Measured on news.csv with seeds 1234, 1, 2 of the archived recipe: 0.4 %, 0.9 %,
+    0.4 % of the headlines with a presented 1-gram (mean 0.6 %, std 0.3 %); the bound, 2 %,
+    sits above mean + 3 std (1.4 %). Those seeds present a 1-gram for 98.3 %, 97.2 % and
+    97.9 % of the headlines (mean 97.8 %, std 0.6 %): the bound, 95 %, sits below mean - 3 std
+    (96.1 %)."""
 
-    MAX_NEGATIVE_SHARE = 0.03
-    MIN_PRESENTED_SHARE = 0.80
+    MAX_NEGATIVE_SHARE = 0.02
+    MIN_PRESENTED_SHARE = 0.95
 
     def test_the_presented_1_gram_rarely_argues_against_the_class(self, predictor,
                                                                   trained_artifacts):

@@ -20,24 +20,25 @@ from training.config import TFIDF, TrainConfig
 
 # 5-fold CV of the archived recipe on news.csv: weighted F1 CV_F1_MEAN ± CV_F1_STD (sample
 # std over folds). A run's test-split F1 below mean - 3 std is a regression, not noise.
-CV_F1_MEAN, CV_F1_STD = 0.8315, 0.0051
+CV_F1_MEAN, CV_F1_STD = 0.8408, 0.0103
 MIN_WEIGHTED_F1 = round(CV_F1_MEAN - 3 * CV_F1_STD, 3)
 # Same CV: one-word flip rate FLIP_MEAN ± FLIP_STD; above mean + 3 std is a regression.
-FLIP_MEAN, FLIP_STD = 0.196, 0.013
+FLIP_MEAN, FLIP_STD = 0.204, 0.011
 MAX_FLIP_RATE = round(FLIP_MEAN + 3 * FLIP_STD, 3)
 
 # canonical_dev.csv: 3,800 official AG News test titles (a stratified half of that set),
 # headlines from across the collection period that news.csv (its first 10,000 training
 # rows) never saw. The bounds below were measured on this file only.
 CANONICAL_DEV_MD5 = "f526427b63c50c838b5bc62dd2e5d811"
-# The archived recipe, seeds 1234, 1, 2, 3, 4 (`python -m training --archived-only --seed S
-# --eval-data canonical_dev.csv`): weighted F1 0.8311, 0.8285, 0.8297, 0.8230, 0.8291.
-EVAL_F1_MEAN, EVAL_F1_STD = 0.8283, 0.0031
+# The archived recipe, seeds 1234, 1, ..., 9 (`python -m training --archived-only --seed S
+# --eval-data canonical_dev.csv`): weighted F1 0.8405, 0.8413, 0.8335, 0.8365, 0.8344, 0.8368,
+# 0.8333, 0.8321, 0.8378, 0.8307.
+EVAL_F1_MEAN, EVAL_F1_STD = 0.8357, 0.0035
 MIN_EVAL_F1 = round(EVAL_F1_MEAN - 3 * EVAL_F1_STD, 3)
-# Same runs: one-word flip rate 21.4, 19.0, 21.7, 21.8, 22.1 %.
-EVAL_FLIP_MEAN, EVAL_FLIP_STD = 0.212, 0.013
+# Same runs: one-word flip rate 22.5, 23.1, 24.8, 26.1, 23.1, 23.9, 28.7, 25.0, 26.3, 26.4 %.
+EVAL_FLIP_MEAN, EVAL_FLIP_STD = 0.250, 0.019
 MAX_EVAL_FLIP_RATE = round(EVAL_FLIP_MEAN + 3 * EVAL_FLIP_STD, 3)
-# The required calibration of the served probabilities there; measured ECE 0.014-0.026.
+# The required calibration of the served probabilities there; measured ECE 0.010-0.026.
 MAX_EVAL_ECE = 0.03
 
 
@@ -64,7 +65,7 @@ def test_served_model_reproduces_the_reported_test_score(trained_artifacts, metr
 
 def test_word_scores_are_faithful(metrics):
     # Deleting the top-scored word must cost the predicted class far more than deleting a
-    # random one: measured 0.207 vs 0.051 (seed 1234; 0.197-0.208 vs 0.043-0.051 with seeds
+    # random one: measured 0.192 vs 0.047 (seed 1234; 0.182-0.196 vs 0.043-0.044 with seeds
     # 1-4), so about 4x; required at least 2x.
     k1 = metrics["faithfulness"]["by_k"]["1"]
     assert k1["top"] >= 2 * k1["random"]
@@ -78,9 +79,9 @@ def test_calibration_is_reported_and_served(trained_artifacts, metrics):
     calibration = metrics["calibration"]
     config = json.loads((trained_artifacts / artifacts.MODEL_CONFIG).read_text())
     assert config["temperature"] == calibration["temperature"]
-    # Measured with seeds 1234, 1, 2, 3, 4: temperature 1.07-1.15 served, test ECE after it
-    # 0.021-0.031 (mean 0.025, std 0.0045); the bound is above mean + 3 std.
-    assert calibration["test_ece"]["after"] <= 0.04
+    # Measured with seeds 1234, 1, 2, 3, 4: temperature 0.60-0.64 served, test ECE after it
+    # 0.018-0.037 (mean 0.026, std 0.0077); the bound is above mean + 3 std.
+    assert calibration["test_ece"]["after"] <= 0.05
     # The served model (saved weights and temperature) has the reported test ECE.
     predictor = Predictor.from_dir(trained_artifacts)
     test = pd.read_csv(trained_artifacts / "test.csv")
