@@ -71,10 +71,11 @@ LOCK_CMD = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --
 .PHONY: lock
 # Needs pip-compile in the venv, not a full install: a machine the lock does not fit yet
 # makes one with `python3 -m venv .venv && .venv/bin/pip install pip-tools && make lock`.
-lock: ## Re-lock requirements/{dev,serving}.txt from pyproject.toml (UPGRADE=1: newest versions in range)
+lock: ## Re-lock requirements/{dev,serving}.txt from pyproject.toml, bench/requirements-peers.txt from its .in (UPGRADE=1: newest versions in range)
 	@test -x $(VENV)/bin/pip-compile || { echo "$(VENV)/bin/pip-compile is missing: make install, or $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install pip-tools" >&2; exit 1; }
 	$(LOCK_CMD) --extra train --extra dev --output-file requirements/dev.txt pyproject.toml
 	$(LOCK_CMD) --constraint requirements/dev.txt --output-file requirements/serving.txt pyproject.toml
+	$(LOCK_CMD) --constraint requirements/dev.txt --output-file bench/requirements-peers.txt bench/requirements-peers.in
 
 test: install ## Run every test (DATA=file.csv: also trains end to end on it; EVAL=dev.csv: and checks its accuracy there)
 	DATA="$$NEWS_DATA" EVAL="$$NEWS_EVAL" $(RUN_WITH_ARGS) NEWS_PYTEST_ARGS -- $(PY) -m pytest tests
@@ -218,10 +219,10 @@ bench-compare: $(MAR) wrk ## Candidate vs BASELINE=old.mar: /predictions c=16,64
 	@test -n "$$NEWS_BASELINE" || { echo 'BASELINE is empty: run make bench-compare BASELINE=path/to/old/news_cnn.mar' >&2; exit 2; }
 	$(call BENCH_RUN,compare --baseline "$$NEWS_BASELINE" $${NEWS_DATA:+--data "$$NEWS_DATA"},NEWS_BENCH_ARGS)
 
-# The peers (FastAPI, uvicorn, Ray Serve) are installed on demand, never by `make install`;
-# -c requirements/dev.txt keeps the project's locked versions (Ray would otherwise upgrade requests).
+# The peers (FastAPI, uvicorn, Ray Serve) are installed on demand, never by `make install`, from
+# their own hash lock, made against requirements/dev.txt so that it keeps the project's versions.
 $(VENV)/.peers-installed: bench/requirements-peers.txt | install
-	$(VENV)/bin/pip install --quiet -r bench/requirements-peers.txt -c requirements/dev.txt
+	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r bench/requirements-peers.txt
 	@touch $@
 
 bench-peers: $(MAR) wrk $(VENV)/.peers-installed ## TorchServe vs FastAPI and Ray Serve, small run (installs them first) -> bench/peers.{json,md,png}

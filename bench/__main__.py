@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = [m for m in ("fastapi", "uvicorn", "ray") if importlib.util.find_spec(m) is None]
         if missing:
             print(f"error: {', '.join(missing)} not installed: run `make bench-peers` (installs "
-                  "bench/requirements-peers.txt) or pip install -r bench/requirements-peers.txt",
+                  "bench/requirements-peers.txt, hash-locked)",
                   file=sys.stderr)
             return 2
     try:

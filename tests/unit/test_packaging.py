@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -30,11 +31,12 @@ def pyproject_list(key: str) -> list[Requirement]:
     return [Requirement(r) for r in re.findall(r'^\s*"([^"]+)",', match.group(1), re.MULTILINE)]
 
 
-def locked(name: str) -> dict[str, tuple[str, int]]:
-    """requirements/<name>.txt as canonical name -> (version, number of hashes)."""
+def locked(name: str, path: Path | None = None) -> dict[str, tuple[str, int]]:
+    """requirements/<name>.txt (or the lock at `path`) as canonical name -> (version, number of
+    hashes)."""
     found: dict[str, tuple[str, int]] = {}
     current = None
-    for line in (LOCKS / f"{name}.txt").read_text().splitlines():
+    for line in (path or LOCKS / f"{name}.txt").read_text().splitlines():
         entry = re.match(r"^([A-Za-z0-9._-]+)==(\S+)", line)
         if entry:
             current = canonicalize_name(entry.group(1))
@@ -64,6 +66,21 @@ def test_the_serving_lock_is_the_dev_locks_versions_without_training_or_dev_tool
     extras = {canonicalize_name(r.name) for r in pyproject_list("train") + pyproject_list("dev")}
     assert not extras & set(serving)
     assert {"torch", "torchserve", "numpy"} <= set(serving) and not {"pandas", "scipy"} & set(serving)
+
+
+def test_the_peers_lock_is_hashed_holds_its_pins_and_keeps_the_dev_locks_versions():
+    # make bench-peers installs it with --require-hashes --no-deps into the dev environment.
+    peers, dev = locked("peers", REPO_ROOT / "bench" / "requirements-peers.txt"), locked("dev")
+    assert peers and all(hashes for _, hashes in peers.values())
+    for line in (REPO_ROOT / "bench" / "requirements-peers.in").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pin = Requirement(line)
+            assert peers[canonicalize_name(pin.name)][0] == str(pin.specifier).removeprefix("=="), pin
+    assert {name: v for name, (v, _) in peers.items() if name in dev} == {
+        name: dev[name][0] for name in peers if name in dev}
+    recipe = re.search(r"^\$\(VENV\)/\.peers-installed:.*(?:\n\t.*)*", (REPO_ROOT / "Makefile").read_text(),
+                       re.MULTILINE).group(0)
+    assert "--require-hashes" in recipe and "--no-deps" in recipe
 
 
 def test_make_install_takes_exactly_the_locked_files():

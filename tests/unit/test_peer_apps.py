@@ -8,7 +8,7 @@ import json
 import pytest
 
 pytest.importorskip("fastapi", reason="fastapi is a bench-only dependency: "
-                    "pip install -r bench/requirements-peers.txt")
+                    "make bench-peers installs bench/requirements-peers.txt")
 httpx = pytest.importorskip("httpx", reason="the ASGI test client is httpx (bench/requirements-peers.txt)")
 
 from bench import inprocess  # noqa: E402
