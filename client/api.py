@@ -138,7 +138,7 @@ class NewsClient:
         time.sleep(seconds)
 
     def _try(self, method: str, url: str, kind: str, correlate: bool, **kwargs) -> object:
-        headers = self._headers(kind)
+        headers = {**self._headers(kind), **kwargs.pop("headers", {})}
         sent = uuid.uuid4().hex if correlate else None
         if sent is not None:
             headers[CORRELATION_HEADER] = sent
@@ -180,8 +180,15 @@ class NewsClient:
 
     def metadata(self) -> dict:
         """What the handler says about itself (labels, max_texts, max_chars, version...):
-        the description's customizedMetadata, from the management API."""
-        metadata = self.describe().get("customizedMetadata")
+        the description's customizedMetadata from the management API, or, where that API is
+        out of reach or refuses (deployments keep it on loopback, callers may hold only the
+        inference key), the handler's own answer to a `describe` request without a body on
+        the inference API."""
+        try:
+            metadata = self.describe().get("customizedMetadata")
+        except (ClientError, requests.ConnectionError, requests.Timeout, OSError):
+            metadata = self._call("POST", f"{self.endpoints.inference}/predictions/{self.model}",
+                                  "inference", headers={"describe": "true"})
         if not isinstance(metadata, dict):
             raise ClientError(f"model {self.model!r} has no handler metadata in its description")
         return metadata

@@ -273,8 +273,12 @@ def _sendable(value: object, column: str) -> tuple[str | None, str | None]:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
-        byte = ord(value[err.start]) - 0xDC00  # surrogateescape reads byte b as U+DC00 + b
-        return None, (f"invalid_utf8: the headline is not valid UTF-8 (byte 0x{byte:02x} at "
+        code = ord(value[err.start])
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape reads an undecodable byte b as U+DC00 + b
+            return None, (f"invalid_utf8: the headline is not valid UTF-8 (byte 0x{code - 0xDC00:02x} "
+                          f"at character {err.start}); it was not sent")
+        # A JSON line may spell a lone surrogate (e.g. "\ud800"), which no UTF-8 text can hold.
+        return None, (f"invalid_text: the headline holds a lone surrogate (U+{code:04X} at "
                       f"character {err.start}); it was not sent")
     return value, None
 
@@ -400,8 +404,15 @@ class JsonlTable:
         return ""
 
     def line(self, record: Record, answer: dict) -> str:
-        """One output line: the input object's keys unchanged, then the answer's."""
-        return json.dumps({**record.fields, **answer}, ensure_ascii=False) + "\n"
+        """One output line: the input object's keys unchanged, then the answer's. A line whose
+        text the output cannot hold (a lone surrogate read from a JSON escape) is written with
+        JSON escapes instead, as it came in."""
+        text = json.dumps({**record.fields, **answer}, ensure_ascii=False) + "\n"
+        try:
+            text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            text = json.dumps({**record.fields, **answer}) + "\n"
+        return text
 
     def written(self, text: str, answer_columns: list[str]) -> tuple[list[dict], int]:
         """The input part of each whole line already in an output `text`, and its end."""

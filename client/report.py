@@ -220,5 +220,9 @@ def _filters(entry: dict) -> str:
 
 
 def _printable(text: str) -> str:
-    """`text` with bytes that were not UTF-8 (read as lone surrogates) shown as U+FFFD."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """`text` with bytes that were not UTF-8 (read as lone surrogates) and other lone
+    surrogates (from a JSON escape) shown as U+FFFD."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")

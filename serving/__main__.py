@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -58,11 +59,11 @@ def _configured_min_workers(server: TorchServe, model: str, described: int) -> i
     """minWorkers as deployed: the archive's model-config.yaml (a scaling call changes the
     live value, so `make scale WORKERS=0` must not make 0 workers look healthy), else the
     live value; at least 1."""
-    from serving.archive import read_model_config  # imports torch: not for `news-cnn predict`
+    from serving.archive import read_model_config  # yaml and zipfile: not for `news-cnn predict`
 
     try:
         archived = read_model_config(model_archive(server.config, model)).get("minWorkers")
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         archived = None
     return max(1, int(archived) if archived is not None else described)
 

@@ -14,7 +14,9 @@ PYTHONPATH) imports `model` from the archive.
 it and leaves it alone, unless `--promote` asks for it to become the served one too.
 
 A built .mar is a zip whose MAR-INF/MANIFEST.json names the model-config file packed with it:
-`read_model_config` reads that file without unpacking the archive.
+`read_model_config` reads that file without unpacking the archive. Reading an archive needs
+only this module and `serving/` (what the serving image holds); building one also imports the
+training side's `model` package (and torch), so that import waits until a build.
 """
 from __future__ import annotations
 
@@ -31,7 +33,6 @@ from pathlib import Path
 
 import yaml
 
-from model import artifacts
 from serving.health import CANARY_FILE, DEFAULT_CANARY_TEXT
 from serving.properties import MODEL_NAME
 
@@ -42,8 +43,6 @@ HANDLER_MODULES = (REPO_ROOT / "handler" / "request_parsing.py",)
 MODEL_CONFIG_YAML = REPO_ROOT / "handler" / "model-config.yaml"
 MODEL_PACKAGE = REPO_ROOT / "model"
 MODEL_DEFINITION = MODEL_PACKAGE / "cnn.py"
-# Artifacts the handler cannot work without; filter_thresholds.json only sharpens explanations.
-REQUIRED = tuple(n for n in artifacts.SERVING_FILES if n != artifacts.FILTER_THRESHOLDS)
 # The archive's own manifest, written by torch-model-archiver (not the artifacts' manifest.json).
 MAR_MANIFEST = "MAR-INF/MANIFEST.json"
 
@@ -66,6 +65,8 @@ def check_version(version: str) -> str:
 
 def artifact_version(artifacts_dir: str | Path) -> str:
     """The model version recorded by training in manifest.json."""
+    from model import artifacts
+
     try:
         return str(artifacts.read_json(artifacts_dir, artifacts.MANIFEST)["version"])
     except (OSError, KeyError, ValueError) as err:
@@ -96,7 +97,7 @@ def versioned_name(model_name: str, version: str) -> str:
 def write_canary(artifacts_dir: Path, dest: Path, text: str = DEFAULT_CANARY_TEXT) -> Path | None:
     """canary.json: a headline and the label this model gives it in process, which readiness
     (serving/health.py) expects the served model to give too. None when the model abstains."""
-    from model.predictor import Predictor  # torch: only when an archive is built
+    from model.predictor import Predictor
 
     label = Predictor.from_dir(artifacts_dir).predict([text])[0].get("label")
     if label is None:
@@ -115,8 +116,12 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
     build never leaves a broken file under the served name.
 
     `model_config` replaces handler/model-config.yaml (e.g. other batch or worker settings)."""
+    from model import artifacts
+
     artifacts_dir, export_path = Path(artifacts_dir), Path(export_path)
-    missing = artifacts.missing_files(artifacts_dir, REQUIRED)
+    # Artifacts the handler cannot work without; filter_thresholds.json only sharpens explanations.
+    required = [n for n in artifacts.SERVING_FILES if n != artifacts.FILTER_THRESHOLDS]
+    missing = artifacts.missing_files(artifacts_dir, required)
     if missing:
         raise ArchiveError(f"{artifacts_dir} lacks {', '.join(missing)}: train first "
                            f"(`make train DATA=file.csv`)")

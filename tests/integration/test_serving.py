@@ -175,6 +175,22 @@ def test_scale_workers_and_describe(server):
     assert post(server, json={"text": GOOD}).status_code == 200
 
 
+def test_a_client_without_the_management_api_reads_the_metadata_from_the_handler(server, tmp_path):
+    # Deployments keep management on loopback: `news-cnn predict --file` still learns
+    # max_texts and the labels, from a describe request on the inference API.
+    import dataclasses
+    import socket
+
+    from client.api import NewsClient
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    endpoints = dataclasses.replace(server.endpoints, management=closed)
+    client = NewsClient(endpoints, server.key_file, "news_cnn", timeout=10, retries=0)
+    assert client.metadata() == server.describe(customized=True)["customizedMetadata"]
+
+
 def test_metrics_endpoint_shows_the_handler_metrics(server):
     post(server, json={"texts": [GOOD, "zzz"]})
     post(server, b"", content_type="text/plain")

@@ -177,6 +177,16 @@ def test_json_lines_keep_every_key_and_name_rows_without_a_text(model, tmp_path)
     assert isinstance(out[0]["confidence"], float)
 
 
+def test_a_json_lone_surrogate_is_a_row_error_and_the_output_stays_valid_json(model, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"title": "Tennis \\ud800 cup", "id": 1}\n{"title": "Oil prices", "id": 2}\n')
+    batch.predict_file(model, str(source), str(tmp_path / "out.jsonl"), batch.BatchOptions())
+    first, second = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert first["title"] == "Tennis \ud800 cup" and first["label"] is None
+    assert first["error"].startswith("invalid_text:") and "U+D800" in first["error"]
+    assert second["label"] == alone(model, "Oil prices")["label"] and second["error"] is None
+
+
 def stop_after(model, source: Path, out: Path, requests: int, stop_with: BaseException) -> None:
     with pytest.raises(type(stop_with)):
         batch.predict_file(Counting(model, max_texts=4, stop_at=requests, stop_with=stop_with),

@@ -234,3 +234,27 @@ def test_storage_errors_name_the_fix(tmp_path, capsys, content, message):
 def test_make_kserve_storage_target():
     recipe = makefile_target_recipe("kserve-storage")
     assert "deploy.kserve_storage" in recipe and "$(MAR)" in recipe.splitlines()[0]
+
+
+def test_the_image_s_supervisor_reads_the_archive_with_serving_alone(tmp_path):
+    # The image copies only serving/ (no model/, no torch): what `python -m serving run` and
+    # `status` import to read the archive's minWorkers must load from that alone.
+    import shutil
+    import subprocess
+    import sys
+
+    app = tmp_path / "app"
+    shutil.copytree(REPO_ROOT / "serving", app / "serving",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    mar = tmp_path / MAR_NAME
+    with zipfile.ZipFile(mar, "w") as z:
+        z.writestr("MAR-INF/MANIFEST.json", json.dumps({"model": {"configFile": "model-config.yaml"}}))
+        z.writestr("model-config.yaml", "minWorkers: 3\n")
+    probe = ("import sys, serving.__main__; from serving.archive import read_model_config; "
+             f"print(read_model_config({str(mar)!r})['minWorkers'], 'torch' in sys.modules, "
+             "'model' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe],
+                            cwd=app, env={"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["3", "False", "False"]

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from client.batch import Outcome, Record
 from client.report import ABSTAINED, ERROR, MAX_ALPHA, render_report
 from tests.helpers.report_page import HEADLINES, HOSTILE, Page, explain_headlines
 
@@ -62,3 +63,12 @@ def test_the_page_is_self_contained_and_escapes_what_it_shows(explained):
     for tag, attrs in page.tags:
         assert not {"src", "href"} & set(attrs), (tag, attrs)
     assert not re.search(r"https?://|url\(|@import|<link", html)
+
+
+@pytest.mark.parametrize("title", ["caf\udce9 prices", "Tennis \ud800 cup"])
+def test_text_that_is_not_utf8_is_shown_as_replacement_characters(title):
+    # An undecodable byte of a CSV (read as U+DC00 + byte) and a lone surrogate of a JSON line.
+    record = Record(line=2, fields={"title": title}, text=None, error="invalid_text: not sent")
+    html = render_report([(record, Outcome(error=record.error))])
+    html.encode("utf-8")  # the page can be written as UTF-8
+    assert "\ufffd" in Page(html).articles[0]["text"]
