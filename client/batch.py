@@ -38,9 +38,8 @@ from client.api import ClientError, KeyRefused, ServerFailure
 ANSWER_COLUMNS = ("label", "confidence", "abstained", "error")
 PROBABILITY_PREFIX = "prob_"
 # TorchServe answers requests that arrive together in one forward pass (batchSize in
-# model-config.yaml), so more requests out means bigger passes: against 2 workers on 2 cores,
-# 7,600 headlines went at 8,300/s with 4 out, 9,500-11,200/s with 8, 11,700-12,600/s with 16.
-# 8 takes most of that gain without crowding out other clients of the same server.
+# model-config.yaml), so more requests out means bigger passes (docs/batch.md has the figures
+# for 4 and 8); 8 takes most of the gain without crowding out other clients of the server.
 DEFAULT_IN_FLIGHT = 8
 # How long a stopped run waits for the requests it still has out (see `answered`).
 STOP_WAIT_S = 5.0
@@ -567,7 +566,7 @@ def predict_file(model: Model, source: str, out: str, options: BatchOptions, res
                 summary.resumed = len(done)
             else:
                 output.start(force)
-            total = count_records(source, kind, options.column)
+            total = count_records(source, kind, options.column) if options.progress else None
             with tqdm(total=total, initial=summary.resumed, unit="row", file=sys.stderr,
                       disable=not options.progress, dynamic_ncols=True) as bar:
                 for rows in answered(model, records, max_texts, options.in_flight):
@@ -589,7 +588,8 @@ def explain_file(model: Model, source: str, options: BatchOptions) -> list[tuple
         records = _readable(table.read(stream), source)
         max_texts, _ = model_limits(model)
         rows: list[tuple[Record, Outcome]] = []
-        with tqdm(total=count_records(source, kind, options.column), unit="row", file=sys.stderr,
+        total = count_records(source, kind, options.column) if options.progress else None
+        with tqdm(total=total, unit="row", file=sys.stderr,
                   disable=not options.progress, dynamic_ncols=True) as bar:
             for chunk in answered(model, records, max_texts, options.in_flight, explain=True):
                 rows.extend(chunk)

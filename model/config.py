@@ -19,6 +19,7 @@ class ModelConfig:
     num_filters: int = 50
     filter_sizes: list[int] = field(default_factory=lambda: [1, 2, 3])
     hidden_dim: int = 100
+    # The lesson's value; training sets its own (TrainConfig.dropout) and saves it here.
     dropout_p: float = 0.1
     freeze_embeddings: bool = False
     padding_idx: int = 0

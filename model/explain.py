@@ -326,9 +326,7 @@ class Explainer:
 
     def _logits_from_embedded(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The model's forward from the embedding layer's output on (the IG path)."""
-        x = embedded.transpose(1, 2)
-        maps = self.model.convolve(x)
-        return self.model.classify(self.model.pool(maps, mask))
+        return self.model.from_embedded(embedded, mask)
 
     def _token_scores(self, ids: torch.Tensor, predicted: list[int],
                       logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

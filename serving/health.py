@@ -303,19 +303,24 @@ class ProbeServer:
             del self._waiting[oldest]
             oldest.transport.abort()
         self._waiting[writer] = None
+        answered = False
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
             self._waiting.pop(writer, None)
             method, target = _request_line(head)
             status, body = await self._answer(method, target)
             writer.write(_response(status, body, head_only=method == "HEAD"))
-            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
+            # A graceful close sends what is buffered; abort() would drop it.
+            writer.close()
+            await asyncio.wait_for(writer.wait_closed(), REQUEST_TIMEOUT_S)
+            answered = True
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ConnectionError, ValueError):
             pass  # too slow, too big, dropped or malformed: close without an answer
         finally:
             self._waiting.pop(writer, None)
-            writer.transport.abort()
+            if not answered:
+                writer.transport.abort()
 
     async def _answer(self, method: str, target: str) -> tuple[int, dict]:
         if method not in ("GET", "HEAD"):

@@ -1,8 +1,8 @@
 """Which ports a config.properties asks TorchServe to open, and who holds any that is taken.
 
-TorchServe 0.12 reports a taken port only in its own log and then exits, so `make serve`
-used to say no more than "TorchServe exited while starting". Checking first lets the
-message name the port, the setting that chose it and, when the system tells, the process.
+TorchServe 0.12 reports a taken port only in its own log and then exits ("TorchServe exited
+while starting" is all its caller sees). Checking first lets the message name the port, the
+setting that chose it and, when the system tells, the process.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ otherwise), scored on canonical_dev.csv when EVAL points at it (CI sets it too):
 `trained_artifacts` fixture in conftest.py.
 
 Thresholds come from repeated measurements of the archived recipe (docs/training.md):
-5-fold cross-validation on news.csv for the test split, 5 seeds for canonical_dev; not
+5-fold cross-validation on news.csv for the test split, 10 seeds for canonical_dev; not
 from one run's figure, so another CPU or BLAS does not fail CI on a third decimal.
 """
 import json
@@ -38,7 +38,8 @@ MIN_EVAL_F1 = round(EVAL_F1_MEAN - 3 * EVAL_F1_STD, 3)
 # Same runs: one-word flip rate 22.5, 23.1, 24.8, 26.1, 23.1, 23.9, 28.7, 25.0, 26.3, 26.4 %.
 EVAL_FLIP_MEAN, EVAL_FLIP_STD = 0.250, 0.019
 MAX_EVAL_FLIP_RATE = round(EVAL_FLIP_MEAN + 3 * EVAL_FLIP_STD, 3)
-# The required calibration of the served probabilities there; measured ECE 0.010-0.026.
+# The issue's requirement on the served probabilities there, not a statistical bound: the same
+# 10 runs measured ECE 0.010-0.026 (mean 0.020, std 0.005; seed 1234, what CI trains: 0.022).
 MAX_EVAL_ECE = 0.03
 
 

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.soak]
 # (path, concurrent clients, growth limit in MiB over the idle workers, summed).
 CASES = [("predictions", 32, 600), ("explanations", 8, 1024)]
 # The load stops early, and the case fails, once growth passes this: the machine may be
-# shared, and main's unbounded code grew by more than 5 GB here.
+# shared, and a handler without the token cap and the chunking grows by more than 5 GB here.
 SAFETY_MIB = 4096
 SAMPLE_S = 0.2
 EXPANDING = "¼"  # NFKD: "1⁄4", two words per character, joined with the next one's

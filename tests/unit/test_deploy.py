@@ -99,18 +99,27 @@ def test_container_config_listens_everywhere_and_keeps_secure_defaults():
     assert props["metrics_config"] in dests
 
 
-def test_the_image_installs_only_the_hash_locked_serving_set_from_one_index():
+def test_the_image_installs_a_locked_pip_then_only_the_hash_locked_serving_set_from_one_index():
     runs = [args for kind, args in dockerfile_instructions() if kind == "RUN"]
-    install = next(r for r in runs if "pip install" in r)
-    for option in ("--require-hashes", "--no-deps", "-r /home/model-server/serving.txt",
-                   "--index-url https://pypi.org/simple"):
-        assert option in install, option
-    assert "--extra-index-url" not in install and install.count("--index-url") == 1
+    run = next(r for r in runs if "pip install" in r)
+    commands = [c.strip() for c in run.split("&&")]
+    installs = [c for c in commands if "pip install" in c]
+    assert [re.findall(r"-r (\S+)", c) for c in installs] == [
+        ["/home/model-server/pip.txt"], ["/home/model-server/serving.txt"]]  # pip first
+    for install in installs:
+        for option in ("--require-hashes", "--no-deps", "--index-url https://pypi.org/simple"):
+            assert option in install, option
+        assert "--extra-index-url" not in install and install.count("--index-url") == 1
     # torch's CPU build comes from a page that lists torch files only, never a second index.
-    assert re.findall(r"--find-links (\S+)", install) == ["https://download.pytorch.org/whl/cpu/torch/"]
-    assert "check_pins.py /home/model-server/serving.txt" in install  # the build fails on a lost pin
+    assert re.findall(r"--find-links (\S+)", installs[1]) == ["https://download.pytorch.org/whl/cpu/torch/"]
+    for lock in ("pip.txt", "serving.txt"):  # the build fails on a lost pin
+        assert any(c.endswith(f"check_pins.py /home/model-server/{lock}") for c in commands), lock
     copies = [args.split() for kind, args in dockerfile_instructions() if kind == "COPY"]
-    assert ["requirements/serving.txt", "deploy/check_pins.py", "/home/model-server/"] in copies
+    assert ["requirements/pip.txt", "requirements/serving.txt", "deploy/check_pins.py",
+            "/home/model-server/"] in copies
+    from deploy.check_pins import pins
+    locked_pip = pins(REPO_ROOT / "requirements" / "pip.txt")
+    assert locked_pip == {"pip": pins(REPO_ROOT / "requirements" / "dev.txt")["pip"]}
 
 
 def test_check_pins_passes_here_and_names_a_pin_that_lost(tmp_path, capsys):

@@ -118,7 +118,9 @@ def test_initialize_uses_cpu_and_the_configured_threads(tiny_artifacts, monkeypa
 
 
 def test_settings_default_from_the_shipped_model_config_and_env_override():
-    assert HandlerSettings.from_yaml_config(MODEL_CONFIG, environ={}) == HandlerSettings(1000, 64, 1)
+    shipped = MODEL_CONFIG["handler"]
+    assert HandlerSettings.from_yaml_config(MODEL_CONFIG, environ={}) == HandlerSettings(
+        shipped["max_chars"], shipped["max_texts"], shipped["num_threads"])
     assert HandlerSettings.from_yaml_config({}, environ={"NEWS_CNN_NUM_THREADS": "2"}).num_threads == 2
     with pytest.raises(ValueError):
         HandlerSettings.from_yaml_config({"handler": {"max_texts": 0}}, environ={})

@@ -179,7 +179,8 @@ def test_a_server_command_after_client_options_is_a_one_line_error(capsys):
 
 
 def test_png_without_matplotlib_is_a_message_not_a_traceback(monkeypatch, capsys):
-    """With the system Python, `explain --png` used to die on `No module named 'matplotlib'`."""
+    """Without matplotlib (e.g. the system Python), `explain --png` is a message, not `No
+    module named 'matplotlib'`."""
     from client import __main__ as client_cli
 
     class FakeClient:
