@@ -122,9 +122,13 @@ class Trainer:
     def adversarial_loss(self, embedded: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
                          loss: torch.Tensor) -> torch.Tensor:
         """The loss again with each headline's embeddings moved by `adversarial` (L2 norm over
-        the headline) in the direction that raises `loss` most (Miyato et al., 2017): the
-        network learns that a small change of the word vectors, such as a word it never saw
-        whose frozen vector sits near a known one, must not change the class."""
+        its row of the batch) in the direction that raises `loss` most (Miyato et al., 2017):
+        the network learns that a small change of the word vectors, such as a word it never
+        saw whose frozen vector sits near a known one, must not change the class.
+
+        The row includes the batch's padding columns next to a shorter headline, which the
+        width-2 and width-3 windows read; serving pads with zero vectors only. Moving the
+        headline's own positions only measured the same on canonical_dev (docs/training.md)."""
         (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)
         norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1)
         shifted = embedded + self.adversarial * (grad / norm).detach()
