@@ -2,7 +2,7 @@
 
 `wrk` (C, event loop) measures requests/s and latency without becoming the bottleneck on two
 cores. It keeps no answers: the reliability suite checks every answer with its own client
-(tests/reliability/checked_load.py). Load goes to loopback addresses only.
+(tests/helpers/checked_load.py). Load goes to loopback addresses only.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from tests.helpers.tiny_artifacts import write_tiny_artifacts
 def pytest_addoption(parser: _pytest.Parser) -> None:
     """The reliability suite's options (--soak-size, ...): pytest reads options only from the
     conftest at the top of the tests."""
-    from tests.reliability.settings import add_options
+    from tests.helpers.soak_settings import add_options
     add_options(parser)
 
 

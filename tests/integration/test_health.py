@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from bench import server as bench_server
+from bench.harness import wait_for
 from serving.__main__ import main
 from serving.archive import build_archive
 from serving.properties import REPO_ROOT
@@ -54,16 +55,6 @@ def _http_ready(ts: TorchServe) -> int:
     return requests.get(f"{ts.endpoints.health}/ready", timeout=5).status_code
 
 
-def _until(condition, timeout_s: float, step_s: float = 0.05) -> float | None:
-    """Seconds until `condition()` held, or None if it did not within `timeout_s`."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(step_s)
-    return None
-
-
 def test_all_three_checks_say_healthy_when_serving(served, capsys):
     assert _cli(served, "ready") == 0 and _cli(served, "live") == 0 and _cli(served, "status") == 0
     assert "canary answered" in capsys.readouterr().out
@@ -75,18 +66,18 @@ def test_scaled_to_zero_is_not_ready_within_the_bound_and_back_to_two_is(served,
     try:
         served.scale("news_cnn", 0)
         scaled = time.monotonic()
-        assert _until(lambda: _cli(served, "ready") != 0, READY_BOUND_S) is not None, \
-            "the exec probe still said ready 2 s after scaling to 0"
+        wait_for(lambda: _cli(served, "ready") != 0, READY_BOUND_S,
+                 "the exec probe to say not ready after scaling to 0")
         assert _cli(served, "status") != 0
         # The HTTP probe may answer from a check up to CACHE_S old: still within the bound.
-        assert _until(lambda: _http_ready(served) == 503, READY_BOUND_S - (time.monotonic() - scaled)) \
-            is not None, "the HTTP readiness URL still answered 200 2 s after scaling to 0"
+        wait_for(lambda: _http_ready(served) == 503, READY_BOUND_S - (time.monotonic() - scaled),
+                 "the HTTP readiness URL to answer 503 after scaling to 0")
         err = capsys.readouterr().err
         assert "0 READY workers" in err and "fewer READY workers than minWorkers" in err
         # /ping, the frontend heartbeat, still says Healthy: liveness is not readiness.
         assert _cli(served, "live") == 0
         served.scale("news_cnn", 2)
-        assert _until(lambda: _cli(served, "ready") == 0, 30) is not None
+        wait_for(lambda: _cli(served, "ready") == 0, 30, "ready again with 2 workers")
         assert _cli(served, "status") == 0 and _http_ready(served) == 200
     finally:
         served.scale("news_cnn", 1)
@@ -109,12 +100,12 @@ def test_a_killed_worker_under_load_makes_readiness_false_then_true(served):
     for t in threads:
         t.start()
     try:
-        assert _until(lambda: answered.count(200) >= 50, 30) is not None
+        wait_for(lambda: answered.count(200) >= 50, 30, "50 answers under load")
         (victim,) = bench_server.worker_pids(served, "news_cnn")
         os.kill(victim, signal.SIGKILL)
-        assert _until(lambda: _http_ready(served) == 503, READY_BOUND_S) is not None, \
-            "the HTTP readiness URL still answered 200 2 s after the only worker was killed"
-        assert _until(lambda: _http_ready(served) == 200, 90, step_s=0.2) is not None
+        wait_for(lambda: _http_ready(served) == 503, READY_BOUND_S,
+                 "the HTTP readiness URL to answer 503 after the only worker was killed")
+        wait_for(lambda: _http_ready(served) == 200, 90, "ready again after the restart", interval_s=0.2)
         assert _cli(served, "ready") == 0
         assert victim not in bench_server.worker_pids(served, "news_cnn")
     finally:
@@ -131,7 +122,7 @@ def test_drain_turns_readiness_false_first_and_waits_for_quiet(served):
         assert report["quiet"] and report["waited_s"] < 10
     finally:
         served.health.undrain()
-    assert _until(lambda: _http_ready(served) == 200, 5) is not None
+    wait_for(lambda: _http_ready(served) == 200, 5, "ready again after undrain")
 
 
 def test_the_container_entry_point_after_a_prestop_drain_stops_without_draining_again(
@@ -146,7 +137,8 @@ def test_the_container_entry_point_after_a_prestop_drain_stops_without_draining_
     run = subprocess.Popen([sys.executable, "-m", "serving", "run", *where, "--timeout", "150"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        assert _until(lambda: run.poll() is None and ts.health.ready().ok, 180, step_s=0.5) is not None
+        wait_for(lambda: run.poll() is None and ts.health.ready().ok, 180, "the entry point's server ready",
+                 interval_s=0.5)
         drain = subprocess.run([sys.executable, "-m", "serving", "drain", "--notice", "0", *where],
                                capture_output=True, text=True, env=env, timeout=60)
         assert drain.returncode == 0 and "drained in" in drain.stdout

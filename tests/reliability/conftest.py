@@ -25,10 +25,9 @@ from bench.harness import loadavg, machine, wait_for, write
 from serving.archive import build_archive, read_model_config
 from serving.properties import DEFAULT_CONFIG, MODEL_NAME, read_properties
 from serving.server import TorchServe
-
-from .badinput import edge_good_requests
-from .settings import SoakSizes
-from .traffic import Reference, healthy_with
+from tests.helpers.badinput import edge_good_requests
+from tests.helpers.soak_settings import SoakSizes
+from tests.helpers.traffic import Reference, healthy_with
 
 PASSED = pytest.StashKey[bool]()
 

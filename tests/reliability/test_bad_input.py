@@ -1,4 +1,4 @@
-"""Malformed requests (tests/reliability/badinput.py) mixed with good ones: a 4xx with a JSON
+"""Malformed requests (tests/helpers/badinput.py) mixed with good ones: a 4xx with a JSON
 body for each bad one, the right answer for each good one, no 5xx, no worker restart."""
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import pytest
 
 from bench import server
 from serving.properties import MODEL_NAME
-
-from . import traffic
-from .badinput import JSON, TEXT, bad_requests, edge_good_requests, lenient_requests
-from .checked_load import Outcome
+from tests.helpers import traffic
+from tests.helpers.badinput import JSON, TEXT, bad_requests, edge_good_requests, lenient_requests
+from tests.helpers.checked_load import Outcome
 
 
 def test_bad_input_catalogue_is_large_varied_and_really_bad():

@@ -21,9 +21,8 @@ import pytest
 from bench import server as bench_server
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
-
-from . import traffic
-from .checked_load import CheckedLoad
+from tests.helpers import traffic
+from tests.helpers.checked_load import CheckedLoad
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 

@@ -11,8 +11,7 @@ import pytest
 from bench import headlines
 from serving.server import free_port
 from tests.helpers import fake_http
-
-from .checked_load import CheckedLoad, percentile
+from tests.helpers.checked_load import CheckedLoad, percentile
 
 
 @pytest.fixture

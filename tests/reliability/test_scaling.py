@@ -10,8 +10,7 @@ import pytest
 from bench.harness import wait_for
 from serving.properties import MODEL_NAME
 from serving.scaling import ScaleError
-
-from . import traffic
+from tests.helpers import traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 

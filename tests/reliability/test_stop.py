@@ -10,8 +10,7 @@ import pytest
 import requests
 
 from bench.harness import wait_for
-
-from . import traffic
+from tests.helpers import traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 

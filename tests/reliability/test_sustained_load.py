@@ -8,9 +8,8 @@ import pytest
 
 from bench import server
 from serving.properties import MODEL_NAME
-
-from . import traffic
-from .checked_load import percentile
+from tests.helpers import traffic
+from tests.helpers.checked_load import percentile
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 

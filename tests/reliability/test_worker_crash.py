@@ -12,8 +12,7 @@ import pytest
 from bench import server
 from bench.harness import wait_for
 from serving.properties import MODEL_NAME
-
-from . import traffic
+from tests.helpers import traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 

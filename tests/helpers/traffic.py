@@ -20,9 +20,8 @@ import requests
 from bench.harness import disagreement, reference_answers
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
-
-from .badinput import JSON
-from .checked_load import CheckedLoad, Outcome
+from tests.helpers.badinput import JSON
+from tests.helpers.checked_load import CheckedLoad, Outcome
 
 # Request budget of a background load that runs until told to stop: far more than its
 # deadline allows, so the deadline (or the stop) is what ends it.
