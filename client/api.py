@@ -86,8 +86,24 @@ def _retry_after_s(response: requests.Response) -> float | None:
         return None
 
 
+class HeadlineCalls:
+    """predict and explain for anything that can `send` a body to the handler (NewsClient
+    over REST, client.console.InProcess in this process)."""
+
+    def send(self, body: dict, explain: bool = False) -> object:
+        raise NotImplementedError
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        """One answer per headline (label, probabilities high to low, token counts)."""
+        return self.send({"texts": list(texts)})
+
+    def explain(self, texts: list[str]) -> list[dict]:
+        """One explanation per headline (prediction plus n-grams and word scores)."""
+        return self.send({"texts": list(texts)}, explain=True)
+
+
 @dataclass
-class NewsClient:
+class NewsClient(HeadlineCalls):
     """Calls one TorchServe; defaults match `make serve` started from the repo root."""
 
     endpoints: Endpoints
@@ -162,14 +178,6 @@ class NewsClient:
             raise ServerFailure(f"the answer belongs to another request ({CORRELATION_HEADER} "
                                 f"{echoed!r}, sent {sent!r})")
         return body
-
-    def predict(self, texts: list[str]) -> list[dict]:
-        """One answer per headline (label, probabilities high to low, token counts)."""
-        return self.send({"texts": list(texts)})
-
-    def explain(self, texts: list[str]) -> list[dict]:
-        """One explanation per headline (prediction plus n-grams and word scores)."""
-        return self.send({"texts": list(texts)}, explain=True)
 
     def send(self, body: dict, explain: bool = False) -> object:
         """POST one JSON body ({"text": ...} or {"texts": [...]}) to /predictions, or to

@@ -15,7 +15,7 @@ import os
 import sys
 
 from client import __main__ as client_cli
-from client.api import check_answer
+from client.api import HeadlineCalls, check_answer
 from serving import __main__ as serving_cli
 
 # `python -m serving`'s commands that news-cnn hands it whole (their help and options are its).
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class InProcess:
+class InProcess(HeadlineCalls):
     """An archive answered in this process (serving.offline.OfflineModel), spoken to like
     NewsClient: a refusal comes back as the ClientError a REST call would raise."""
 
@@ -52,12 +52,6 @@ class InProcess:
 
     def send(self, body: dict, explain: bool = False) -> object:
         return check_answer(*self.model.call(body, explain))
-
-    def predict(self, texts: list[str]) -> list[dict]:
-        return self.send({"texts": list(texts)})
-
-    def explain(self, texts: list[str]) -> list[dict]:
-        return self.send({"texts": list(texts)}, explain=True)
 
     def metadata(self) -> dict:
         return self.model.metadata()

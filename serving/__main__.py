@@ -21,11 +21,12 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from serving import keys as keyfile
-from serving.health import HealthChecker, ProbeServer, model_archive
+from serving.health import DEFAULT_CANARY_TEXT, HealthChecker, ProbeServer, model_archive
 from serving.scaling import count_ready
 from serving.server import DRAIN_BOUND_S, MODEL_NAME, ServerError, TorchServe
 
-EXAMPLE_TEXT = "The final tennis tournament starts next week."
+# The readiness canary's headline doubles as the example the start-up message shows.
+EXAMPLE_TEXT = DEFAULT_CANARY_TEXT
 
 
 def examples(server: TorchServe, model: str = MODEL_NAME) -> str:
