@@ -94,8 +94,8 @@ class TrainConfig:
                                          "stays plain)")
     weight_decay: float = option(0.0, "L2 weight decay of the layers after the embeddings")
     adversarial: float = option(0.5, "adversarial training: also learn each batch with its headlines' "
-                                     "embeddings moved this far (L2 over a headline) in the direction "
-                                     "that raises the loss; 0: off", metavar="EPSILON")
+                                     "embeddings moved this far (L2 over its row of the batch) in "
+                                     "the direction that raises the loss; 0: off", metavar="EPSILON")
     cv: int = option(0, "instead of training: K-fold cross-validation of the archived recipe on the "
                         "rows outside the test split; results added to OUT/cv.json and OUT/cv.md",
                      metavar="K")
