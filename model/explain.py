@@ -324,10 +324,6 @@ class Explainer:
         best = found[0] if found else {"ngram": None, "start": None, "end": None, "filters": 0}
         return {**best, "counted_filters": len(picked), "runners_up": found[1:1 + RUNNERS_UP]}
 
-    def _logits_from_embedded(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The model's forward from the embedding layer's output on (the IG path)."""
-        return self.model.from_embedded(embedded, mask)
-
     def _token_scores(self, ids: torch.Tensor, predicted: list[int],
                       logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Integrated Gradients per token [N, L] and convergence deltas [N], on the CPU.
@@ -373,7 +369,7 @@ class Explainer:
         # [steps * n, L, C], step-major: row k * n + i is headline i at alphas[k].
         path = (baseline + alphas.view(-1, 1, 1, 1) * (embedded - baseline)).reshape(steps * n, *shape)
         path.requires_grad_(True)
-        logits = self._logits_from_embedded(path, mask.repeat(steps, 1, 1))
+        logits = self.model.from_embedded(path, mask.repeat(steps, 1, 1))
         chosen = logits.gather(1, target.repeat(steps).unsqueeze(1)).sum()
         (grads,) = torch.autograd.grad(chosen, path)
         return grads.view(steps, n, *shape).mean(dim=0) * (embedded - baseline)

@@ -2,12 +2,15 @@
 archive built from the tiny fixture artifacts; started once for the module, always stopped."""
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from client.api import NewsClient
 from model.predictor import Predictor
 from serving import keys as keyfile
 from serving.archive import build_archive
@@ -178,11 +181,6 @@ def test_scale_workers_and_describe(server):
 def test_a_client_without_the_management_api_reads_the_metadata_from_the_handler(server, tmp_path):
     # Deployments keep management on loopback: `news-cnn predict --file` still learns
     # max_texts and the labels, from a describe request on the inference API.
-    import dataclasses
-    import socket
-
-    from client.api import NewsClient
-
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -248,10 +251,6 @@ def test_make_kserve_storage_target():
 def test_the_image_s_supervisor_reads_the_archive_with_serving_alone(tmp_path):
     # The image copies only serving/ (no model/, no torch): what `python -m serving run` and
     # `status` import to read the archive's minWorkers must load from that alone.
-    import shutil
-    import subprocess
-    import sys
-
     app = tmp_path / "app"
     shutil.copytree(REPO_ROOT / "serving", app / "serving",
                     ignore=shutil.ignore_patterns("__pycache__"))
