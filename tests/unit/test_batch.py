@@ -204,7 +204,9 @@ def test_a_stopped_run_leaves_whole_rows_and_resume_sends_only_the_rest(model, t
     partial = table(out)
     assert partial == table(tmp_path / "whole.csv")[:len(partial)] and 1 <= len(partial) - 1 < 30
     resumed = Counting(model, max_texts=4)
-    summary = batch.predict_file(resumed, str(source), str(out), batch.BatchOptions(), resume=True)
+    # One request out at a time, so `sent` records them in the order they were sent.
+    summary = batch.predict_file(resumed, str(source), str(out), batch.BatchOptions(in_flight=1),
+                                 resume=True)
     assert resumed.sent == texts[len(partial) - 1:]
     assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert summary.resumed == len(partial) - 1 and summary.resumed + summary.rows == 30
