@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import requests
-
 from client import batch
 from client.api import MODEL_NAME, ClientError, NewsClient
+from client.transport import NoAnswer
 from serving.keys import KEY_FILE
 from serving.properties import DEFAULT_CONFIG
 
@@ -190,7 +188,7 @@ def execute(args: argparse.Namespace, model: batch.Model | None = None) -> int:
         return 1
     except BrokenPipeError:
         raise  # stdout's reader went away (`| head`): the console's to handle, not an error
-    except OSError as err:  # requests' connection errors are OSErrors too
+    except OSError as err:  # NoAnswer among them
         print(f"error: {_unanswered(err, args)}{_kept(args, summary)}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
@@ -207,14 +205,10 @@ def _kept(args: argparse.Namespace, summary: batch.Summary) -> str:
 
 
 def _unanswered(err: OSError, args: argparse.Namespace) -> str:
-    """One line for a server that gave no answer (requests' messages run over several
-    nested reprs; the errno part says it)."""
-    if not isinstance(err, requests.RequestException):
+    """One line for a server that gave no answer."""
+    if not isinstance(err, NoAnswer):
         return str(err)
-    reason = re.search(r"\[Errno [^]]+\][^'\")]*", str(err))
-    url = err.request.url if err.request is not None else args.config
-    why = reason.group(0) if reason else type(err).__name__
-    return f"TorchServe did not answer at {url} ({why}); is it running? `make serve` starts it"
+    return f"TorchServe did not answer at {err.url} ({err.reason}); is it running? `make serve` starts it"
 
 
 if __name__ == "__main__":

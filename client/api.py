@@ -13,14 +13,12 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
+from client.transport import Connections, NoAnswer, Response
 from serving.keys import KEY_FILE, read_keys
 from serving.properties import DEFAULT_CONFIG, MODEL_NAME, Endpoints
-from serving.scaling import ScaleError, scale_workers
 
 # The handler echoes this request header in its answer (handler/request_parsing.py).
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -78,11 +76,12 @@ def check_answer(status: int, body: object) -> object:
     raise ClientError(text, status, body)
 
 
-def _retry_after_s(response: requests.Response) -> float | None:
+def _retry_after_s(response: Response) -> float | None:
     """A 503's Retry-After in seconds (the delta-seconds form), capped; None if absent."""
+    value = response.headers.get("Retry-After")
     try:
-        return min(RETRY_AFTER_CAP_S, max(0.0, float(response.headers["Retry-After"])))
-    except (KeyError, ValueError):
+        return None if value is None else min(RETRY_AFTER_CAP_S, max(0.0, float(value)))
+    except ValueError:
         return None
 
 
@@ -113,6 +112,7 @@ class NewsClient(HeadlineCalls):
     # Predictions and explanations are idempotent: a try that gets no answer, a 5xx, or
     # another request's answer (TorchServe 0.12 under a scale-down) is sent again.
     retries: int = 4
+    connections: Connections = field(default_factory=Connections, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.retries < 0:
@@ -141,7 +141,7 @@ class NewsClient(HeadlineCalls):
                 if key_reread:
                     raise
                 key_reread = True  # _try reads the key file again
-            except (ServerFailure, requests.ConnectionError, requests.Timeout) as err:
+            except (ServerFailure, NoAnswer) as err:
                 if retries_left <= 0:
                     raise
                 retries_left -= 1
@@ -158,19 +158,24 @@ class NewsClient(HeadlineCalls):
         sent = uuid.uuid4().hex if correlate else None
         if sent is not None:
             headers[CORRELATION_HEADER] = sent
-        response = requests.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+        # A try worth repeating goes out on a new connection: after a server failure or
+        # another request's answer, this one may be out of step (docs/reliability.md).
+        response = self.connections.request(
+            method, url, self.timeout, headers, **kwargs,
+            reuse_if=lambda r: r.status not in RETRY_STATUSES and (
+                sent is None or r.headers.get(CORRELATION_HEADER) == sent))
         try:
             body = response.json()
         except ValueError:
             body = response.text
-        if response.status_code == 400 and INVALID_KEY in str(body):
+        if response.status == 400 and INVALID_KEY in str(body):
             message = body.get("message", body) if isinstance(body, dict) else body
             raise KeyRefused(f"HTTP 400: {message} (key file: {self.key_file}; `make keys` shows "
                              f"the current keys)", 400, body)
         try:
-            check_answer(response.status_code, body)
+            check_answer(response.status, body)
         except ServerFailure as err:
-            if response.status_code == 503:
+            if response.status == 503:
                 err.retry_after_s = _retry_after_s(response)
             raise
         echoed = response.headers.get(CORRELATION_HEADER)
@@ -184,7 +189,7 @@ class NewsClient(HeadlineCalls):
         /explanations with `explain`; returns the answer (an object or a list)."""
         api = "explanations" if explain else "predictions"
         return self._call("POST", f"{self.endpoints.inference}/{api}/{self.model}", "inference",
-                          correlate=True, json=body)
+                          correlate=True, json_body=body)
 
     def metadata(self) -> dict:
         """What the handler says about itself (labels, max_texts, max_chars, version...):
@@ -194,7 +199,7 @@ class NewsClient(HeadlineCalls):
         the inference API."""
         try:
             metadata = self.describe().get("customizedMetadata")
-        except (ClientError, requests.ConnectionError, requests.Timeout, OSError):
+        except (ClientError, OSError):  # NoAnswer is an OSError
             metadata = self._call("POST", f"{self.endpoints.inference}/predictions/{self.model}",
                                   "inference", headers={"describe": "true"})
         if not isinstance(metadata, dict):
@@ -205,6 +210,8 @@ class NewsClient(HeadlineCalls):
         """Set the worker count and wait until TorchServe has done it (up to scaling.py's
         timeout, not `timeout`: workers take seconds to start); `attempts` in the answer is 1
         unless TorchServe asked for the request again."""
+        from serving.scaling import ScaleError, scale_workers  # `requests`: only when scaling
+
         try:
             return scale_workers(self.endpoints.management, self.model, workers,
                                  lambda: self._headers("management"))

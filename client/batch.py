@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import queue
 import sys
 import threading
 import time
@@ -29,8 +30,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
-
-from tqdm import tqdm
 
 from client.api import ClientError, KeyRefused, ServerFailure
 
@@ -191,18 +190,22 @@ def answered(model: Model, records: Iterable[Record], max_texts: int, in_flight:
     if max_texts < 1 or in_flight < 1:
         raise ValueError(f"max_texts and in_flight must be positive, not {max_texts} and {in_flight}")
     pending: deque[tuple[list[Record], Future]] = deque()
+    senders = _Senders(in_flight)
     try:
         for chunk in _chunks(records, max_texts):
-            pending.append((chunk, _in_background(_answer_records, model, chunk, explain)))
+            pending.append((chunk, senders.submit(_answer_records, model, chunk, explain)))
             if len(pending) >= in_flight:
                 yield _oldest(pending)
         while pending:
             yield _oldest(pending)
     finally:
-        # Stopped early: let the requests still out end, so that a model computing in this
-        # process is not cut off by the interpreter's exit (torch aborts), but wait no longer
-        # than STOP_WAIT_S for a server that does not answer.
+        # Stopped early: send nothing more, and let the requests still out end, so that a
+        # model computing in this process is not cut off by the interpreter's exit (torch
+        # aborts), but wait no longer than STOP_WAIT_S for a server that does not answer.
+        for _, future in pending:
+            future.cancel()  # only one no thread has taken yet
         wait([future for _, future in pending], timeout=STOP_WAIT_S)
+        senders.close()
 
 
 def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, Outcome]]:
@@ -213,20 +216,40 @@ def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, O
     return list(zip(chunk, outcomes, strict=True))
 
 
-def _in_background(function, *args) -> Future:
-    """Run `function(*args)` in a daemon thread: one still waiting on a hung server when the
-    run stops does not hold the process (a ThreadPoolExecutor's threads would, at exit)."""
-    future: Future = Future()
+class _Senders:
+    """`count` daemon threads that run submitted calls, each returning a Future.
 
-    def run() -> None:
-        future.set_running_or_notify_cancel()
-        try:
-            future.set_result(function(*args))
-        except BaseException as err:  # noqa: BLE001 - handed to the caller by result()
-            future.set_exception(err)
+    Started once per run: a thread per request cost about a millisecond each to start on a
+    busy 2-core machine, time the run waited for before sending the next request. Daemon
+    threads: one still waiting on a hung server when the run stops does not hold the process
+    (a ThreadPoolExecutor's threads would, at exit)."""
 
-    threading.Thread(target=run, daemon=True, name="news-cnn-request").start()
-    return future
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._count = count
+        for _ in range(count):
+            threading.Thread(target=self._work, daemon=True, name="news-cnn-request").start()
+
+    def submit(self, function, *args) -> Future:
+        """`function(*args)` on the next free thread; its result or exception in the Future."""
+        future: Future = Future()
+        self._jobs.put((future, function, args))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, function, args = job
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued
+            try:
+                future.set_result(function(*args))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller by result()
+                future.set_exception(err)
+
+    def close(self) -> None:
+        """Let every thread end once it has run what it took."""
+        for _ in range(self._count):
+            self._jobs.put(None)
 
 
 def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
@@ -567,8 +590,7 @@ def predict_file(model: Model, source: str, out: str, options: BatchOptions, res
             else:
                 output.start(force)
             total = count_records(source, kind, options.column) if options.progress else None
-            with tqdm(total=total, initial=summary.resumed, unit="row", file=sys.stderr,
-                      disable=not options.progress, dynamic_ncols=True) as bar:
+            with progress_bar(options.progress, total, summary.resumed) as bar:
                 for rows in answered(model, records, max_texts, options.in_flight):
                     output.write(rows)
                     for _, outcome in rows:
@@ -589,12 +611,29 @@ def explain_file(model: Model, source: str, options: BatchOptions) -> list[tuple
         max_texts, _ = model_limits(model)
         rows: list[tuple[Record, Outcome]] = []
         total = count_records(source, kind, options.column) if options.progress else None
-        with tqdm(total=total, unit="row", file=sys.stderr,
-                  disable=not options.progress, dynamic_ncols=True) as bar:
+        with progress_bar(options.progress, total) as bar:
             for chunk in answered(model, records, max_texts, options.in_flight, explain=True):
                 rows.extend(chunk)
                 bar.update(len(chunk))
     return rows
+
+
+class _NoBar:
+    def update(self, rows: int) -> None:
+        pass
+
+
+@contextmanager
+def progress_bar(shown: bool, total: int | None, initial: int = 0) -> Iterator:
+    """A tqdm bar on stderr counting rows, or, when not `shown`, one that shows nothing
+    (tqdm is imported only for a bar: a sub-second run need not pay its import)."""
+    if not shown:
+        yield _NoBar()
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, initial=initial, unit="row", file=sys.stderr, dynamic_ncols=True) as bar:
+        yield bar
 
 
 @contextmanager

@@ -16,29 +16,40 @@ import sys
 
 from client import __main__ as client_cli
 from client.api import HeadlineCalls, check_answer
-from serving import __main__ as serving_cli
 
 # `python -m serving`'s commands that news-cnn hands it whole (their help and options are its).
 SERVER_COMMANDS = ("status", "ready", "keys")
 PROG = "news-cnn"
 
 
-def _commands_of_news_cnn(commands: argparse._SubParsersAction) -> None:
+def _server_cli():
+    """`python -m serving`'s command line, imported only for the server's commands and for
+    help: it brings the TorchServe supervisor and `requests`, which a client command does not
+    need (a tenth of a second of every `news-cnn predict`)."""
+    from serving import __main__ as serving_cli
+
+    return serving_cli
+
+
+def _commands_of_news_cnn(commands: argparse._SubParsersAction, server_help: bool) -> None:
     """Add to the client's commands what `news-cnn` has more: --archive on predict and explain,
-    and the server's commands, listed (`news-cnn NAME --help` shows their own help)."""
+    and the server's commands, listed (`news-cnn NAME --help` shows their own help); their
+    one-line help only when `server_help` (help was asked for)."""
     for name in ("predict", "explain"):
         commands.choices[name].add_argument(
             "--archive", default=None,
             help="answer with this .mar (or artifacts directory) in this process, through the "
                  "handler, instead of the server")
     for name in SERVER_COMMANDS:
-        commands.add_parser(name, help=f"{serving_cli.COMMANDS[name].help} (`{PROG} {name} --help`)",
-                            add_help=False)
+        summary = f"{_server_cli().COMMANDS[name].help} " if server_help else ""
+        commands.add_parser(name, help=f"{summary}(`{PROG} {name} --help`)", add_help=False)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The client's parser under the name `news-cnn`, with --archive and the server's commands."""
-    parser = client_cli.build_parser(prog=PROG, more_commands=_commands_of_news_cnn)
+def build_parser(server_help: bool = True) -> argparse.ArgumentParser:
+    """The client's parser under the name `news-cnn`, with --archive and the server's commands
+    (with their one-line help when `server_help`)."""
+    parser = client_cli.build_parser(
+        prog=PROG, more_commands=lambda commands: _commands_of_news_cnn(commands, server_help))
     parser.description = "Call the served model over REST, or ask about the server."
     return parser
 
@@ -74,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch to the server's command line or the client's; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SERVER_COMMANDS:
-        return serving_cli.main(argv, prog=PROG)
-    args = build_parser().parse_args(argv)
+        return _server_cli().main(argv, prog=PROG)
+    args = build_parser(server_help=bool({"-h", "--help"} & set(argv))).parse_args(argv)
     if args.command in SERVER_COMMANDS:
         print(f"{PROG}: error: {args.command} takes no client options: run "
               f"`{PROG} {args.command} [--workdir DIR] [--config FILE]`", file=sys.stderr)

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import requests
-
 KEY_FILE = "key_file.json"
 RENEWABLE = ("inference", "management")
 # `make keys` warns when a key expires sooner than this.
@@ -83,6 +81,8 @@ def renew(kind: str, path: str | Path, management_url: str, timeout: float = 10)
     `path`, and every caller holding the old key gets 400 until it re-reads the file."""
     if kind not in RENEWABLE:
         raise ValueError(f"only the {' and '.join(RENEWABLE)} keys can be renewed, not {kind!r}")
+    import requests  # only here: clients that just read keys start a tenth of a second sooner
+
     keys = read_keys(path)
     response = requests.post(f"{management_url}/token", params={"type": kind},
                              headers={"Authorization": f"Bearer {keys.api}"}, timeout=timeout)

@@ -63,6 +63,30 @@ def test_a_failed_try_is_sent_again_with_a_fresh_id(fake, failure):
     assert len(httpd.sent) == 2 and httpd.sent[0] != httpd.sent[1]
 
 
+class _KeepAlive(_Inference):
+    """_Inference on HTTP/1.1 keep-alive, recording the client's port of every request."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.server.ports.append(self.client_address[1])
+        super().do_POST()
+
+
+@pytest.mark.parametrize("failure", [(200, "other"), (503, "none")])
+def test_calls_share_a_connection_and_a_retry_takes_a_new_one(failure):
+    with fake_http.serve(_KeepAlive, sent=[], plan=[], auth=[], retry_after=None, ports=[]) as (url, httpd):
+        client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
+        client._headers = lambda kind: {"Authorization": "Bearer k"}
+        client._sleep = lambda seconds: None
+        assert client.predict(["a"]) == client.predict(["b"]) == ANSWER
+        httpd.plan = [failure]
+        assert client.predict(["c"]) == ANSWER  # a failed try, then its retry
+        first, second, failed, retried = httpd.ports
+        assert first == second == failed  # kept alive
+        assert retried != failed  # the out-of-step connection is not read again
+
+
 def test_after_the_last_retry_the_failure_is_reported(fake):
     client, httpd = fake
     httpd.plan = [(200, "other")] * (client.retries + 1)

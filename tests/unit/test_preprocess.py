@@ -1,4 +1,6 @@
-from model.preprocess import Preprocessor
+import unicodedata
+
+from model.preprocess import Preprocessor, fold_accents
 
 NLTK_LIKE = ["for", "the", "a", "of", "in", "is"]
 
@@ -36,3 +38,11 @@ def test_accents_are_folded_not_cut():
 def test_scripts_without_latin_letters_leave_nothing():
     # No known word survives: the predictor abstains on these rather than guessing.
     assert Preprocessor(NLTK_LIKE)("東京 株価 上昇 🚀") == ""
+
+
+def test_ascii_text_is_folded_like_any_other():
+    # fold_accents returns ASCII text untouched without normalising it: that must be what
+    # NFKD and dropping combining marks would have given, character by character.
+    ascii_chars = "".join(chr(i) for i in range(128))
+    slow = "".join(c for c in unicodedata.normalize("NFKD", ascii_chars) if not unicodedata.combining(c))
+    assert fold_accents(ascii_chars) == slow == ascii_chars

@@ -9,6 +9,7 @@ import zipfile
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 
 from client.__main__ import build_parser
 from serving import keys as keyfile
@@ -125,7 +126,7 @@ def test_reading_keys_never_renews_them_even_when_about_to_expire(tmp_path, monk
     """Renewing locks out every other holder of the old key: only an operator does it."""
     path = tmp_path / "key_file.json"
     write_key_file(path, timedelta(seconds=30))
-    monkeypatch.setattr(keyfile.requests, "post", lambda *a, **k: pytest.fail("a key was renewed"))
+    monkeypatch.setattr(requests, "post", lambda *a, **k: pytest.fail("a key was renewed"))
     keys = keyfile.read_keys(path)
     assert keys.expiring() == ["inference", "management"]
     assert (keys.inference, keys.management) == ("i1", "m1")
