@@ -5,9 +5,18 @@ with the highest Integrated Gradients score towards c), c the predicted class. A
 score makes that drop larger than deleting k random words of the same headline. Headlines
 are short (about 6 words after preprocessing), so k counts words (1, 2, 3), not shares, and
 a headline counts at k only when it has more than k words.
+
+The mean depends on how confident the model is as much as on its word scores: deleting any
+word of a headline predicted at 0.99 leaves little to lose. So the report also breaks it down
+by the headline's probability (CONFIDENCE_BINS), which lets two models of different
+confidence be compared bin by bin. `python -m training.faithfulness ARTIFACTS... --data CSV`
+prints the report of each artifacts directory on a headlines file.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +27,8 @@ from model.explain import Explainer
 from model.predictor import Predictor
 
 TOP_K = (1, 2, 3)
+# Lower edges of the bins of the predicted class's probability (the last bin ends at 1).
+CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.9, 0.97)
 # Headlines per forward pass: the test split of a large data set in one batch would hold every
 # headline's feature maps (and, for explanations, its Integrated Gradients path) at once.
 CHUNK = 512
@@ -67,10 +78,53 @@ def comprehensiveness(predictor: Predictor, texts: Sequence[str], ks: Sequence[i
             continue
         target = [predicted[i] for i in keep]
         full = np.asarray([full_probability[i] for i in keep], dtype=np.float32)
+        drop_top = full - _class_probability(predictor, top, target)
+        drop_random = full - _class_probability(predictor, random, target)
         report[str(k)] = {
             "headlines": len(keep),
-            "top": round(float(np.mean(full - _class_probability(predictor, top, target))), 4),
-            "random": round(float(np.mean(full - _class_probability(predictor, random, target))), 4),
+            "top": round(float(np.mean(drop_top)), 4),
+            "random": round(float(np.mean(drop_random)), 4),
+            "by_confidence": _by_confidence(full, drop_top, drop_random),
         }
     return {"measure": "comprehensiveness (ERASER), Integrated Gradients word scores",
             "by_k": report}
+
+
+def _by_confidence(full: np.ndarray, drop_top: np.ndarray, drop_random: np.ndarray) -> list[dict]:
+    """Headlines, share and mean drops per bin of the full headline's class probability."""
+    edges = [*CONFIDENCE_BINS, np.inf]
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = (full >= low) & (full < high)
+        count = int(inside.sum())
+        rows.append({"from": low, "headlines": count, "share": round(count / len(full), 4),
+                     "top": round(float(drop_top[inside].mean()), 4) if count else None,
+                     "random": round(float(drop_random[inside].mean()), 4) if count else None})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print each artifacts directory's comprehensiveness on a headlines file, as JSON."""
+    from training.data import DataError, read_headlines
+
+    parser = argparse.ArgumentParser(
+        prog="python -m training.faithfulness",
+        description="Comprehensiveness of the word scores of trained models on a headlines CSV.")
+    parser.add_argument("artifacts", nargs="+", help="training runs' artifacts directories")
+    parser.add_argument("--data", required=True, help="a CSV with a title column")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random words")
+    args = parser.parse_args(argv)
+    try:
+        titles = read_headlines(args.data)["title"].tolist()
+        predictors = {directory: Predictor.from_dir(directory) for directory in args.artifacts}
+    except (DataError, OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report = {directory: comprehensiveness(predictor, titles, seed=args.seed)
+              for directory, predictor in predictors.items()}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
