@@ -208,7 +208,7 @@ def _unanswered(err: OSError, args: argparse.Namespace) -> str:
     """One line for a server that gave no answer."""
     if not isinstance(err, NoAnswer):
         return str(err)
-    return f"TorchServe did not answer at {err.url} ({err.reason}); is it running? `make serve` starts it"
+    return f"TorchServe did not answer at {err.url} ({err.why}); is it running? `make serve` starts it"
 
 
 if __name__ == "__main__":

@@ -201,7 +201,7 @@ class NewsClient(HeadlineCalls):
             metadata = self.describe().get("customizedMetadata")
         except (ClientError, OSError):  # NoAnswer is an OSError
             metadata = self._call("POST", f"{self.endpoints.inference}/predictions/{self.model}",
-                                  "inference", headers={"describe": "true"})
+                                  "inference", correlate=True, headers={"describe": "true"})
         if not isinstance(metadata, dict):
             raise ClientError(f"model {self.model!r} has no handler metadata in its description")
         return metadata

@@ -190,6 +190,8 @@ def answered(model: Model, records: Iterable[Record], max_texts: int, in_flight:
     if max_texts < 1 or in_flight < 1:
         raise ValueError(f"max_texts and in_flight must be positive, not {max_texts} and {in_flight}")
     pending: deque[tuple[list[Record], Future]] = deque()
+    stopped = threading.Event()
+    model = _UntilStopped(model, stopped)
     senders = _Senders(in_flight)
     try:
         for chunk in _chunks(records, max_texts):
@@ -199,13 +201,36 @@ def answered(model: Model, records: Iterable[Record], max_texts: int, in_flight:
         while pending:
             yield _oldest(pending)
     finally:
-        # Stopped early: send nothing more, and let the requests still out end, so that a
-        # model computing in this process is not cut off by the interpreter's exit (torch
-        # aborts), but wait no longer than STOP_WAIT_S for a server that does not answer.
-        for _, future in pending:
-            future.cancel()  # only one no thread has taken yet
-        wait([future for _, future in pending], timeout=STOP_WAIT_S)
-        senders.close()
+        # Stopped early: send nothing more (a chunk still out splits no further), and let the
+        # requests still out end, so that a model computing in this process is not cut off
+        # by the interpreter's exit (torch aborts), but wait no longer than STOP_WAIT_S for a
+        # server that does not answer.
+        stopped.set()
+        try:
+            for _, future in pending:
+                future.cancel()  # only one no thread has taken yet
+            wait([future for _, future in pending], timeout=STOP_WAIT_S)
+        finally:
+            senders.close()
+
+
+class RunStopped(Exception):
+    """A request of a run that has stopped: it is not sent."""
+
+
+class _UntilStopped:
+    """`model`, sending nothing once `stopped` is set."""
+
+    def __init__(self, model: Model, stopped: threading.Event) -> None:
+        self.model, self.stopped = model, stopped
+
+    def send(self, body: dict, explain: bool = False) -> object:
+        if self.stopped.is_set():
+            raise RunStopped("the run has stopped")
+        return self.model.send(body, explain)
+
+    def metadata(self) -> dict:
+        return self.model.metadata()
 
 
 def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, Outcome]]:

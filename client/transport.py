@@ -6,32 +6,40 @@ built a session and opened a connection, and importing it took a tenth of a seco
 (docs/batch.md has the figures). Here `http.client` connections are kept open between
 calls and shared by the threads of a run.
 
-Calls go to TorchServe directly: proxy settings in the environment are not read.
+Calls go to TorchServe directly: proxy settings in the environment are not read, and HTTPS
+is verified against the system's certificate authorities (Python's default SSL context).
 """
 from __future__ import annotations
 
 import http.client
 import json
+import select
 import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 # Idle connections kept per server: more than a batch run has requests out (8 by default).
 MAX_IDLE = 16
-# A kept connection the server has closed while it sat idle fails on its next request
-# without an answer; such a request is sent once more on a fresh connection.
+# A kept connection the server closed while it sat idle fails on its next request before
+# any answer; such a request is sent once more, on a new connection.
 _CLOSED_WHILE_IDLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# Characters left as they are in a path (RFC 3986's pchar and "/"); others are %-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
 class NoAnswer(OSError):
     """The server gave no answer: not reachable, the connection broke, or it timed out."""
 
     def __init__(self, url: str, reason: BaseException) -> None:
-        why = str(reason) or type(reason).__name__
-        super().__init__(f"no answer from {url} ({why})")
         self.url, self.reason = url, reason
+        self.why = str(reason) or type(reason).__name__
+        super().__init__(f"no answer from {url} ({self.why})")
+
+
+class InvalidAddress(OSError):
+    """The URL cannot be called (scheme, host or port): no request was sent."""
 
 
 @dataclass
@@ -58,68 +66,96 @@ class Connections:
     def __init__(self) -> None:
         self._idle: dict[tuple, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
+        self._ssl: ssl.SSLContext | None = None
 
     def request(self, method: str, url: str, timeout: float, headers: dict[str, str] | None = None,
                 params: dict[str, str] | None = None, json_body: object = None,
                 reuse_if: Callable[[Response], bool] | None = None) -> Response:
-        """Send one request and read the whole answer; NoAnswer when none comes.
+        """Send one request and read the whole answer; NoAnswer when none comes,
+        InvalidAddress when `url` cannot be called.
 
         `timeout` bounds connecting and each wait for data, in seconds. The connection serves
         later calls unless the server closes it or `reuse_if(answer)` is false: a caller that
         finds the answer was not its own (a server that answered one request twice) must not
-        read the next answer from the same, out-of-step, connection. A request that fails
-        on a reused connection before any answer (the server closed it while idle) is sent
-        again once on a new one; callers that resend must be idempotent anyway (NewsClient
-        checks the correlation id of every answer).
+        read the next answer from the same, out-of-step, connection. An idle connection with
+        anything to read (the server closed it, or sent an answer nobody asked for) is not
+        reused. A request that fails on a reused connection before any answer (closed by the
+        server just as it was taken) is sent once more, on a new connection: callers that
+        resend must be idempotent anyway (NewsClient checks the correlation id of every answer).
         """
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        key, target = self._address(url)
         if params:
-            target += ("&" if parts.query else "?") + urlencode(params)
+            target += ("&" if "?" in target else "?") + urlencode(params)
         headers = dict(headers or {})
         body = None
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
-        key = (parts.scheme, parts.hostname, parts.port)
-        while True:
-            connection, reused = self._take(key, timeout)
+        connection, reused = self._take(key, timeout)
+        try:
             try:
-                connection.request(method, target, body, headers)
-                answer = connection.getresponse()
-                data = answer.read()
-            except _CLOSED_WHILE_IDLE as err:
+                answer = self._send(connection, method, target, body, headers)
+            except _CLOSED_WHILE_IDLE:
+                if not reused:
+                    raise
                 connection.close()
-                if reused:
-                    continue
-                raise NoAnswer(url, err) from None
-            except (OSError, http.client.HTTPException) as err:
-                connection.close()
-                raise NoAnswer(url, err) from None
-            response = Response(answer.status, answer.headers, data)
-            if answer.will_close or (reuse_if is not None and not reuse_if(response)):
-                connection.close()
-            else:
-                self._give_back(key, connection)
-            return response
+                connection, reused = self._new(key, timeout), False
+                answer = self._send(connection, method, target, body, headers)
+            response = Response(answer.status, answer.headers, answer.read())
+        except (OSError, http.client.HTTPException) as err:
+            connection.close()
+            raise NoAnswer(url, err) from None
+        except BaseException:
+            connection.close()  # half a request or answer: the connection is out of step
+            raise
+        if answer.will_close or (reuse_if is not None and not reuse_if(response)):
+            connection.close()
+        else:
+            self._give_back(key, connection)
+        return response
+
+    @staticmethod
+    def _send(connection: http.client.HTTPConnection, method: str, target: str, body: bytes | None,
+              headers: dict[str, str]) -> http.client.HTTPResponse:
+        connection.request(method, target, body, headers)
+        return connection.getresponse()
+
+    @staticmethod
+    def _address(url: str) -> tuple[tuple[str, str, int], str]:
+        """((scheme, host, port), %-encoded path and query) of `url`; InvalidAddress if unusable."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as err:
+            raise InvalidAddress(f"cannot call {url}: {err}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidAddress(f"cannot call {url}: an http:// or https:// address is needed")
+        port = port or (443 if parts.scheme == "https" else 80)
+        target = quote(parts.path or "/", safe=_PATH_SAFE) + (f"?{parts.query}" if parts.query else "")
+        return (parts.scheme, parts.hostname, port), target
 
     def _take(self, key: tuple, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
         """An idle connection for `key` (True: it was used before) or a new one (False)."""
-        with self._lock:
-            idle = self._idle.get(key)
-            connection = idle.pop() if idle else None
-        if connection is not None:
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                connection = idle.pop() if idle else None
+            if connection is None:
+                return self._new(key, timeout), False
+            if connection.sock is None or _has_data(connection.sock):
+                connection.close()  # closed by the server, or holding an answer nobody asked for
+                continue
             connection.timeout = timeout
-            if connection.sock is not None:
-                connection.sock.settimeout(timeout)
+            connection.sock.settimeout(timeout)
             return connection, True
+
+    def _new(self, key: tuple, timeout: float) -> http.client.HTTPConnection:
         scheme, host, port = key
         if scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=timeout,
-                                               context=ssl.create_default_context()), False
-        if scheme == "http":
-            return http.client.HTTPConnection(host, port, timeout=timeout), False
-        raise NoAnswer(f"{scheme}://{host}:{port}", ValueError(f"unsupported scheme {scheme!r}"))
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
+        return http.client.HTTPConnection(host, port, timeout=timeout)
 
     def _give_back(self, key: tuple, connection: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -136,3 +172,12 @@ class Connections:
         for connections in idle.values():
             for connection in connections:
                 connection.close()
+
+
+def _has_data(sock) -> bool:
+    """Whether an idle socket can be read without waiting: end of file or unasked-for bytes."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)

@@ -22,7 +22,7 @@ import pytest
 
 from client import batch
 from client.__main__ import build_parser, execute
-from client.api import KeyRefused
+from client.api import ClientError, KeyRefused
 from client.console import InProcess
 from serving.offline import OfflineModel
 from serving.properties import REPO_ROOT
@@ -404,3 +404,33 @@ def test_ctrl_c_leaves_a_valid_file_that_resume_finishes(model, tmp_path):
         resent = [t for body in httpd.bodies[before:] for t in body["texts"]]
     assert out.read_bytes() == whole.read_bytes()
     assert sorted(resent) == sorted(texts[len(partial) - 1:])  # requests in flight finish in any order
+
+
+class _Gate:
+    """Answers every chunk at once except the one starting with "b0": that one waits for
+    `release`, then is refused for its first headline (which would split it)."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[str]] = []
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def send(self, body: dict, explain: bool = False) -> object:
+        texts = body["texts"] if "texts" in body else [body["text"]]
+        self.sent.append(list(texts))
+        if texts == ["b0", "b1"]:
+            self.entered.set()
+            self.release.wait(5)
+            raise ClientError("HTTP 400: bad", 400, {"error": "invalid_text", "index": 0})
+        return [{"label": "Sports"} for _ in texts] if "texts" in body else {"label": "Sports"}
+
+
+def test_a_request_still_out_when_the_run_stops_sends_nothing_more():
+    gate = _Gate()
+    records = [batch.Record(i, [t], t) for i, t in enumerate(["a0", "a1", "b0", "b1", "c0", "c1"])]
+    run = batch.answered(gate, records, max_texts=2, in_flight=2)
+    assert [r.text for r, _ in next(run)] == ["a0", "a1"]
+    assert gate.entered.wait(5)
+    threading.Timer(0.2, gate.release.set).start()
+    run.close()  # the consumer stops while "b0, b1" is out
+    # Refused after the stop, "b0, b1" is not split and resent, and "c0, c1" never goes out.
+    assert gate.sent == [["a0", "a1"], ["b0", "b1"]]

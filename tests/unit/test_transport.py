@@ -2,21 +2,42 @@
 was idle is replaced without failing the call, and a server that does not answer is NoAnswer."""
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
-from client.transport import Connections, NoAnswer
+from client.api import NewsClient
+from client.transport import Connections, InvalidAddress, NoAnswer
+from serving.properties import REPO_ROOT, Endpoints
 from tests.helpers import fake_http
 
 
 class _Ports(fake_http.EchoHandler):
-    """Echoes, records the client's port of every request, and with `server.close_after`
-    drops the connection after answering without saying so (as a server's idle timeout does)."""
+    """Echoes, records the client's port and path of every request. With `server.close_after`
+    it drops the connection after answering without saying so (as a server's idle timeout
+    does); /drop reads the request and closes without answering; /slow answers after 0.3 s;
+    /twice answers twice (as TorchServe 0.12 can after a scale-down)."""
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self.server.ports.append(self.client_address[1])
+        self.server.paths.append(self.path)
+        if self.path.endswith("/drop"):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.close_connection = True
+            return
+        if self.path.endswith("/slow"):
+            time.sleep(0.3)
+        if self.path.endswith("/twice"):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            self.answer(200, body)
+            time.sleep(0.05)  # the copy comes once the client has read the answer
+            self.answer(200, {"stale": True})
+            return
         super().do_POST()
         if self.server.close_after:
             self.close_connection = True
@@ -24,12 +45,12 @@ class _Ports(fake_http.EchoHandler):
 
 @pytest.fixture
 def echo():
-    with fake_http.serve(_Ports, auth="Bearer k", ports=[], close_after=False) as (url, httpd):
+    with fake_http.serve(_Ports, auth="Bearer k", ports=[], paths=[], close_after=False) as (url, httpd):
         yield url, httpd
 
 
-def _post(connections: Connections, url: str, body: object) -> object:
-    answer = connections.request("POST", f"{url}/predictions/m", 5.0, {"Authorization": "Bearer k"},
+def _post(connections: Connections, url: str, body: object, path: str = "/predictions/m") -> object:
+    answer = connections.request("POST", f"{url}{path}", 5.0, {"Authorization": "Bearer k"},
                                  json_body=body)
     assert answer.status == 200
     return answer.json()
@@ -88,7 +109,29 @@ def test_a_server_that_never_answers_times_out():
             Connections().request("GET", url, 0.3)
 
 
-def test_query_parameters_are_added_to_the_path():
+def test_a_request_the_server_drops_goes_out_twice_at_most_however_many_connections_idle(echo):
+    url, httpd = echo
+    connections = Connections()
+    threads = [threading.Thread(target=_post, args=(connections, url, {}, "/slow")) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(httpd.ports)) == 3  # three live connections wait in the pool
+    with pytest.raises(NoAnswer):
+        _post(connections, url, {}, "/drop")
+    assert httpd.paths.count("/drop") == 2  # once on a kept connection, once on a new one
+
+
+def test_an_answer_nobody_asked_for_is_never_read_as_the_next_one(echo):
+    url, _ = echo
+    connections = Connections()
+    assert _post(connections, url, {"texts": ["first"]}, "/twice") == {"texts": ["first"]}
+    time.sleep(0.3)  # the unasked-for copy has arrived on the idle connection
+    assert _post(connections, url, {"texts": ["second"]}) == {"texts": ["second"]}
+
+
+def test_paths_are_percent_encoded_and_query_parameters_added():
     seen = []
 
     class _Path(fake_http.JSONHandler):
@@ -97,5 +140,22 @@ def test_query_parameters_are_added_to_the_path():
             self.send_json(200, {})
 
     with fake_http.serve(_Path) as (other, _):
-        Connections().request("GET", f"{other}/models/m", 2.0, params={"customized": "true"})
-    assert seen == ["/models/m?customized=true"]
+        Connections().request("GET", f"{other}/models/my model", 2.0, params={"customized": "true"})
+    assert seen == ["/models/my%20model?customized=true"]
+
+
+@pytest.mark.parametrize("address", ["ftp://127.0.0.1:8080", "http://127.0.0.1:99999", "http://"])
+def test_an_address_that_cannot_be_called_is_refused_at_once_without_retries(address):
+    client = NewsClient(Endpoints(inference=address, management=address, metrics=address))
+    client._headers = lambda kind: {}
+    client._sleep = lambda seconds: pytest.fail("an unusable address was tried again")
+    with pytest.raises(InvalidAddress, match="cannot call"):
+        client.predict(["Yankees win"])
+
+
+def test_a_client_command_imports_neither_requests_nor_tqdm_nor_the_server():
+    code = ("import sys, client.console, client.batch; "
+            "print(sorted({'requests', 'tqdm', 'serving.__main__'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
