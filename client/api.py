@@ -136,7 +136,7 @@ class NewsClient(HeadlineCalls):
         attempt = 0
         while True:
             try:
-                return self._try(method, url, kind, correlate, **kwargs)
+                return self._try(method, url, kind, correlate, fresh=attempt > 0, **kwargs)
             except KeyRefused:
                 if key_reread:
                     raise
@@ -153,15 +153,16 @@ class NewsClient(HeadlineCalls):
     def _sleep(seconds: float) -> None:
         time.sleep(seconds)
 
-    def _try(self, method: str, url: str, kind: str, correlate: bool, **kwargs) -> object:
+    def _try(self, method: str, url: str, kind: str, correlate: bool, fresh: bool = False,
+             **kwargs) -> object:
         headers = {**self._headers(kind), **kwargs.pop("headers", {})}
         sent = uuid.uuid4().hex if correlate else None
         if sent is not None:
             headers[CORRELATION_HEADER] = sent
-        # A try worth repeating goes out on a new connection: after a server failure or
-        # another request's answer, this one may be out of step (docs/reliability.md).
+        # After a server failure or another request's answer a connection may be out of step
+        # (docs/reliability.md): it is not kept, and the retry (`fresh`) takes a new one.
         response = self.connections.request(
-            method, url, self.timeout, headers, **kwargs,
+            method, url, self.timeout, headers, **kwargs, fresh=fresh,
             reuse_if=lambda r: r.status not in RETRY_STATUSES and (
                 sent is None or r.headers.get(CORRELATION_HEADER) == sent))
         try:

@@ -34,7 +34,8 @@ class NoAnswer(OSError):
 
     def __init__(self, url: str, reason: BaseException) -> None:
         self.url, self.reason = url, reason
-        self.why = str(reason) or type(reason).__name__
+        why = str(reason) or type(reason).__name__
+        self.why = why if len(why) <= 200 else why[:200] + "..."
         super().__init__(f"no answer from {url} ({self.why})")
 
 
@@ -70,9 +71,12 @@ class Connections:
 
     def request(self, method: str, url: str, timeout: float, headers: dict[str, str] | None = None,
                 params: dict[str, str] | None = None, json_body: object = None,
-                reuse_if: Callable[[Response], bool] | None = None) -> Response:
+                reuse_if: Callable[[Response], bool] | None = None, fresh: bool = False) -> Response:
         """Send one request and read the whole answer; NoAnswer when none comes,
         InvalidAddress when `url` cannot be called.
+
+        With `fresh`, the request goes out on a new connection (a caller's retry after a
+        failure: other kept connections may be out of step too).
 
         `timeout` bounds connecting and each wait for data, in seconds. The connection serves
         later calls unless the server closes it or `reuse_if(answer)` is false: a caller that
@@ -91,7 +95,10 @@ class Connections:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
-        connection, reused = self._take(key, timeout)
+        try:
+            connection, reused = (self._new(key, timeout), False) if fresh else self._take(key, timeout)
+        except (http.client.InvalidURL, UnicodeError) as err:
+            raise InvalidAddress(f"cannot call {url}: {err}") from None
         try:
             try:
                 answer = self._send(connection, method, target, body, headers)
@@ -102,6 +109,9 @@ class Connections:
                 connection, reused = self._new(key, timeout), False
                 answer = self._send(connection, method, target, body, headers)
             response = Response(answer.status, answer.headers, answer.read())
+        except (http.client.InvalidURL, UnicodeError) as err:
+            connection.close()
+            raise InvalidAddress(f"cannot call {url}: {err}") from None
         except (OSError, http.client.HTTPException) as err:
             connection.close()
             raise NoAnswer(url, err) from None
@@ -130,8 +140,13 @@ class Connections:
             raise InvalidAddress(f"cannot call {url}: {err}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidAddress(f"cannot call {url}: an http:// or https:// address is needed")
-        port = port or (443 if parts.scheme == "https" else 80)
-        target = quote(parts.path or "/", safe=_PATH_SAFE) + (f"?{parts.query}" if parts.query else "")
+        if port == 0:
+            raise InvalidAddress(f"cannot call {url}: port 0")
+        if port is None:
+            port = 443 if parts.scheme == "https" else 80
+        target = quote(parts.path or "/", safe=_PATH_SAFE)
+        if parts.query:
+            target += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
         return (parts.scheme, parts.hostname, port), target
 
     def _take(self, key: tuple, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
@@ -175,9 +190,13 @@ class Connections:
 
 
 def _has_data(sock) -> bool:
-    """Whether an idle socket can be read without waiting: end of file or unasked-for bytes."""
+    """Whether an idle socket can be read without waiting: end of file or unasked-for bytes,
+    in the socket or already decrypted by TLS."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)

@@ -10,7 +10,7 @@ The mean depends on how confident the model is as much as on its word scores: de
 word of a headline predicted at 0.99 leaves little to lose. So the report also breaks it down
 by the headline's probability (CONFIDENCE_BINS), which lets two models of different
 confidence be compared bin by bin. `python -m training.faithfulness ARTIFACTS... --data CSV`
-prints the report of each artifacts directory on a headlines file.
+prints the report of each artifacts directory on a labelled headlines file.
 """
 from __future__ import annotations
 
@@ -104,27 +104,38 @@ def _by_confidence(full: np.ndarray, drop_top: np.ndarray, drop_random: np.ndarr
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print each artifacts directory's comprehensiveness on a headlines file, as JSON."""
-    from training.data import DataError, read_headlines
+    """Print each artifacts directory's comprehensiveness on a headlines file, as JSON; exit 2
+    with one line when the file or a directory cannot be read."""
+    from training.data import read_headlines
+    from training.errors import TrainingError
 
     parser = argparse.ArgumentParser(
         prog="python -m training.faithfulness",
         description="Comprehensiveness of the word scores of trained models on a headlines CSV.")
     parser.add_argument("artifacts", nargs="+", help="training runs' artifacts directories")
-    parser.add_argument("--data", required=True, help="a CSV with a title column")
+    parser.add_argument("--data", required=True,
+                        help="a labelled headlines CSV (title,category, as for training; the "
+                             "labels are not used)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random words")
     args = parser.parse_args(argv)
+    unreadable = (TrainingError, OSError, ValueError, RuntimeError, TypeError, KeyError)
     try:
         titles = read_headlines(args.data)["title"].tolist()
-        predictors = {directory: Predictor.from_dir(directory) for directory in args.artifacts}
-    except (DataError, OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except unreadable as err:
+        print(f"error: {args.data}: {err}", file=sys.stderr)
         return 2
+    predictors = {}
+    for directory in args.artifacts:
+        try:
+            predictors[directory] = Predictor.from_dir(directory)
+        except unreadable as err:  # a missing, truncated or foreign file of the run
+            why = " ".join(str(err).split()) or type(err).__name__
+            print(f"error: {directory}: {why}", file=sys.stderr)
+            return 2
     report = {directory: comprehensiveness(predictor, titles, seed=args.seed)
               for directory, predictor in predictors.items()}
     print(json.dumps(report, indent=2))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

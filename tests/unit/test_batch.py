@@ -432,5 +432,5 @@ def test_a_request_still_out_when_the_run_stops_sends_nothing_more():
     assert gate.entered.wait(5)
     threading.Timer(0.2, gate.release.set).start()
     run.close()  # the consumer stops while "b0, b1" is out
-    # Refused after the stop, "b0, b1" is not split and resent, and "c0, c1" never goes out.
+    # Refused after the stop, "b0, b1" is not split and its headlines sent alone.
     assert gate.sent == [["a0", "a1"], ["b0", "b1"]]

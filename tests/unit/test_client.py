@@ -3,6 +3,8 @@ correlation id, server failures are tried again, refusals carry TorchServe's mes
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -64,27 +66,57 @@ def test_a_failed_try_is_sent_again_with_a_fresh_id(fake, failure):
 
 
 class _KeepAlive(_Inference):
-    """_Inference on HTTP/1.1 keep-alive, recording the client's port of every request."""
+    """_Inference on HTTP/1.1 keep-alive, recording the client's port of every request, each
+    answer `server.delay` seconds late; a describe request gets handler metadata."""
 
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self.server.ports.append(self.client_address[1])
+        time.sleep(self.server.delay)
+        if self.headers.get("describe"):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.server.sent.append(self.headers.get(CORRELATION_HEADER))
+            status, echo = self.server.plan.pop(0) if self.server.plan else (200, "same")
+            echoed = {"same": self.headers.get(CORRELATION_HEADER), "other": "someone-else"}[echo]
+            self.send_json(status, {"max_texts": 64, "labels": ["Sports"]}, {CORRELATION_HEADER: echoed})
+            return
         super().do_POST()
 
 
-@pytest.mark.parametrize("failure", [(200, "other"), (503, "none")])
-def test_calls_share_a_connection_and_a_retry_takes_a_new_one(failure):
-    with fake_http.serve(_KeepAlive, sent=[], plan=[], auth=[], retry_after=None, ports=[]) as (url, httpd):
-        client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
+@pytest.fixture
+def keep_alive():
+    with fake_http.serve(_KeepAlive, sent=[], plan=[], auth=[], retry_after=None, ports=[],
+                         delay=0.0) as (url, httpd):
+        client = NewsClient(Endpoints(inference=url, management="http://127.0.0.1:1", metrics=url))
         client._headers = lambda kind: {"Authorization": "Bearer k"}
         client._sleep = lambda seconds: None
-        assert client.predict(["a"]) == client.predict(["b"]) == ANSWER
-        httpd.plan = [failure]
-        assert client.predict(["c"]) == ANSWER  # a failed try, then its retry
-        first, second, failed, retried = httpd.ports
-        assert first == second == failed  # kept alive
-        assert retried != failed  # the out-of-step connection is not read again
+        yield client, httpd
+
+
+@pytest.mark.parametrize("failure", [(200, "other"), (503, "none")])
+def test_calls_share_connections_and_a_retry_takes_a_new_one(keep_alive, failure):
+    client, httpd = keep_alive
+    assert client.predict(["a"]) == client.predict(["b"]) == ANSWER
+    assert len(set(httpd.ports)) == 1  # kept alive
+    httpd.delay = 0.2  # two calls at once: two kept connections
+    threads = [threading.Thread(target=client.predict, args=(["c"],)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    kept = set(httpd.ports)
+    assert len(kept) == 2
+    httpd.delay, httpd.plan = 0.0, [failure]
+    assert client.predict(["d"]) == ANSWER  # a failed try on a kept connection, then its retry
+    assert httpd.ports[-2] in kept and httpd.ports[-1] not in kept  # never another kept one
+
+
+def test_the_describe_fallback_checks_its_correlation_id(keep_alive):
+    client, httpd = keep_alive  # the management address answers nothing: the fallback is used
+    httpd.plan = [(200, "other")]
+    assert client.metadata() == {"max_texts": 64, "labels": ["Sports"]}
+    assert len(httpd.sent) == 2 and httpd.sent[0] != httpd.sent[1]
 
 
 def test_after_the_last_retry_the_failure_is_reported(fake):

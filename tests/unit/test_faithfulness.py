@@ -1,5 +1,6 @@
 """Comprehensiveness: the drop when the top-scored words go, against random words."""
 import json
+import shutil
 
 import torch
 
@@ -51,3 +52,9 @@ def test_the_command_prints_each_directorys_report_and_names_a_bad_file(tiny_art
     assert report[str(tiny_artifacts)]["by_k"]["1"]["headlines"] == 3
     assert main([str(tiny_artifacts), "--data", str(tmp_path / "missing.csv")]) == 2
     assert "missing.csv" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_artifacts, broken)
+    (broken / "model.pt").write_bytes((broken / "model.pt").read_bytes()[:100])  # truncated
+    assert main([str(tiny_artifacts), str(broken), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {broken}:") and err.count("\n") == 1

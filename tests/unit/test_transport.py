@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import time
 
 import pytest
 
+from client import transport
 from client.api import NewsClient
 from client.transport import Connections, InvalidAddress, NoAnswer
 from serving.properties import REPO_ROOT, Endpoints
@@ -144,7 +146,8 @@ def test_paths_are_percent_encoded_and_query_parameters_added():
     assert seen == ["/models/my%20model?customized=true"]
 
 
-@pytest.mark.parametrize("address", ["ftp://127.0.0.1:8080", "http://127.0.0.1:99999", "http://"])
+@pytest.mark.parametrize("address", ["ftp://127.0.0.1:8080", "http://127.0.0.1:99999", "http://",
+                                     "http://127.0.0.1:0", "http://127.0.0.1 :8080", "http://exä..com:8080"])
 def test_an_address_that_cannot_be_called_is_refused_at_once_without_retries(address):
     client = NewsClient(Endpoints(inference=address, management=address, metrics=address))
     client._headers = lambda kind: {}
@@ -159,3 +162,26 @@ def test_a_client_command_imports_neither_requests_nor_tqdm_nor_the_server():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_tls_bytes_already_decrypted_count_as_data():
+    quiet, other = socket.socketpair()  # nothing to read on `quiet` itself
+
+    class _Decrypted(ssl.SSLSocket):  # as if TLS held bytes it already read off `quiet`
+        def __init__(self) -> None:
+            pass
+
+        def fileno(self) -> int:
+            return quiet.fileno()
+
+        def pending(self) -> int:
+            return 4000
+
+    with quiet, other:
+        assert not transport._has_data(quiet)
+        assert transport._has_data(_Decrypted())
+
+
+def test_no_answer_keeps_its_reason_short():
+    err = NoAnswer("http://h/p", ConnectionResetError("x" * 5000))
+    assert len(str(err)) < 300 and err.why.endswith("...")
