@@ -5,6 +5,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from model.encoders import PAD_INDEX
+
 
 @dataclass
 class ModelConfig:
@@ -22,7 +24,8 @@ class ModelConfig:
     # The lesson's value; training sets its own (TrainConfig.dropout) and saves it here.
     dropout_p: float = 0.1
     freeze_embeddings: bool = False
-    padding_idx: int = 0
+    # The tokenizer pads with PAD_INDEX; saved so that a model keeps the index it was trained with.
+    padding_idx: int = PAD_INDEX
     # Served probabilities are softmax(logits / temperature), fitted on the validation split
     # (training/calibration.py); 1.0 is the plain softmax. The argmax does not depend on it.
     temperature: float = 1.0
