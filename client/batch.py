@@ -208,7 +208,7 @@ def answered(model: Model, records: Iterable[Record], max_texts: int, in_flight:
         stopped.set()
         try:
             for _, future in pending:
-                future.cancel()  # only one no thread has taken yet
+                future.cancel()  # succeeds only for one that no thread has taken yet
             wait([future for _, future in pending], timeout=STOP_WAIT_S)
         finally:
             senders.close()
