@@ -4,15 +4,19 @@ Predictor on the same file, in one run.
 The file is the first `--rows` headlines of `--data` (7,600 by default; a training CSV, never
 the test titles). Each round times, in turn:
 
+* served: `news-cnn predict --file IN --out OUT` as a subprocess against a TorchServe
+  started here (the archive's model-config, free loopback ports), from the command's start
+  to its exit (interpreter start-up included);
+* archive: the same command with `--archive` (the handler in that process, no server);
 * predictor: read the CSV, `Predictor.predict` in chunks of the handler's max_texts (the
   requests' size) and in one call for the whole file, write label and confidence as CSV;
   the model is loaded once, outside the timing. Each with 1 torch thread (the handler's
   setting) and with torch's default: on a loaded 2-core machine the default's threads spin
-  against each other (ten times slower in one measured run), so the faster is the baseline;
-* served: `news-cnn predict --file IN --out OUT` as a subprocess against a TorchServe
-  started here (the archive's model-config, free loopback ports), from the command's start
-  to its exit (interpreter start-up included);
-* archive: the same command with `--archive` (the handler in that process, no server).
+  against each other (ten times slower in one measured run), so the faster is the baseline.
+  It comes last: a torch that has just run on 2 threads keeps them spinning for a while.
+
+It also records the CPU seconds each served run cost TorchServe's Java frontend, its workers
+and the command, to show which of them the 2 cores are spent on.
 
 Prints JSON: headlines/s of each (median over the rounds), and the served command's rate
 over the best in-process rate, chunked and for the whole file.
@@ -26,11 +30,14 @@ import argparse
 import csv
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from bench import server
 from bench.harness import machine, temp_root
@@ -82,6 +89,24 @@ def command_seconds(args: list[str]) -> tuple[float, str]:
     return seconds, result.stderr.strip().splitlines()[-1]
 
 
+def server_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of TorchServe's Java frontend and of its workers."""
+    frontend = psutil.Process(pid)
+    workers = 0.0
+    for child in frontend.children(recursive=True):
+        try:
+            workers += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass  # a worker that ended meanwhile
+    return {"frontend": sum(frontend.cpu_times()[:2]), "workers": workers}
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's finished children (the commands run so far)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> dict:
     """Every timing, `rounds` times, in one TorchServe's lifetime."""
     import torch
@@ -100,15 +125,21 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
         ts = server.start(root / "ts", store, {MODEL_NAME: f"{MODEL_NAME}.mar"}, workers)
         thread_counts = sorted({1, torch.get_num_threads()})
         times: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}  # CPU seconds of each served run, by process
         lines: dict[str, str] = {}
         try:
             client = ["--config", str(ts.config), "--key-file", str(ts.key_file)]
             for _ in range(rounds):
                 # The commands first: a torch that has just run on 2 threads keeps them
                 # spinning for a while, taking CPU from whatever runs next on 2 cores.
+                server_before, command_before = server_cpu_seconds(ts.pid()), children_cpu_seconds()
                 seconds, lines["served"] = command_seconds(
                     client + ["predict", "--file", str(source), "--out", str(root / "served.csv"), "--force"])
                 times.setdefault("served", []).append(seconds)
+                server_after = server_cpu_seconds(ts.pid())
+                for part in server_after:
+                    cpu.setdefault(part, []).append(server_after[part] - server_before[part])
+                cpu.setdefault("command", []).append(children_cpu_seconds() - command_before)
                 seconds, lines["archive"] = command_seconds(
                     ["predict", "--archive", str(mar), "--file", str(source),
                      "--out", str(root / "archive.csv"), "--force"])
@@ -129,6 +160,7 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
             "data": str(data), "rounds": rounds, "max_texts": max_texts, "workers": workers,
             "headlines_per_s": rates,
             "seconds": {name: [round(s, 3) for s in values] for name, values in times.items()},
+            "served_cpu_seconds": {name: [round(s, 3) for s in values] for name, values in cpu.items()},
             "served_over_best_predictor_chunked": round(rates["served"] / best("chunked"), 2),
             "served_over_best_predictor_whole_file": round(rates["served"] / best("whole_file"), 2),
             "command_summaries": lines}
