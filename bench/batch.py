@@ -89,18 +89,6 @@ def command_seconds(args: list[str]) -> tuple[float, str]:
     return seconds, result.stderr.strip().splitlines()[-1]
 
 
-def server_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) so far of TorchServe's Java frontend and of its workers."""
-    frontend = psutil.Process(pid)
-    workers = 0.0
-    for child in frontend.children(recursive=True):
-        try:
-            workers += sum(child.cpu_times()[:2])
-        except psutil.Error:
-            pass  # a worker that ended meanwhile
-    return {"frontend": sum(frontend.cpu_times()[:2]), "workers": workers}
-
-
 def children_cpu_seconds() -> float:
     """CPU seconds of this process's finished children (the commands run so far)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -123,6 +111,8 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
         store.mkdir()
         (store / f"{MODEL_NAME}.mar").symlink_to(mar.resolve())
         ts = server.start(root / "ts", store, {MODEL_NAME: f"{MODEL_NAME}.mar"}, workers)
+        procs = {"frontend": psutil.Process(ts.pid()),
+                 **{f"worker {p.pid}": p for p in server.worker_processes(ts)}}
         thread_counts = sorted({1, torch.get_num_threads()})
         times: dict[str, list[float]] = {}
         cpu: dict[str, list[float]] = {}  # CPU seconds of each served run, by process
@@ -132,13 +122,14 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
             for _ in range(rounds):
                 # The commands first: a torch that has just run on 2 threads keeps them
                 # spinning for a while, taking CPU from whatever runs next on 2 cores.
-                server_before, command_before = server_cpu_seconds(ts.pid()), children_cpu_seconds()
+                server_before, command_before = server.cpu_seconds(procs), children_cpu_seconds()
                 seconds, lines["served"] = command_seconds(
                     client + ["predict", "--file", str(source), "--out", str(root / "served.csv"), "--force"])
                 times.setdefault("served", []).append(seconds)
-                server_after = server_cpu_seconds(ts.pid())
-                for part in server_after:
-                    cpu.setdefault(part, []).append(server_after[part] - server_before[part])
+                server_after = server.cpu_seconds(procs)
+                cpu.setdefault("frontend", []).append(server_after["frontend"] - server_before["frontend"])
+                cpu.setdefault("workers", []).append(sum(server_after[n] - server_before[n]
+                                                         for n in procs if n != "frontend"))
                 cpu.setdefault("command", []).append(children_cpu_seconds() - command_before)
                 seconds, lines["archive"] = command_seconds(
                     ["predict", "--archive", str(mar), "--file", str(source),

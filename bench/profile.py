@@ -23,17 +23,6 @@ from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 
 
-def _cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
-    out = {}
-    for name, p in procs.items():
-        try:
-            t = p.cpu_times()
-            out[name] = t.user + t.system
-        except psutil.Error:
-            out[name] = 0.0
-    return out
-
-
 def summarize_collapsed(path: Path, top: int = 25) -> str:
     """Self and inclusive sample shares per function from py-spy's collapsed ("raw") output."""
     self_counts: collections.Counter = collections.Counter()
@@ -85,7 +74,7 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
             box: dict = {}
             thread = threading.Thread(target=lambda: box.setdefault(
                 "result", load.run_wrk(target.url, bodies, concurrency, seconds + 1, 10**7, target.auth())))
-            before = _cpu_seconds(procs)
+            before = server.cpu_seconds(procs)
             wall = time.monotonic()
             thread.start()
             time.sleep(0.5)
@@ -97,7 +86,7 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
                                  capture_output=True, text=True, timeout=seconds + 60)
             thread.join()
             wall = time.monotonic() - wall
-            after = _cpu_seconds(procs)
+            after = server.cpu_seconds(procs)
             result: load.LoadResult = box["result"]
             report.append(f"{path} at concurrency {concurrency}: {result.rps:.0f} req/s, p50 "
                           f"{result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, statuses {result.statuses}")

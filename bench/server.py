@@ -56,6 +56,18 @@ def target(server: TorchServe, path: str) -> Target:
                   lambda: server.keys().headers("inference")["Authorization"])
 
 
+def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    """User + system CPU seconds so far of each process (0.0 for one that has gone)."""
+    out = {}
+    for name, p in procs.items():
+        try:
+            t = p.cpu_times()
+            out[name] = t.user + t.system
+        except psutil.Error:
+            out[name] = 0.0
+    return out
+
+
 def worker_processes(server: TorchServe, model: str | None = None) -> list[psutil.Process]:
     """The Python worker processes under the Java frontend (of `model`, when given).
 
