@@ -207,8 +207,9 @@ def calibration_summary(calibration: dict) -> str:
 def trust_summary(trust: dict) -> str:
     """Comprehensiveness per k and the flip rate, on one line."""
     by_k = trust["faithfulness"]["by_k"]
-    return ("comprehensiveness, top-k IG words vs k random words: " + ", ".join(
-        f"k={k} {v['top']:.3f} vs {v['random']:.3f}" for k, v in by_k.items() if v["headlines"])
+    return ("comprehensiveness, top-k IG words vs k random words (best k words): " + ", ".join(
+        f"k={k} {v['top']:.3f} vs {v['random']:.3f} ({v['best']:.3f})"
+        for k, v in by_k.items() if v["headlines"])
         + f"; one-word flip rate {trust['flip_rate']['flip_rate']:.1%} of "
           f"{trust['flip_rate']['pairs']} pairs")
 

@@ -70,6 +70,10 @@ def test_word_scores_are_faithful(metrics):
     # 1-4), so about 4x; required at least 2x.
     k1 = metrics["faithfulness"]["by_k"]["1"]
     assert k1["top"] >= 2 * k1["random"]
+    # And it must come close to the largest drop any one word can cause: the top-scored
+    # word reached 0.956-0.964 of it on the test split (seeds 1234, 1, 2); required 0.90,
+    # about 8 times that spread below the lowest.
+    assert k1["share_of_best"] >= 0.90
 
 
 def test_one_word_flip_rate(metrics):
