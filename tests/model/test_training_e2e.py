@@ -71,9 +71,10 @@ def test_word_scores_are_faithful(metrics):
     k1 = metrics["faithfulness"]["by_k"]["1"]
     assert k1["top"] >= 2 * k1["random"]
     # And it must come close to the largest drop any one word can cause: the top-scored
-    # word reached 0.956-0.964 of it on the test split (seeds 1234, 1, 2); required 0.90,
-    # about 8 times that spread below the lowest.
-    assert k1["share_of_best"] >= 0.90
+    # word reached 0.963 ± 0.004 of it on the test split (seeds 1234, 1-9; lowest 0.956).
+    # Required 0.90, 14 std below the mean, which still fails a known bug: word scores
+    # summing |IG| over the embedding dimensions reached 0.87 (seed 1234).
+    assert 0.90 <= k1["share_of_best"] <= 1.0
 
 
 def test_one_word_flip_rate(metrics):

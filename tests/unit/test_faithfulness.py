@@ -58,40 +58,55 @@ def _greedy_best(predictor, batch, probs, row, k):
     return _drop(predictor, ids, target, full, gone)
 
 
-def test_best_is_the_largest_drop_of_any_k_words(tiny_artifacts):
+def _top_k(explanation, k):
+    scores = explanation["token_scores"]
+    return sorted(range(len(scores)), key=lambda j: -scores[j])[:k]
+
+
+def test_best_is_the_largest_drop_of_any_k_words(tiny_artifacts, monkeypatch):
+    # Chunks of 2 rows: the minimum of a headline's deletions spans several forward passes.
+    monkeypatch.setattr(faithfulness, "CHUNK", 2)
     predictor = Predictor.from_dir(tiny_artifacts)
     report = comprehensiveness(predictor, HEADLINES, ks=(1, 2))["by_k"]
     batch = predictor.encode(HEADLINES[:3])
     probs = predictor.probabilities(batch.ids)
+    explained = Explainer(predictor.model, predictor.labels, None).explain(batch, probs.argmax(1).tolist())
     for k in (1, 2):
         best = [_exhaustive_best(predictor, batch, probs, row, k) for row in range(3)]
+        top = []
+        for row in range(3):
+            target = int(probs[row].argmax())
+            ids = batch.ids[row][:len(batch.tokens[row])].tolist()
+            top.append(_drop(predictor, ids, target, probs[row, target].item(), _top_k(explained[row], k)))
         assert abs(report[str(k)]["best"] - sum(best) / 3) < 1e-4, k
+        assert abs(report[str(k)]["share_of_best"] - sum(top) / sum(best)) < 1e-3, k
 
 
-def test_headlines_too_long_to_try_every_deletion_get_the_greedy_search(tiny_artifacts, monkeypatch):
-    monkeypatch.setattr(faithfulness, "EXHAUSTIVE_MAX_WORDS", 3)
+def test_headlines_with_too_many_deletions_get_the_greedy_search(tiny_artifacts, monkeypatch):
+    monkeypatch.setattr(faithfulness, "MAX_DELETIONS", 3)
     predictor = Predictor.from_dir(tiny_artifacts)
-    texts = ["stocks market oil prices rally", "rocket space software week", "tennis cup"]
+    # Headlines of different lengths searched greedily together (each has its own options).
+    texts = ["rocket space software week", "stocks market oil prices rally", "oil prices rally week",
+             "election vote week", "tennis cup"]
     report = comprehensiveness(predictor, texts, ks=(1, 2))["by_k"]
     batch = predictor.encode(texts)
     probs = predictor.probabilities(batch.ids)
-    # k = 1: greedy tries every single word, so it is the best; the two-word headline is
-    # short enough to be searched exhaustively.
-    best_1 = [_exhaustive_best(predictor, batch, probs, row, 1) for row in range(3)]
-    assert abs(report["1"]["best"] - sum(best_1) / 3) < 1e-4
-    # k = 2: the two long headlines get the greedy pair (or their top-2 IG words' drop,
-    # when larger); the two-word headline has nothing left at k = 2 and is left out.
+    # k = 1: greedy tries every single word, so it finds the best too.
+    best_1 = [_exhaustive_best(predictor, batch, probs, row, 1) for row in range(5)]
+    assert abs(report["1"]["best"] - sum(best_1) / 5) < 1e-4
+    # k = 2: headlines of 4 and 5 words (6 and 10 pairs) get the greedy pair, or their top-2
+    # IG words' drop when larger; the 3-word one (3 pairs) is searched exhaustively; the
+    # 2-word one has nothing left at k = 2 and is left out.
     explained = Explainer(predictor.model, predictor.labels, None).explain(batch, probs.argmax(1).tolist())
     expected = []
-    for row in range(2):
+    for row in range(3):
         target = int(probs[row].argmax())
-        scores = explained[row]["token_scores"]
-        top2 = sorted(range(len(scores)), key=lambda j: -scores[j])[:2]
-        ids = batch.ids[row][:len(scores)].tolist()
-        expected.append(max(_greedy_best(predictor, batch, probs, row, 2),
-                            _drop(predictor, ids, target, probs[row, target].item(), top2)))
-    assert report["2"]["headlines"] == 2
-    assert abs(report["2"]["best"] - sum(expected) / 2) < 1e-4
+        ids = batch.ids[row][:len(batch.tokens[row])].tolist()
+        top_2 = _drop(predictor, ids, target, probs[row, target].item(), _top_k(explained[row], 2))
+        expected.append(max(_greedy_best(predictor, batch, probs, row, 2), top_2))
+    expected.append(_exhaustive_best(predictor, batch, probs, 3, 2))
+    assert report["2"]["headlines"] == 4
+    assert abs(report["2"]["best"] - sum(expected) / 4) < 1e-4
 
 
 def test_the_confidence_bins_hold_every_headline_once_and_average_to_the_whole(tiny_artifacts):
