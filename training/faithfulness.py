@@ -86,8 +86,8 @@ def comprehensiveness(predictor: Predictor, texts: Sequence[str], ks: Sequence[i
             sequence = rows[i][:len(scores)]
             drop_top = set(np.argsort(-scores, kind="stable")[:k].tolist())
             drop_random = set(rng.choice(len(scores), size=k, replace=False).tolist())
-            top.append([t for j, t in enumerate(sequence) if j not in drop_top])
-            random.append([t for j, t in enumerate(sequence) if j not in drop_random])
+            top.append(_without(sequence, drop_top))
+            random.append(_without(sequence, drop_random))
         if not keep:
             report[str(k)] = {"headlines": 0, "top": None, "random": None, "best": None,
                               "share_of_best": None}
