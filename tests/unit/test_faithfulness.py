@@ -16,6 +16,41 @@ HEADLINES = ["stocks market oil prices rally", "rocket space software week",
              "tennis league cup final starts", "election"]
 
 
+def _headline(batch, probs, row):
+    """A headline's token ids, predicted class and its probability."""
+    target = int(probs[row].argmax())
+    return batch.ids[row][:len(batch.tokens[row])].tolist(), target, probs[row, target].item()
+
+
+def _drop(predictor, batch, probs, row, gone):
+    """The drop in the headline's class probability when the words at `gone` are deleted."""
+    ids, target, full = _headline(batch, probs, row)
+    kept = torch.from_numpy(pad_sequences([[t for j, t in enumerate(ids) if j not in gone]], min_length=3))
+    return full - predictor.probabilities(kept)[0, target].item()
+
+
+def _top_k(explanation, k):
+    scores = explanation["token_scores"]
+    return sorted(range(len(scores)), key=lambda j: -scores[j])[:k]
+
+
+def _exhaustive_best(predictor, batch, probs, row, k):
+    return max(_drop(predictor, batch, probs, row, gone)
+               for gone in itertools.combinations(range(len(batch.tokens[row])), k))
+
+
+def _greedy_best(predictor, batch, probs, row, k):
+    gone = []
+    for _ in range(k):
+        rest = [j for j in range(len(batch.tokens[row])) if j not in gone]
+        gone.append(max(rest, key=lambda j: _drop(predictor, batch, probs, row, [*gone, j])))
+    return _drop(predictor, batch, probs, row, gone)
+
+
+def _explained(predictor, batch, probs):
+    return Explainer(predictor.model, predictor.labels, None).explain(batch, probs.argmax(1).tolist())
+
+
 def test_top_k_drop_matches_deleting_the_highest_scored_words(tiny_artifacts):
     predictor = Predictor.from_dir(tiny_artifacts)
     report = comprehensiveness(predictor, HEADLINES, ks=(1, 2))["by_k"]
@@ -24,43 +59,9 @@ def test_top_k_drop_matches_deleting_the_highest_scored_words(tiny_artifacts):
 
     batch = predictor.encode(HEADLINES[:3])
     probs = predictor.probabilities(batch.ids)
-    predicted = probs.argmax(dim=1).tolist()
-    explained = Explainer(predictor.model, predictor.labels, None).explain(batch, predicted)
-    drops = []
-    for row, (explanation, target) in enumerate(zip(explained, predicted, strict=True)):
-        scores = explanation["token_scores"]
-        best = max(range(len(scores)), key=scores.__getitem__)
-        kept = [t for j, t in enumerate(batch.ids[row][:len(scores)].tolist()) if j != best]
-        ids = torch.from_numpy(pad_sequences([kept], min_length=3))
-        drops.append(probs[row, target].item() - predictor.probabilities(ids)[0, target].item())
+    explained = _explained(predictor, batch, probs)
+    drops = [_drop(predictor, batch, probs, row, _top_k(explained[row], 1)) for row in range(3)]
     assert abs(report["1"]["top"] - sum(drops) / 3) < 1e-4
-
-
-def _drop(predictor, row_ids, target, full, gone):
-    kept = [t for j, t in enumerate(row_ids) if j not in gone]
-    ids = torch.from_numpy(pad_sequences([kept], min_length=3))
-    return full - predictor.probabilities(ids)[0, target].item()
-
-
-def _exhaustive_best(predictor, batch, probs, row, k):
-    target = int(probs[row].argmax())
-    ids = batch.ids[row][:len(batch.tokens[row])].tolist()
-    return max(_drop(predictor, ids, target, probs[row, target].item(), gone)
-               for gone in itertools.combinations(range(len(ids)), k))
-
-
-def _greedy_best(predictor, batch, probs, row, k):
-    target = int(probs[row].argmax())
-    ids, full, gone = batch.ids[row][:len(batch.tokens[row])].tolist(), probs[row, target].item(), []
-    for _ in range(k):
-        rest = [j for j in range(len(ids)) if j not in gone]
-        gone.append(max(rest, key=lambda j: _drop(predictor, ids, target, full, [*gone, j])))
-    return _drop(predictor, ids, target, full, gone)
-
-
-def _top_k(explanation, k):
-    scores = explanation["token_scores"]
-    return sorted(range(len(scores)), key=lambda j: -scores[j])[:k]
 
 
 def test_best_is_the_largest_drop_of_any_k_words(tiny_artifacts, monkeypatch):
@@ -70,14 +71,10 @@ def test_best_is_the_largest_drop_of_any_k_words(tiny_artifacts, monkeypatch):
     report = comprehensiveness(predictor, HEADLINES, ks=(1, 2))["by_k"]
     batch = predictor.encode(HEADLINES[:3])
     probs = predictor.probabilities(batch.ids)
-    explained = Explainer(predictor.model, predictor.labels, None).explain(batch, probs.argmax(1).tolist())
+    explained = _explained(predictor, batch, probs)
     for k in (1, 2):
         best = [_exhaustive_best(predictor, batch, probs, row, k) for row in range(3)]
-        top = []
-        for row in range(3):
-            target = int(probs[row].argmax())
-            ids = batch.ids[row][:len(batch.tokens[row])].tolist()
-            top.append(_drop(predictor, ids, target, probs[row, target].item(), _top_k(explained[row], k)))
+        top = [_drop(predictor, batch, probs, row, _top_k(explained[row], k)) for row in range(3)]
         assert abs(report[str(k)]["best"] - sum(best) / 3) < 1e-4, k
         assert abs(report[str(k)]["share_of_best"] - sum(top) / sum(best)) < 1e-3, k
 
@@ -97,13 +94,9 @@ def test_headlines_with_too_many_deletions_get_the_greedy_search(tiny_artifacts,
     # k = 2: headlines of 4 and 5 words (6 and 10 pairs) get the greedy pair, or their top-2
     # IG words' drop when larger; the 3-word one (3 pairs) is searched exhaustively; the
     # 2-word one has nothing left at k = 2 and is left out.
-    explained = Explainer(predictor.model, predictor.labels, None).explain(batch, probs.argmax(1).tolist())
-    expected = []
-    for row in range(3):
-        target = int(probs[row].argmax())
-        ids = batch.ids[row][:len(batch.tokens[row])].tolist()
-        top_2 = _drop(predictor, ids, target, probs[row, target].item(), _top_k(explained[row], 2))
-        expected.append(max(_greedy_best(predictor, batch, probs, row, 2), top_2))
+    explained = _explained(predictor, batch, probs)
+    expected = [max(_greedy_best(predictor, batch, probs, row, 2),
+                    _drop(predictor, batch, probs, row, _top_k(explained[row], 2))) for row in range(3)]
     expected.append(_exhaustive_best(predictor, batch, probs, 3, 2))
     assert report["2"]["headlines"] == 4
     assert abs(report["2"]["best"] - sum(expected) / 4) < 1e-4
