@@ -25,7 +25,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from bench.microbatch import MicroBatcher
-from model import artifacts as artifact_files
 from model.explain import Explainer
 from model.predictor import Predictor
 
@@ -41,10 +40,7 @@ class PeerModel:
         # One thread per process, like each TorchServe worker (handler num_threads: 1).
         torch.set_num_threads(num_threads)
         self.predictor = Predictor.from_dir(artifacts)
-        thresholds = None
-        if (Path(artifacts) / artifact_files.FILTER_THRESHOLDS).is_file():
-            thresholds = artifact_files.read_json(artifacts, artifact_files.FILTER_THRESHOLDS)
-        self.explainer = Explainer(self.predictor.model, self.predictor.labels, thresholds)
+        self.explainer = Explainer(self.predictor.model, self.predictor.labels)
 
     def predict(self, texts: Sequence[str]) -> list[dict]:
         """One answer per headline, in one forward pass."""

@@ -1,27 +1,26 @@
-"""A picture of one explanation: conv activations per filter width over the tokens (like the
-heatmap of the seed, Made-With-ML's "Embeddings" lesson) above a bar chart of each token's
-Integrated Gradients score.
+"""A picture of one explanation: the n-grams listed for and against the predicted class, each
+drawn once over the words it covers, above a bar chart of each word's Integrated Gradients score.
 
-What argues for the predicted class is drawn in green, what argues against it in red: the
-n-grams of filters favouring the predicted class (the reason) are framed in solid green,
-those of filters favouring another class in dashed red, and word scores below zero are red
-bars. A headline the model abstained on gets a picture that says so.
+Spans and words share one scale and one code: green argues for the predicted class, red
+against it, the stronger the darker, and each span is labelled with its signed score (the
+sum of its words' scores). A headline the model abstained on gets a picture that says so.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import numpy as np
-
 # The object-oriented API with the Agg canvas: no pyplot global state, no display needed.
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-REQUIRED_KEYS = ("tokens", "activations", "picks", "token_scores", "ngrams")
+REQUIRED_KEYS = ("tokens", "token_scores", "ngrams", "opposing_ngrams")
 FOR_COLOR = "tab:green"
 AGAINST_COLOR = "tab:red"
+# The faintest a span is drawn, so that a small score stays visible.
+MIN_ALPHA = 0.2
 
 
 def plot_explanation(explanation: dict, path: str | Path) -> None:
@@ -32,12 +31,10 @@ def plot_explanation(explanation: dict, path: str | Path) -> None:
 def explanation_figure(explanation: dict) -> Figure:
     """The figure of one explanation.
 
-    Top: one heatmap row per filter width; cell (width, token) is the highest activation,
-    among the filters that count, of the window sitting at that token, and its text is how
-    many of those filters max-pooled there: "+n" favouring the predicted class, "-m"
-    favouring another. Each row frames its top supporting n-gram (solid green) and its top
-    opposing n-gram (dashed red). Bottom: signed token scores towards the predicted class
-    (green for, red against).
+    Top: one row per listed n-gram (the top of each length and side), strongest first: a box
+    over the words it covers, coloured by the sign of its score and shaded by its size on
+    the word scores' scale, with the score written in it. Bottom: signed word scores towards
+    the predicted class (green for, red against).
     """
     if explanation.get("abstained"):
         return _abstained_figure(explanation)
@@ -46,16 +43,26 @@ def explanation_figure(explanation: dict) -> Figure:
         raise ValueError(f"not an explanation (missing {', '.join(missing)}): "
                          "pass one item of an /explanations response")
     tokens = explanation["tokens"]
-    figure = Figure(figsize=(max(7.0, 0.9 * len(tokens) + 2.0), 6.5), layout="constrained")
+    spans = listed_spans(explanation)
+    figure = Figure(figsize=(max(7.0, 0.9 * len(tokens) + 2.0), 4.5 + 0.35 * len(spans)),
+                    layout="constrained")
     FigureCanvasAgg(figure)
     figure.suptitle(_title(explanation))
     if not tokens:
         figure.text(0.5, 0.5, "no words left after preprocessing", ha="center", va="center")
         return figure
-    heat_axes, bar_axes = figure.subplots(2, 1, height_ratios=[len(explanation["activations"]), 3])
-    _heatmap(heat_axes, explanation, tokens)
-    _bars(bar_axes, explanation["token_scores"], tokens, explanation.get("delta"))
+    scale = max([abs(s) for s in explanation["token_scores"]] + [abs(s["score"]) for s in spans] + [1e-9])
+    span_axes, bar_axes = figure.subplots(2, 1, height_ratios=[max(1, len(spans)), 3], sharex=True)
+    _spans(span_axes, spans, scale)
+    _bars(bar_axes, explanation["token_scores"], tokens, explanation.get("delta"), scale)
     return figure
+
+
+def listed_spans(explanation: dict) -> list[dict]:
+    """The top n-gram of each length and side, strongest first (a span is on one side only)."""
+    tops = [top for key in ("ngrams", "opposing_ngrams")
+            for top in (explanation.get(key) or {}).values() if top]
+    return sorted(tops, key=lambda s: (-s["score"], s["start"], s["end"]))
 
 
 def _abstained_figure(explanation: dict) -> Figure:
@@ -72,67 +79,42 @@ def _title(explanation: dict) -> str:
     label = explanation.get("label") or explanation.get("explained_class") or "?"
     lines = [f"predicted {label}"]
     for name, key in (("for", "ngrams"), ("against", "opposing_ngrams")):
-        picked = ", ".join(f"{w}: {n['ngram']}" for w, n in sorted((explanation.get(key) or {}).items())
-                           if n.get("ngram"))
+        tops = [top for top in (explanation.get(key) or {}).values() if top]
+        picked = ", ".join(f"{top['ngram']} ({top['score']:+.2f})"
+                           for top in sorted(tops, key=lambda t: -abs(t["score"])))
         if picked:
             lines.append(f"n-grams {name}  {picked}")
     return "\n".join(lines)
 
 
-def _pick_labels(supporting: int, opposing: int) -> str:
-    """The text of one heatmap cell: picks for (+) and against (-) the predicted class."""
-    return "\n".join(text for count, text in ((supporting, f"+{supporting}"), (opposing, f"-{opposing}"))
-                     if count)
+def shade(score: float, scale: float) -> tuple[float, float, float, float]:
+    """The colour of a score: green for, red against, more opaque the larger |score| / scale."""
+    alpha = MIN_ALPHA + (1 - MIN_ALPHA) * min(1.0, abs(score) / scale)
+    return to_rgba(FOR_COLOR if score >= 0 else AGAINST_COLOR, alpha)
 
 
-def _heatmap(axes, explanation: dict, tokens: list[str]) -> None:
-    widths = sorted(explanation["activations"], key=int)
-    values = np.array([[np.nan if v is None else v for v in explanation["activations"][w]]
-                       for w in widths], dtype=float)
-    image = axes.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="viridis")
-    axes.figure.colorbar(image, ax=axes, label="activation")
-    opposing_picks = explanation.get("opposing_picks") or {}
-    for row, width in enumerate(widths):
-        against = opposing_picks.get(width) or [0] * len(tokens)
-        for col, (count, opposing) in enumerate(zip(explanation["picks"][width], against, strict=True)):
-            text = _pick_labels(count, opposing)
-            if text:
-                # Dark text on the bright end of viridis, light text elsewhere.
-                bright = np.isfinite(values[row, col]) and image.norm(values[row, col]) > 0.6
-                axes.text(col, row, text, ha="center", va="center",
-                          color="black" if bright else "white", fontsize=7)
-        _frame(axes, row, (explanation.get("ngrams") or {}).get(width), FOR_COLOR, "solid")
-        _frame(axes, row, (explanation.get("opposing_ngrams") or {}).get(width), AGAINST_COLOR, "dashed")
-    axes.set_yticks(range(len(widths)), [f"width {w}" for w in widths])
-    axes.set_xticks(range(len(tokens)), tokens, rotation=45, ha="right")
-    selection = explanation.get("filter_selection", "informative")
-    axes.set_title(f"conv activations of {selection} filters; +n / -n = max-pool picks of filters "
-                   "for / against the predicted class\n(column = the window at that token: width 2 "
-                   "with the next, width 3 centred; frames = top n-gram for / against)", fontsize=8)
+def _spans(axes, spans: list[dict], scale: float) -> None:
+    for row, span in enumerate(spans):
+        axes.add_patch(Rectangle((span["start"] - 0.45, row - 0.4), span["end"] - span["start"] - 0.1, 0.8,
+                                 facecolor=shade(span["score"], scale), edgecolor="none"))
+        axes.text((span["start"] + span["end"] - 1) / 2, row, f"{span['ngram']}  {span['score']:+.2f}",
+                  ha="center", va="center", fontsize=8)
+    axes.set_ylim(max(1, len(spans)) - 0.5, -0.5)
+    axes.set_yticks(range(len(spans)), [f"{s['end'] - s['start']}-gram" for s in spans])
+    axes.tick_params(axis="x", labelbottom=False)
+    axes.set_title("n-grams the max-pool picked, for (green) and against (red) the predicted class; "
+                   "score = the sum of their word scores" if spans else "no n-gram for or against",
+                   fontsize=8)
 
 
-def _frame(axes, row: int, ngram: dict | None, color: str, linestyle: str) -> None:
-    """Frame the tokens [start, end) of a top n-gram in its width's heatmap row."""
-    if not ngram or ngram.get("start") is None:
-        return
-    start, end = ngram["start"], ngram["end"]
-    axes.add_patch(Rectangle((start - 0.5, row - 0.45), end - start, 0.9, fill=False,
-                             edgecolor=color, linestyle=linestyle, linewidth=2.5))
-
-
-def _bars(axes, scores: list[float], tokens: list[str], delta: float | None) -> None:
-    colors = [FOR_COLOR if s >= 0 else AGAINST_COLOR for s in scores]
-    axes.bar(range(len(scores)), scores, color=colors)
+def _bars(axes, scores: list[float], tokens: list[str], delta: float | None, scale: float) -> None:
+    axes.bar(range(len(scores)), scores, color=[shade(s, scale) for s in scores])
     axes.axhline(0, color="black", linewidth=0.8)
+    axes.set_xlim(-0.5, len(tokens) - 0.5)
     axes.set_xticks(range(len(tokens)), tokens, rotation=45, ha="right")
     axes.set_ylabel("IG score")
-    # One legend for both panels: bar colours and heatmap frames share the meaning.
-    axes.legend(handles=[Patch(color=FOR_COLOR, label="word score for the predicted class"),
-                         Patch(color=AGAINST_COLOR, label="word score against it"),
-                         Patch(facecolor="none", edgecolor=FOR_COLOR, linewidth=2,
-                               label="top n-gram of filters for it (above)"),
-                         Patch(facecolor="none", edgecolor=AGAINST_COLOR, linestyle="dashed",
-                               linewidth=2, label="top n-gram of filters against it (above)")],
+    axes.legend(handles=[Patch(color=FOR_COLOR, label="for the predicted class"),
+                         Patch(color=AGAINST_COLOR, label="against it")],
                 loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     note = "" if delta is None or math.isnan(delta) else f" (convergence delta {delta:.2g})"
     axes.set_title("word scores towards the predicted class" + note, fontsize=9)

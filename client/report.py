@@ -171,8 +171,13 @@ def _item(order: int, record: Record, outcome: Outcome, group: str) -> str:
         body.append(f'<p class="note">no label: {escape(str(answer.get("abstained")))} (no word the '
                     f'model knows after preprocessing)</p>')
     else:
-        body.append(_tokens(answer.get("tokens") or [], answer.get("token_scores") or []))
-        body.append(_ngrams(answer, label))
+        scores = answer.get("token_scores") or []
+        supporting, opposing = _listed(answer, "ngrams"), _listed(answer, "opposing_ngrams")
+        # One scale for words and n-grams, so equal colours mean equal scores.
+        largest = max([abs(s) for s in scores] + [abs(e["score"]) for e in supporting + opposing],
+                      default=0.0) or 1.0
+        body.append(_tokens(answer.get("tokens") or [], scores, largest))
+        body.append(_ngrams(label, supporting, opposing, largest))
         others = ", ".join(f"{escape(c)} {p:.1%}" for c, p in probabilities.items() if c != label)
         body.append(f'<p class="probs">other classes: {others}</p>')
     data = (f'data-order="{order}" data-label="{escape(group)}" '
@@ -180,9 +185,8 @@ def _item(order: int, record: Record, outcome: Outcome, group: str) -> str:
     return f'<article class="item" {data}>\n' + "\n".join(body) + "\n</article>"
 
 
-def _tokens(tokens: list[str], scores: list[float]) -> str:
-    """The words, each on a background for its signed score, scaled by the largest."""
-    largest = max((abs(s) for s in scores), default=0.0) or 1.0
+def _tokens(tokens: list[str], scores: list[float], largest: float) -> str:
+    """The words, each on a background for its signed score, scaled by `largest`."""
     spans = []
     for token, score in zip(tokens, scores, strict=True):
         side = "for" if score >= 0 else "against"
@@ -193,30 +197,29 @@ def _tokens(tokens: list[str], scores: list[float]) -> str:
 
 def _colour(score: float, largest: float) -> str:
     red, green, blue = FOR_RGB if score >= 0 else AGAINST_RGB
-    return f"background: rgba({red},{green},{blue},{MAX_ALPHA * abs(score) / largest:.3f})"
+    return f"background: rgba({red},{green},{blue},{MAX_ALPHA * min(1.0, abs(score) / largest):.3f})"
 
 
-def _ngrams(answer: dict, label: str) -> str:
-    """Two lists: per filter width, the n-gram picked for the label and the one against."""
-    supporting, opposing = [], []
-    for width, entry in sorted((answer.get("ngrams") or {}).items(), key=lambda kv: int(kv[0])):
-        if entry and entry.get("ngram"):
-            supporting.append(f'<li><b>{escape(entry["ngram"])}</b> ({width}-gram, '
-                              f'{_filters(entry)})</li>')
-    for width, entry in sorted((answer.get("opposing_ngrams") or {}).items(), key=lambda kv: int(kv[0])):
-        if entry and entry.get("ngram"):
-            favours = ", ".join(f"{escape(c)} {n}" for c, n in (entry.get("favours") or {}).items())
-            opposing.append(f'<li><b>{escape(entry["ngram"])}</b> ({width}-gram, {_filters(entry)}'
-                            f'{": " + favours if favours else ""})</li>')
+def _listed(answer: dict, key: str) -> list[dict]:
+    """The top n-gram of each length on one side of an explanation, largest |score| first."""
+    return sorted((top for top in (answer.get(key) or {}).values() if top), key=lambda e: -abs(e["score"]))
+
+
+def _ngrams(label: str, supporting: list[dict], opposing: list[dict], largest: float) -> str:
+    """Two lists, for the label and against it: each n-gram once, with its signed score, on
+    the background its words would have."""
+    def items(entries: list[dict]) -> str:
+        return "".join(f'<li><b style="{_colour(e["score"], largest)}">{escape(e["ngram"])}</b> '
+                       f'{e["score"]:+.3f} ({e["end"] - e["start"]}-gram, {_filters(e)})</li>'
+                       for e in entries) or "<li>none</li>"
     return (f'<div class="ngrams"><div class="for"><h3>for {escape(label)}</h3>'
-            f'<ul>{"".join(supporting) or "<li>none</li>"}</ul></div>'
-            f'<div class="against"><h3>against</h3>'
-            f'<ul>{"".join(opposing) or "<li>none</li>"}</ul></div></div>')
+            f'<ul>{items(supporting)}</ul></div>'
+            f'<div class="against"><h3>against</h3><ul>{items(opposing)}</ul></div></div>')
 
 
 def _filters(entry: dict) -> str:
     count = entry.get("filters", 0)
-    return f"{count} filter{'' if count == 1 else 's'}"
+    return f"picked by {count} filter{'' if count == 1 else 's'}"
 
 
 def _printable(text: str) -> str:

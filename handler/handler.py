@@ -116,18 +116,13 @@ class NewsHandler(BaseHandler):
         return None
 
     def _load_explainer(self, model_dir: str):
-        """The Explainer over the same model, with the training-time filter thresholds."""
+        """The Explainer over the same model."""
         try:
             from model.explain import Explainer
         except ImportError:
             logger.warning("model.explain is missing: /explanations will answer 501")
             return None
-        path = os.path.join(model_dir, artifacts.FILTER_THRESHOLDS)
-        thresholds = artifacts.read_json(model_dir, artifacts.FILTER_THRESHOLDS) \
-            if os.path.isfile(path) else None
-        if thresholds is None:
-            logger.warning("%s is missing: explanations count every filter", artifacts.FILTER_THRESHOLDS)
-        return Explainer(self.predictor.model, self.predictor.labels, thresholds)
+        return Explainer(self.predictor.model, self.predictor.labels)
 
     def handle(self, data: list, context) -> list:
         """One answer per request; never raises (an exception here would 503 the whole batch)."""

@@ -18,13 +18,11 @@ MODEL_CONFIG = "model_config.json"
 TOKENIZER = "tokenizer.json"
 LABEL_ENCODER = "label_encoder.json"
 PREPROCESSOR = "preprocessor.json"
-FILTER_THRESHOLDS = "filter_thresholds.json"
 METRICS = "metrics.json"
 MANIFEST = "manifest.json"
 
 # What the handler needs at serving time; the rest (metrics, plots) is for people.
-SERVING_FILES = (WEIGHTS, MODEL_CONFIG, TOKENIZER, LABEL_ENCODER, PREPROCESSOR,
-                 FILTER_THRESHOLDS, MANIFEST)
+SERVING_FILES = (WEIGHTS, MODEL_CONFIG, TOKENIZER, LABEL_ENCODER, PREPROCESSOR, MANIFEST)
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CNN:

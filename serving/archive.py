@@ -119,19 +119,13 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
     from model import artifacts
 
     artifacts_dir, export_path = Path(artifacts_dir), Path(export_path)
-    # Artifacts the handler cannot work without; filter_thresholds.json only sharpens explanations.
-    required = [n for n in artifacts.SERVING_FILES if n != artifacts.FILTER_THRESHOLDS]
-    missing = artifacts.missing_files(artifacts_dir, required)
+    missing = artifacts.missing_files(artifacts_dir)
     if missing:
         raise ArchiveError(f"{artifacts_dir} lacks {', '.join(missing)}: train first "
                            f"(`make train DATA=file.csv`)")
     version = check_version(version or artifact_version(artifacts_dir))
-    files = [artifacts_dir / n for n in artifacts.SERVING_FILES
-             if n != artifacts.WEIGHTS and (artifacts_dir / n).is_file()]
+    files = [artifacts_dir / n for n in artifacts.SERVING_FILES if n != artifacts.WEIGHTS]
     files += list(HANDLER_MODULES)
-    if not (artifacts_dir / artifacts.FILTER_THRESHOLDS).is_file():
-        print(f"warning: {artifacts_dir / artifacts.FILTER_THRESHOLDS} is missing: explanations "
-              f"will count every filter", file=sys.stderr)
     export_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="news_cnn_archive_") as tmp:
         stage = Path(tmp) / "stage"

@@ -109,7 +109,6 @@ class TrainConfig:
     archive: str = option(GLOVE_FINETUNED, "experiment whose model is saved, one of: "
                                            f"{' '.join(CNN_EXPERIMENTS)}")
     version: str = option("1.0", "model version written to the manifest")
-    filter_purity: float = option(0.6, "purity passed to the explanation filter thresholds")
     device: str = option("auto", "auto (CUDA when available), cpu or cuda")
     # Same seed and same thread count give the same CNN weights; Word2Vec/FastText vectors
     # are only repeatable with 1 thread (docs/training.md, "Threads and determinism").
@@ -155,8 +154,6 @@ class TrainConfig:
             raise ConfigError("--threads must be at least 1")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ConfigError(f"--out {self.out} is a file; pass a directory path")
-        if not 0 < self.filter_purity <= 1:
-            raise ConfigError("--filter-purity must be in (0, 1]")
 
     def save(self, path: str | Path) -> None:
         """Write the options as JSON."""

@@ -1,13 +1,22 @@
-"""Faithfulness of the word scores: comprehensiveness, as in ERASER (DeYoung et al., 2020).
+"""Faithfulness of the explanations by deletion, as in ERASER (DeYoung et al., 2020).
 
-Comprehensiveness of a headline at k = p(c | headline) - p(c | headline without its k words
-with the highest Integrated Gradients score towards c), c the predicted class. A faithful
-score makes that drop larger than deleting k random words of the same headline. Headlines
-are short (about 6 words after preprocessing), so k counts words (1, 2, 3), not shares, and
-a headline counts at k only when it has more than k words.
+For a headline predicted as class c, with p its probability of c:
+- comprehensiveness of some words = p - p(headline without them): what they were worth;
+- sufficiency of some words = p - p(only them): what is lost when only they are kept (lower
+  is better).
+Both are measured on the top k items of each side of an explanation, and on as many random
+words of the same headline for reference:
+- `by_k`: the word scores (Integrated Gradients towards c), ranked high to low;
+- `ngrams_for` / `ngrams_against`: the n-grams listed for / against c (`Explainer.explain`),
+  ranked by the size of their score; k items delete the union of their words;
+- `words_against`: the words with a negative score, most negative first.
+On a side that argues against c, deleting its items should raise p: comprehensiveness is then
+negative, and `raised` is the share of headlines where it did. Headlines are short (about 6
+words after preprocessing), so k counts items (1, 2, 3), not shares; a headline counts at k
+only when it has k items on that side and deleting them leaves a word.
 
 The mean depends on how confident the model is as much as on its word scores: deleting any
-word of a headline predicted at 0.99 leaves little to lose. So the report gives two
+word of a headline predicted at 0.99 leaves little to lose. So the word scores' report gives two
 references that belong to the model, not to its word scores:
 - `best`: the largest drop any k words of the headline cause (see MAX_DELETIONS for how it
   is searched), and `share_of_best`, the mean top-k drop over the mean best drop;
@@ -24,7 +33,8 @@ import itertools
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -59,10 +69,11 @@ def _class_probability(predictor: Predictor, sequences: list[list[int]], classes
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def comprehensiveness(predictor: Predictor, texts: Sequence[str], ks: Sequence[int] = TOP_K,
-                      seed: int = 0) -> dict:
-    """Mean comprehensiveness of the top-k IG-scored words and of k random words, per k."""
-    explainer = Explainer(predictor.model, predictor.labels, thresholds=None)
+def faithfulness(predictor: Predictor, texts: Sequence[str], ks: Sequence[int] = TOP_K,
+                 seed: int = 0) -> dict:
+    """Comprehensiveness and sufficiency of each side of the explanations, per k, against
+    random words (see the module's docstring for the keys)."""
+    explainer = Explainer(predictor.model, predictor.labels)
     texts = list(texts)
     predicted: list[int] = []
     explanations: list[dict] = []
@@ -76,39 +87,100 @@ def comprehensiveness(predictor: Predictor, texts: Sequence[str], ks: Sequence[i
         full_probability += probs[torch.arange(len(chosen)), chosen].tolist()
         explanations += explainer.explain(batch, chosen.tolist())
         rows += batch.ids.cpu().tolist()
+    explained = [i for i, e in enumerate(explanations) if e.get("token_scores")]
+    headlines = [Headline(rows[i][:len(explanations[i]["tokens"])], predicted[i], full_probability[i],
+                          explanations[i]) for i in explained]
     rng = np.random.default_rng(seed)
-    report = {}
-    for k in ks:
-        keep = [i for i, e in enumerate(explanations) if len(e.get("token_scores") or ()) > k]
-        top, random = [], []
-        for i in keep:
-            scores = np.asarray(explanations[i]["token_scores"])
-            sequence = rows[i][:len(scores)]
-            drop_top = set(np.argsort(-scores, kind="stable")[:k].tolist())
-            drop_random = set(rng.choice(len(scores), size=k, replace=False).tolist())
-            top.append(_without(sequence, drop_top))
-            random.append(_without(sequence, drop_random))
-        if not keep:
-            report[str(k)] = {"headlines": 0, "top": None, "random": None, "best": None,
-                              "share_of_best": None}
-            continue
-        target = [predicted[i] for i in keep]
-        full = np.asarray([full_probability[i] for i in keep], dtype=np.float32)
-        drop_top = full - _class_probability(predictor, top, target)
-        drop_random = full - _class_probability(predictor, random, target)
-        sequences = [rows[i][:len(explanations[i]["token_scores"])] for i in keep]
-        drop_best = np.maximum(full - _lowest_after_deleting(predictor, sequences, target, k), drop_top)
-        report[str(k)] = {
-            "headlines": len(keep),
-            "top": round(float(np.mean(drop_top)), 4),
-            "random": round(float(np.mean(drop_random)), 4),
-            "best": round(float(np.mean(drop_best)), 4),
-            "share_of_best": round(float(np.mean(drop_top) / np.mean(drop_best)), 4)
-            if np.mean(drop_best) > 0 else None,
-            "by_confidence": _by_confidence(full, drop_top, drop_random, drop_best),
-        }
-    return {"measure": "comprehensiveness (ERASER), Integrated Gradients word scores",
-            "by_k": report}
+    report: dict = {"measure": "ERASER comprehensiveness and sufficiency by deletion",
+                    "headlines": len(headlines)}
+    for side, items in SIDES.items():
+        report[side] = {str(k): _side_at_k(predictor, headlines, [items(h.explanation) for h in headlines],
+                                           k, rng, with_best=side == "by_k") for k in ks}
+    return report
+
+
+@dataclass(frozen=True)
+class Headline:
+    """An explained headline: its token ids, predicted class, that class's probability, and
+    its explanation."""
+
+    ids: list[int]
+    target: int
+    probability: float
+    explanation: dict
+
+
+def _words_for(explanation: dict) -> list[set[int]]:
+    scores = np.asarray(explanation["token_scores"])
+    return [{j} for j in np.argsort(-scores, kind="stable").tolist()]
+
+
+def _words_against(explanation: dict) -> list[set[int]]:
+    scores = explanation["token_scores"]
+    return [{j} for j in sorted(range(len(scores)), key=lambda j: scores[j]) if scores[j] < 0]
+
+
+def _ngrams(key: str) -> Callable[[dict], list[set[int]]]:
+    def listed(explanation: dict) -> list[set[int]]:
+        entries = [entry for top in explanation[key].values() if top for entry in (top, *top["runners_up"])]
+        entries.sort(key=lambda e: (-abs(e["score"]), e["start"], e["end"]))
+        return [set(range(e["start"], e["end"])) for e in entries]
+    return listed
+
+
+# Each side of an explanation as items ranked most important first, each a set of positions.
+SIDES: dict[str, Callable[[dict], list[set[int]]]] = {
+    "by_k": _words_for,
+    "words_against": _words_against,
+    "ngrams_for": _ngrams("ngrams"),
+    "ngrams_against": _ngrams("opposing_ngrams"),
+}
+
+
+def _side_at_k(predictor: Predictor, headlines: list[Headline], items: list[list[set[int]]], k: int,
+               rng: np.random.Generator, with_best: bool) -> dict:
+    """Comprehensiveness and sufficiency of the top k items against as many random words."""
+    chosen, removed, random = [], [], []
+    for i, (headline, ranked) in enumerate(zip(headlines, items, strict=True)):
+        gone = set().union(*ranked[:k]) if len(ranked) >= k else set()
+        if gone and len(gone) < len(headline.ids):
+            chosen.append(i)
+            removed.append(gone)
+            random.append(set(rng.choice(len(headline.ids), size=len(gone), replace=False).tolist()))
+    if not chosen:
+        return {"headlines": 0, "share": 0.0, "top": None, "random": None, "raised": None,
+                "sufficiency": {"top": None, "random": None},
+                **({"best": None, "share_of_best": None} if with_best else {})}
+    picked = [headlines[i] for i in chosen]
+    target = [h.target for h in picked]
+    full = np.asarray([h.probability for h in picked], dtype=np.float32)
+
+    def after(keep_only: bool, positions: list[set[int]]) -> np.ndarray:
+        kept = [_only(h.ids, p) if keep_only else _without(h.ids, p)
+                for h, p in zip(picked, positions, strict=True)]
+        return full - _class_probability(predictor, kept, target)
+
+    drop_top, drop_random = after(False, removed), after(False, random)
+    entry = {"headlines": len(chosen), "share": round(len(chosen) / len(headlines), 4),
+             "top": _mean(drop_top), "random": _mean(drop_random),
+             "raised": round(float(np.mean(drop_top < 0)), 4),
+             "sufficiency": {"top": _mean(after(True, removed)), "random": _mean(after(True, random))}}
+    if with_best:
+        lowest = _lowest_after_deleting(predictor, [h.ids for h in picked], target, k)
+        drop_best = np.maximum(full - lowest, drop_top)
+        entry["best"] = _mean(drop_best)
+        entry["share_of_best"] = round(float(np.mean(drop_top) / np.mean(drop_best)), 4) \
+            if np.mean(drop_best) > 0 else None
+        entry["by_confidence"] = _by_confidence(full, drop_top, drop_random, drop_best)
+    return entry
+
+
+def _mean(values: np.ndarray) -> float:
+    return round(float(np.mean(values)), 4)
+
+
+def _only(sequence: list[int], positions: set[int]) -> list[int]:
+    return [token for j, token in enumerate(sequence) if j in positions]
 
 
 def _without(sequence: list[int], positions: Sequence[int]) -> list[int]:
@@ -160,14 +232,15 @@ def _by_confidence(full: np.ndarray, drop_top: np.ndarray, drop_random: np.ndarr
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print each artifacts directory's comprehensiveness on a headlines file, as JSON; exit 2
+    """Print each artifacts directory's faithfulness report on a headlines file, as JSON; exit 2
     with one line when the file or a directory cannot be read."""
     from training.data import read_headlines
     from training.errors import TrainingError
 
     parser = argparse.ArgumentParser(
         prog="python -m training.faithfulness",
-        description="Comprehensiveness of the word scores of trained models on a headlines CSV.")
+        description="Comprehensiveness and sufficiency of the explanations (word scores and "
+                    "n-grams) of trained models on a headlines CSV.")
     parser.add_argument("artifacts", nargs="+", help="training runs' artifacts directories")
     parser.add_argument("--data", required=True,
                         help="a labelled headlines CSV (title,category, as for training; the "
@@ -188,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             why = " ".join(str(err).split()) or type(err).__name__
             print(f"error: {directory}: {why}", file=sys.stderr)
             return 2
-    report = {directory: comprehensiveness(predictor, titles, seed=args.seed)
+    report = {directory: faithfulness(predictor, titles, seed=args.seed)
               for directory, predictor in predictors.items()}
     print(json.dumps(report, indent=2))
     return 0

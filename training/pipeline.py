@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from model import artifacts
-from model.encoders import LabelEncoder, Tokenizer, pad_sequences
-from model.explain import compute_filter_thresholds
+from model.encoders import LabelEncoder, Tokenizer
 from model.predictor import Predictor
 from model.preprocess import Preprocessor
 from training import config as names
@@ -37,7 +36,7 @@ from training.data import (
 from training.embeddings import coverage, load_pretrained
 from training.evaluate import plot_confusion_matrix, plot_loss_curves
 from training.experiments import ExperimentResult, Prepared, markdown_table, run_experiments, text_table
-from training.faithfulness import comprehensiveness
+from training.faithfulness import faithfulness
 from training.save import atomic_directory
 from training.stopwords import english_stopwords
 from training.timing import STEP_SECONDS, StepTimer
@@ -78,7 +77,6 @@ class TrainingRun:
     preprocessor: Preprocessor
     prepared: Prepared
     results: dict[str, ExperimentResult]
-    thresholds: dict  # per-filter activation thresholds of the archived model
     vocab_coverage: dict | None  # of the learned vocabulary by the pretrained vectors
     calibration: dict  # the served temperature, ECE before and after (training/calibration.py)
     trust: dict  # faithfulness and flip rate of the archived model, per scored part
@@ -103,14 +101,6 @@ def prepare(parts: Split, preprocessor: Preprocessor, vocab_size: int,
     y = {name: labels.encode(frame[CATEGORY]) for name, frame in frames.items()}
     tokenizer = Tokenizer.fit(texts["train"], num_tokens=vocab_size)
     return Prepared(texts, y, labels, tokenizer, preprocessor.stopwords)
-
-
-def filter_thresholds(result: ExperimentResult, prepared: Prepared, purity: float) -> dict:
-    """Per-filter activation thresholds for explanations, from the training split."""
-    sequences = result.tokenizer.encode_batch(prepared.texts["train"])
-    ids = torch.from_numpy(pad_sequences(sequences, min_length=result.model.config.max_filter_size))
-    return compute_filter_thresholds(result.model, ids, torch.from_numpy(prepared.y["train"]),
-                                     purity=purity)
 
 
 def run(config: TrainConfig) -> Path:
@@ -145,8 +135,6 @@ def run(config: TrainConfig) -> Path:
     print("\n" + TABLE_CAPTION + "\n" + text_table(results, config.archive))
 
     archived = results[config.archive]
-    with timer.step("filter_thresholds"):
-        thresholds = filter_thresholds(archived, prepared, config.filter_purity)
     with timer.step("calibration"):
         calibration = calibrate(archived.probabilities["val"], prepared.y["val"],
                                 {part: (archived.probabilities[part], prepared.y[part])
@@ -166,7 +154,7 @@ def run(config: TrainConfig) -> Path:
     if evaluation is not None:
         print(f"\nevaluation set {evaluation.path}: weighted F1 "
               f"{archived.metrics[EVAL]['overall']['weighted_f1']:.4f} ({config.archive})")
-    outcome = TrainingRun(config, headlines, parts, preprocessor, prepared, results, thresholds,
+    outcome = TrainingRun(config, headlines, parts, preprocessor, prepared, results,
                           vocab_coverage, calibration, trust, evaluation,
                           seconds=round(time.perf_counter() - start, 1))
     with atomic_directory(config.out) as staging, timer.step("save_and_plots"):
@@ -188,7 +176,7 @@ def trust_metrics(predictor: Predictor, titles: list[str], labels: np.ndarray, s
         # set's run short (23 s of 2.5 min at 120,000 rows otherwise).
         chosen = np.sort(np.random.default_rng(seed).choice(len(titles), TRUST_SAMPLE, replace=False))
         titles, labels = [titles[i] for i in chosen], labels[chosen]
-    return {"faithfulness": comprehensiveness(predictor, titles, seed=seed),
+    return {"faithfulness": faithfulness(predictor, titles, seed=seed),
             "flip_rate": flip_rate(predictor, titles, labels)}
 
 
@@ -205,13 +193,19 @@ def calibration_summary(calibration: dict) -> str:
 
 
 def trust_summary(trust: dict) -> str:
-    """Comprehensiveness per k and the flip rate, on one line."""
-    by_k = trust["faithfulness"]["by_k"]
-    return ("comprehensiveness, top-k IG words vs k random words (best k words): " + ", ".join(
-        f"k={k} {v['top']:.3f} vs {v['random']:.3f} ({v['best']:.3f})"
-        for k, v in by_k.items() if v["headlines"])
-        + f"; one-word flip rate {trust['flip_rate']['flip_rate']:.1%} of "
-          f"{trust['flip_rate']['pairs']} pairs")
+    """Comprehensiveness per k of the word scores and n-grams, and the flip rate, on two lines."""
+    report = trust["faithfulness"]
+    words = ", ".join(f"k={k} {v['top']:.3f} vs {v['random']:.3f} ({v['best']:.3f})"
+                      for k, v in report["by_k"].items() if v["headlines"])
+    ngrams_for, against = report["ngrams_for"]["1"], report["ngrams_against"]["1"]
+    ngrams = (f"top n-gram for {ngrams_for['top']:.3f} vs {ngrams_for['random']:.3f} random"
+              if ngrams_for["headlines"] else "no n-gram for")
+    if against["headlines"]:
+        ngrams += (f"; deleting the top n-gram against raised it in {against['raised']:.1%} of the "
+                   f"{against['share']:.1%} of headlines that have one")
+    return ("comprehensiveness, top-k IG words vs k random words (best k words): " + words
+            + f"\n  {ngrams}; one-word flip rate {trust['flip_rate']['flip_rate']:.1%} of "
+              f"{trust['flip_rate']['pairs']} pairs")
 
 
 def carry_cv_results(previous: Path, staging: Path) -> None:
@@ -229,7 +223,6 @@ def write_artifacts(directory: Path, run: TrainingRun) -> None:
     archived.tokenizer.save(directory / artifacts.TOKENIZER)
     prepared.labels.save(directory / artifacts.LABEL_ENCODER)
     run.preprocessor.save(directory / artifacts.PREPROCESSOR)
-    _write_json(directory / artifacts.FILTER_THRESHOLDS, run.thresholds)
     config.save(directory / TRAIN_CONFIG)
     evaluation = None
     if run.evaluation is not None:

@@ -7,7 +7,6 @@ recipe, with the margin stated next to each.
 """
 import pytest
 
-from model import artifacts
 from model.explain import Explainer
 from model.predictor import NO_KNOWN_WORDS, Predictor
 from training.behaviour import OFF_TOPIC_WORDS
@@ -198,43 +197,10 @@ class TestAbstention:
         answer = predictor.predict(["东京股市 stocks 🚀"])[0]
         assert answer["abstained"] is None and answer["num_tokens"] == 1
 
-    def test_explanations_of_unreadable_headlines_abstain_too(self, predictor, trained_artifacts):
-        explainer = Explainer(predictor.model, predictor.labels,
-                              artifacts.read_json(trained_artifacts, artifacts.FILTER_THRESHOLDS))
+    def test_explanations_of_unreadable_headlines_abstain_too(self, predictor):
+        explainer = Explainer(predictor.model, predictor.labels)
         texts = [self.READABLE[0], self.UNREADABLE["emoji only"]]
         batch = predictor.encode(texts)
         readable, unreadable = explainer.explain(batch, [0, 0])
         assert unreadable == {"tokens": [], "explained_class": None, "abstained": NO_KNOWN_WORDS}
         assert len(readable["token_scores"]) == len(readable["tokens"]) > 0
-
-
-# --- Honest explanations: the reason presented argues for the class ----------------------
-class TestHonestExplanations:
-    """On the test split, the top 1-gram presented as the reason rarely has a negative word
-    score. Measured on news.csv with seeds 1234, 1, 2 of the archived recipe: 0.4 %, 0.9 %,
-    0.4 % of the headlines with a presented 1-gram (mean 0.6 %, std 0.3 %); the bound, 2 %,
-    sits above mean + 3 std (1.4 %). Those seeds present a 1-gram for 98.3 %, 97.2 % and
-    97.9 % of the headlines (mean 97.8 %, std 0.6 %): the bound, 95 %, sits below mean - 3 std
-    (96.1 %)."""
-
-    MAX_NEGATIVE_SHARE = 0.02
-    MIN_PRESENTED_SHARE = 0.95
-
-    def test_the_presented_1_gram_rarely_argues_against_the_class(self, predictor,
-                                                                  trained_artifacts):
-        import pandas as pd
-
-        explainer = Explainer(predictor.model, predictor.labels,
-                              artifacts.read_json(trained_artifacts, artifacts.FILTER_THRESHOLDS))
-        titles = pd.read_csv(trained_artifacts / "test.csv")["title"].astype(str).tolist()
-        batch = predictor.encode(titles)
-        predicted = predictor.probabilities(batch.ids).argmax(dim=1).tolist()
-        presented = negative = 0
-        for explanation in explainer.explain(batch, predicted):
-            top = explanation.get("ngrams", {}).get("1", {})
-            if top.get("ngram") is None:
-                continue
-            presented += 1
-            negative += explanation["token_scores"][top["start"]] < 0
-        assert presented >= self.MIN_PRESENTED_SHARE * len(titles)
-        assert negative / presented <= self.MAX_NEGATIVE_SHARE, (negative, presented)

@@ -6,11 +6,11 @@ import shutil
 
 import torch
 
-import training.faithfulness as faithfulness
+import training.faithfulness as faithfulness_module
 from model.encoders import pad_sequences
 from model.explain import Explainer
 from model.predictor import Predictor
-from training.faithfulness import comprehensiveness, main
+from training.faithfulness import faithfulness, main
 
 HEADLINES = ["stocks market oil prices rally", "rocket space software week",
              "tennis league cup final starts", "election"]
@@ -48,12 +48,12 @@ def _greedy_best(predictor, batch, probs, row, k):
 
 
 def _explained(predictor, batch, probs):
-    return Explainer(predictor.model, predictor.labels, None).explain(batch, probs.argmax(1).tolist())
+    return Explainer(predictor.model, predictor.labels).explain(batch, probs.argmax(1).tolist())
 
 
 def test_top_k_drop_matches_deleting_the_highest_scored_words(tiny_artifacts):
     predictor = Predictor.from_dir(tiny_artifacts)
-    report = comprehensiveness(predictor, HEADLINES, ks=(1, 2))["by_k"]
+    report = faithfulness(predictor, HEADLINES, ks=(1, 2))["by_k"]
     # The one-word headline has nothing left to compare at k=1: it is left out.
     assert report["1"]["headlines"] == 3 and report["2"]["headlines"] == 3
 
@@ -64,11 +64,53 @@ def test_top_k_drop_matches_deleting_the_highest_scored_words(tiny_artifacts):
     assert abs(report["1"]["top"] - sum(drops) / 3) < 1e-4
 
 
+def _kept_drop(predictor, batch, probs, row, kept):
+    """The drop in the headline's class probability when only the words at `kept` remain."""
+    return _drop(predictor, batch, probs, row, [j for j in range(len(batch.tokens[row])) if j not in kept])
+
+
+def test_each_side_deletes_and_keeps_its_top_items(tiny_artifacts):
+    """Both explanations, both sides: k=1 deletes (comprehensiveness) or keeps alone
+    (sufficiency) the side's top item; `raised` counts the headlines whose probability rose."""
+    predictor = Predictor.from_dir(tiny_artifacts)
+    texts = [f"{a} {b} {c} {d}" for a in ("stocks", "rocket", "tennis") for b in ("oil", "space", "cup")
+             for c in ("week", "final") for d in ("vote", "prices")]
+    report = faithfulness(predictor, texts, ks=(1,))
+    batch = predictor.encode(texts)
+    probs = predictor.probabilities(batch.ids)
+    explained = _explained(predictor, batch, probs)
+
+    def top_words(explanation, sign):
+        scores = explanation["token_scores"]
+        ranked = sorted((j for j in range(len(scores)) if scores[j] * sign > 0),
+                        key=lambda j: -abs(scores[j]))
+        return set(ranked[:1])
+
+    def top_ngram(explanation, key):
+        entries = [e for top in explanation[key].values() if top for e in (top, *top["runners_up"])]
+        best = min(entries, key=lambda e: (-abs(e["score"]), e["start"], e["end"]), default=None)
+        return set(range(best["start"], best["end"])) if best else set()
+
+    tops = {"words_against": lambda e: top_words(e, -1),
+            "ngrams_for": lambda e: top_ngram(e, "ngrams"),
+            "ngrams_against": lambda e: top_ngram(e, "opposing_ngrams")}
+    for side, top in tops.items():
+        rows = [(row, top(e)) for row, e in enumerate(explained) if 0 < len(top(e)) < len(batch.tokens[row])]
+        assert rows, side  # the check below must see some headlines
+        deleted = [_drop(predictor, batch, probs, row, gone) for row, gone in rows]
+        kept = [_kept_drop(predictor, batch, probs, row, gone) for row, gone in rows]
+        entry = report[side]["1"]
+        assert entry["headlines"] == len(rows), side
+        assert abs(entry["top"] - sum(deleted) / len(rows)) < 1e-4, side
+        assert abs(entry["sufficiency"]["top"] - sum(kept) / len(rows)) < 1e-4, side
+        assert abs(entry["raised"] - sum(d < 0 for d in deleted) / len(rows)) < 1e-4, side
+
+
 def test_best_is_the_largest_drop_of_any_k_words(tiny_artifacts, monkeypatch):
     # Chunks of 2 rows: the minimum of a headline's deletions spans several forward passes.
-    monkeypatch.setattr(faithfulness, "CHUNK", 2)
+    monkeypatch.setattr(faithfulness_module, "CHUNK", 2)
     predictor = Predictor.from_dir(tiny_artifacts)
-    report = comprehensiveness(predictor, HEADLINES, ks=(1, 2))["by_k"]
+    report = faithfulness(predictor, HEADLINES, ks=(1, 2))["by_k"]
     batch = predictor.encode(HEADLINES[:3])
     probs = predictor.probabilities(batch.ids)
     explained = _explained(predictor, batch, probs)
@@ -80,12 +122,12 @@ def test_best_is_the_largest_drop_of_any_k_words(tiny_artifacts, monkeypatch):
 
 
 def test_headlines_with_too_many_deletions_get_the_greedy_search(tiny_artifacts, monkeypatch):
-    monkeypatch.setattr(faithfulness, "MAX_DELETIONS", 3)
+    monkeypatch.setattr(faithfulness_module, "MAX_DELETIONS", 3)
     predictor = Predictor.from_dir(tiny_artifacts)
     # Headlines of different lengths searched greedily together (each has its own options).
     texts = ["rocket space software week", "stocks market oil prices rally", "oil prices rally week",
              "election vote week", "tennis cup"]
-    report = comprehensiveness(predictor, texts, ks=(1, 2))["by_k"]
+    report = faithfulness(predictor, texts, ks=(1, 2))["by_k"]
     batch = predictor.encode(texts)
     probs = predictor.probabilities(batch.ids)
     # k = 1: greedy tries every single word, so it finds the best too.
@@ -106,7 +148,7 @@ def test_the_confidence_bins_hold_every_headline_once_and_average_to_the_whole(t
     predictor = Predictor.from_dir(tiny_artifacts)
     texts = [f"{a} {b} {c}" for a in ("stocks", "rocket", "tennis", "election") for b in
              ("oil", "space", "cup", "vote", "prices") for c in ("week", "final", "rally")]
-    for k, entry in comprehensiveness(predictor, texts, ks=(1, 2))["by_k"].items():
+    for k, entry in faithfulness(predictor, texts, ks=(1, 2))["by_k"].items():
         bins = entry["by_confidence"]
         assert sum(b["headlines"] for b in bins) == entry["headlines"], k
         for measure in ("top", "best"):

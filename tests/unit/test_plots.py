@@ -7,7 +7,7 @@ import torch
 from matplotlib.colors import to_rgba
 from matplotlib.patches import Rectangle
 
-from client.plots import AGAINST_COLOR, FOR_COLOR, explanation_figure, plot_explanation
+from client.plots import AGAINST_COLOR, FOR_COLOR, explanation_figure, plot_explanation, shade
 from model.cnn import CNN
 from model.config import ModelConfig
 from model.encoders import LabelEncoder
@@ -25,7 +25,7 @@ def explanation_for(rows: list[list[int]]) -> list[dict]:
     for i, r in enumerate(rows):
         ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
     batch = EncodedBatch(ids=ids, tokens=[[f"word{t}" for t in r] for r in rows], unknown=[0] * len(rows))
-    explainer = Explainer(model.eval(), LabelEncoder(["a", "b", "c"]), None, ig_steps=4)
+    explainer = Explainer(model.eval(), LabelEncoder(["a", "b", "c"]), ig_steps=4)
     return explainer.explain(batch, [1] * len(rows))
 
 
@@ -46,38 +46,38 @@ def test_an_abstained_headline_gets_a_picture_that_says_so(tmp_path):
     assert "abstained (no_known_words)" in explanation_figure(explanation)._suptitle.get_text()
 
 
-# "nvidia" is picked by a filter favouring another class and scores against Business.
+# "nvidia" argues against Business, "shares" and "shares soar" for it.
 HAND_MADE = {
-    "label": "Business", "tokens": ["nvidia", "shares", "soar"], "filter_selection": "informative",
-    "activations": {"1": [1.0, 2.0, 0.5], "2": [None, 1.0, None], "3": [None, None, None]},
-    "picks": {"1": [0, 2, 0], "2": [0, 1, 0], "3": [0, 0, 0]},
-    "opposing_picks": {"1": [1, 0, 0], "2": [0, 0, 0], "3": [0, 0, 0]},
-    "ngrams": {"1": {"ngram": "shares", "start": 1, "end": 2},
-               "2": {"ngram": "shares soar", "start": 1, "end": 3},
-               "3": {"ngram": None, "start": None, "end": None}},
-    "opposing_ngrams": {"1": {"ngram": "nvidia", "start": 0, "end": 1, "favours": {"Sci/Tech": 1}},
-                        "2": {"ngram": None, "start": None, "end": None},
-                        "3": {"ngram": None, "start": None, "end": None}},
+    "label": "Business", "tokens": ["nvidia", "shares", "soar"],
+    "ngrams": {"1": {"ngram": "shares", "start": 1, "end": 2, "score": 0.8, "filters": 2, "runners_up": []},
+               "2": {"ngram": "shares soar", "start": 1, "end": 3, "score": 1.1, "filters": 1,
+                     "runners_up": []},
+               "3": None},
+    "opposing_ngrams": {"1": {"ngram": "nvidia", "start": 0, "end": 1, "score": -1.2, "filters": 3,
+                              "runners_up": []},
+                        "2": None, "3": None},
     "token_scores": [-1.2, 0.8, 0.3], "delta": 0.01,
 }
 
 
-def test_what_argues_against_the_class_is_drawn_apart_from_the_reason():
-    heat_axes, bar_axes, _ = explanation_figure(HAND_MADE).axes  # heatmap, bars, colorbar
-    title = heat_axes.figure._suptitle.get_text()
-    assert "for  1: shares, 2: shares soar" in title and "against  1: nvidia" in title
-    frames = [(p.get_x() + 0.5, p.get_width(), p.get_y() + 0.45, p.get_edgecolor(), p.get_linestyle())
-              for p in heat_axes.patches if isinstance(p, Rectangle)]
-    assert (1, 1, 0, to_rgba(FOR_COLOR), "solid") in frames  # width 1 (row 0): "shares"
-    assert (1, 2, 1, to_rgba(FOR_COLOR), "solid") in frames  # width 2 (row 1): "shares soar"
-    assert (0, 1, 0, to_rgba(AGAINST_COLOR), "dashed") in frames  # width 1: "nvidia", dashed red
-    assert len(frames) == 3
-    cells = sorted(t.get_text() for t in heat_axes.texts)
-    assert cells == ["+1", "+2", "-1"]
+def test_each_span_is_drawn_once_over_its_words_coloured_by_its_sign():
+    span_axes, bar_axes = explanation_figure(HAND_MADE).axes
+    title = span_axes.figure._suptitle.get_text()
+    assert "for  shares soar (+1.10), shares (+0.80)" in title and "against  nvidia (-1.20)" in title
+    boxes = [(round(p.get_x() + 0.45), round(p.get_x() + 0.45 + p.get_width() + 0.1), p.get_facecolor())
+             for p in span_axes.patches if isinstance(p, Rectangle)]
+    # Strongest first, one row each; the largest |score| (nvidia, 1.2) is drawn fully opaque.
+    assert [b[:2] for b in boxes] == [(1, 3), (1, 2), (0, 1)]
+    assert boxes[0][2][:3] == to_rgba(FOR_COLOR)[:3] and boxes[1][2][:3] == to_rgba(FOR_COLOR)[:3]
+    assert boxes[2][2] == to_rgba(AGAINST_COLOR, 1.0)
+    assert boxes[1][2][3] < boxes[0][2][3] < 1.0  # 0.8 fainter than 1.1
+    texts = sorted(t.get_text() for t in span_axes.texts)
+    assert texts == ["nvidia  -1.20", "shares  +0.80", "shares soar  +1.10"]
+    # The words share the spans' colours and scale.
     assert [bar.get_facecolor() for bar in bar_axes.patches] == [
-        to_rgba(AGAINST_COLOR), to_rgba(FOR_COLOR), to_rgba(FOR_COLOR)]
+        shade(-1.2, 1.2), shade(0.8, 1.2), shade(0.3, 1.2)]
     legend = [t.get_text() for t in bar_axes.get_legend().get_texts()]
-    assert legend[:2] == ["word score for the predicted class", "word score against it"]
+    assert legend == ["for the predicted class", "against it"]
 
 
 def test_a_prediction_is_not_an_explanation(tmp_path):
