@@ -51,11 +51,14 @@ MAX_IG_CELLS = 16384
 RUNNERS_UP = 2
 
 
-def picked_positions(model: CNN, ids: torch.Tensor) -> list[torch.Tensor]:
-    """Per filter width, the position each filter's global max-pool picked: [N, F] each,
-    over the headline's own positions only (as the model pools)."""
+def max_pool_picks(model: CNN, ids: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The class logits [N, classes] and, per filter width, the position each filter's global
+    max-pool picked [N, F], over the headline's own positions only (as the model pools), from
+    one pass through the convolutions."""
     mask = model.position_mask(ids)
-    return [m.masked_fill(~mask, float("-inf")).argmax(dim=2) for m in model.feature_maps(ids)]
+    pooled = [m.masked_fill(~mask, float("-inf")).max(dim=2) for m in model.feature_maps(ids)]
+    values, positions = zip(*pooled, strict=True)
+    return model.classify(torch.cat(values, dim=1)), list(positions)
 
 
 def window(position: int, filter_size: int, length: int) -> tuple[int, int]:
@@ -136,8 +139,7 @@ class Explainer:
     def _explain_readable(self, batch: EncodedBatch, predicted: list[int]) -> list[dict]:
         """`explain` for headlines that all have a known word."""
         with torch.inference_mode():
-            positions = picked_positions(self.model, batch.ids)
-            logits = self.model(batch.ids)
+            logits, positions = max_pool_picks(self.model, batch.ids)
         scores, deltas = self._token_scores(batch.ids, predicted, logits)
         # Plain lists from here on: per-element tensor indexing costs more than the work.
         positions, scores, deltas = [p.tolist() for p in positions], scores.tolist(), deltas.tolist()
