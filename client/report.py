@@ -130,8 +130,9 @@ def render_report(rows: list[tuple[Record, Outcome]], source: str = "") -> str:
 <div class="legend">Each word after preprocessing is coloured by its Integrated Gradients score
 towards the label: <span class="swatch" style="{_colour(1.0, 1.0)}">for</span>
 <span class="swatch" style="{_colour(-1.0, 1.0)}">against</span>, stronger for larger scores
-(scaled per headline; hover a word for its score). N-grams are those that most filters for
-and against the label picked.</div>
+(scaled per headline; hover a word for its score). The n-grams are the spans the filters'
+max-pool picked that argue most for and against the label; an n-gram's score is the sum of its
+words' scores, on the same colour scale.</div>
 <div class="controls">
 <label>Class <select id="class">{"".join(options)}</select></label>
 <label>Sort <select id="sort">{"".join(sorts)}</select></label>
