@@ -32,6 +32,7 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from model import artifacts
+from model.monitoring import BUCKET_NAMES, INF, Tally
 from model.predictor import EncodedBatch, Predictor
 
 try:  # in the checkout `handler` is a package ...
@@ -73,6 +74,18 @@ METRIC_BATCH_REQUESTS = "NewsBatchRequests"  # requests in a TorchServe batch
 METRIC_BATCH_HEADLINES = "NewsBatchHeadlines"  # headlines in the one forward pass
 METRIC_BAD_REQUESTS = "NewsBadRequests"  # counter of requests answered with a 4xx
 METRIC_ABSTENTIONS = "NewsAbstentions"  # counter of headlines answered "label": null (no known word)
+# The model's behaviour, counted over answered headlines (docs/monitoring.md):
+METRIC_PREDICTIONS = "NewsPredictions"  # counter by Label and Endpoint (predictions/explanations)
+# TorchServe 0.12 builds a backend histogram with the Prometheus client's default buckets
+# (0.25, 0.5, 0.75, 1 around the range that matters), which serving/metrics.yaml cannot change,
+# and logs one line per observation: the confidence histogram is laid out by hand instead, as
+# cumulative counters with an `le` dimension, which histogram_quantile reads like a histogram.
+METRIC_CONFIDENCE_BUCKET = "NewsConfidence_bucket"  # headlines with confidence <= le
+METRIC_CONFIDENCE_SUM = "NewsConfidence_sum"  # sum of the confidences (mean = sum / count)
+METRIC_WORDS = "NewsWords"  # counter of words after preprocessing
+METRIC_UNKNOWN_WORDS = "NewsUnknownWords"  # counter of those mapped to UNK
+METRIC_WORKER_STARTS = "NewsWorkerStarts"  # counter of handler initialisations (worker (re)starts)
+ENDPOINTS = ("predictions", "explanations")
 
 
 class NewsHandler(BaseHandler):
@@ -100,6 +113,7 @@ class NewsHandler(BaseHandler):
         self.explainer = self._load_explainer(model_dir)
         self.model = self.predictor.model
         self.initialized = True
+        self._start_counters()
         logger.info("news_cnn handler ready: device=%s threads=%d version=%s explanations=%s",
                     self.device, self.settings.num_threads, self.version, self.explainer is not None)
 
@@ -188,6 +202,7 @@ class NewsHandler(BaseHandler):
         answers = self.predictor.format(prepared.probabilities, prepared.encoded) \
             if prepared.encoded is not None else []
         self._explain_where_asked(prepared, answers)
+        self._count_answers(prepared, answers)
         output = []
         for idx, request in enumerate(prepared.requests):
             self._echo_correlation_id(idx)
@@ -207,6 +222,49 @@ class NewsHandler(BaseHandler):
                 "device": str(self.device), "num_threads": self.settings.num_threads,
                 "max_chars": self.settings.max_chars, "max_texts": self.settings.max_texts,
                 "explanations": self.explainer is not None}
+
+    # -- metrics of the model's behaviour -----------------------------------------------
+    def _start_counters(self) -> None:
+        """Count one worker start, and create every behaviour counter at 0: a series that
+        first appears at its Nth count loses those N to rate() and increase()."""
+        self._add_metric(METRIC_WORKER_STARTS, 1, "count", MetricTypes.COUNTER)
+        self._count(Tally(), dict.fromkeys(ENDPOINTS, Tally()), zeros=True)
+
+    def _count_answers(self, prepared: PreparedBatch, answers: list[dict]) -> None:
+        """Count the headlines this batch answers (not the refused requests): per label and
+        endpoint, confidence buckets, words. Never raises: a metrics failure fails no request."""
+        try:
+            overall, by_endpoint = Tally(), {name: Tally() for name in ENDPOINTS}
+            for request in prepared.requests:
+                if request.error is not None or request.describe:
+                    continue
+                mine = answers[request.first_row:request.first_row + len(request.texts)]
+                overall.add(mine)
+                by_endpoint[ENDPOINTS[1] if request.explain else ENDPOINTS[0]].add(mine)
+            self._count(overall, by_endpoint)
+        except Exception:  # noqa: BLE001
+            logger.warning("could not count the answers", exc_info=True)
+
+    def _count(self, overall: Tally, by_endpoint: dict[str, Tally], zeros: bool = False) -> None:
+        """Add a batch's counts to the counters; with `zeros`, every series (at 0) too."""
+        labels = self.predictor.labels.classes
+        for endpoint, tally in by_endpoint.items():
+            for label in labels:
+                if zeros or tally.labels.get(label):
+                    self._add_metric(METRIC_PREDICTIONS, tally.labels.get(label, 0), "count",
+                                     MetricTypes.COUNTER, {"Label": label, "Endpoint": endpoint})
+        for name in BUCKET_NAMES:
+            if zeros or overall.buckets.get(name):
+                self._add_metric(METRIC_CONFIDENCE_BUCKET, overall.buckets.get(name, 0), "count",
+                                 MetricTypes.COUNTER, {"le": name})
+        if zeros or overall.buckets.get(INF):
+            self._add_metric(METRIC_CONFIDENCE_SUM, round(overall.confidence_sum, 6), "count",
+                             MetricTypes.COUNTER)
+        for name, value in ((METRIC_WORDS, overall.words), (METRIC_UNKNOWN_WORDS, overall.unknown_words)):
+            if zeros or value:
+                self._add_metric(name, value, "count", MetricTypes.COUNTER)
+        if zeros:  # counted where the batch is encoded (preprocess)
+            self._add_metric(METRIC_ABSTENTIONS, 0, "count", MetricTypes.COUNTER)
 
     # -- helpers ---------------------------------------------------------------------------
     def _parse(self, idx: int, row: Any) -> ParsedRequest:
@@ -322,13 +380,17 @@ class NewsHandler(BaseHandler):
         return value if isinstance(value, str) else None
 
     def _add_metric(self, name: str, value: float, unit: str,
-                    metric_type: MetricTypes = MetricTypes.GAUGE) -> None:
-        """Report one batch-level metric; a metrics failure never fails a request."""
+                    metric_type: MetricTypes = MetricTypes.GAUGE,
+                    extra: dict[str, str] | None = None) -> None:
+        """Report one batch-level metric, with `extra` dimensions after ModelName and Level
+        (in serving/metrics.yaml's order: TorchServe's frontend maps them by position); a
+        metrics failure never fails a request."""
         metrics = getattr(self.context, "metrics", None)
         if metrics is None:
             return
         try:
             dimensions = [Dimension("ModelName", self.context.model_name), Dimension("Level", "Model")]
+            dimensions += [Dimension(key, value) for key, value in (extra or {}).items()]
             metrics.add_metric(name, value, unit, None, dimensions, metric_type)
         except Exception:  # noqa: BLE001
             logger.warning("could not record metric %s", name, exc_info=True)

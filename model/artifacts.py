@@ -21,10 +21,13 @@ PREPROCESSOR = "preprocessor.json"
 FILTER_THRESHOLDS = "filter_thresholds.json"
 METRICS = "metrics.json"
 MANIFEST = "manifest.json"
+# The validation split's label shares, confidence and unknown words (model/monitoring.py):
+# what the alert rules compare live traffic with (serving/monitoring.py).
+REFERENCE_PROFILE = "reference_profile.json"
 
 # What the handler needs at serving time; the rest (metrics, plots) is for people.
 SERVING_FILES = (WEIGHTS, MODEL_CONFIG, TOKENIZER, LABEL_ENCODER, PREPROCESSOR,
-                 FILTER_THRESHOLDS, MANIFEST)
+                 FILTER_THRESHOLDS, MANIFEST, REFERENCE_PROFILE)
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CNN:

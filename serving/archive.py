@@ -120,7 +120,8 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
 
     artifacts_dir, export_path = Path(artifacts_dir), Path(export_path)
     # Artifacts the handler cannot work without; filter_thresholds.json only sharpens explanations.
-    required = [n for n in artifacts.SERVING_FILES if n != artifacts.FILTER_THRESHOLDS]
+    required = [n for n in artifacts.SERVING_FILES
+                if n not in (artifacts.FILTER_THRESHOLDS, artifacts.REFERENCE_PROFILE)]
     missing = artifacts.missing_files(artifacts_dir, required)
     if missing:
         raise ArchiveError(f"{artifacts_dir} lacks {', '.join(missing)}: train first "
