@@ -175,7 +175,7 @@ def rules_document(profile: dict) -> dict:
 def rules_text(profile: dict) -> str:
     """rules.yml's text: a header naming its generator and the profile it came from."""
     return (_header("deploy/prometheus/rules.yml")
-            + f"# {json.dumps({PROFILE_KEY: profile}, sort_keys=True)}\n"
+            + f"# {json.dumps({PROFILE_KEY: profile})}\n"
             + _dump(rules_document(profile)))
 
 
