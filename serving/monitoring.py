@@ -167,7 +167,7 @@ def rules_document(profile: dict) -> dict:
     """rules.yml: the reference, recording rules and alerts (Prometheus rule-file format)."""
     return {"groups": [
         {"name": "news-cnn-reference", "rules": reference_rules(profile)},
-        {"name": "news-cnn-recording", "interval": "30s", "rules": recording_rules()},
+        {"name": "news-cnn-recording", "rules": recording_rules()},
         {"name": "news-cnn-alerts", "rules": alert_rules(profile)},
     ]}
 
