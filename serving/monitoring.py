@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -337,14 +336,17 @@ def prometheus_command(config: Path, storage: Path, listen: str) -> list[str]:
 
 
 def serve(server_config: Path, workdir: Path, listen: str) -> int:
-    """Run Prometheus in the foreground against the server of `server_config`."""
+    """Run Prometheus in the foreground (in this process) against the server of `server_config`."""
     metrics = read_properties(server_config).get("metrics_address", "http://127.0.0.1:8082")
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
     config.write_text(_dump(prometheus_config_for(metrics)))
     command = prometheus_command(config, workdir / "data", listen)
     print(f"Prometheus at http://{listen} (scraping {metrics}/metrics; Ctrl-C stops it)", flush=True)
-    return subprocess.call(command)
+    # Prometheus replaces this process: a signal to it (Ctrl-C, a test's terminate) stops
+    # Prometheus itself, and no child is left behind.
+    os.execv(command[0], command)
+    return 0  # not reached
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,10 +66,16 @@ def query(url: str, promql: str) -> list[dict]:
 
 
 def wait_for(url: str, promql: str, check, timeout: float = 60) -> list[dict]:
-    """Query `promql` until `check(result)` is true; the last result either way."""
+    """Query `promql` until `check(result)` is true (while Prometheus starts, too); the last
+    result either way."""
     deadline = time.monotonic() + timeout
     while True:
-        result = query(url, promql)
-        if check(result) or time.monotonic() > deadline:
+        try:
+            result = query(url, promql)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            result = None
+        if result is not None and (check(result) or time.monotonic() > deadline):
             return result
         time.sleep(0.5)

@@ -99,3 +99,24 @@ def test_the_shipped_rules_load_healthy(stack):
     assert all(rule["health"] == "ok" for group in loaded for rule in group["rules"]), loaded
     up = query(url, 'up{job="news-cnn"}')
     assert [float(r["value"][1]) for r in up] == [1.0]
+
+
+def test_make_monitor_runs_prometheus_beside_a_server_and_prints_its_address(stack, tmp_path):
+    import subprocess
+    import sys
+
+    from serving.server import free_port
+
+    ts, _ = stack
+    listen = f"127.0.0.1:{free_port()}"
+    command = [sys.executable, "-m", "serving.monitoring", "serve", "--config", str(ts.config),
+               "--workdir", str(tmp_path), "--listen", listen]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=monitoring.REPO_ROOT)
+    try:
+        printed = process.stdout.readline()
+        assert printed.startswith(f"Prometheus at http://{listen} (scraping {ts.endpoints.metrics}/metrics")
+        up = wait_for(f"http://{listen}", 'up{job="news-cnn"}', lambda r: [x["value"][1] for x in r] == ["1"])
+        assert [x["value"][1] for x in up] == ["1"]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
