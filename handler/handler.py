@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -86,6 +87,11 @@ METRIC_WORDS = "NewsWords"  # counter of words after preprocessing
 METRIC_UNKNOWN_WORDS = "NewsUnknownWords"  # counter of those mapped to UNK
 METRIC_WORKER_STARTS = "NewsWorkerStarts"  # counter of handler initialisations (worker (re)starts)
 ENDPOINTS = ("predictions", "explanations")
+# The behaviour counters are summed in the worker and sent every METRICS_FLUSH_S seconds, not
+# per batch: each metric is one log line the frontend parses, and a line per label and bucket
+# per batch cost /predictions 15 % at c=64 (docs/monitoring.md). Counts reach /metrics within
+# this delay; a worker that dies loses at most its last interval's.
+METRICS_FLUSH_S = 1.0
 
 
 class NewsHandler(BaseHandler):
@@ -97,6 +103,8 @@ class NewsHandler(BaseHandler):
         self.explainer = None
         self.settings = HandlerSettings()
         self.version: str | None = None
+        self._pending = self._empty_counts()
+        self._pending_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def initialize(self, context) -> None:
@@ -224,24 +232,46 @@ class NewsHandler(BaseHandler):
                 "explanations": self.explainer is not None}
 
     # -- metrics of the model's behaviour -----------------------------------------------
+    @staticmethod
+    def _empty_counts() -> tuple[Tally, dict[str, Tally]]:
+        return Tally(), {name: Tally() for name in ENDPOINTS}
+
     def _start_counters(self) -> None:
-        """Count one worker start, and create every behaviour counter at 0: a series that
-        first appears at its Nth count loses those N to rate() and increase()."""
+        """Count one worker start, create every behaviour counter at 0 (a series that first
+        appears at its Nth count loses those N to rate() and increase()), and start sending
+        the counts every METRICS_FLUSH_S seconds."""
         self._add_metric(METRIC_WORKER_STARTS, 1, "count", MetricTypes.COUNTER)
-        self._count(Tally(), dict.fromkeys(ENDPOINTS, Tally()), zeros=True)
+        self._count(*self._empty_counts(), zeros=True)
+        threading.Thread(target=self._flush_forever, name="news-metrics", daemon=True).start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(METRICS_FLUSH_S)
+            self.flush_counts()
+
+    def flush_counts(self) -> None:
+        """Send the counts summed since the last flush (nothing when there are none)."""
+        with self._pending_lock:
+            (overall, by_endpoint), self._pending = self._pending, self._empty_counts()
+        if overall.labelled or overall.abstentions:
+            try:
+                self._count(overall, by_endpoint)
+            except Exception:  # noqa: BLE001 - the flushing thread must live on
+                logger.warning("could not send the counts", exc_info=True)
 
     def _count_answers(self, prepared: PreparedBatch, answers: list[dict]) -> None:
-        """Count the headlines this batch answers (not the refused requests): per label and
-        endpoint, confidence buckets, words. Never raises: a metrics failure fails no request."""
+        """Add the headlines this batch answers (not the refused requests) to the pending
+        counts: per label and endpoint, confidence buckets, words. Never raises: a metrics
+        failure fails no request."""
         try:
-            overall, by_endpoint = Tally(), {name: Tally() for name in ENDPOINTS}
-            for request in prepared.requests:
-                if request.error is not None or request.describe:
-                    continue
-                mine = answers[request.first_row:request.first_row + len(request.texts)]
-                overall.add(mine)
-                by_endpoint[ENDPOINTS[1] if request.explain else ENDPOINTS[0]].add(mine)
-            self._count(overall, by_endpoint)
+            with self._pending_lock:
+                overall, by_endpoint = self._pending
+                for request in prepared.requests:
+                    if request.error is not None or request.describe:
+                        continue
+                    mine = answers[request.first_row:request.first_row + len(request.texts)]
+                    overall.add(mine)
+                    by_endpoint[ENDPOINTS[1] if request.explain else ENDPOINTS[0]].add(mine)
         except Exception:  # noqa: BLE001
             logger.warning("could not count the answers", exc_info=True)
 
@@ -253,11 +283,12 @@ class NewsHandler(BaseHandler):
                 if zeros or tally.labels.get(label):
                     self._add_metric(METRIC_PREDICTIONS, tally.labels.get(label, 0), "count",
                                      MetricTypes.COUNTER, {"Label": label, "Endpoint": endpoint})
+        buckets = overall.buckets
         for name in BUCKET_NAMES:
-            if zeros or overall.buckets.get(name):
-                self._add_metric(METRIC_CONFIDENCE_BUCKET, overall.buckets.get(name, 0), "count",
+            if zeros or buckets[name]:
+                self._add_metric(METRIC_CONFIDENCE_BUCKET, buckets[name], "count",
                                  MetricTypes.COUNTER, {"le": name})
-        if zeros or overall.buckets.get(INF):
+        if zeros or buckets[INF]:
             self._add_metric(METRIC_CONFIDENCE_SUM, round(overall.confidence_sum, 6), "count",
                              MetricTypes.COUNTER)
         for name, value in ((METRIC_WORDS, overall.words), (METRIC_UNKNOWN_WORDS, overall.unknown_words)):

@@ -8,6 +8,7 @@ to UNK, and a headline with no known word is an abstention (no label, no confide
 """
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -38,7 +39,8 @@ class Tally:
     Prometheus histogram), words and unknown words, abstentions."""
 
     labels: Counter = field(default_factory=Counter)
-    buckets: Counter = field(default_factory=Counter)  # le name -> headlines with confidence <= le
+    # Headlines per bucket (confidence in (previous le, le]); `buckets` sums them up.
+    per_bucket: list[int] = field(default_factory=lambda: [0] * len(BUCKET_NAMES))
     confidence_sum: float = 0.0
     words: int = 0
     unknown_words: int = 0
@@ -56,11 +58,18 @@ class Tally:
             self.labels[label] += 1
             confidence = answer["probabilities"][label]
             self.confidence_sum += confidence
-            for bound, name in zip(CONFIDENCE_BUCKETS, BUCKET_NAMES, strict=False):
-                if confidence <= bound:
-                    self.buckets[name] += 1
-            self.buckets[INF] += 1
+            # The first bound >= confidence: le is inclusive, as in Prometheus.
+            self.per_bucket[bisect.bisect_left(CONFIDENCE_BUCKETS, confidence)] += 1
         return self
+
+    @property
+    def buckets(self) -> dict[str, int]:
+        """le name -> headlines with confidence <= le (cumulative, like a Prometheus histogram)."""
+        cumulative, total = {}, 0
+        for name, count in zip(BUCKET_NAMES, self.per_bucket, strict=True):
+            total += count
+            cumulative[name] = total
+        return cumulative
 
     @property
     def labelled(self) -> int:

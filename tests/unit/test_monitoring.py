@@ -110,6 +110,7 @@ def test_the_counters_count_what_was_answered(handler):
     output = run_batch(handler, json_request({"texts": texts}), text_request(""),
                        text_request("Rocket space software talks", explain=True), json_request({"texts": []}))
     answered = json.loads(output[0]) + [json.loads(output[2])]
+    handler.flush_counts()  # the worker's thread sends them every METRICS_FLUSH_S seconds
     assert [handler.context.get_response_status(i)[0] for i in range(4)] == [200, 400, 200, 400]
     expected = Tally().add(answered)
     labels = handler.predictor.labels.classes
