@@ -46,7 +46,9 @@ def screenshot(url: str, out: Path, workdir: Path, size: str = "1400,720") -> No
     binary = find_chromium()
     if binary is None:
         raise SystemExit("no chromium binary: apt-get install chromium")
-    page = f"{url}/graph?" + urlencode({"g0.expr": EXPR, "g0.tab": "0", "g0.range_input": "10m"})
+    # Debian's build serves the classic UI (/graph redirects to /classic/graph, dropping the query).
+    graph = requests.get(f"{url}/graph/", timeout=10).url.split("?")[0]
+    page = f"{graph}?" + urlencode({"g0.expr": EXPR, "g0.tab": "0", "g0.range_input": "10m"})
     subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'chromium'}",
                     f"--screenshot={out.resolve()}", f"--window-size={size}", "--hide-scrollbars",
                     "--virtual-time-budget=15000", page], check=True, capture_output=True, timeout=180)
