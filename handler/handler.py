@@ -240,6 +240,8 @@ class NewsHandler(BaseHandler):
         """Count one worker start, create every behaviour counter at 0 (a series that first
         appears at its Nth count loses those N to rate() and increase()), and start sending
         the counts every METRICS_FLUSH_S seconds."""
+        if getattr(self.context, "metrics", None) is None:
+            return  # no metrics sink (the in-process `--archive` mode): nothing to count
         self._add_metric(METRIC_WORKER_STARTS, 1, "count", MetricTypes.COUNTER)
         self._count(*self._empty_counts(), zeros=True)
         threading.Thread(target=self._flush_forever, name="news-metrics", daemon=True).start()
@@ -263,6 +265,8 @@ class NewsHandler(BaseHandler):
         """Add the headlines this batch answers (not the refused requests) to the pending
         counts: per label and endpoint, confidence buckets, words. Never raises: a metrics
         failure fails no request."""
+        if getattr(self.context, "metrics", None) is None:
+            return
         try:
             with self._pending_lock:
                 overall, by_endpoint = self._pending
