@@ -89,7 +89,7 @@ METRIC_WORKER_STARTS = "NewsWorkerStarts"  # counter of handler initialisations 
 ENDPOINTS = ("predictions", "explanations")
 # The behaviour counters are summed in the worker and sent every METRICS_FLUSH_S seconds, not
 # per batch: each metric is one log line the frontend parses, and a line per label and bucket
-# per batch cost /predictions 15 % at c=64 (docs/monitoring.md). Counts reach /metrics within
+# per batch cost /predictions 16-20 % at c=64 (docs/monitoring.md). Counts reach /metrics within
 # this delay; a worker that dies loses at most its last interval's.
 METRICS_FLUSH_S = 1.0
 
@@ -280,7 +280,7 @@ class NewsHandler(BaseHandler):
             logger.warning("could not count the answers", exc_info=True)
 
     def _count(self, overall: Tally, by_endpoint: dict[str, Tally], zeros: bool = False) -> None:
-        """Add a batch's counts to the counters; with `zeros`, every series (at 0) too."""
+        """Send counts to the counters (the nonzero ones; with `zeros`, every series at 0)."""
         labels = self.predictor.labels.classes
         for endpoint, tally in by_endpoint.items():
             for label in labels:

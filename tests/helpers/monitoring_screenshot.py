@@ -41,14 +41,14 @@ def send(ts, titles: list[str], seconds: float, per_request: int = 5, seed: int 
     return sent
 
 
-def screenshot(url: str, out: Path, workdir: Path, size: str = "1400,720") -> None:
-    """Prometheus' graph page of EXPR over the last 10 minutes, drawn by Chromium."""
+def screenshot(url: str, out: Path, workdir: Path, size: str = "1400,1080") -> None:
+    """Prometheus' graph page of EXPR over the last 5 minutes, with its legend, drawn by Chromium."""
     binary = find_chromium()
     if binary is None:
         raise SystemExit("no chromium binary: apt-get install chromium")
     # Debian's build serves the classic UI (/graph redirects to /classic/graph, dropping the query).
     graph = requests.get(f"{url}/graph/", timeout=10).url.split("?")[0]
-    page = f"{graph}?" + urlencode({"g0.expr": EXPR, "g0.tab": "0", "g0.range_input": "10m"})
+    page = f"{graph}?" + urlencode({"g0.expr": EXPR, "g0.tab": "0", "g0.range_input": "5m"})
     subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'chromium'}",
                     f"--screenshot={out.resolve()}", f"--window-size={size}", "--hide-scrollbars",
                     "--virtual-time-budget=15000", page], check=True, capture_output=True, timeout=180)
@@ -60,8 +60,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="a title,category CSV")
     parser.add_argument("--out", type=Path, default=Path("docs/monitoring.png"))
     parser.add_argument("--category", default="Sports", help="the only category of the drifted phase")
-    parser.add_argument("--mixed-s", type=float, default=240)
-    parser.add_argument("--drifted-s", type=float, default=180)
+    parser.add_argument("--mixed-s", type=float, default=150)
+    parser.add_argument("--drifted-s", type=float, default=120)
     args = parser.parse_args()
     with args.data.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
