@@ -9,7 +9,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-import jsonschema
+import jsonschema  # kubernetes-validate depends on it (requirements/dev.txt)
 import pytest
 import yaml
 
