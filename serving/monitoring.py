@@ -108,9 +108,10 @@ def recording_rules() -> list[dict]:
          "expr": f"sum(({share} - on(Label) news:reference:label_share) "
                  f"* ln({share} / on(Label) news:reference:label_share))"},
         {"record": "news:http_5xx:ratio_rate5m",
-         # A status TorchServe has not answered yet has no series: `or vector(0)` stands in.
-         "expr": "sum(rate(Requests5XX[5m])) / (sum(rate(Requests2XX[5m])) + (sum(rate(Requests4XX[5m])) "
-                 "or vector(0)) + sum(rate(Requests5XX[5m])))"},
+         # A status TorchServe has not answered since it started has no series: `or vector(0)`
+         # stands in (a server that has answered only 5xx still gets a share of 1).
+         "expr": "sum(rate(Requests5XX[5m])) / ((sum(rate(Requests2XX[5m])) or vector(0)) "
+                 "+ (sum(rate(Requests4XX[5m])) or vector(0)) + sum(rate(Requests5XX[5m])))"},
     ]
 
 
@@ -264,6 +265,8 @@ def rules_tests_document(profile: dict) -> dict:
         ("a feed in another language: unknown words", other_language, ("NewsUnknownWordsRise",), None),
         ("empty titles: abstentions", empty_titles, ("NewsAbstentionsRise",), None),
         ("5 % of the answers are 5xx", traffic(profile, status_shares={"2": 0.95, "5": 0.05}),
+         ("NewsServerErrors",), None),
+        ("a restarted server answers only 5xx", traffic(profile, status_shares={"5": 1.0}),
          ("NewsServerErrors",), None),
         ("a worker died and was replaced", traffic(profile, worker_starts=f"2x90 3x{TEST_MINUTES - 90}"),
          ("NewsWorkerRestarted",), None),
