@@ -86,6 +86,7 @@ METRIC_CONFIDENCE_SUM = "NewsConfidence_sum"  # sum of the confidences (mean = s
 METRIC_WORDS = "NewsWords"  # counter of words after preprocessing
 METRIC_UNKNOWN_WORDS = "NewsUnknownWords"  # counter of those mapped to UNK
 METRIC_WORKER_STARTS = "NewsWorkerStarts"  # counter of handler initialisations (worker (re)starts)
+METRIC_HEARTBEAT = "NewsWorkerHeartbeat"  # gauge: Unix time of the worker's last report, by WorkerPid
 ENDPOINTS = ("predictions", "explanations")
 # The behaviour counters are summed in the worker and sent every METRICS_FLUSH_S seconds, not
 # per batch: each metric is one log line the frontend parses, and a line per label and bucket
@@ -248,6 +249,8 @@ class NewsHandler(BaseHandler):
 
     def _flush_forever(self) -> None:
         while True:
+            self._add_metric(METRIC_HEARTBEAT, round(time.time(), 3), "s", MetricTypes.GAUGE,
+                             {"WorkerPid": str(os.getpid())})
             time.sleep(METRICS_FLUSH_S)
             self.flush_counts()
 

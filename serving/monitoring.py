@@ -51,6 +51,9 @@ LOW_CONFIDENCE_FACTOR = 2.0  # low-confidence share above twice the reference's
 UNKNOWN_FACTOR, UNKNOWN_MARGIN = 2.0, 0.05  # unknown words above max(2 x, + 0.05) the reference's
 ABSTENTION_MARGIN = 0.02  # abstentions above the reference's + 2 points
 ERROR_RATIO = 0.01  # 5xx above 1 % of the answers over 5 minutes
+# A worker reports every second; silent for 30 s it is lost. A silent worker's series stays in
+# TorchServe's /metrics (frozen) until the server restarts: the alert looks back 15 minutes.
+HEARTBEAT_LOST_S, HEARTBEAT_WINDOW_S = 30, 900
 SHARE_FLOOR = 0.001  # a share of 0 would make the PSI infinite
 RUNBOOK = "docs/monitoring.md"
 
@@ -107,6 +110,7 @@ def recording_rules() -> list[dict]:
         {"record": "news:label_psi:1h",
          "expr": f"sum(({share} - on(Label) news:reference:label_share) "
                  f"* ln({share} / on(Label) news:reference:label_share))"},
+        {"record": "news:workers:alive", "expr": f"count(time() - NewsWorkerHeartbeat < {HEARTBEAT_LOST_S})"},
         {"record": "news:http_5xx:ratio_rate5m",
          # A status TorchServe has not answered since it started has no series: `or vector(0)`
          # stands in (a server that has answered only 5xx still gets a share of 1).
@@ -158,6 +162,10 @@ def alert_rules(profile: dict) -> list[dict]:
               f"More than {ERROR_RATIO:.0%} of the answers of the last 5 minutes were 5xx"),
         alert("NewsWorkerRestarted", "sum(increase(NewsWorkerStarts[15m])) > 0", "0m", "warning",
               "A worker started in the last 15 minutes: TorchServe replaced a dead one, or scaled up"),
+        alert("NewsWorkerLost", f"time() - NewsWorkerHeartbeat > {HEARTBEAT_LOST_S} "
+              f"and time() - NewsWorkerHeartbeat < {HEARTBEAT_WINDOW_S}", "1m", "warning",
+              f"A worker stopped reporting more than {HEARTBEAT_LOST_S} s ago: it died, hung or "
+              "was scaled down"),
         alert("NewsServerDown", f"up{{{JOB_MATCH}}} == 0", "2m", "critical",
               "Prometheus cannot scrape a news-cnn server's metrics"),
     ]
@@ -204,7 +212,7 @@ def _series(name: str, labels: dict[str, str], per_minute: float) -> dict:
 def traffic(profile: dict, label_shares: dict | None = None, buckets: dict | None = None,
             unknown_share: float | None = None, abstention_share: float | None = None,
             status_shares: dict | None = None, worker_starts: str = f"2x{TEST_MINUTES}",
-            up: str = f"1x{TEST_MINUTES}") -> list[dict]:
+            up: str = f"1x{TEST_MINUTES}", heartbeat: str = f"0+60x{TEST_MINUTES}") -> list[dict]:
     """Input series shaped like the reference, or drifted where an argument says so."""
     base = {"job": JOB, "ModelName": "news_cnn", "Level": "Model"}
     abstained = PER_MINUTE * (profile["abstention_share"] if abstention_share is None else abstention_share)
@@ -220,6 +228,11 @@ def traffic(profile: dict, label_shares: dict | None = None, buckets: dict | Non
     series += [_series("NewsAbstentions", base, abstained), _series("NewsWords", base, words),
                _series("NewsUnknownWords", base, words * unknown),
                {"series": f'NewsWorkerStarts{{job="{JOB}"}}', "values": worker_starts},
+               # Two workers: the first always reports (a value of Unix time, which promtool's
+               # time() starts at 0), the second as `heartbeat` says.
+               {"series": f'NewsWorkerHeartbeat{{job="{JOB}",WorkerPid="100"}}',
+                "values": f"0+60x{TEST_MINUTES}"},
+               {"series": f'NewsWorkerHeartbeat{{job="{JOB}",WorkerPid="101"}}', "values": heartbeat},
                {"series": f'up{{job="{JOB}",instance="127.0.0.1:8082"}}', "values": up}]
     for status, share in (status_shares or {"2": 1.0}).items():
         series.append(_series(f"Requests{status}XX", {"job": JOB, "Level": "Host"}, PER_MINUTE * share))
@@ -270,6 +283,8 @@ def rules_tests_document(profile: dict) -> dict:
          ("NewsServerErrors",), None),
         ("a worker died and was replaced", traffic(profile, worker_starts=f"2x90 3x{TEST_MINUTES - 90}"),
          ("NewsWorkerRestarted",), None),
+        ("a worker stopped reporting", traffic(profile, heartbeat=f"0+60x90 5400x{TEST_MINUTES - 90}"),
+         ("NewsWorkerLost",), {"job": JOB, "WorkerPid": "101"}),
         ("the server stopped answering scrapes", traffic(profile, up=f"1x90 0x{TEST_MINUTES - 90}"),
          ("NewsServerDown",), instance),
     ]
@@ -281,6 +296,8 @@ def rules_tests_document(profile: dict) -> dict:
          "exp_samples": [{"labels": "{}", "value": 1}]},
         {"expr": "news:label_psi:1h < bool 0.001", "eval_time": EVAL_AT,
          "exp_samples": [{"labels": "{}", "value": 1}]},
+        {"expr": "news:workers:alive", "eval_time": EVAL_AT, "exp_samples": [{"labels": "news:workers:alive",
+                                                                              "value": 2}]},
     ]
     return {"rule_files": [RULES.name], "evaluation_interval": "1m", "tests": tests}
 

@@ -81,6 +81,8 @@ def test_prometheus_counts_what_the_server_answered(stack):
     assert buckets == {le: float(expected.buckets.get(le, 0)) for le in buckets} and "+Inf" in buckets
     workers = len(ts.describe()["workers"])  # model-config.yaml's minWorkers
     assert float(query(url, "sum(NewsWorkerStarts)")[0]["value"][1]) == workers >= 1
+    alive = wait_for(url, "news:workers:alive", lambda r: bool(r) and float(r[0]["value"][1]) == workers)
+    assert float(alive[0]["value"][1]) == workers
 
     # A recording rule of rules.yml: each label's share of the answers over 5 minutes.
     shares = wait_for(url, "news:label_share:ratio_rate5m",

@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema  # kubernetes-validate depends on it (requirements/dev.txt)
 import pytest
 import yaml
+from ts.metrics.metric_type_enum import MetricTypes
 
 import handler.handler as handler_module
 from model.monitoring import BUCKET_NAMES, INF, Tally, bucket_quantile, profile
@@ -137,14 +138,19 @@ def test_a_failing_metrics_backend_fails_no_request(handler):
     assert [handler.context.get_response_status(i)[0] for i in range(2)] == [200, 200]
 
 
-def test_the_counters_are_declared_with_the_dimensions_in_the_order_the_handler_sends(handler):
-    counters = yaml.safe_load(METRICS_CONFIG.read_text())["model_metrics"]["counter"]
-    declared = {m["name"]: m for m in counters}
-    for name, _, dims, metric_type in handler.context.metrics.calls:
-        assert name in declared, f"{name} is not a counter in {METRICS_CONFIG}"
+def test_the_metrics_are_declared_with_the_dimensions_in_the_order_the_handler_sends(handler):
+    handler.context.metrics.calls.clear()
+    run_batch(handler, text_request(GOOD), text_request("zzz qqq"))
+    handler.flush_counts()
+    handler._add_metric(handler_module.METRIC_HEARTBEAT, 1.0, "s", MetricTypes.GAUGE, {"WorkerPid": "1"})
+    declared = {(m["name"], kind.upper()): m for kind, entries in
+                yaml.safe_load(METRICS_CONFIG.read_text())["model_metrics"].items() for m in entries}
+    sent = handler.context.metrics.calls
+    assert {n for n, *_ in sent} >= {"NewsPredictions", "NewsConfidence_bucket", "NewsWorkerHeartbeat"}
+    for name, _, dims, metric_type in sent:
+        assert (name, metric_type.name) in declared, f"{name} is not a {metric_type.name} in {METRICS_CONFIG}"
         # TorchServe's frontend maps dimension values to names by position.
-        assert list(dims) == declared[name]["dimensions"], name
-        assert metric_type.name == "COUNTER"
+        assert list(dims) == declared[(name, metric_type.name)]["dimensions"], name
 
 
 # -- rules -----------------------------------------------------------------------------------
