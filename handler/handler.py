@@ -234,8 +234,8 @@ class NewsHandler(BaseHandler):
 
     # -- metrics of the model's behaviour -----------------------------------------------
     @staticmethod
-    def _empty_counts() -> tuple[Tally, dict[str, Tally]]:
-        return Tally(), {name: Tally() for name in ENDPOINTS}
+    def _empty_counts() -> dict[str, Tally]:
+        return {name: Tally() for name in ENDPOINTS}
 
     def _start_counters(self) -> None:
         """Count one worker start, create every behaviour counter at 0 (a series that first
@@ -244,7 +244,7 @@ class NewsHandler(BaseHandler):
         if getattr(self.context, "metrics", None) is None:
             return  # no metrics sink (the in-process `--archive` mode): nothing to count
         self._add_metric(METRIC_WORKER_STARTS, 1, "count", MetricTypes.COUNTER)
-        self._count(*self._empty_counts(), zeros=True)
+        self._count(self._empty_counts(), zeros=True)
         threading.Thread(target=self._flush_forever, name="news-metrics", daemon=True).start()
 
     def _flush_forever(self) -> None:
@@ -257,10 +257,10 @@ class NewsHandler(BaseHandler):
     def flush_counts(self) -> None:
         """Send the counts summed since the last flush (nothing when there are none)."""
         with self._pending_lock:
-            (overall, by_endpoint), self._pending = self._pending, self._empty_counts()
-        if overall.labelled or overall.abstentions:
+            by_endpoint, self._pending = self._pending, self._empty_counts()
+        if any(tally.labelled or tally.abstentions for tally in by_endpoint.values()):
             try:
-                self._count(overall, by_endpoint)
+                self._count(by_endpoint)
             except Exception:  # noqa: BLE001 - the flushing thread must live on
                 logger.warning("could not send the counts", exc_info=True)
 
@@ -271,19 +271,21 @@ class NewsHandler(BaseHandler):
         if getattr(self.context, "metrics", None) is None:
             return
         try:
+            answered = {name: [] for name in ENDPOINTS}
+            for request in prepared.requests:
+                if request.error is None and not request.describe:
+                    answered[ENDPOINTS[1] if request.explain else ENDPOINTS[0]].extend(
+                        answers[request.first_row:request.first_row + len(request.texts)])
             with self._pending_lock:
-                overall, by_endpoint = self._pending
-                for request in prepared.requests:
-                    if request.error is not None or request.describe:
-                        continue
-                    mine = answers[request.first_row:request.first_row + len(request.texts)]
-                    overall.add(mine)
-                    by_endpoint[ENDPOINTS[1] if request.explain else ENDPOINTS[0]].add(mine)
+                for name, rows in answered.items():
+                    if rows:
+                        self._pending[name].add(rows)
         except Exception:  # noqa: BLE001
             logger.warning("could not count the answers", exc_info=True)
 
-    def _count(self, overall: Tally, by_endpoint: dict[str, Tally], zeros: bool = False) -> None:
+    def _count(self, by_endpoint: dict[str, Tally], zeros: bool = False) -> None:
         """Send counts to the counters (the nonzero ones; with `zeros`, every series at 0)."""
+        overall = Tally.merged(by_endpoint.values())
         labels = self.predictor.labels.classes
         for endpoint, tally in by_endpoint.items():
             for label in labels:

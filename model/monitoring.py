@@ -71,6 +71,19 @@ class Tally:
             cumulative[name] = total
         return cumulative
 
+    @classmethod
+    def merged(cls, tallies: Iterable[Tally]) -> Tally:
+        """One tally of several."""
+        total = cls()
+        for tally in tallies:
+            total.labels.update(tally.labels)
+            total.per_bucket = [a + b for a, b in zip(total.per_bucket, tally.per_bucket, strict=True)]
+            total.confidence_sum += tally.confidence_sum
+            total.words += tally.words
+            total.unknown_words += tally.unknown_words
+            total.abstentions += tally.abstentions
+        return total
+
     @property
     def labelled(self) -> int:
         """Headlines answered with a label."""
