@@ -170,6 +170,15 @@ API ?=
 keys: install ## Key file path, inference and management keys (API=1: API key; RENEW=inference: renew it)
 	@$(PY) -m serving keys --workdir "$$NEWS_SERVER_DIR" $${NEWS_RENEW:+--renew "$$NEWS_RENEW"} $${NEWS_API:+--api}
 
+# --- Monitoring: Prometheus beside the server, rules from the model's reference (deploy/prometheus/) ---
+.PHONY: monitor monitoring-rules
+
+monitor: install ## Prometheus on 127.0.0.1:9090 beside `make serve`, with the shipped rules, in the foreground (apt-get install prometheus)
+	$(PY) -m serving.monitoring serve --config "$$NEWS_SERVER_DIR/config.properties" --workdir logs/prometheus
+
+monitoring-rules: $(MAR) ## Regenerate deploy/prometheus/rules{,_test}.yml and the PrometheusRule from the served archive's reference profile
+	$(PY) -m serving.monitoring rules --profile "$$NEWS_MODEL_STORE/news_cnn.mar"
+
 # --- Deploy: embeddings explorer, Docker image, KServe storage (deploy/, training/explore.py) ---
 EXPLORE_ARGS ?=
 KSERVE_MAR ?= $(MAR)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -32,6 +33,7 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from model import artifacts
+from model.monitoring import BUCKET_NAMES, INF, Tally
 from model.predictor import EncodedBatch, Predictor
 
 try:  # in the checkout `handler` is a package ...
@@ -73,6 +75,24 @@ METRIC_BATCH_REQUESTS = "NewsBatchRequests"  # requests in a TorchServe batch
 METRIC_BATCH_HEADLINES = "NewsBatchHeadlines"  # headlines in the one forward pass
 METRIC_BAD_REQUESTS = "NewsBadRequests"  # counter of requests answered with a 4xx
 METRIC_ABSTENTIONS = "NewsAbstentions"  # counter of headlines answered "label": null (no known word)
+# The model's behaviour, counted over answered headlines (docs/monitoring.md):
+METRIC_PREDICTIONS = "NewsPredictions"  # counter by Label and Endpoint (predictions/explanations)
+# TorchServe 0.12 builds a backend histogram with the Prometheus client's default buckets
+# (0.25, 0.5, 0.75, 1 around the range that matters), which serving/metrics.yaml cannot change,
+# and logs one line per observation: the confidence histogram is laid out by hand instead, as
+# cumulative counters with an `le` dimension, which histogram_quantile reads like a histogram.
+METRIC_CONFIDENCE_BUCKET = "NewsConfidence_bucket"  # headlines with confidence <= le
+METRIC_CONFIDENCE_SUM = "NewsConfidence_sum"  # sum of the confidences (mean = sum / count)
+METRIC_WORDS = "NewsWords"  # counter of words after preprocessing
+METRIC_UNKNOWN_WORDS = "NewsUnknownWords"  # counter of those mapped to UNK
+METRIC_WORKER_STARTS = "NewsWorkerStarts"  # counter of handler initialisations (worker (re)starts)
+METRIC_HEARTBEAT = "NewsWorkerHeartbeat"  # gauge: Unix time of the worker's last report, by WorkerPid
+ENDPOINTS = ("predictions", "explanations")
+# The behaviour counters are summed in the worker and sent every METRICS_FLUSH_S seconds, not
+# per batch: each metric is one log line the frontend parses, and a line per label and bucket
+# per batch cost /predictions 16-20 % at c=64 (docs/monitoring.md). Counts reach /metrics within
+# this delay; a worker that dies loses at most its last interval's.
+METRICS_FLUSH_S = 1.0
 
 
 class NewsHandler(BaseHandler):
@@ -84,6 +104,8 @@ class NewsHandler(BaseHandler):
         self.explainer = None
         self.settings = HandlerSettings()
         self.version: str | None = None
+        self._pending = self._empty_counts()
+        self._pending_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def initialize(self, context) -> None:
@@ -100,6 +122,7 @@ class NewsHandler(BaseHandler):
         self.explainer = self._load_explainer(model_dir)
         self.model = self.predictor.model
         self.initialized = True
+        self._start_counters()
         logger.info("news_cnn handler ready: device=%s threads=%d version=%s explanations=%s",
                     self.device, self.settings.num_threads, self.version, self.explainer is not None)
 
@@ -183,6 +206,7 @@ class NewsHandler(BaseHandler):
         answers = self.predictor.format(prepared.probabilities, prepared.encoded) \
             if prepared.encoded is not None else []
         self._explain_where_asked(prepared, answers)
+        self._count_answers(prepared, answers)
         output = []
         for idx, request in enumerate(prepared.requests):
             self._echo_correlation_id(idx)
@@ -202,6 +226,80 @@ class NewsHandler(BaseHandler):
                 "device": str(self.device), "num_threads": self.settings.num_threads,
                 "max_chars": self.settings.max_chars, "max_texts": self.settings.max_texts,
                 "explanations": self.explainer is not None}
+
+    # -- metrics of the model's behaviour -----------------------------------------------
+    @staticmethod
+    def _empty_counts() -> dict[str, Tally]:
+        return {name: Tally() for name in ENDPOINTS}
+
+    def _start_counters(self) -> None:
+        """Count one worker start, create every behaviour counter at 0 (a series that first
+        appears at its Nth count loses those N to rate() and increase()), and start sending
+        the counts every METRICS_FLUSH_S seconds."""
+        if getattr(self.context, "metrics", None) is None:
+            return  # no metrics sink (the in-process `--archive` mode): nothing to count
+        self._add_metric(METRIC_WORKER_STARTS, 1, "count", MetricTypes.COUNTER)
+        self._count(self._empty_counts(), zeros=True)
+        threading.Thread(target=self._flush_forever, name="news-metrics", daemon=True).start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            self._add_metric(METRIC_HEARTBEAT, round(time.time(), 3), "s", MetricTypes.GAUGE,
+                             {"WorkerPid": str(os.getpid())})
+            time.sleep(METRICS_FLUSH_S)
+            self.flush_counts()
+
+    def flush_counts(self) -> None:
+        """Send the counts summed since the last flush (nothing when there are none)."""
+        with self._pending_lock:
+            by_endpoint, self._pending = self._pending, self._empty_counts()
+        if any(tally.labelled or tally.abstentions for tally in by_endpoint.values()):
+            try:
+                self._count(by_endpoint)
+            except Exception:  # noqa: BLE001 - the flushing thread must live on
+                logger.warning("could not send the counts", exc_info=True)
+
+    def _count_answers(self, prepared: PreparedBatch, answers: list[dict]) -> None:
+        """Add the headlines this batch answers (not the refused requests) to the pending
+        counts: per label and endpoint, confidence buckets, words. Never raises: a metrics
+        failure fails no request."""
+        if getattr(self.context, "metrics", None) is None:
+            return
+        try:
+            answered = {name: [] for name in ENDPOINTS}
+            for request in prepared.requests:
+                if request.error is None and not request.describe:
+                    answered[ENDPOINTS[1] if request.explain else ENDPOINTS[0]].extend(
+                        answers[request.first_row:request.first_row + len(request.texts)])
+            with self._pending_lock:
+                for name, rows in answered.items():
+                    if rows:
+                        self._pending[name].add(rows)
+        except Exception:  # noqa: BLE001
+            logger.warning("could not count the answers", exc_info=True)
+
+    def _count(self, by_endpoint: dict[str, Tally], zeros: bool = False) -> None:
+        """Send counts to the counters (the nonzero ones; with `zeros`, every series at 0)."""
+        overall = Tally.merged(by_endpoint.values())
+        labels = self.predictor.labels.classes
+        for endpoint, tally in by_endpoint.items():
+            for label in labels:
+                if zeros or tally.labels.get(label):
+                    self._add_metric(METRIC_PREDICTIONS, tally.labels.get(label, 0), "count",
+                                     MetricTypes.COUNTER, {"Label": label, "Endpoint": endpoint})
+        buckets = overall.buckets
+        for name in BUCKET_NAMES:
+            if zeros or buckets[name]:
+                self._add_metric(METRIC_CONFIDENCE_BUCKET, buckets[name], "count",
+                                 MetricTypes.COUNTER, {"le": name})
+        if zeros or buckets[INF]:
+            self._add_metric(METRIC_CONFIDENCE_SUM, round(overall.confidence_sum, 6), "count",
+                             MetricTypes.COUNTER)
+        for name, value in ((METRIC_WORDS, overall.words), (METRIC_UNKNOWN_WORDS, overall.unknown_words)):
+            if zeros or value:
+                self._add_metric(name, value, "count", MetricTypes.COUNTER)
+        if zeros:  # counted where the batch is encoded (preprocess)
+            self._add_metric(METRIC_ABSTENTIONS, 0, "count", MetricTypes.COUNTER)
 
     # -- helpers ---------------------------------------------------------------------------
     def _parse(self, idx: int, row: Any) -> ParsedRequest:
@@ -317,13 +415,17 @@ class NewsHandler(BaseHandler):
         return value if isinstance(value, str) else None
 
     def _add_metric(self, name: str, value: float, unit: str,
-                    metric_type: MetricTypes = MetricTypes.GAUGE) -> None:
-        """Report one batch-level metric; a metrics failure never fails a request."""
+                    metric_type: MetricTypes = MetricTypes.GAUGE,
+                    extra: dict[str, str] | None = None) -> None:
+        """Report one batch-level metric, with `extra` dimensions after ModelName and Level
+        (in serving/metrics.yaml's order: TorchServe's frontend maps them by position); a
+        metrics failure never fails a request."""
         metrics = getattr(self.context, "metrics", None)
         if metrics is None:
             return
         try:
             dimensions = [Dimension("ModelName", self.context.model_name), Dimension("Level", "Model")]
+            dimensions += [Dimension(key, value) for key, value in (extra or {}).items()]
             metrics.add_metric(name, value, unit, None, dimensions, metric_type)
         except Exception:  # noqa: BLE001
             logger.warning("could not record metric %s", name, exc_info=True)

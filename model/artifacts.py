@@ -20,9 +20,13 @@ LABEL_ENCODER = "label_encoder.json"
 PREPROCESSOR = "preprocessor.json"
 METRICS = "metrics.json"
 MANIFEST = "manifest.json"
+# The validation split's label shares, confidence and unknown words (model/monitoring.py):
+# what the alert rules compare live traffic with (serving/monitoring.py).
+REFERENCE_PROFILE = "reference_profile.json"
 
 # What the handler needs at serving time; the rest (metrics, plots) is for people.
-SERVING_FILES = (WEIGHTS, MODEL_CONFIG, TOKENIZER, LABEL_ENCODER, PREPROCESSOR, MANIFEST)
+SERVING_FILES = (WEIGHTS, MODEL_CONFIG, TOKENIZER, LABEL_ENCODER, PREPROCESSOR, MANIFEST,
+                 REFERENCE_PROFILE)
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> CNN:

@@ -119,12 +119,15 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
     from model import artifacts
 
     artifacts_dir, export_path = Path(artifacts_dir), Path(export_path)
-    missing = artifacts.missing_files(artifacts_dir)
+    # Artifacts the handler cannot work without; the reference profile is for monitoring only.
+    required = tuple(n for n in artifacts.SERVING_FILES if n != artifacts.REFERENCE_PROFILE)
+    missing = artifacts.missing_files(artifacts_dir, required)
     if missing:
         raise ArchiveError(f"{artifacts_dir} lacks {', '.join(missing)}: train first "
                            f"(`make train DATA=file.csv`)")
     version = check_version(version or artifact_version(artifacts_dir))
-    files = [artifacts_dir / n for n in artifacts.SERVING_FILES if n != artifacts.WEIGHTS]
+    files = [artifacts_dir / n for n in artifacts.SERVING_FILES
+             if n != artifacts.WEIGHTS and (artifacts_dir / n).is_file()]
     files += list(HANDLER_MODULES)
     export_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="news_cnn_archive_") as tmp:

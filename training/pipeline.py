@@ -14,6 +14,7 @@ import torch
 
 from model import artifacts
 from model.encoders import LabelEncoder, Tokenizer
+from model.monitoring import profile
 from model.predictor import Predictor
 from model.preprocess import Preprocessor
 from training import config as names
@@ -80,6 +81,7 @@ class TrainingRun:
     vocab_coverage: dict | None  # of the learned vocabulary by the pretrained vectors
     calibration: dict  # the served temperature, ECE before and after (training/calibration.py)
     trust: dict  # faithfulness and flip rate of the archived model, per scored part
+    reference: dict  # the served model's profile on validation (model/monitoring.py)
     evaluation: EvalSet | None
     seconds: float
 
@@ -154,8 +156,11 @@ def run(config: TrainConfig) -> Path:
     if evaluation is not None:
         print(f"\nevaluation set {evaluation.path}: weighted F1 "
               f"{archived.metrics[EVAL]['overall']['weighted_f1']:.4f} ({config.archive})")
+    # What the alert rules compare live traffic with: the validation split, never the
+    # evaluation set (nothing is fitted on it).
+    reference = profile(predictor.predict(parts.val[TITLE].tolist()), prepared.labels.classes)
     outcome = TrainingRun(config, headlines, parts, preprocessor, prepared, results,
-                          vocab_coverage, calibration, trust, evaluation,
+                          vocab_coverage, calibration, trust, reference, evaluation,
                           seconds=round(time.perf_counter() - start, 1))
     with atomic_directory(config.out) as staging, timer.step("save_and_plots"):
         write_artifacts(staging, outcome)
@@ -223,6 +228,7 @@ def write_artifacts(directory: Path, run: TrainingRun) -> None:
     archived.tokenizer.save(directory / artifacts.TOKENIZER)
     prepared.labels.save(directory / artifacts.LABEL_ENCODER)
     run.preprocessor.save(directory / artifacts.PREPROCESSOR)
+    _write_json(directory / artifacts.REFERENCE_PROFILE, run.reference)
     config.save(directory / TRAIN_CONFIG)
     evaluation = None
     if run.evaluation is not None:

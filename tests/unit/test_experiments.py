@@ -173,3 +173,12 @@ def test_experiments_side_by_side_give_the_one_by_one_results(trained, tmp_path)
     assert weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k]) for k in weights)
     steps = json.loads((forked / STEP_SECONDS).read_text())
     assert {f"{name}/epochs" for name in EXPERIMENTS if name != "tfidf_logreg"} <= set(steps)
+
+
+def test_the_reference_profile_describes_the_validation_split_not_the_evaluation_set(trained):
+    profile = artifacts.read_json(trained, artifacts.REFERENCE_PROFILE)
+    split = artifacts.read_json(trained, artifacts.METRICS)["split"]
+    assert profile["headlines"] == split["val"] != EVAL_ROWS
+    assert set(profile["label_shares"]) == {"Business", "Sci/Tech", "Sports", "World"}
+    assert sum(profile["label_shares"].values()) == pytest.approx(1.0)
+    assert profile["confidence_buckets"]["+Inf"] == 1.0
