@@ -7,20 +7,26 @@ Examples:
   python -m client explain --file headlines.csv --html report.html
   python -m client scale 3
   python -m client describe
+  python -m client --url http://host:8080 --token KEY predict "Oil prices rise"
+  NEWS_CNN_URL=https://gateway/v1 python -m client --header 'X-Api-Key: KEY' predict "Oil rises"
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from client import batch
 from client.api import MODEL_NAME, ClientError, NewsClient
 from client.transport import NoAnswer
-from serving.keys import KEY_FILE
 from serving.properties import DEFAULT_CONFIG
+
+# The environment variables that stand for the global options of the same name.
+ENV = {"url": "NEWS_CNN_URL", "token": "NEWS_CNN_TOKEN", "management_url": "NEWS_CNN_MANAGEMENT_URL",
+       "management_token": "NEWS_CNN_MANAGEMENT_TOKEN"}
 
 
 def build_parser(prog: str = "python -m client",
@@ -33,11 +39,25 @@ def build_parser(prog: str = "python -m client",
                                      epilog="\n".join(__doc__.splitlines()[2:]).replace(
                                          "python -m client", prog),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG),
-                        help="config.properties with the server's addresses (default: %(default)s)")
-    parser.add_argument("--key-file", default=str(DEFAULT_CONFIG.parent / KEY_FILE),
-                        help="TorchServe's key_file.json, in the directory it started from "
-                             "(default: %(default)s)")
+    parser.add_argument("--url", default=None,
+                        help=f"the inference API's base URL, e.g. http://host:8080 (or {ENV['url']})")
+    parser.add_argument("--token", default=None,
+                        help=f"its key, sent as `Authorization: Bearer` (or {ENV['token']}); "
+                             "none: no key is sent")
+    parser.add_argument("--management-url", default=None,
+                        help=f"the management API's base URL, for scale and describe "
+                             f"(or {ENV['management_url']})")
+    parser.add_argument("--management-token", default=None,
+                        help=f"the management API's key (or {ENV['management_token']})")
+    parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                        help="a header sent with every call, e.g. a gateway's 'X-Api-Key: ...' "
+                             "(repeatable)")
+    parser.add_argument("--config", default=None,
+                        help="without --url: the config.properties of the TorchServe to call "
+                             "(in a checkout: its config.properties, as `make serve` uses it)")
+    parser.add_argument("--key-file", default=None,
+                        help="with --config: its key_file.json, read on every call (default: "
+                             "beside the config)")
     parser.add_argument("--model", default=MODEL_NAME, help="model name (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
     parser.add_argument("--retries", type=int, default=4,
@@ -114,9 +134,31 @@ def check_file_options(args: argparse.Namespace) -> None:
         raise batch.InputError(f"--in-flight must be 1 or more, not {args.in_flight}")
 
 
-def client_from(args: argparse.Namespace) -> NewsClient:
-    """The REST client the global options describe."""
-    return NewsClient.from_config(args.config, args.key_file, args.model, args.timeout, args.retries)
+def client_from(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> NewsClient:
+    """The REST client the global options (or the NEWS_CNN_* variables) describe: --url and its
+    tokens; else the TorchServe of --config, or of the checkout's config.properties, with its
+    key file. Installed without a checkout and given neither, a ClientError says what to set."""
+    given = {name: getattr(args, name) or environ.get(variable) or None for name, variable in ENV.items()}
+    options = {"headers": _headers(args.header), "model": args.model, "timeout": args.timeout,
+               "retries": args.retries}
+    if given["url"]:
+        return NewsClient(given["url"], given["token"], management_url=given["management_url"],
+                          management_token=given["management_token"], **options)
+    if args.config or DEFAULT_CONFIG.is_file():
+        return NewsClient.local(args.config or DEFAULT_CONFIG, args.key_file, **options)
+    raise ClientError(f"no server to call: give --url URL (and --token TOKEN if it asks for a key), "
+                      f"or set {ENV['url']} (and {ENV['token']})")
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    """--header 'Name: value' options as a dict (InputError when one has no name)."""
+    headers = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            raise batch.InputError(f"--header {line!r}: give it as 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
 
 
 def run_file(args: argparse.Namespace, model: batch.Model, summary: batch.Summary) -> None:
@@ -208,7 +250,9 @@ def _unanswered(err: OSError, args: argparse.Namespace) -> str:
     """One line for a server that gave no answer."""
     if not isinstance(err, NoAnswer):
         return str(err)
-    return f"TorchServe did not answer at {err.url} ({err.why}); is it running? `make serve` starts it"
+    remote = getattr(args, "url", None) or os.environ.get(ENV["url"])
+    hint = "" if remote else "; is it running? `make serve` starts the local one"
+    return f"TorchServe did not answer at {err.url} ({err.why}){hint}"
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from client.transport import Connections, NoAnswer, Response
 from serving.keys import KEY_FILE, read_keys
-from serving.properties import DEFAULT_CONFIG, MODEL_NAME, Endpoints
+from serving.properties import DEFAULT_CONFIG, MODEL_NAME, Endpoints, read_properties, token_auth_enabled
 
 # The handler echoes this request header in its answer (handler/request_parsing.py).
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -101,31 +100,57 @@ class HeadlineCalls:
         return self.send({"texts": list(texts)}, explain=True)
 
 
-@dataclass
 class NewsClient(HeadlineCalls):
-    """Calls one TorchServe; defaults match `make serve` started from the repo root."""
+    """Calls one TorchServe: its inference API at `url`, and its management API at
+    `management_url` (describe, scale; None: not reachable, metadata comes from the inference
+    API). `token` and `management_token` are the keys sent as `Authorization: Bearer`; None
+    sends none (token authorization off, as behind a cluster's gateway). With `key_file`
+    (TorchServe's key_file.json), the keys are read from it on every call instead, and once
+    more when the server refuses one. `headers` go with every call (a gateway's own key)."""
 
-    endpoints: Endpoints
-    key_file: Path = Path(KEY_FILE)
-    model: str = MODEL_NAME
-    timeout: float = 30.0
-    # Predictions and explanations are idempotent: a try that gets no answer, a 5xx, or
-    # another request's answer (TorchServe 0.12 under a scale-down) is sent again.
-    retries: int = 4
-    connections: Connections = field(default_factory=Connections, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.retries < 0:
-            raise ClientError(f"retries must be 0 or more, not {self.retries}")
+    def __init__(self, url: str, token: str | None = None, *, management_url: str | None = None,
+                 management_token: str | None = None, key_file: str | Path | None = None,
+                 headers: dict[str, str] | None = None, model: str = MODEL_NAME,
+                 timeout: float = 30.0, retries: int = 4) -> None:
+        if retries < 0:
+            raise ClientError(f"retries must be 0 or more, not {retries}")
+        self.url = url.rstrip("/")
+        self.management_url = management_url.rstrip("/") if management_url else None
+        self.tokens = {"inference": token, "management": management_token}
+        self.key_file = Path(key_file) if key_file is not None else None
+        self.headers = dict(headers or {})
+        self.model, self.timeout = model, timeout
+        # Predictions and explanations are idempotent: a try that gets no answer, a 5xx, or
+        # another request's answer (TorchServe 0.12 under a scale-down) is sent again.
+        self.retries = retries
+        self.connections = Connections()
 
     @classmethod
-    def from_config(cls, config: str | Path = DEFAULT_CONFIG, key_file: str | Path = KEY_FILE,
-                    model: str = MODEL_NAME, timeout: float = 30.0, retries: int = 4) -> NewsClient:
-        """A client for the addresses in a config.properties."""
-        return cls(Endpoints.from_file(config), Path(key_file), model, timeout, retries)
+    def local(cls, config: str | Path = DEFAULT_CONFIG, key_file: str | Path | None = None,
+              **options) -> NewsClient:
+        """A client for the TorchServe a config.properties describes (`make serve`'s by
+        default), its keys read from `key_file` (key_file.json beside the config) on every
+        call; none when the config turns token authorization off."""
+        config = Path(config)
+        endpoints = Endpoints.from_file(config)
+        if not token_auth_enabled(read_properties(config)):
+            key_file = None
+        elif key_file is None:
+            key_file = config.parent / KEY_FILE
+        return cls(endpoints.inference, management_url=endpoints.management, key_file=key_file,
+                   **options)
 
     def _headers(self, kind: str) -> dict[str, str]:
-        return read_keys(self.key_file).headers(kind)
+        if self.key_file is not None:
+            return {**self.headers, **read_keys(self.key_file).headers(kind)}
+        token = self.tokens[kind]
+        return {**self.headers, **({"Authorization": f"Bearer {token}"} if token else {})}
+
+    def _management(self) -> str:
+        if self.management_url is None:
+            raise ClientError("no management API address: give --management-url URL (or "
+                              "NEWS_CNN_MANAGEMENT_URL), and its key with --management-token")
+        return self.management_url
 
     def _call(self, method: str, url: str, kind: str, correlate: bool = False, **kwargs) -> object:
         """One API call. A refused key is re-read from the key file and tried once more. With
@@ -138,7 +163,7 @@ class NewsClient(HeadlineCalls):
             try:
                 return self._try(method, url, kind, correlate, fresh=attempt > 0, **kwargs)
             except KeyRefused:
-                if key_reread:
+                if key_reread or self.key_file is None:
                     raise
                 key_reread = True  # _try reads the key file again
             except (ServerFailure, NoAnswer) as err:
@@ -171,8 +196,9 @@ class NewsClient(HeadlineCalls):
             body = response.text
         if response.status == 400 and INVALID_KEY in str(body):
             message = body.get("message", body) if isinstance(body, dict) else body
-            raise KeyRefused(f"HTTP 400: {message} (key file: {self.key_file}; `make keys` shows "
-                             f"the current keys)", 400, body)
+            where = (f"key file: {self.key_file}; `make keys` shows the current keys" if self.key_file
+                     else "the token given was refused: renewed or expired?")
+            raise KeyRefused(f"HTTP 400: {message} ({where})", 400, body)
         try:
             check_answer(response.status, body)
         except ServerFailure as err:
@@ -189,7 +215,7 @@ class NewsClient(HeadlineCalls):
         """POST one JSON body ({"text": ...} or {"texts": [...]}) to /predictions, or to
         /explanations with `explain`; returns the answer (an object or a list)."""
         api = "explanations" if explain else "predictions"
-        return self._call("POST", f"{self.endpoints.inference}/{api}/{self.model}", "inference",
+        return self._call("POST", f"{self.url}/{api}/{self.model}", "inference",
                           correlate=True, json_body=body)
 
     def metadata(self) -> dict:
@@ -201,7 +227,7 @@ class NewsClient(HeadlineCalls):
         try:
             metadata = self.describe().get("customizedMetadata")
         except (ClientError, OSError):  # NoAnswer is an OSError
-            metadata = self._call("POST", f"{self.endpoints.inference}/predictions/{self.model}",
+            metadata = self._call("POST", f"{self.url}/predictions/{self.model}",
                                   "inference", correlate=True, headers={"describe": "true"})
         if not isinstance(metadata, dict):
             raise ClientError(f"model {self.model!r} has no handler metadata in its description")
@@ -214,12 +240,12 @@ class NewsClient(HeadlineCalls):
         from serving.scaling import ScaleError, scale_workers  # `requests`: only when scaling
 
         try:
-            return scale_workers(self.endpoints.management, self.model, workers,
+            return scale_workers(self._management(), self.model, workers,
                                  lambda: self._headers("management"))
         except ScaleError as err:
             raise ClientError(str(err)) from err
 
     def describe(self) -> dict:
         """The model's description, including the handler's own metadata."""
-        return self._call("GET", f"{self.endpoints.management}/models/{self.model}", "management",
+        return self._call("GET", f"{self._management()}/models/{self.model}", "management",
                           params={"customized": "true"})[0]

@@ -25,7 +25,7 @@ def test_the_archive_in_process_answers_as_the_served_archive(tiny_artifacts, tm
         csv.writer(f).writerows([["title", "n"]] + [[h, i] for i, h in enumerate(MIXED_HEADLINES * 20)])
     options = batch.BatchOptions(probabilities=True)
     with served_archive(tiny_artifacts, tmp_path) as ts:
-        served = NewsClient.from_config(ts.config, ts.key_file)
+        served = NewsClient.local(ts.config, ts.key_file)
         batch.predict_file(served, str(source), str(tmp_path / "served.csv"), options)
         served_explained = batch.explain_file(served, str(source), options)
     with OfflineModel(tmp_path / "model_store" / "news_cnn.mar") as offline:

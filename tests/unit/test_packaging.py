@@ -187,7 +187,7 @@ def test_png_without_matplotlib_is_a_message_not_a_traceback(monkeypatch, capsys
         def explain(self, texts):
             return [{"label": "Sports"}]
 
-    monkeypatch.setattr(client_cli.NewsClient, "from_config", lambda *a, **k: FakeClient())
+    monkeypatch.setattr(client_cli.NewsClient, "local", lambda *a, **k: FakeClient())
     monkeypatch.setitem(sys.modules, "client.plots", None)  # import fails as without matplotlib
     assert client_cli.main(["explain", "Oil rises", "--png", "x.png"]) == 1
     err = capsys.readouterr().err

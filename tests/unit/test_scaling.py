@@ -7,7 +7,6 @@ import pytest
 
 from client.api import ClientError, NewsClient
 from serving import scaling
-from serving.properties import Endpoints
 from serving.scaling import ScaleError, scale_workers
 from tests.helpers import fake_http
 
@@ -85,7 +84,7 @@ def test_a_negative_worker_count_is_refused_before_any_call(management):
 def test_the_client_reports_a_failed_scaling_as_a_client_error(management, monkeypatch):
     url, httpd = management
     httpd.script = [(400, {"code": 400, "message": "max_worker cannot be less than min_worker."})]
-    client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
+    client = NewsClient(url, management_url=url)
     monkeypatch.setattr(client, "_headers", lambda kind: {"Authorization": "Bearer k"})
     with pytest.raises(ClientError, match="HTTP 400: max_worker cannot be less than min_worker"):
         client.scale(2)

@@ -15,7 +15,7 @@ import pytest
 from client import transport
 from client.api import NewsClient
 from client.transport import Connections, InvalidAddress, NoAnswer
-from serving.properties import REPO_ROOT, Endpoints
+from serving.properties import REPO_ROOT
 from tests.helpers import fake_http
 
 
@@ -149,7 +149,7 @@ def test_paths_are_percent_encoded_and_query_parameters_added():
 @pytest.mark.parametrize("address", ["ftp://127.0.0.1:8080", "http://127.0.0.1:99999", "http://",
                                      "http://127.0.0.1:0", "http://127.0.0.1 :8080", "http://exä..com:8080"])
 def test_an_address_that_cannot_be_called_is_refused_at_once_without_retries(address):
-    client = NewsClient(Endpoints(inference=address, management=address, metrics=address))
+    client = NewsClient(address, management_url=address)
     client._headers = lambda kind: {}
     client._sleep = lambda seconds: pytest.fail("an unusable address was tried again")
     with pytest.raises(InvalidAddress, match="cannot call"):
