@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
-import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -19,6 +17,7 @@ from packaging.utils import canonicalize_name
 from client import console
 from serving.properties import REPO_ROOT
 from tests.helpers.scripts import load_script
+from tests.helpers.wheel import build_wheel
 
 LOCKS = REPO_ROOT / "requirements"
 
@@ -94,16 +93,7 @@ def test_make_install_takes_exactly_the_locked_files():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     """The project's wheel, built offline from a copy of the checkout (no build/ left here)."""
-    source = tmp_path_factory.mktemp("source") / "news-cnn"
-    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "model_store", "artifacts", "logs", "__pycache__", "*.egg-info", "build"))
-    out = tmp_path_factory.mktemp("wheel")
-    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-               "--wheel-dir", str(out), str(source)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    (built,) = out.glob("news_cnn-*.whl")
-    return zipfile.ZipFile(built)
+    return zipfile.ZipFile(build_wheel(tmp_path_factory.mktemp("wheel")))
 
 
 def test_the_wheel_ships_the_product_only(wheel):
