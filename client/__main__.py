@@ -21,8 +21,8 @@ from pathlib import Path
 
 from client import batch
 from client.api import MODEL_NAME, ClientError, NewsClient
-from client.transport import NoAnswer
 from serving.properties import DEFAULT_CONFIG
+from serving.rest import NoAnswer
 
 # The environment variables that stand for the global options of the same name.
 ENV = {"url": "NEWS_CNN_URL", "token": "NEWS_CNN_TOKEN", "management_url": "NEWS_CNN_MANAGEMENT_URL",

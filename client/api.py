@@ -4,33 +4,23 @@ It reads TorchServe's key_file.json on every call, and once more when TorchServe
 key (400 InvalidKeyException: an operator renewed it), so it keeps working across renewals
 and restarts. It never renews a key itself: that would lock out every other holder of it.
 
-Failed tries of idempotent calls are sent again after an exponential back-off with full
-jitter (BACKOFF_BASE_S * 2**n, at most BACKOFF_CAP_S, times a random factor), or after the
-Retry-After a 503 carries. docs/reliability.md lists which statuses are retried and why.
+Failed tries of idempotent calls are sent again by serving/rest.py's policy: after an
+exponential back-off with full jitter, or after the Retry-After a 503 carries.
+docs/reliability.md lists which statuses are retried and why.
 """
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from pathlib import Path
 
-from client.transport import Connections, NoAnswer, Response
+from serving import rest
 from serving.keys import KEY_FILE, read_keys
 from serving.properties import DEFAULT_CONFIG, MODEL_NAME, Endpoints, read_properties, token_auth_enabled
+from serving.rest import NoAnswer
 
 # The handler echoes this request header in its answer (handler/request_parsing.py).
 CORRELATION_HEADER = "X-Correlation-Id"
-
-
-# Server failures worth one more try of an idempotent call (a 4xx is the request's own fault):
-# 507 "Worker died." and 500 from a crashed or stopped worker, 503 no worker / queue full,
-# 502/504 from a proxy in front.
-RETRY_STATUSES = frozenset({500, 502, 503, 504, 507})
-BACKOFF_BASE_S = 0.1
-BACKOFF_CAP_S = 2.0
-# A server's Retry-After is honoured up to this long (a longer one is the caller's to wait).
-RETRY_AFTER_CAP_S = 10.0
 INVALID_KEY = "InvalidKeyException"
 
 
@@ -56,13 +46,6 @@ class KeyRefused(ClientError):
     """TorchServe refused the key (400 InvalidKeyException): renewed, expired, or a restart."""
 
 
-def backoff_s(attempt: int, rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry number `attempt` (0-based): full jitter over an
-    exponentially growing, capped window, so that clients failed together retry apart."""
-    window = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)
-    return (rng or random).uniform(0, window)
-
-
 def check_answer(status: int, body: object) -> object:
     """`body` when `status` is a success; else the ClientError it stands for (ServerFailure
     for the statuses worth another try), its message "HTTP <status>: <the body's message>"."""
@@ -70,18 +53,9 @@ def check_answer(status: int, body: object) -> object:
         return body
     message = body.get("message", body) if isinstance(body, dict) else body
     text = f"HTTP {status}: {message}" if message not in ("", None) else f"HTTP {status} (no message)"
-    if status in RETRY_STATUSES:
+    if status in rest.RETRY_STATUSES:
         raise ServerFailure(text, status=status, body=body)
     raise ClientError(text, status, body)
-
-
-def _retry_after_s(response: Response) -> float | None:
-    """A 503's Retry-After in seconds (the delta-seconds form), capped; None if absent."""
-    value = response.headers.get("Retry-After")
-    try:
-        return None if value is None else min(RETRY_AFTER_CAP_S, max(0.0, float(value)))
-    except ValueError:
-        return None
 
 
 class HeadlineCalls:
@@ -123,7 +97,6 @@ class NewsClient(HeadlineCalls):
         # Predictions and explanations are idempotent: a try that gets no answer, a 5xx, or
         # another request's answer (TorchServe 0.12 under a scale-down) is sent again.
         self.retries = retries
-        self.connections = Connections()
 
     @classmethod
     def local(cls, config: str | Path = DEFAULT_CONFIG, key_file: str | Path | None = None,
@@ -161,35 +134,31 @@ class NewsClient(HeadlineCalls):
         attempt = 0
         while True:
             try:
-                return self._try(method, url, kind, correlate, fresh=attempt > 0, **kwargs)
+                return self._try(method, url, kind, correlate, **kwargs)
             except KeyRefused:
                 if key_reread or self.key_file is None:
                     raise
                 key_reread = True  # _try reads the key file again
             except (ServerFailure, NoAnswer) as err:
+                # Kept connections may be out of step (docs/reliability.md): none is reused.
+                rest.forget_connections()
                 if retries_left <= 0:
                     raise
                 retries_left -= 1
                 retry_after = getattr(err, "retry_after_s", None)
-                self._sleep(retry_after if retry_after is not None else backoff_s(attempt))
+                self._sleep(retry_after if retry_after is not None else rest.backoff_s(attempt))
                 attempt += 1
 
     @staticmethod
     def _sleep(seconds: float) -> None:
         time.sleep(seconds)
 
-    def _try(self, method: str, url: str, kind: str, correlate: bool, fresh: bool = False,
-             **kwargs) -> object:
+    def _try(self, method: str, url: str, kind: str, correlate: bool, **kwargs) -> object:
         headers = {**self._headers(kind), **kwargs.pop("headers", {})}
         sent = uuid.uuid4().hex if correlate else None
         if sent is not None:
             headers[CORRELATION_HEADER] = sent
-        # After a server failure or another request's answer a connection may be out of step
-        # (docs/reliability.md): it is not kept, and the retry (`fresh`) takes a new one.
-        response = self.connections.request(
-            method, url, self.timeout, headers, **kwargs, fresh=fresh,
-            reuse_if=lambda r: r.status not in RETRY_STATUSES and (
-                sent is None or r.headers.get(CORRELATION_HEADER) == sent))
+        response = rest.request(method, url, self.timeout, headers, **kwargs)
         try:
             body = response.json()
         except ValueError:
@@ -203,7 +172,7 @@ class NewsClient(HeadlineCalls):
             check_answer(response.status, body)
         except ServerFailure as err:
             if response.status == 503:
-                err.retry_after_s = _retry_after_s(response)
+                err.retry_after_s = rest.retry_after_s(response.headers)
             raise
         echoed = response.headers.get(CORRELATION_HEADER)
         if correlate and echoed != sent:

@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 
-import requests
-
 from serving import keys as keyfile
+from serving import rest
 from serving.properties import MODEL_NAME, Endpoints, read_properties, token_auth_enabled
 from serving.scaling import count_ready
 
@@ -146,14 +145,14 @@ class HealthChecker:
     def live(self) -> Verdict:
         """The frontend answers /ping (workers are readiness's business)."""
         try:
-            response = requests.get(f"{self.endpoints.inference}/ping", headers=self._headers()["inference"],
-                                    timeout=CHECK_BUDGET_S)
+            response = rest.request("GET", f"{self.endpoints.inference}/ping", CHECK_BUDGET_S,
+                                    self._headers()["inference"])
         except FileNotFoundError:
             return Verdict(False, "no key file: TorchServe is not running")
-        except (requests.RequestException, OSError, ValueError, KeyError) as err:
-            return Verdict(False, f"the frontend does not answer /ping ({type(err).__name__})")
-        if response.status_code != 200:
-            return Verdict(False, f"/ping answered HTTP {response.status_code}")
+        except (OSError, ValueError, KeyError) as err:
+            return Verdict(False, f"the frontend does not answer /ping ({_why(err)})")
+        if response.status != 200:
+            return Verdict(False, f"/ping answered HTTP {response.status}")
         return Verdict(True, "the frontend answers /ping")
 
     def ready(self) -> Verdict:
@@ -169,27 +168,30 @@ class HealthChecker:
             return Verdict(False, f"cannot read the key file ({type(err).__name__})")
         # The worker count comes first and fast: a lost last worker shows without a canary.
         try:
-            description = requests.get(f"{self.endpoints.management}/models/{self.model}",
-                                       headers=headers["management"], timeout=CHECK_BUDGET_S / 2)
-            if description.status_code != 200:
-                return Verdict(False, f"describing {self.model} answered HTTP {description.status_code}")
+            description = rest.request("GET", f"{self.endpoints.management}/models/{self.model}",
+                                       CHECK_BUDGET_S / 2, headers["management"])
+            if description.status != 200:
+                return Verdict(False, f"describing {self.model} answered HTTP {description.status}")
             described = description.json()[0]
             ready, workers = count_ready(described), len(described.get("workers", []))
-        except (requests.RequestException, OSError) as err:
-            return Verdict(False, f"TorchServe did not answer in time ({type(err).__name__})")
+        except OSError as err:
+            return Verdict(False, f"TorchServe did not answer in time ({_why(err)})")
         except (ValueError, IndexError, AttributeError):
             return Verdict(False, f"describing {self.model} gave an unreadable answer")
         if ready == 0:
             return Verdict(False, f"{self.model} has 0 READY workers (of {workers})")
         try:
-            answer = requests.post(f"{self.endpoints.inference}/predictions/{self.model}",
-                                   json={"text": self.canary.text}, headers=headers["inference"],
-                                   timeout=CANARY_TIMEOUT_S)
-        except requests.ReadTimeout:
-            return self._canary_timed_out(ready)
-        except (requests.RequestException, OSError) as err:
+            answer = rest.request("POST", f"{self.endpoints.inference}/predictions/{self.model}",
+                                  CANARY_TIMEOUT_S, headers["inference"],
+                                  json_body={"text": self.canary.text})
+        except rest.NoAnswer as err:
+            if err.timed_out:
+                return self._canary_timed_out(ready)
             self._timeouts = 0
-            return Verdict(False, f"the canary headline got no answer ({type(err).__name__})")
+            return Verdict(False, f"the canary headline got no answer ({_why(err)})")
+        except OSError as err:
+            self._timeouts = 0
+            return Verdict(False, f"the canary headline got no answer ({_why(err)})")
         self._timeouts = 0
         return self._judge_canary(answer, ready)
 
@@ -202,9 +204,9 @@ class HealthChecker:
         return Verdict(True, f"{self.model} has {ready} READY worker(s); {seen} (busy? timeout "
                              f"{self._timeouts} of {self.tolerated_timeouts} tolerated in a row)")
 
-    def _judge_canary(self, answer: requests.Response, ready: int) -> Verdict:
-        if answer.status_code != 200:
-            return Verdict(False, f"the canary headline got HTTP {answer.status_code}")
+    def _judge_canary(self, answer: rest.Response, ready: int) -> Verdict:
+        if answer.status != 200:
+            return Verdict(False, f"the canary headline got HTTP {answer.status}")
         try:
             body = answer.json()
             label = body.get("label") if isinstance(body, dict) else None
@@ -225,6 +227,11 @@ class HealthChecker:
     def undrain(self) -> None:
         """Readiness follows the model again."""
         self.drain_file.unlink(missing_ok=True)
+
+
+def _why(err: OSError) -> str:
+    """The kind of failure, by name only: a probe's reason is public, paths and hosts are not."""
+    return type(err.reason if isinstance(err, rest.NoAnswer) else err).__name__
 
 
 class ProbeServer:

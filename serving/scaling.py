@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import requests
+from serving import rest
 
 RESEND_STATUSES = frozenset({408, 500})
 ATTEMPTS = 3
@@ -36,14 +36,6 @@ def count_ready(description: dict) -> int:
     return sum(w.get("status") == "READY" for w in description.get("workers", []))
 
 
-def _message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()
-    return str(body.get("message", body)) if isinstance(body, dict) else str(body)
-
-
 def scale_workers(management_url: str, model: str, workers: int,
                   headers: Callable[[], dict[str, str]], timeout: float = 120.0,
                   attempts: int = ATTEMPTS) -> dict:
@@ -57,19 +49,18 @@ def scale_workers(management_url: str, model: str, workers: int,
         raise ValueError(f"the worker count must be 0 or more, got {workers}")
     attempt = 1
     while True:
-        response = requests.put(
-            f"{management_url}/models/{model}",
+        response = rest.request(
+            "PUT", f"{management_url}/models/{model}", timeout + 10, headers(),
             params={"min_worker": workers, "max_worker": workers, "synchronous": "true",
-                    "timeout": int(timeout)},
-            headers=headers(), timeout=timeout + 10)
-        if response.status_code < 400:
+                    "timeout": int(timeout)})
+        if response.status < 400:
             try:
                 body = response.json()
             except ValueError:
                 body = response.text
             return {**body, "attempts": attempt} if isinstance(body, dict) else \
                 {"status": body, "attempts": attempt}
-        if response.status_code not in RESEND_STATUSES or attempt >= attempts:
-            raise ScaleError(response.status_code, _message(response), attempt)
+        if response.status not in RESEND_STATUSES or attempt >= attempts:
+            raise ScaleError(response.status, response.message(), attempt)
         attempt += 1
         time.sleep(RESEND_PAUSE_S)

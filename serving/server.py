@@ -26,9 +26,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
-import requests
 
 from serving import keys as keyfile
+from serving import rest
 from serving.health import HealthChecker
 from serving.ports import taken_ports_message
 from serving.properties import (
@@ -180,9 +180,9 @@ class TorchServe:
                 raise ServerError(f"the health server exited ({probe.returncode}); see "
                                   f"{self.workdir / 'logs' / 'probe.log'}")
             try:
-                requests.get(f"{self.endpoints.health}/live", timeout=2)
+                rest.request("GET", f"{self.endpoints.health}/live", 2)
                 return
-            except requests.RequestException:
+            except OSError:
                 time.sleep(0.1)
         raise ServerError(f"the health server did not listen on {self.endpoints.health} in {timeout:.0f} s")
 
@@ -221,11 +221,11 @@ class TorchServe:
     def _request_count(self) -> float | None:
         """TorchServe's count of inference requests received (metrics API), None if unknown."""
         try:
-            text = requests.get(f"{self.endpoints.metrics}/metrics", timeout=DRAIN_POLL_TIMEOUT_S,
+            text = rest.request("GET", f"{self.endpoints.metrics}/metrics", DRAIN_POLL_TIMEOUT_S,
                                 params={"name[]": "ts_inference_requests_total"}).text
             return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                        if line.startswith("ts_inference_requests_total"))
-        except (requests.RequestException, ValueError, IndexError):
+        except (OSError, ValueError, IndexError):
             return None
 
     def _pending(self, model: str = MODEL_NAME) -> int:
@@ -233,7 +233,7 @@ class TorchServe:
         try:
             described = self.describe(model, timeout=DRAIN_POLL_TIMEOUT_S)
             return int(described.get("jobQueueStatus", {}).get("pendingRequests", 0))
-        except (requests.RequestException, ValueError, IndexError, KeyError):
+        except (OSError, ValueError, IndexError, KeyError):
             return 0
 
     def graceful_stop(self, notice_s: float = 0.0) -> dict:
@@ -323,19 +323,18 @@ class TorchServe:
     def ping(self, timeout: float = 5) -> bool:
         """True when /ping answers Healthy (with the inference key)."""
         try:
-            response = requests.get(f"{self.endpoints.inference}/ping",
-                                    headers=self.auth("inference"), timeout=timeout)
-            return response.status_code == 200 and response.json().get("status") == "Healthy"
-        except (OSError, ValueError, requests.RequestException, KeyError):
+            response = rest.request("GET", f"{self.endpoints.inference}/ping", timeout,
+                                    self.auth("inference"))
+            return response.status == 200 and response.json().get("status") == "Healthy"
+        except (OSError, ValueError, AttributeError, KeyError):
             return False
 
     def describe(self, model: str = MODEL_NAME, customized: bool = False, timeout: float = 30) -> dict:
         """The management API's description of `model` (workers, batch settings, version)."""
-        response = requests.get(f"{self.endpoints.management}/models/{model}",
-                                params={"customized": "true"} if customized else None,
-                                headers=self.auth("management"), timeout=timeout)
-        response.raise_for_status()
-        return response.json()[0]
+        response = rest.request("GET", f"{self.endpoints.management}/models/{model}", timeout,
+                                self.auth("management"),
+                                params={"customized": "true"} if customized else None)
+        return response.checked().json()[0]
 
     def ready_workers(self, model: str = MODEL_NAME) -> int:
         """How many of `model`'s workers are READY."""
@@ -369,7 +368,7 @@ class TorchServe:
                 try:
                     if model is None or self.ready_workers(model) > 0:
                         return
-                except (requests.RequestException, ValueError, IndexError):
+                except (OSError, ValueError, IndexError):
                     pass
             time.sleep(0.5)
         raise ServerError(f"TorchServe was not ready with {model} after {timeout:.0f} s; "

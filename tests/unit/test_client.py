@@ -13,6 +13,7 @@ from client import api
 from client.__main__ import main
 from client.api import CORRELATION_HEADER, ClientError, NewsClient, ServerFailure
 from handler import request_parsing
+from serving import rest
 from tests.helpers import fake_http
 
 ANSWER = [{"label": "Sports", "probabilities": {"Sports": 0.9}}]
@@ -134,11 +135,11 @@ def test_retries_wait_a_jittered_exponentially_growing_back_off(fake):
     assert client.predict(["Yankees win"]) == ANSWER
     assert len(client.waits) == client.retries
     for attempt, wait in enumerate(client.waits):
-        assert 0 <= wait <= min(api.BACKOFF_CAP_S, api.BACKOFF_BASE_S * 2 ** attempt)
+        assert 0 <= wait <= min(rest.BACKOFF_CAP_S, rest.BACKOFF_BASE_S * 2 ** attempt)
     # Jitter: over many draws the windows are used, not one fixed delay.
-    draws = [api.backoff_s(3) for _ in range(200)]
-    assert max(draws) > 0.5 * api.BACKOFF_BASE_S * 8 and min(draws) < 0.25 * api.BACKOFF_BASE_S * 8
-    assert max(api.backoff_s(30) for _ in range(50)) <= api.BACKOFF_CAP_S
+    draws = [rest.backoff_s(3) for _ in range(200)]
+    assert max(draws) > 0.5 * rest.BACKOFF_BASE_S * 8 and min(draws) < 0.25 * rest.BACKOFF_BASE_S * 8
+    assert max(rest.backoff_s(30) for _ in range(50)) <= rest.BACKOFF_CAP_S
 
 
 def test_a_503_retry_after_is_honoured(fake):
