@@ -24,15 +24,13 @@ from serving.archive import build_archive
 from serving.health import (
     CANARY_FILE,
     CANARY_TIMEOUT_S,
-    CHECK_THREADS,
-    REQUEST_TIMEOUT_S,
     TOLERATED_CANARY_TIMEOUTS,
     Canary,
     HealthChecker,
-    ProbeServer,
     Verdict,
     model_archive,
 )
+from serving.probe import CHECK_THREADS, REQUEST_TIMEOUT_S, ProbeServer
 from serving.properties import REPO_ROOT, Endpoints
 from serving.server import DRAIN_BOUND_S, PROBE_STOP_S, SHUTDOWN_BOUND_S, STOP_BOUND_S, TorchServe, free_port
 from tests.helpers import fake_http

@@ -148,6 +148,12 @@ def test_news_cnn_help_lists_every_command(capsys):
         assert re.search(rf"^\s+{command}\s", listed, re.MULTILINE), command
 
 
+def test_news_cnn_hands_every_server_command_to_serving():
+    from serving import __main__ as serving_cli
+
+    assert set(console.SERVER_COMMANDS) == set(serving_cli.COMMANDS)
+
+
 def test_server_commands_are_handed_to_serving(monkeypatch):
     seen = []
     monkeypatch.setattr("serving.__main__.main", lambda argv, prog: seen.append((argv, prog)) or 7)
