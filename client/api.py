@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from serving import rest
+from serving import management, rest
 from serving.keys import KEY_FILE, read_keys
 from serving.properties import DEFAULT_CONFIG, MODEL_NAME, Endpoints, read_properties, token_auth_enabled
 from serving.rest import NoAnswer
@@ -203,18 +203,24 @@ class NewsClient(HeadlineCalls):
         return metadata
 
     def scale(self, workers: int) -> dict:
-        """Set the worker count and wait until TorchServe has done it (up to scaling.py's
-        timeout, not `timeout`: workers take seconds to start); `attempts` in the answer is 1
-        unless TorchServe asked for the request again."""
-        from serving.scaling import ScaleError, scale_workers  # `requests`: only when scaling
-
+        """Set the worker count and wait until TorchServe has done it (up to
+        serving/management.py's timeout, not `timeout`: workers take seconds to start);
+        `attempts` in the answer is 1 unless TorchServe asked for the request again."""
         try:
-            return scale_workers(self._management(), self.model, workers,
-                                 lambda: self._headers("management"))
-        except ScaleError as err:
+            return management.scale_workers(self._management(), self.model, workers,
+                                            lambda: self._headers("management"))
+        except management.ScaleError as err:
             raise ClientError(str(err)) from err
 
     def describe(self) -> dict:
-        """The model's description, including the handler's own metadata."""
-        return self._call("GET", f"{self._management()}/models/{self.model}", "management",
-                          params={"customized": "true"})[0]
+        """The model's description, including the handler's own metadata. A refused key is
+        read again from the key file and tried once more."""
+        for last_try in (self.key_file is None, True):
+            try:
+                return management.describe(self._management(), self.model, self._headers("management"),
+                                           self.timeout, customized=True)
+            except rest.Refused as err:
+                refused_key = err.status == 400 and INVALID_KEY in str(err.body)
+                if last_try or not refused_key:
+                    refusal = KeyRefused if refused_key else ClientError
+                    raise refusal(str(err), err.status, err.body) from None

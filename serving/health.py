@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving import keys as keyfile
-from serving import rest
+from serving import management, rest
+from serving.management import count_ready
 from serving.properties import MODEL_NAME, Endpoints, read_properties, token_auth_enabled
-from serving.scaling import count_ready
 
 CANARY_FILE = "canary.json"
 # Used when an archive carries no canary.json: the label is then not checked.
@@ -151,12 +151,11 @@ class HealthChecker:
             return Verdict(False, f"cannot read the key file ({type(err).__name__})")
         # The worker count comes first and fast: a lost last worker shows without a canary.
         try:
-            description = rest.request("GET", f"{self.endpoints.management}/models/{self.model}",
-                                       CHECK_BUDGET_S / 2, headers["management"])
-            if description.status != 200:
-                return Verdict(False, f"describing {self.model} answered HTTP {description.status}")
-            described = description.json()[0]
+            described = management.describe(self.endpoints.management, self.model, headers["management"],
+                                            CHECK_BUDGET_S / 2)
             ready, workers = count_ready(described), len(described.get("workers", []))
+        except rest.Refused as err:
+            return Verdict(False, f"describing {self.model} answered HTTP {err.status}")
         except OSError as err:
             return Verdict(False, f"TorchServe did not answer in time ({_why(err)})")
         except (ValueError, IndexError, AttributeError):

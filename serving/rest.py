@@ -12,9 +12,9 @@ Retry-After a 503 carries; docs/reliability.md says which statuses and why.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import random
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +32,9 @@ BACKOFF_CAP_S = 2.0
 RETRY_AFTER_CAP_S = 10.0
 # Idle connections kept per server: more than a batch run has requests out (8 by default).
 MAX_IDLE = 16
+
+# How a kept connection the server closed while it sat idle fails when it is used.
+_CLOSED_BEFORE_ANSWER = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 # The process's one pool: urllib3's PoolManager is thread-safe. Its own retries are off: a
 # caller that may resend (NewsClient) does so with the policy above and a fresh correlation id.
@@ -60,9 +63,9 @@ class InvalidAddress(CallFailed):
 class Refused(CallFailed):
     """The server answered with an error status (4xx or 5xx); `status` is it."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, body: object = None) -> None:
         super().__init__(f"HTTP {status}: {message}" if message else f"HTTP {status}")
-        self.status = status
+        self.status, self.body = status, body
 
 
 @dataclass
@@ -84,7 +87,11 @@ class Response:
     def checked(self) -> Response:
         """This answer; Refused when its status is an error."""
         if self.status >= 400:
-            raise Refused(self.status, self.message())
+            try:
+                body = self.json()
+            except ValueError:
+                body = self.text
+            raise Refused(self.status, self.message(), body)
         return self
 
     def message(self) -> str:
@@ -108,13 +115,21 @@ def request(method: str, url: str, timeout: float, headers: Mapping[str, str] | 
     if json_body is not None:
         body = json.dumps(json_body).encode()
         headers["Content-Type"] = "application/json"
-    try:
-        answer = POOL.request(method, url, body=body, headers=headers, timeout=timeout, redirect=False)
-    except urllib3.exceptions.LocationParseError as err:
-        raise InvalidAddress(f"cannot call {url}: {err}") from None
-    except (urllib3.exceptions.HTTPError, OSError) as err:
-        raise NoAnswer(url, err, isinstance(err, urllib3.exceptions.ReadTimeoutError)) from None
-    return Response(answer.status, answer.headers, answer.data)
+    for resend in (False, True):
+        try:
+            answer = POOL.request(method, url, body=body, headers=headers, timeout=timeout, redirect=False)
+            return Response(answer.status, answer.headers, answer.data)
+        except urllib3.exceptions.LocationParseError as err:
+            raise InvalidAddress(f"cannot call {url}: {err}") from None
+        except urllib3.exceptions.ProtocolError as err:
+            # Closed by the server before any answer, as a kept connection can be just as it is
+            # taken: sent once more, on a new connection (the caller's resends are idempotent).
+            if resend or not isinstance(err.args[-1], _CLOSED_BEFORE_ANSWER):
+                raise NoAnswer(url, err) from None
+            forget_connections()
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise NoAnswer(url, err, isinstance(err, urllib3.exceptions.ReadTimeoutError)) from None
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -137,6 +152,8 @@ class Download:
 def download(url: str, timeout: float) -> Iterator[Download]:
     """GET `url` from the internet, its body read as it comes; Refused on an error status.
     Unlike calls to a server of ours, this honours the environment's proxy settings."""
+    import urllib.request  # for the proxy settings only: imports a client call does not need
+
     _check_address(url)
     proxy = urllib.request.getproxies().get(urlsplit(url).scheme)
     manager = urllib3.ProxyManager(proxy) if proxy and not urllib.request.proxy_bypass(

@@ -28,8 +28,9 @@ from pathlib import Path
 import psutil
 
 from serving import keys as keyfile
-from serving import rest
+from serving import management, rest
 from serving.health import HealthChecker
+from serving.management import count_ready, scale_workers
 from serving.ports import taken_ports_message
 from serving.properties import (
     DEFAULT_CONFIG,
@@ -42,7 +43,6 @@ from serving.properties import (
     token_auth_enabled,
     write_properties,
 )
-from serving.scaling import count_ready, scale_workers
 
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
 # TorchServe and its workers create files readable by their user only (keys from the first byte).
@@ -331,10 +331,8 @@ class TorchServe:
 
     def describe(self, model: str = MODEL_NAME, customized: bool = False, timeout: float = 30) -> dict:
         """The management API's description of `model` (workers, batch settings, version)."""
-        response = rest.request("GET", f"{self.endpoints.management}/models/{model}", timeout,
-                                self.auth("management"),
-                                params={"customized": "true"} if customized else None)
-        return response.checked().json()[0]
+        return management.describe(self.endpoints.management, model, self.auth("management"), timeout,
+                                   customized)
 
     def ready_workers(self, model: str = MODEL_NAME) -> int:
         """How many of `model`'s workers are READY."""
@@ -342,7 +340,7 @@ class TorchServe:
 
     def scale(self, model: str, workers: int, timeout: float = 120) -> dict:
         """Set `model`'s worker count and wait until TorchServe has done it (resending when
-        TorchServe asks to: see serving/scaling.py). Raises ScaleError when it cannot."""
+        TorchServe asks to: see serving/management.py). Raises ScaleError when it cannot."""
         return scale_workers(self.endpoints.management, model, workers,
                              lambda: self.auth("management"), timeout)
 

@@ -6,7 +6,7 @@ import time
 import zipfile
 
 from serving.health import model_archive
-from serving.scaling import count_ready
+from serving.management import count_ready
 from serving.server import TorchServe
 
 

@@ -1,4 +1,5 @@
-"""scale_workers against a fake management API that answers a scripted list of statuses."""
+"""The management API client: scale_workers against a fake management API that answers a
+scripted list of statuses."""
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
@@ -6,8 +7,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from client.api import ClientError, NewsClient
-from serving import scaling
-from serving.scaling import ScaleError, scale_workers
+from serving import management as management_api
+from serving.management import ScaleError, scale_workers
 from tests.helpers import fake_http
 
 TORCHSERVE_500 = {"code": 500, "type": "InternalServerException",
@@ -27,7 +28,7 @@ class _Management(fake_http.JSONHandler):
 @pytest.fixture
 def management(monkeypatch):
     """(url, server): set `server.script` before calling; `server.calls` lists the PUTs."""
-    monkeypatch.setattr(scaling, "RESEND_PAUSE_S", 0.0)
+    monkeypatch.setattr(management_api, "RESEND_PAUSE_S", 0.0)
     with fake_http.serve(_Management, calls=[], script=[]) as served:
         yield served
 

@@ -1,5 +1,5 @@
-"""Set a model's worker count through TorchServe's management API, resending when TorchServe
-asks for it.
+"""The one client of TorchServe's management API (serving/ and client/ both use it): a model's
+description, and its worker count, set and resent when TorchServe asks for it.
 
 TorchServe 0.12 stops scaled-down workers inside the scaling request itself
 (`WorkLoadManager.modelChanged`): each surplus worker is removed from the model's list, then
@@ -34,6 +34,15 @@ class ScaleError(RuntimeError):
 def count_ready(description: dict) -> int:
     """How many workers of a model description (the management API's answer) are READY."""
     return sum(w.get("status") == "READY" for w in description.get("workers", []))
+
+
+def describe(management_url: str, model: str, headers: dict[str, str], timeout: float,
+             customized: bool = False) -> dict:
+    """The description of `model` (workers, batch settings, version; with `customized`, the
+    handler's own metadata too); rest.Refused or rest.NoAnswer when there is none."""
+    response = rest.request("GET", f"{management_url}/models/{model}", timeout, headers,
+                            params={"customized": "true"} if customized else None)
+    return response.checked().json()[0]
 
 
 def scale_workers(management_url: str, model: str, workers: int,
