@@ -12,7 +12,8 @@ from pathlib import Path
 
 import requests
 
-from bench.harness import Target, wait_for
+from bench.harness import Target
+from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, free_port
 

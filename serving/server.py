@@ -31,6 +31,7 @@ from serving import keys as keyfile
 from serving import management, rest
 from serving.health import HealthChecker
 from serving.management import count_ready, scale_workers
+from serving.polling import wait_for
 from serving.ports import taken_ports_message
 from serving.properties import (
     DEFAULT_CONFIG,
@@ -174,17 +175,13 @@ class TorchServe:
                 cwd=self.workdir, env={**self.env(), "PYTHONPATH": str(REPO_ROOT)},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         (self.tmp_dir / PROBE_PID_FILE).write_text(str(probe.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if probe.poll() is not None:
-                raise ServerError(f"the health server exited ({probe.returncode}); see "
-                                  f"{self.workdir / 'logs' / 'probe.log'}")
-            try:
-                rest.request("GET", f"{self.endpoints.health}/live", 2)
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise ServerError(f"the health server did not listen on {self.endpoints.health} in {timeout:.0f} s")
+        exited = f"the health server exited; see {self.workdir / 'logs' / 'probe.log'}"
+        try:
+            wait_for(lambda: rest.request("GET", f"{self.endpoints.health}/live", 2), timeout,
+                     f"the health server on {self.endpoints.health}", interval_s=0.1, not_yet=(OSError,),
+                     gone=lambda: exited if probe.poll() is not None else None)
+        except (TimeoutError, RuntimeError) as err:
+            raise ServerError(str(err)) from None
 
     def stop_probe(self) -> None:
         """Stop the health server, if one runs for this directory."""
@@ -355,19 +352,24 @@ class TorchServe:
     def wait_ready(self, model: str | None = MODEL_NAME, timeout: float = 240) -> None:
         """Poll until /ping is healthy and (if `model`) one of its workers is READY."""
         started = time.monotonic()
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            if self.pid() is None and time.monotonic() > started + 10:
-                # E.g. taken since the check in start; the health port is our own probe's by now.
-                taken = taken_ports_message(self.config, skip=frozenset({"health_address"}))
-                raise ServerError(f"TorchServe exited while starting{': ' + taken if taken else ''}; "
-                                  f"see {self.log_file} and {self.workdir / 'logs'}")
-            if (self.key_file.is_file() or not self.token_auth) and self.ping():
-                try:
-                    if model is None or self.ready_workers(model) > 0:
-                        return
-                except (OSError, ValueError, IndexError):
-                    pass
-            time.sleep(0.5)
-        raise ServerError(f"TorchServe was not ready with {model} after {timeout:.0f} s; "
-                          f"see {self.workdir / 'logs'}")
+
+        def exited() -> str | None:
+            if self.pid() is not None or time.monotonic() < started + 10:
+                return None
+            # E.g. taken since the check in start; the health port is our own probe's by now.
+            taken = taken_ports_message(self.config, skip=frozenset({"health_address"}))
+            return (f"TorchServe exited while starting{': ' + taken if taken else ''}; "
+                    f"see {self.log_file} and {self.workdir / 'logs'}")
+
+        def ready() -> bool:
+            return ((self.key_file.is_file() or not self.token_auth) and self.ping()
+                    and (model is None or self.ready_workers(model) > 0))
+
+        try:
+            wait_for(ready, timeout, f"{model} to be ready", interval_s=0.5,
+                     not_yet=(OSError, ValueError, IndexError), gone=exited)
+        except TimeoutError:
+            raise ServerError(f"TorchServe was not ready with {model} after {timeout:.0f} s; "
+                              f"see {self.workdir / 'logs'}") from None
+        except RuntimeError as err:
+            raise ServerError(str(err)) from None

@@ -7,8 +7,8 @@ from contextlib import suppress
 
 import pytest
 
-from bench.harness import wait_for
 from serving.management import ScaleError
+from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from tests.helpers import traffic
 
