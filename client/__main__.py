@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from client import batch
+from client import batch, sending, tables
 from client.api import MODEL_NAME, ClientError, NewsClient
 from serving.properties import DEFAULT_CONFIG
 from serving.rest import NoAnswer
@@ -68,11 +68,11 @@ def build_parser(prog: str = "python -m client",
                                   formatter_class=defaults)
     predict.add_argument("texts", nargs="*", help="one or more headlines (or --file)")
     _file_options(predict)
-    predict.add_argument("--out", default=batch.STDIO,
+    predict.add_argument("--out", default=tables.STDIO,
                          help="with --file: the answers, every input column then label, confidence, "
                               "abstained, error (- for stdout; same format as the input)")
     predict.add_argument("--probabilities", action="store_true",
-                         help=f"with --file: add a {batch.PROBABILITY_PREFIX}<class> column per class")
+                         help=f"with --file: add a {tables.PROBABILITY_PREFIX}<class> column per class")
     predict.add_argument("--resume", action="store_true",
                          help="with --file: finish an interrupted --out without resending its rows")
     predict.add_argument("--force", action="store_true", help="with --file: replace an existing --out")
@@ -99,10 +99,10 @@ def _file_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--file", default=None,
                          help="a CSV (header row) or .jsonl file of headlines; - reads stdin")
     command.add_argument("--column", default="title", help="with --file: the headlines' column")
-    command.add_argument("--format", choices=batch.FORMATS, default=None,
+    command.add_argument("--format", choices=tables.FORMATS, default=None,
                          help="with --file: the input's format; when not given, a .jsonl file is "
                               "JSON lines and anything else CSV")
-    command.add_argument("--in-flight", type=int, default=batch.DEFAULT_IN_FLIGHT,
+    command.add_argument("--in-flight", type=int, default=sending.DEFAULT_IN_FLIGHT,
                          help="with --file: requests out at a time")
 
 
@@ -118,20 +118,20 @@ def check_file_options(args: argparse.Namespace) -> None:
     if args.command not in ("predict", "explain"):
         return
     if bool(args.texts) == bool(args.file):
-        raise batch.InputError("give headlines or --file, not both" if args.texts else
+        raise tables.InputError("give headlines or --file, not both" if args.texts else
                                "give one or more headlines, or --file with a file of them")
-    file_only = {"out": batch.STDIO, "probabilities": False, "resume": False, "force": False,
+    file_only = {"out": tables.STDIO, "probabilities": False, "resume": False, "force": False,
                  "html": None, "format": None, "column": "title"}
     if not args.file:
         given = [n for n, default in file_only.items() if getattr(args, n, default) != default]
         if given:
-            raise batch.InputError(f"--{given[0]} goes with --file")
+            raise tables.InputError(f"--{given[0]} goes with --file")
     elif getattr(args, "png", None):
-        raise batch.InputError("--png draws single headlines: use --html with --file")
+        raise tables.InputError("--png draws single headlines: use --html with --file")
     elif args.command == "explain" and not args.html:
-        raise batch.InputError("explain --file writes a page: name it with --html report.html")
+        raise tables.InputError("explain --file writes a page: name it with --html report.html")
     if args.in_flight < 1:
-        raise batch.InputError(f"--in-flight must be 1 or more, not {args.in_flight}")
+        raise tables.InputError(f"--in-flight must be 1 or more, not {args.in_flight}")
 
 
 def client_from(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> NewsClient:
@@ -156,12 +156,12 @@ def _headers(lines: list[str]) -> dict[str, str]:
     for line in lines:
         name, colon, value = line.partition(":")
         if not colon or not name.strip():
-            raise batch.InputError(f"--header {line!r}: give it as 'Name: value'")
+            raise tables.InputError(f"--header {line!r}: give it as 'Name: value'")
         headers[name.strip()] = value.strip()
     return headers
 
 
-def run_file(args: argparse.Namespace, model: batch.Model, summary: batch.Summary) -> None:
+def run_file(args: argparse.Namespace, model: sending.Model, summary: batch.Summary) -> None:
     """predict/explain --file: answers to --out, or explanations to --html; one line on stderr."""
     options = batch.BatchOptions(column=args.column, kind=args.format, in_flight=args.in_flight,
                                  probabilities=getattr(args, "probabilities", False),
@@ -177,7 +177,7 @@ def run_file(args: argparse.Namespace, model: batch.Model, summary: batch.Summar
     print(f"wrote {args.html}: {len(rows)} headlines", file=sys.stderr)
 
 
-def run(args: argparse.Namespace, model: batch.Model | None = None) -> object:
+def run(args: argparse.Namespace, model: sending.Model | None = None) -> object:
     """Carry out one parsed command against the server (or `model`); returns what to print
     as JSON."""
     client = model or client_from(args)
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     return execute(build_parser().parse_args(argv))
 
 
-def execute(args: argparse.Namespace, model: batch.Model | None = None) -> int:
+def execute(args: argparse.Namespace, model: sending.Model | None = None) -> int:
     """Run parsed arguments against the server (or `model`, an archive in process); one line
     on stderr and status 1 when the model does not answer or refuses the key, 2 when the
     input cannot be read, 130 when interrupted. Rows a --file run wrote stay in --out."""
@@ -219,7 +219,7 @@ def execute(args: argparse.Namespace, model: batch.Model | None = None) -> int:
             run_file(args, model or client_from(args), summary)
             return 0
         result = run(args, model)
-    except batch.InputError as err:
+    except tables.InputError as err:
         print(f"error: {err}{_kept(args, summary)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -239,9 +239,9 @@ def execute(args: argparse.Namespace, model: batch.Model | None = None) -> int:
 
 def _kept(args: argparse.Namespace, summary: batch.Summary) -> str:
     """What a stopped --file run leaves, and how to finish it ("" for other commands)."""
-    out = getattr(args, "out", batch.STDIO)
+    out = getattr(args, "out", tables.STDIO)
     written = summary.resumed + summary.rows
-    if not getattr(args, "file", None) or args.command != "predict" or out == batch.STDIO or not written:
+    if not getattr(args, "file", None) or args.command != "predict" or out == tables.STDIO or not written:
         return ""
     return f"; {written} answered rows are in {out}: the same command with --resume finishes it"
 

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from client import batch
+from client import batch, tables
 from client.api import NewsClient
 from client.console import InProcess
 from serving.offline import OfflineModel
@@ -35,7 +35,7 @@ def test_the_archive_in_process_answers_as_the_served_archive(tiny_artifacts, tm
     assert len(served_rows) == len(MIXED_HEADLINES) * 20
     for one, other in zip(served_rows, offline_rows, strict=True):
         for column, value in one.items():
-            if column == "confidence" or column.startswith(batch.PROBABILITY_PREFIX):
+            if column == "confidence" or column.startswith(tables.PROBABILITY_PREFIX):
                 assert float(value or "nan") == pytest.approx(float(other[column] or "nan"), abs=2e-6,
                                                               nan_ok=True)
             else:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from client import batch
+from client import batch, sending, tables
 from client.__main__ import build_parser, execute
 from client.api import ClientError, KeyRefused
 from client.console import InProcess
@@ -29,7 +29,7 @@ from serving.properties import REPO_ROOT
 from tests.helpers import handler_http
 from tests.helpers.tiny_artifacts import TINY_WORDS
 
-ANSWERS = list(batch.ANSWER_COLUMNS)
+ANSWERS = list(tables.ANSWER_COLUMNS)
 
 
 @pytest.fixture(scope="module")
@@ -234,11 +234,11 @@ def test_resume_refuses_an_output_of_another_input_or_other_options(model, tmp_p
     out = tmp_path / "out.csv"
     batch.predict_file(model, str(source), str(out), batch.BatchOptions())
     before = out.read_bytes()
-    with pytest.raises(batch.InputError, match="does not continue"):
+    with pytest.raises(tables.InputError, match="does not continue"):
         batch.predict_file(model, str(other), str(out), batch.BatchOptions(), resume=True)
-    with pytest.raises(batch.InputError, match="header"):
+    with pytest.raises(tables.InputError, match="header"):
         batch.predict_file(model, str(source), str(out), batch.BatchOptions(probabilities=True), resume=True)
-    with pytest.raises(batch.InputError, match="exists: --resume finishes it, --force replaces it"):
+    with pytest.raises(tables.InputError, match="exists: --resume finishes it, --force replaces it"):
         batch.predict_file(model, str(source), str(out), batch.BatchOptions())
     assert out.read_bytes() == before
     counting = Counting(model, max_texts=4)
@@ -391,7 +391,7 @@ def test_ctrl_c_leaves_a_valid_file_that_resume_finishes(model, tmp_path):
         # The held request gets no answer: the run gives up on it after STOP_WAIT_S (a pool's
         # threads would hold the process until the request's 30 s timeout).
         _, err = process.communicate(timeout=60)
-        assert time.monotonic() - interrupted < batch.STOP_WAIT_S + 10  # margin for a loaded machine
+        assert time.monotonic() - interrupted < sending.STOP_WAIT_S + 10  # margin for a loaded machine
         gate.set()
         assert process.returncode == 130 and "--resume" in err
         assert err.startswith("interrupted; 15 answered rows are in")
@@ -426,8 +426,8 @@ class _Gate:
 
 def test_a_request_still_out_when_the_run_stops_sends_nothing_more():
     gate = _Gate()
-    records = [batch.Record(i, [t], t) for i, t in enumerate(["a0", "a1", "b0", "b1", "c0", "c1"])]
-    run = batch.answered(gate, records, max_texts=2, in_flight=2)
+    records = [tables.Record(i, [t], t) for i, t in enumerate(["a0", "a1", "b0", "b1", "c0", "c1"])]
+    run = sending.answered_in_order(gate, records, max_texts=2, in_flight=2)
     assert [r.text for r, _ in next(run)] == ["a0", "a1"]
     assert gate.entered.wait(5)
     threading.Timer(0.2, gate.release.set).start()
