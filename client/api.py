@@ -58,9 +58,9 @@ def check_answer(status: int, body: object) -> object:
     raise ClientError(text, status, body)
 
 
-class HeadlineCalls:
+class HandlerClient:
     """predict and explain for anything that can `send` a body to the handler (NewsClient
-    over REST, client.console.InProcess in this process)."""
+    over REST, client.console.ArchiveInProcess in this process)."""
 
     def send(self, body: dict, explain: bool = False) -> object:
         raise NotImplementedError
@@ -74,7 +74,7 @@ class HeadlineCalls:
         return self.send({"texts": list(texts)}, explain=True)
 
 
-class NewsClient(HeadlineCalls):
+class NewsClient(HandlerClient):
     """Calls one TorchServe: its inference API at `url`, and its management API at
     `management_url` (describe, scale; None: not reachable, metadata comes from the inference
     API). `token` and `management_token` are the keys sent as `Authorization: Bearer`; None

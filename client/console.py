@@ -16,7 +16,7 @@ import os
 import sys
 
 from client import __main__ as client_cli
-from client.api import HeadlineCalls, check_answer
+from client.api import HandlerClient, check_answer
 
 # `python -m serving`'s commands, which news-cnn hands it whole (their help and options are
 # its); listed here so that a client command need not import the server's command line.
@@ -56,7 +56,7 @@ def build_parser(server_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-class InProcess(HeadlineCalls):
+class ArchiveInProcess(HandlerClient):
     """An archive answered in this process (serving.offline.OfflineModel), spoken to like
     NewsClient: a refusal comes back as the ClientError a REST call would raise."""
 
@@ -80,7 +80,7 @@ def run_archive(args) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     with model:
-        return client_cli.execute(args, InProcess(model))
+        return client_cli.execute(args, ArchiveInProcess(model))
 
 
 def main(argv: list[str] | None = None) -> int:

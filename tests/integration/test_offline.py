@@ -8,7 +8,7 @@ import pytest
 
 from client import batch, tables
 from client.api import NewsClient
-from client.console import InProcess
+from client.console import ArchiveInProcess
 from serving.offline import OfflineModel
 from tests.helpers.tiny_artifacts import MIXED_HEADLINES
 from tests.helpers.torchserve import served_archive
@@ -29,8 +29,8 @@ def test_the_archive_in_process_answers_as_the_served_archive(tiny_artifacts, tm
         batch.predict_file(served, str(source), str(tmp_path / "served.csv"), options)
         served_explained = batch.explain_file(served, str(source), options)
     with OfflineModel(tmp_path / "model_store" / "news_cnn.mar") as offline:
-        batch.predict_file(InProcess(offline), str(source), str(tmp_path / "offline.csv"), options)
-        offline_explained = batch.explain_file(InProcess(offline), str(source), options)
+        batch.predict_file(ArchiveInProcess(offline), str(source), str(tmp_path / "offline.csv"), options)
+        offline_explained = batch.explain_file(ArchiveInProcess(offline), str(source), options)
     served_rows, offline_rows = read(tmp_path / "served.csv"), read(tmp_path / "offline.csv")
     assert len(served_rows) == len(MIXED_HEADLINES) * 20
     for one, other in zip(served_rows, offline_rows, strict=True):

@@ -23,7 +23,7 @@ import pytest
 from client import batch, sending, tables
 from client.__main__ import build_parser, execute
 from client.api import ClientError, KeyRefused
-from client.console import InProcess
+from client.console import ArchiveInProcess
 from serving.offline import OfflineModel
 from serving.properties import REPO_ROOT
 from tests.helpers import handler_http
@@ -40,7 +40,7 @@ def offline(tiny_artifacts):
 
 @pytest.fixture
 def model(offline):
-    return InProcess(offline)
+    return ArchiveInProcess(offline)
 
 
 class Counting:
@@ -139,7 +139,7 @@ def test_a_request_refused_without_an_index_is_split_until_it_passes(tiny_artifa
     # headline, and halving the request gets every headline answered.
     config = {"handler": {"max_texts": 2}}
     with OfflineModel(tiny_artifacts, model_config=config) as strict:
-        counting = Counting(InProcess(strict), max_texts=5)
+        counting = Counting(ArchiveInProcess(strict), max_texts=5)
         texts = headlines(11)
         source = write_rows(tmp_path / "in.csv", [[str(i), t, ""] for i, t in enumerate(texts)])
         summary = batch.predict_file(counting, str(source), str(tmp_path / "out.csv"), batch.BatchOptions())
