@@ -162,3 +162,13 @@ def test_a_client_command_imports_neither_requests_nor_tqdm_nor_the_server():
 def test_no_answer_keeps_its_reason_short():
     err = NoAnswer("http://h/p", ConnectionResetError("x" * 5000))
     assert len(str(err)) < 300 and err.why.endswith("...")
+
+
+def test_proxy_settings_in_the_environment_are_not_used(echo, monkeypatch):
+    url, httpd = echo
+    for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert _post(url, {"texts": ["direct"]}) == {"texts": ["direct"]}
+    assert httpd.paths == ["/predictions/m"]  # reached the server itself, by its own path
