@@ -2,8 +2,9 @@
 
 One implementation for both ways of answering: the served model over REST (`NewsClient`)
 and the archive run in this process (serving/offline.py, reached through the `news-cnn`
-console). Either is a `Model`: `send(body, explain)` posts one JSON body and returns the
-answer, or raises `ClientError` carrying the handler's status and JSON error.
+command, client/news_cnn.py). Either is a `Model`: `send(body, explain)` posts one JSON
+body and returns the answer, or raises `ClientError` carrying the handler's status and JSON
+error.
 
 Rows go out in requests of up to the handler's `max_texts` headlines, `in_flight` requests
 at a time, and are written in input order as they are answered, whole rows only. A request

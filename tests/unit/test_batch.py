@@ -23,7 +23,7 @@ import pytest
 from client import batch, sending, tables
 from client.__main__ import build_parser, execute
 from client.api import ClientError, KeyRefused
-from client.console import ArchiveInProcess
+from client.news_cnn import ArchiveInProcess
 from serving.offline import OfflineModel
 from serving.properties import REPO_ROOT
 from tests.helpers import handler_http

@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from client import console
+from client import news_cnn
 from serving.properties import REPO_ROOT
 from tests.helpers.scripts import load_script
 from tests.helpers.wheel import build_wheel
@@ -110,7 +110,7 @@ def test_the_wheel_declares_ranges_and_the_news_cnn_command(wheel):
     assert requires and all(not any(s.operator == "==" for s in r.specifier) for r in requires)
     (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     target = re.search(r"^news-cnn = (\S+):(\S+)$", wheel.read(entry_points).decode(), re.MULTILINE)
-    assert getattr(importlib.import_module(target.group(1)), target.group(2)) is console.main
+    assert getattr(importlib.import_module(target.group(1)), target.group(2)) is news_cnn.main
 
 
 def requires_python() -> SpecifierSet:
@@ -141,7 +141,7 @@ def test_make_install_accepts_what_requires_python_allows_and_refuses_the_rest_i
 
 def test_news_cnn_help_lists_every_command(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        console.main(["--help"])
+        news_cnn.main(["--help"])
     assert exit_info.value.code == 0
     listed = capsys.readouterr().out
     for command in ("predict", "explain", "scale", "describe", "status", "ready", "keys"):
@@ -151,26 +151,26 @@ def test_news_cnn_help_lists_every_command(capsys):
 def test_news_cnn_hands_every_server_command_to_serving():
     from serving import __main__ as serving_cli
 
-    assert set(console.SERVER_COMMANDS) == set(serving_cli.COMMANDS)
+    assert set(news_cnn.SERVER_COMMANDS) == set(serving_cli.COMMANDS)
 
 
 def test_server_commands_are_handed_to_serving(monkeypatch):
     seen = []
     monkeypatch.setattr("serving.__main__.main", lambda argv, prog: seen.append((argv, prog)) or 7)
-    assert console.main(["status", "--workdir", "/somewhere"]) == 7
+    assert news_cnn.main(["status", "--workdir", "/somewhere"]) == 7
     assert seen == [(["status", "--workdir", "/somewhere"], "news-cnn")]
 
 
 def test_client_commands_are_handed_to_the_client(monkeypatch):
     seen = []
     monkeypatch.setattr("client.__main__.execute", lambda args: seen.append(args) or 3)
-    assert console.main(["--timeout", "5", "predict", "Oil rises", "Stocks fall"]) == 3
+    assert news_cnn.main(["--timeout", "5", "predict", "Oil rises", "Stocks fall"]) == 3
     assert seen[0].command == "predict" and seen[0].texts == ["Oil rises", "Stocks fall"]
     assert seen[0].timeout == 5.0
 
 
 def test_a_server_command_after_client_options_is_a_one_line_error(capsys):
-    assert console.main(["--timeout", "5", "status"]) == 2
+    assert news_cnn.main(["--timeout", "5", "status"]) == 2
     assert "status takes no client options" in capsys.readouterr().err
 
 
