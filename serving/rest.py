@@ -40,8 +40,8 @@ _CLOSED_BEFORE_ANSWER = (http.client.RemoteDisconnected, ConnectionResetError, B
 
 class _OneWrite:
     """A connection that writes a request's head and body in one go. urllib3 writes them
-    apart: with TCP_NODELAY that is two packets for the server to read, which made a file
-    run's client take 1.8 times the CPU per request of one write (docs/batch.md)."""
+    apart: with TCP_NODELAY, two packets per request, and two reads for the server
+    (docs/batch.md has what it cost)."""
 
     _head: bytes | None = None
     _hold_head = False
