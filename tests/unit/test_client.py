@@ -258,3 +258,12 @@ def test_installed_without_a_checkout_and_no_server_given_is_one_line_naming_the
 def test_a_header_without_a_name_is_an_input_error(capsys):
     assert main(["--url", "http://127.0.0.1:1", "--header", "no colon", "predict", "x"]) == 2
     assert "--header" in capsys.readouterr().err
+
+
+def test_the_local_server_without_token_authorization_is_called_without_a_key(tmp_path):
+    config = tmp_path / "config.properties"
+    config.write_text("inference_address=http://127.0.0.1:1\ndisable_token_authorization=true\n")
+    assert NewsClient.local(config)._headers("inference") == {}  # no key file to read
+    config.write_text("inference_address=http://127.0.0.1:1\n")
+    with pytest.raises(FileNotFoundError, match="key_file.json"):
+        NewsClient.local(config)._headers("inference")  # token auth on: the key file it needs
