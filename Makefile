@@ -124,7 +124,8 @@ WORKERS ?=
 SERVE_TIMEOUT ?= 300
 # Where the TorchServe to call was started: its config.properties and key_file.json.
 SERVER_DIR ?= .
-CLIENT = $(VENV)/bin/news-cnn --config "$$NEWS_SERVER_DIR/config.properties" --key-file "$$NEWS_SERVER_DIR/key_file.json"
+NEWS_CNN = $(VENV)/bin/news-cnn
+CLIENT = $(NEWS_CNN) --config "$$NEWS_SERVER_DIR/config.properties" --key-file "$$NEWS_SERVER_DIR/key_file.json"
 SERVING_SOURCES := handler/handler.py handler/request_parsing.py handler/model-config.yaml serving/archive.py $(wildcard model/*.py)
 ARCHIVE_CMD = $(PY) -m serving.archive --artifacts "$$NEWS_ARTIFACTS" --export-path "$$NEWS_MODEL_STORE"
 
@@ -137,23 +138,23 @@ archive: $(ARTIFACTS)/model.pt | install ## Build news_cnn.mar; VERSION=2.0: new
 	$(ARCHIVE_CMD) $${NEWS_VERSION:+--version "$$NEWS_VERSION" --versioned} $${NEWS_PROMOTE:+--promote}
 
 serve: $(MAR) ## Start TorchServe in the background (trains and archives first if needed; DATA=file.csv)
-	$(PY) -m serving start --timeout "$$NEWS_SERVE_TIMEOUT"
+	$(NEWS_CNN) start --timeout "$$NEWS_SERVE_TIMEOUT"
 
 # NOTICE: seconds for balancers to see readiness false before the in-flight wait (DRAIN=0: stop at once).
 NOTICE ?= 2
 DRAIN ?= 1
 stop: ## Stop gracefully: readiness false, wait for in-flight requests (<= 30 s), stop (DRAIN=0: at once)
-	@if [ -x "$(PY)" ]; then $(PY) -m serving stop --workdir "$$NEWS_SERVER_DIR" --notice "$$NEWS_NOTICE" $$([ "$$NEWS_DRAIN" = 0 ] && echo --no-drain); \
+	@if [ -x "$(NEWS_CNN)" ]; then $(NEWS_CNN) stop --workdir "$$NEWS_SERVER_DIR" --notice "$$NEWS_NOTICE" $$([ "$$NEWS_DRAIN" = 0 ] && echo --no-drain); \
 	else echo "TorchServe was not running."; fi
 
 status: install ## Is TorchServe up, which version, how many workers (exits 1 below minWorkers)
-	$(PY) -m serving status --workdir "$$NEWS_SERVER_DIR"
+	$(NEWS_CNN) status --workdir "$$NEWS_SERVER_DIR"
 
 ready: install ## Readiness: exit 0 when a READY worker answers the canary headline right, else 1 and why
-	@$(PY) -m serving ready --workdir "$$NEWS_SERVER_DIR"
+	@$(NEWS_CNN) ready --workdir "$$NEWS_SERVER_DIR"
 
 live: install ## Liveness: exit 0 when the TorchServe frontend answers
-	@$(PY) -m serving live --workdir "$$NEWS_SERVER_DIR"
+	@$(NEWS_CNN) live --workdir "$$NEWS_SERVER_DIR"
 
 predict: install ## Classify a headline on the running server: make predict TEXT="..."
 	@test -n "$$NEWS_TEXT" || { echo 'TEXT is empty: run make predict TEXT="The final tennis tournament starts next week."' >&2; exit 2; }
@@ -168,7 +169,7 @@ scale: install ## Set the number of workers and wait until done: make scale WORK
 RENEW ?=
 API ?=
 keys: install ## Key file path, inference and management keys (API=1: API key; RENEW=inference: renew it)
-	@$(PY) -m serving keys --workdir "$$NEWS_SERVER_DIR" $${NEWS_RENEW:+--renew "$$NEWS_RENEW"} $${NEWS_API:+--api}
+	@$(NEWS_CNN) keys --workdir "$$NEWS_SERVER_DIR" $${NEWS_RENEW:+--renew "$$NEWS_RENEW"} $${NEWS_API:+--api}
 
 # --- Monitoring: Prometheus beside the server, rules from the model's reference (deploy/prometheus/) ---
 .PHONY: monitor monitoring-rules

@@ -7,7 +7,7 @@ comparison, result files), on top of `load` (wrk), `server` (TorchServe with nam
 `archives` (the echo floor and model-config variants) and `headlines` (request bodies).
 
     make bench          benchmark + report + inprocess
-    make bench-peers    peers + peer_servers + peer_apps + peer_ray + microbatch + peer_choice + peers_report
+    make bench-peers    the peers/ package
     make bench-compare  compare
     make profile        profile
 """

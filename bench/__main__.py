@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from bench.benchmark import CASES as BENCH_CASES
-from bench.peer_servers import PEERS
-from bench.peers import CASES as PEER_CASES
-from bench.peers import DEFAULT_CASES as PEER_DEFAULT_CASES
+from bench.peers.run import CASES as PEER_CASES
+from bench.peers.run import DEFAULT_CASES as PEER_DEFAULT_CASES
+from bench.peers.servers import PEERS
 from serving.properties import MODEL_NAME
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,7 +143,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _peers(args: argparse.Namespace) -> int:
-    from bench import peers, peers_report
+    from bench.peers import report as peers_report
+    from bench.peers import run as peers
     results = peers.run(_settings(peers.PeerSettings, args), args.cases, args.peers)
     paths = peers_report.write(results, args.out)
     print(peers_report.markdown(results))

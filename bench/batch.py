@@ -81,7 +81,7 @@ def command_seconds(args: list[str]) -> tuple[float, str]:
     """Run `news-cnn ARGS`; (wall seconds, its last stderr line). Fails loudly on an error."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "client.console", *args], env=env,
+    result = subprocess.run([sys.executable, "-m", "client.news_cnn", *args], env=env,
                             capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - start
     if result.returncode != 0:

@@ -32,9 +32,9 @@ from bench.harness import (
     measure_rounds,
     reference_answers,
     temp_root,
-    wait_for,
 )
 from serving.archive import read_model_config
+from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, config_on_free_ports
 

@@ -2,7 +2,6 @@
 
     machine()                              where the figures come from (CPU, cores, load, date)
     with temp_root("bench-") as root:      removed on success, kept for its logs on failure
-    wait_for(check, 60, "what")            poll until check() is true; TimeoutError names what
     measure(target, bodies, c, settings)   warm-up, one measured `wrk` run, one printed line
     measure_rounds(targets, bodies, c, s)  each target `rounds` times, alternating, best kept
     disagreement(expected, got)            why two answers differ (probability tolerance), or None
@@ -19,7 +18,6 @@ import os
 import platform
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +28,6 @@ from typing import TypeVar
 from bench import load
 from training.config import available_cores
 
-T = TypeVar("T")
 S = TypeVar("S", bound="LoadSettings")
 # Served answers are rounded to 6 digits, and a different batch composition may move the last
 # ones: probabilities within this of the reference are the same answer.
@@ -76,30 +73,6 @@ def temp_root(prefix: str) -> Iterator[Path]:
         print(f"kept {root} for its logs")
         raise
     shutil.rmtree(root, ignore_errors=True)
-
-
-def wait_for(check: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.05,
-             not_yet: tuple[type[BaseException], ...] = (),
-             gone: Callable[[], str | None] = lambda: None) -> T:
-    """Call `check` every `interval_s` until it returns a true value, and return that value.
-
-    An exception of a `not_yet` type counts as "not yet". Raises TimeoutError after
-    `timeout_s`, and RuntimeError at once when `gone()` returns a reason to stop waiting
-    (e.g. the server exited)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except not_yet:
-            pass
-        reason = gone()
-        if reason:
-            raise RuntimeError(f"{reason} while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 # --- load -------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import requests
 
-from bench.harness import Target, wait_for
+from bench.harness import Target
+from serving.polling import wait_for
 from serving.server import ServerError, TorchServe, config_on_free_ports
 
 WORKER_SCRIPT = "model_service_worker.py"

@@ -4,34 +4,23 @@ It reads TorchServe's key_file.json on every call, and once more when TorchServe
 key (400 InvalidKeyException: an operator renewed it), so it keeps working across renewals
 and restarts. It never renews a key itself: that would lock out every other holder of it.
 
-Failed tries of idempotent calls are sent again after an exponential back-off with full
-jitter (BACKOFF_BASE_S * 2**n, at most BACKOFF_CAP_S, times a random factor), or after the
-Retry-After a 503 carries. docs/reliability.md lists which statuses are retried and why.
+Failed tries of idempotent calls are sent again by serving/rest.py's policy: after an
+exponential back-off with full jitter, or after the Retry-After a 503 carries.
+docs/reliability.md lists which statuses are retried and why.
 """
 from __future__ import annotations
 
-import random
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from client.transport import Connections, NoAnswer, Response
+from serving import management, rest
 from serving.keys import KEY_FILE, read_keys
-from serving.properties import DEFAULT_CONFIG, MODEL_NAME, Endpoints
+from serving.properties import DEFAULT_CONFIG, MODEL_NAME, Endpoints, read_properties, token_auth_enabled
+from serving.rest import NoAnswer
 
 # The handler echoes this request header in its answer (handler/request_parsing.py).
 CORRELATION_HEADER = "X-Correlation-Id"
-
-
-# Server failures worth one more try of an idempotent call (a 4xx is the request's own fault):
-# 507 "Worker died." and 500 from a crashed or stopped worker, 503 no worker / queue full,
-# 502/504 from a proxy in front.
-RETRY_STATUSES = frozenset({500, 502, 503, 504, 507})
-BACKOFF_BASE_S = 0.1
-BACKOFF_CAP_S = 2.0
-# A server's Retry-After is honoured up to this long (a longer one is the caller's to wait).
-RETRY_AFTER_CAP_S = 10.0
 INVALID_KEY = "InvalidKeyException"
 
 
@@ -57,13 +46,6 @@ class KeyRefused(ClientError):
     """TorchServe refused the key (400 InvalidKeyException): renewed, expired, or a restart."""
 
 
-def backoff_s(attempt: int, rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry number `attempt` (0-based): full jitter over an
-    exponentially growing, capped window, so that clients failed together retry apart."""
-    window = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)
-    return (rng or random).uniform(0, window)
-
-
 def check_answer(status: int, body: object) -> object:
     """`body` when `status` is a success; else the ClientError it stands for (ServerFailure
     for the statuses worth another try), its message "HTTP <status>: <the body's message>"."""
@@ -71,23 +53,14 @@ def check_answer(status: int, body: object) -> object:
         return body
     message = body.get("message", body) if isinstance(body, dict) else body
     text = f"HTTP {status}: {message}" if message not in ("", None) else f"HTTP {status} (no message)"
-    if status in RETRY_STATUSES:
+    if status in rest.RETRY_STATUSES:
         raise ServerFailure(text, status=status, body=body)
     raise ClientError(text, status, body)
 
 
-def _retry_after_s(response: Response) -> float | None:
-    """A 503's Retry-After in seconds (the delta-seconds form), capped; None if absent."""
-    value = response.headers.get("Retry-After")
-    try:
-        return None if value is None else min(RETRY_AFTER_CAP_S, max(0.0, float(value)))
-    except ValueError:
-        return None
-
-
-class HeadlineCalls:
+class HandlerClient:
     """predict and explain for anything that can `send` a body to the handler (NewsClient
-    over REST, client.console.InProcess in this process)."""
+    over REST, client.news_cnn.ArchiveInProcess in this process)."""
 
     def send(self, body: dict, explain: bool = False) -> object:
         raise NotImplementedError
@@ -101,31 +74,56 @@ class HeadlineCalls:
         return self.send({"texts": list(texts)}, explain=True)
 
 
-@dataclass
-class NewsClient(HeadlineCalls):
-    """Calls one TorchServe; defaults match `make serve` started from the repo root."""
+class NewsClient(HandlerClient):
+    """Calls one TorchServe: its inference API at `url`, and its management API at
+    `management_url` (describe, scale; None: not reachable, metadata comes from the inference
+    API). `token` and `management_token` are the keys sent as `Authorization: Bearer`; None
+    sends none (token authorization off, as behind a cluster's gateway). With `key_file`
+    (TorchServe's key_file.json), the keys are read from it on every call instead, and once
+    more when the server refuses one. `headers` go with every call (a gateway's own key)."""
 
-    endpoints: Endpoints
-    key_file: Path = Path(KEY_FILE)
-    model: str = MODEL_NAME
-    timeout: float = 30.0
-    # Predictions and explanations are idempotent: a try that gets no answer, a 5xx, or
-    # another request's answer (TorchServe 0.12 under a scale-down) is sent again.
-    retries: int = 4
-    connections: Connections = field(default_factory=Connections, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.retries < 0:
-            raise ClientError(f"retries must be 0 or more, not {self.retries}")
+    def __init__(self, url: str, token: str | None = None, *, management_url: str | None = None,
+                 management_token: str | None = None, key_file: str | Path | None = None,
+                 headers: dict[str, str] | None = None, model: str = MODEL_NAME,
+                 timeout: float = 30.0, retries: int = 4) -> None:
+        if retries < 0:
+            raise ClientError(f"retries must be 0 or more, not {retries}")
+        self.url = url.rstrip("/")
+        self.management_url = management_url.rstrip("/") if management_url else None
+        self.tokens = {"inference": token, "management": management_token}
+        self.key_file = Path(key_file) if key_file is not None else None
+        self.headers = dict(headers or {})
+        self.model, self.timeout = model, timeout
+        # Predictions and explanations are idempotent: a try that gets no answer, a 5xx, or
+        # another request's answer (TorchServe 0.12 under a scale-down) is sent again.
+        self.retries = retries
 
     @classmethod
-    def from_config(cls, config: str | Path = DEFAULT_CONFIG, key_file: str | Path = KEY_FILE,
-                    model: str = MODEL_NAME, timeout: float = 30.0, retries: int = 4) -> NewsClient:
-        """A client for the addresses in a config.properties."""
-        return cls(Endpoints.from_file(config), Path(key_file), model, timeout, retries)
+    def local(cls, config: str | Path = DEFAULT_CONFIG, key_file: str | Path | None = None,
+              **options) -> NewsClient:
+        """A client for the TorchServe a config.properties describes (`make serve`'s by
+        default), its keys read from `key_file` (key_file.json beside the config) on every
+        call; none when the config turns token authorization off."""
+        config = Path(config)
+        endpoints = Endpoints.from_file(config)
+        if not token_auth_enabled(read_properties(config)):
+            key_file = None
+        elif key_file is None:
+            key_file = config.parent / KEY_FILE
+        return cls(endpoints.inference, management_url=endpoints.management, key_file=key_file,
+                   **options)
 
     def _headers(self, kind: str) -> dict[str, str]:
-        return read_keys(self.key_file).headers(kind)
+        if self.key_file is not None:
+            return {**self.headers, **read_keys(self.key_file).headers(kind)}
+        token = self.tokens[kind]
+        return {**self.headers, **({"Authorization": f"Bearer {token}"} if token else {})}
+
+    def _management(self) -> str:
+        if self.management_url is None:
+            raise ClientError("no management API address: give --management-url URL (or "
+                              "NEWS_CNN_MANAGEMENT_URL), and its key with --management-token")
+        return self.management_url
 
     def _call(self, method: str, url: str, kind: str, correlate: bool = False, **kwargs) -> object:
         """One API call. A refused key is re-read from the key file and tried once more. With
@@ -136,48 +134,45 @@ class NewsClient(HeadlineCalls):
         attempt = 0
         while True:
             try:
-                return self._try(method, url, kind, correlate, fresh=attempt > 0, **kwargs)
+                return self._try(method, url, kind, correlate, **kwargs)
             except KeyRefused:
-                if key_reread:
+                if key_reread or self.key_file is None:
                     raise
                 key_reread = True  # _try reads the key file again
             except (ServerFailure, NoAnswer) as err:
+                # Kept connections may be out of step (docs/reliability.md): none is reused.
+                rest.forget_connections()
                 if retries_left <= 0:
                     raise
                 retries_left -= 1
                 retry_after = getattr(err, "retry_after_s", None)
-                self._sleep(retry_after if retry_after is not None else backoff_s(attempt))
+                self._sleep(retry_after if retry_after is not None else rest.backoff_s(attempt))
                 attempt += 1
 
     @staticmethod
     def _sleep(seconds: float) -> None:
         time.sleep(seconds)
 
-    def _try(self, method: str, url: str, kind: str, correlate: bool, fresh: bool = False,
-             **kwargs) -> object:
+    def _try(self, method: str, url: str, kind: str, correlate: bool, **kwargs) -> object:
         headers = {**self._headers(kind), **kwargs.pop("headers", {})}
         sent = uuid.uuid4().hex if correlate else None
         if sent is not None:
             headers[CORRELATION_HEADER] = sent
-        # After a server failure or another request's answer a connection may be out of step
-        # (docs/reliability.md): it is not kept, and the retry (`fresh`) takes a new one.
-        response = self.connections.request(
-            method, url, self.timeout, headers, **kwargs, fresh=fresh,
-            reuse_if=lambda r: r.status not in RETRY_STATUSES and (
-                sent is None or r.headers.get(CORRELATION_HEADER) == sent))
+        response = rest.request(method, url, self.timeout, headers, **kwargs)
         try:
             body = response.json()
         except ValueError:
             body = response.text
         if response.status == 400 and INVALID_KEY in str(body):
             message = body.get("message", body) if isinstance(body, dict) else body
-            raise KeyRefused(f"HTTP 400: {message} (key file: {self.key_file}; `make keys` shows "
-                             f"the current keys)", 400, body)
+            where = (f"key file: {self.key_file}; `make keys` shows the current keys" if self.key_file
+                     else "the token given was refused: renewed or expired?")
+            raise KeyRefused(f"HTTP 400: {message} ({where})", 400, body)
         try:
             check_answer(response.status, body)
         except ServerFailure as err:
             if response.status == 503:
-                err.retry_after_s = _retry_after_s(response)
+                err.retry_after_s = rest.retry_after_s(response.headers)
             raise
         echoed = response.headers.get(CORRELATION_HEADER)
         if correlate and echoed != sent:
@@ -189,7 +184,7 @@ class NewsClient(HeadlineCalls):
         """POST one JSON body ({"text": ...} or {"texts": [...]}) to /predictions, or to
         /explanations with `explain`; returns the answer (an object or a list)."""
         api = "explanations" if explain else "predictions"
-        return self._call("POST", f"{self.endpoints.inference}/{api}/{self.model}", "inference",
+        return self._call("POST", f"{self.url}/{api}/{self.model}", "inference",
                           correlate=True, json_body=body)
 
     def metadata(self) -> dict:
@@ -201,25 +196,31 @@ class NewsClient(HeadlineCalls):
         try:
             metadata = self.describe().get("customizedMetadata")
         except (ClientError, OSError):  # NoAnswer is an OSError
-            metadata = self._call("POST", f"{self.endpoints.inference}/predictions/{self.model}",
+            metadata = self._call("POST", f"{self.url}/predictions/{self.model}",
                                   "inference", correlate=True, headers={"describe": "true"})
         if not isinstance(metadata, dict):
             raise ClientError(f"model {self.model!r} has no handler metadata in its description")
         return metadata
 
     def scale(self, workers: int) -> dict:
-        """Set the worker count and wait until TorchServe has done it (up to scaling.py's
-        timeout, not `timeout`: workers take seconds to start); `attempts` in the answer is 1
-        unless TorchServe asked for the request again."""
-        from serving.scaling import ScaleError, scale_workers  # `requests`: only when scaling
-
+        """Set the worker count and wait until TorchServe has done it (up to
+        serving/management.py's timeout, not `timeout`: workers take seconds to start);
+        `attempts` in the answer is 1 unless TorchServe asked for the request again."""
         try:
-            return scale_workers(self.endpoints.management, self.model, workers,
-                                 lambda: self._headers("management"))
-        except ScaleError as err:
+            return management.scale_workers(self._management(), self.model, workers,
+                                            lambda: self._headers("management"))
+        except management.ScaleError as err:
             raise ClientError(str(err)) from err
 
     def describe(self) -> dict:
-        """The model's description, including the handler's own metadata."""
-        return self._call("GET", f"{self.endpoints.management}/models/{self.model}", "management",
-                          params={"customized": "true"})[0]
+        """The model's description, including the handler's own metadata. A refused key is
+        read again from the key file and tried once more."""
+        for last_try in (self.key_file is None, True):
+            try:
+                return management.describe(self._management(), self.model, self._headers("management"),
+                                           self.timeout, customized=True)
+            except rest.Refused as err:
+                refused_key = err.status == 400 and INVALID_KEY in str(err.body)
+                if last_try or not refused_key:
+                    refusal = KeyRefused if refused_key else ClientError
+                    raise refusal(str(err), err.status, err.body) from None

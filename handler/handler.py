@@ -20,9 +20,11 @@ counted in NewsAbstentions.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -36,34 +38,22 @@ from model import artifacts
 from model.monitoring import BUCKET_NAMES, INF, Tally
 from model.predictor import EncodedBatch, Predictor
 
-try:  # in the checkout `handler` is a package ...
-    from handler.request_parsing import (
-        CORRELATION_HEADER,
-        PHRASES,
-        HandlerSettings,
-        ParsedRequest,
-        PreparedBatch,
-        RequestError,
-        check_correlation_id,
-        choose_device,
-        is_empty,
-        parse_body,
-        request_body,
-    )
-except ImportError:  # ... in the archive this file *is* the module `handler`, beside request_parsing.py
-    from request_parsing import (
-        CORRELATION_HEADER,
-        PHRASES,
-        HandlerSettings,
-        ParsedRequest,
-        PreparedBatch,
-        RequestError,
-        check_correlation_id,
-        choose_device,
-        is_empty,
-        parse_body,
-        request_body,
-    )
+if __package__:  # in the checkout `handler` is a package: its request_parsing is the one module
+    sys.modules.setdefault("request_parsing", importlib.import_module("handler.request_parsing"))
+# In the archive this file *is* the module `handler`, beside request_parsing.py.
+from request_parsing import (  # noqa: E402
+    CORRELATION_HEADER,
+    PHRASES,
+    HandlerSettings,
+    ParsedRequest,
+    PreparedBatch,
+    RequestError,
+    check_correlation_id,
+    choose_device,
+    is_empty,
+    parse_body,
+    request_body,
+)
 
 logger = logging.getLogger(__name__)
 

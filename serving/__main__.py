@@ -10,20 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import signal
 import sys
-import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from serving import keys as keyfile
-from serving.health import DEFAULT_CANARY_TEXT, HealthChecker, ProbeServer, model_archive
-from serving.scaling import count_ready
+from serving.health import DEFAULT_CANARY_TEXT, HealthChecker
+from serving.probe import serve_until_terminated
 from serving.server import DRAIN_BOUND_S, MODEL_NAME, ServerError, TorchServe
+from serving.status import settled_status, status_line
+from serving.supervisor import supervise
 
 # The readiness canary's headline doubles as the example the start-up message shows.
 EXAMPLE_TEXT = DEFAULT_CANARY_TEXT
@@ -56,44 +54,6 @@ def _expiry(when: datetime | None) -> str:
     return when.isoformat(timespec="seconds") if when else "never"
 
 
-def _configured_min_workers(server: TorchServe, model: str, described: int) -> int:
-    """minWorkers as deployed: the archive's model-config.yaml (a scaling call changes the
-    live value, so `make scale WORKERS=0` must not make 0 workers look healthy), else the
-    live value; at least 1."""
-    from serving.archive import read_model_config  # yaml and zipfile: not for `news-cnn predict`
-
-    try:
-        archived = read_model_config(model_archive(server.config, model)).get("minWorkers")
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        archived = None
-    return max(1, int(archived) if archived is not None else described)
-
-
-def _status(server: TorchServe, model: str) -> tuple[bool, str]:
-    """(enough READY workers, one line: the served version, READY workers, the addresses)."""
-    description = server.describe(model)
-    ready = count_ready(description)
-    wanted = _configured_min_workers(server, model, int(description.get("minWorkers", 1)))
-    line = (f"TorchServe is serving {model} version {description.get('modelVersion')} with "
-            f"{ready} READY worker(s) (minWorkers {wanted}) at {server.endpoints.inference} "
-            f"(management {server.endpoints.management}, metrics {server.endpoints.metrics}/metrics, "
-            f"health {server.endpoints.health}/ready)")
-    if ready < wanted:
-        return False, f"{line}: fewer READY workers than minWorkers"
-    return True, line
-
-
-def _settled_status(server: TorchServe, model: str, timeout: float) -> str:
-    """The status line once minWorkers workers are READY (start returns at the first), or
-    after `timeout` seconds, when the line says how many are missing."""
-    deadline = time.monotonic() + timeout
-    ok, line = _status(server, model)
-    while not ok and time.monotonic() < deadline:
-        time.sleep(0.5)
-        ok, line = _status(server, model)
-    return line
-
-
 def _start(server: TorchServe, args: argparse.Namespace) -> int:
     """`start`: start TorchServe in the background unless it runs, then its status and examples."""
     if server.pid() is not None and server.ping():
@@ -101,7 +61,7 @@ def _start(server: TorchServe, args: argparse.Namespace) -> int:
     else:
         print(f"Starting TorchServe from {server.workdir} (logs in {server.workdir / 'logs'}) ...")
         server.start(args.model, args.timeout)
-    print(_settled_status(server, args.model, args.timeout))
+    print(settled_status(server, args.model, args.timeout))
     print(examples(server, args.model))
     return 0
 
@@ -135,7 +95,7 @@ def _check(server: TorchServe, args: argparse.Namespace) -> int:
         print("TorchServe is not running (`make serve` starts it).", file=sys.stderr)
         return 1
     if args.command == "status":
-        ok, line = _status(server, args.model)
+        ok, line = status_line(server, args.model)
     else:
         # One check, no history: a canary timeout is not tolerated here.
         checker = replace(HealthChecker.for_server(server.workdir, server.config, args.model),
@@ -178,42 +138,13 @@ def _examples(server: TorchServe, args: argparse.Namespace) -> int:
 
 def _probe(server: TorchServe, args: argparse.Namespace) -> int:
     """`probe`: serve GET /ready and /live at the config's health_address until terminated."""
-    address = urlsplit(server.endpoints.health)
-    checker = HealthChecker.for_server(server.workdir, server.config, args.model)
-    httpd = ProbeServer((address.hostname or "127.0.0.1", address.port or 8083), checker)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown).start())
-    print(f"health server at {server.endpoints.health}/ready and /live; canary {checker.canary}", flush=True)
-    try:
-        httpd.serve_forever()
-    finally:
-        httpd.server_close()
+    serve_until_terminated(server, args.model)
     return 0
 
 
 def _run(server: TorchServe, args: argparse.Namespace) -> int:
-    """Start TorchServe and stay until SIGTERM/SIGINT (then drain, unless a preStop hook already
-    did, and stop, within SHUTDOWN_BOUND_S of the drain's start) or until it dies."""
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
-    server.start(args.model, args.timeout)
-    print(_settled_status(server, args.model, args.timeout), flush=True)
-    while not stopping.wait(2.0):
-        if server.pid() is None:
-            print("error: TorchServe exited on its own; see logs/", file=sys.stderr)
-            server.stop_probe()
-            return 1
-    if server.drain_started() is None:
-        print("SIGTERM: readiness false, waiting for in-flight requests ...", flush=True)
-    else:
-        print("SIGTERM after a drain (preStop hook): stopping without a second drain ...", flush=True)
-    report = server.graceful_stop(args.notice)
-    if report["drained_before"]:
-        print(f"TorchServe stopped; the drain had begun {report['waited_s']} s before.", flush=True)
-    else:
-        print(f"TorchServe stopped after draining {report['waited_s']} s"
-              f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}.", flush=True)
-    return 0
+    """`run`: the container's entry point (serving/supervisor.py)."""
+    return supervise(server, args.model, args.timeout, args.notice)
 
 
 # Options several commands share, each declared once; a command lists the ones it takes.

@@ -13,29 +13,22 @@ healthy model: with workers READY, the probe server tolerates TOLERATED_CANARY_T
 timeouts in a row before saying not ready (the worker count is checked first, so a lost last
 worker still shows at once).
 
-Each check asks TorchServe afresh (no cache beyond `ProbeServer`'s CACHE_S, well under the
+Each check asks TorchServe afresh (no cache beyond serving/probe.py's CACHE_S, well under the
 2 s within which a lost last worker must show), with timeouts that keep one check under
 about CHECK_BUDGET_S. A verdict's reason names no file or directory: anyone who reaches the
 probe server reads it without a key.
 """
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
-import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path
 
-import requests
-
 from serving import keys as keyfile
+from serving import management, rest
+from serving.management import count_ready
 from serving.properties import MODEL_NAME, Endpoints, read_properties, token_auth_enabled
-from serving.scaling import count_ready
 
 CANARY_FILE = "canary.json"
 # Used when an archive carries no canary.json: the label is then not checked.
@@ -49,17 +42,6 @@ CHECK_BUDGET_S = 1.5
 # an error status or 0 READY workers are never tolerated.
 CANARY_TIMEOUT_S = CHECK_BUDGET_S / 2
 TOLERATED_CANARY_TIMEOUTS = 2
-# The probe server answers a burst of polls from one check at most this old.
-CACHE_S = 0.25
-# The probe server's bounds, whatever clients do: seconds for a request head to arrive (and
-# for the answer to be taken), its size, how many connections may wait for theirs (a probe
-# sends its request at once: only a stalled or hostile client waits), the listen backlog, and
-# the threads that run checks (one ready and one live check at a time).
-REQUEST_TIMEOUT_S = 2.0
-MAX_HEAD_BYTES = 8192
-MAX_WAITING = 256
-BACKLOG = 4096
-CHECK_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -146,14 +128,14 @@ class HealthChecker:
     def live(self) -> Verdict:
         """The frontend answers /ping (workers are readiness's business)."""
         try:
-            response = requests.get(f"{self.endpoints.inference}/ping", headers=self._headers()["inference"],
-                                    timeout=CHECK_BUDGET_S)
+            response = rest.request("GET", f"{self.endpoints.inference}/ping", CHECK_BUDGET_S,
+                                    self._headers()["inference"])
         except FileNotFoundError:
             return Verdict(False, "no key file: TorchServe is not running")
-        except (requests.RequestException, OSError, ValueError, KeyError) as err:
-            return Verdict(False, f"the frontend does not answer /ping ({type(err).__name__})")
-        if response.status_code != 200:
-            return Verdict(False, f"/ping answered HTTP {response.status_code}")
+        except (OSError, ValueError, KeyError) as err:
+            return Verdict(False, f"the frontend does not answer /ping ({_why(err)})")
+        if response.status != 200:
+            return Verdict(False, f"/ping answered HTTP {response.status}")
         return Verdict(True, "the frontend answers /ping")
 
     def ready(self) -> Verdict:
@@ -169,27 +151,29 @@ class HealthChecker:
             return Verdict(False, f"cannot read the key file ({type(err).__name__})")
         # The worker count comes first and fast: a lost last worker shows without a canary.
         try:
-            description = requests.get(f"{self.endpoints.management}/models/{self.model}",
-                                       headers=headers["management"], timeout=CHECK_BUDGET_S / 2)
-            if description.status_code != 200:
-                return Verdict(False, f"describing {self.model} answered HTTP {description.status_code}")
-            described = description.json()[0]
+            described = management.describe(self.endpoints.management, self.model, headers["management"],
+                                            CHECK_BUDGET_S / 2)
             ready, workers = count_ready(described), len(described.get("workers", []))
-        except (requests.RequestException, OSError) as err:
-            return Verdict(False, f"TorchServe did not answer in time ({type(err).__name__})")
+        except rest.Refused as err:
+            return Verdict(False, f"describing {self.model} answered HTTP {err.status}")
+        except OSError as err:
+            return Verdict(False, f"TorchServe did not answer in time ({_why(err)})")
         except (ValueError, IndexError, AttributeError):
             return Verdict(False, f"describing {self.model} gave an unreadable answer")
         if ready == 0:
             return Verdict(False, f"{self.model} has 0 READY workers (of {workers})")
         try:
-            answer = requests.post(f"{self.endpoints.inference}/predictions/{self.model}",
-                                   json={"text": self.canary.text}, headers=headers["inference"],
-                                   timeout=CANARY_TIMEOUT_S)
-        except requests.ReadTimeout:
-            return self._canary_timed_out(ready)
-        except (requests.RequestException, OSError) as err:
+            answer = rest.request("POST", f"{self.endpoints.inference}/predictions/{self.model}",
+                                  CANARY_TIMEOUT_S, headers["inference"],
+                                  json_body={"text": self.canary.text})
+        except rest.NoAnswer as err:
+            if err.timed_out:
+                return self._canary_timed_out(ready)
             self._timeouts = 0
-            return Verdict(False, f"the canary headline got no answer ({type(err).__name__})")
+            return Verdict(False, f"the canary headline got no answer ({_why(err)})")
+        except OSError as err:
+            self._timeouts = 0
+            return Verdict(False, f"the canary headline got no answer ({_why(err)})")
         self._timeouts = 0
         return self._judge_canary(answer, ready)
 
@@ -202,9 +186,9 @@ class HealthChecker:
         return Verdict(True, f"{self.model} has {ready} READY worker(s); {seen} (busy? timeout "
                              f"{self._timeouts} of {self.tolerated_timeouts} tolerated in a row)")
 
-    def _judge_canary(self, answer: requests.Response, ready: int) -> Verdict:
-        if answer.status_code != 200:
-            return Verdict(False, f"the canary headline got HTTP {answer.status_code}")
+    def _judge_canary(self, answer: rest.Response, ready: int) -> Verdict:
+        if answer.status != 200:
+            return Verdict(False, f"the canary headline got HTTP {answer.status}")
         try:
             body = answer.json()
             label = body.get("label") if isinstance(body, dict) else None
@@ -227,121 +211,6 @@ class HealthChecker:
         self.drain_file.unlink(missing_ok=True)
 
 
-class ProbeServer:
-    """The HTTP face of a HealthChecker (GET /ready and /live, no key: 200 or 503 with
-    {"ready"|"live": bool, "reason": str}), for load balancers and Kubernetes' httpGet probes.
-
-    One event-loop thread holds every connection, so an idle or half-sent request costs no
-    thread: a request's head must arrive within REQUEST_TIMEOUT_S and fit in MAX_HEAD_BYTES,
-    at most MAX_WAITING connections may wait for their head (the oldest is dropped to admit
-    a new one), and checks run on CHECK_THREADS threads. Concurrent polls share one check at
-    most CACHE_S old, so a burst of polls sends one canary. One request per connection.
-    """
-
-    def __init__(self, address: tuple[str, int], checker: HealthChecker) -> None:
-        host, port = address
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.create_server((host, port), family=family, backlog=BACKLOG)
-        self.server_address = self._socket.getsockname()
-        self.checker = checker
-        self._locks = {"ready": threading.Lock(), "live": threading.Lock()}
-        self._last: dict[str, tuple[float, Verdict]] = {}
-        self._checks = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="probe-check")
-        self._waiting: dict[asyncio.StreamWriter, None] = {}  # oldest first
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._running = threading.Event()
-        self._finished = threading.Event()
-
-    def verdict(self, kind: str) -> Verdict:
-        """The `kind` ("ready" or "live") verdict, checked again when older than CACHE_S."""
-        with self._locks[kind]:
-            when, verdict = self._last.get(kind, (0.0, None))
-            if verdict is None or time.monotonic() - when > CACHE_S:
-                # Aged from the check's start: what it saw is never older than CACHE_S + its run.
-                when = time.monotonic()
-                verdict = self.checker.ready() if kind == "ready" else self.checker.live()
-                self._last[kind] = (when, verdict)
-            return verdict
-
-    @property
-    def waiting(self) -> int:
-        """Connections open now that have not sent a whole request head yet."""
-        return len(self._waiting)
-
-    def serve_forever(self) -> None:
-        """Answer polls until `shutdown`."""
-        try:
-            asyncio.run(self._serve())
-        finally:
-            self._finished.set()
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop `serve_forever` (from another thread) and wait until it has returned."""
-        if self._running.wait(timeout) and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._finished.wait(timeout)
-
-    def server_close(self) -> None:
-        """Release the listening socket and the check threads."""
-        self._socket.close()
-        self._checks.shutdown(wait=False)
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        server = await asyncio.start_server(self._connection, sock=self._socket, limit=MAX_HEAD_BYTES)
-        self._running.set()
-        async with server:
-            await self._stop.wait()
-        for writer in list(self._waiting):
-            writer.transport.abort()
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Read one request head (bounded in time and size), answer it, close."""
-        if len(self._waiting) >= MAX_WAITING:
-            oldest = next(iter(self._waiting))
-            del self._waiting[oldest]
-            oldest.transport.abort()
-        self._waiting[writer] = None
-        answered = False
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
-            self._waiting.pop(writer, None)
-            method, target = _request_line(head)
-            status, body = await self._answer(method, target)
-            writer.write(_response(status, body, head_only=method == "HEAD"))
-            # A graceful close sends what is buffered; abort() would drop it.
-            writer.close()
-            await asyncio.wait_for(writer.wait_closed(), REQUEST_TIMEOUT_S)
-            answered = True
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                ConnectionError, ValueError):
-            pass  # too slow, too big, dropped or malformed: close without an answer
-        finally:
-            self._waiting.pop(writer, None)
-            if not answered:
-                writer.transport.abort()
-
-    async def _answer(self, method: str, target: str) -> tuple[int, dict]:
-        if method not in ("GET", "HEAD"):
-            return 405, {"code": 405, "message": "GET /ready or /live"}
-        path = target.split("?", 1)[0].rstrip("/")
-        if path not in ("/ready", "/live"):
-            return 404, {"code": 404, "message": "GET /ready or /live"}
-        kind = path[1:]
-        verdict = await asyncio.get_running_loop().run_in_executor(self._checks, self.verdict, kind)
-        return (200 if verdict.ok else 503), {kind: verdict.ok, "reason": verdict.reason}
-
-
-def _request_line(head: bytes) -> tuple[str, str]:
-    """(method, target) of an HTTP request head; ValueError when it has none."""
-    method, target, _version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-    return method, target
-
-
-def _response(status: int, body: dict, head_only: bool = False) -> bytes:
-    """A whole HTTP/1.1 answer with a JSON body that closes the connection."""
-    payload = json.dumps(body).encode()
-    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n")
-    return head.encode() + (b"" if head_only else payload)
+def _why(err: OSError) -> str:
+    """The kind of failure, by name only: a probe's reason is public, paths and hosts are not."""
+    return type(err.reason if isinstance(err, rest.NoAnswer) else err).__name__

@@ -81,10 +81,9 @@ def renew(kind: str, path: str | Path, management_url: str, timeout: float = 10)
     `path`, and every caller holding the old key gets 400 until it re-reads the file."""
     if kind not in RENEWABLE:
         raise ValueError(f"only the {' and '.join(RENEWABLE)} keys can be renewed, not {kind!r}")
-    import requests  # only here: clients that just read keys start a tenth of a second sooner
+    from serving import rest
 
     keys = read_keys(path)
-    response = requests.post(f"{management_url}/token", params={"type": kind},
-                             headers={"Authorization": f"Bearer {keys.api}"}, timeout=timeout)
-    response.raise_for_status()
+    rest.request("POST", f"{management_url}/token", timeout, {"Authorization": f"Bearer {keys.api}"},
+                 params={"type": kind}).checked()
     return read_keys(path)

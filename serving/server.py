@@ -26,10 +26,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
-import requests
 
 from serving import keys as keyfile
+from serving import management, rest
 from serving.health import HealthChecker
+from serving.management import count_ready, scale_workers
+from serving.polling import wait_for
 from serving.ports import taken_ports_message
 from serving.properties import (
     DEFAULT_CONFIG,
@@ -42,7 +44,6 @@ from serving.properties import (
     token_auth_enabled,
     write_properties,
 )
-from serving.scaling import count_ready, scale_workers
 
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
 # TorchServe and its workers create files readable by their user only (keys from the first byte).
@@ -174,17 +175,13 @@ class TorchServe:
                 cwd=self.workdir, env={**self.env(), "PYTHONPATH": str(REPO_ROOT)},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         (self.tmp_dir / PROBE_PID_FILE).write_text(str(probe.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if probe.poll() is not None:
-                raise ServerError(f"the health server exited ({probe.returncode}); see "
-                                  f"{self.workdir / 'logs' / 'probe.log'}")
-            try:
-                requests.get(f"{self.endpoints.health}/live", timeout=2)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise ServerError(f"the health server did not listen on {self.endpoints.health} in {timeout:.0f} s")
+        exited = f"the health server exited; see {self.workdir / 'logs' / 'probe.log'}"
+        try:
+            wait_for(lambda: rest.request("GET", f"{self.endpoints.health}/live", 2), timeout,
+                     f"the health server on {self.endpoints.health}", interval_s=0.1, not_yet=(OSError,),
+                     gone=lambda: exited if probe.poll() is not None else None)
+        except (TimeoutError, RuntimeError) as err:
+            raise ServerError(str(err)) from None
 
     def stop_probe(self) -> None:
         """Stop the health server, if one runs for this directory."""
@@ -221,11 +218,11 @@ class TorchServe:
     def _request_count(self) -> float | None:
         """TorchServe's count of inference requests received (metrics API), None if unknown."""
         try:
-            text = requests.get(f"{self.endpoints.metrics}/metrics", timeout=DRAIN_POLL_TIMEOUT_S,
+            text = rest.request("GET", f"{self.endpoints.metrics}/metrics", DRAIN_POLL_TIMEOUT_S,
                                 params={"name[]": "ts_inference_requests_total"}).text
             return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                        if line.startswith("ts_inference_requests_total"))
-        except (requests.RequestException, ValueError, IndexError):
+        except (OSError, ValueError, IndexError):
             return None
 
     def _pending(self, model: str = MODEL_NAME) -> int:
@@ -233,7 +230,7 @@ class TorchServe:
         try:
             described = self.describe(model, timeout=DRAIN_POLL_TIMEOUT_S)
             return int(described.get("jobQueueStatus", {}).get("pendingRequests", 0))
-        except (requests.RequestException, ValueError, IndexError, KeyError):
+        except (OSError, ValueError, IndexError, KeyError):
             return 0
 
     def graceful_stop(self, notice_s: float = 0.0) -> dict:
@@ -323,19 +320,16 @@ class TorchServe:
     def ping(self, timeout: float = 5) -> bool:
         """True when /ping answers Healthy (with the inference key)."""
         try:
-            response = requests.get(f"{self.endpoints.inference}/ping",
-                                    headers=self.auth("inference"), timeout=timeout)
-            return response.status_code == 200 and response.json().get("status") == "Healthy"
-        except (OSError, ValueError, requests.RequestException, KeyError):
+            response = rest.request("GET", f"{self.endpoints.inference}/ping", timeout,
+                                    self.auth("inference"))
+            return response.status == 200 and response.json().get("status") == "Healthy"
+        except (OSError, ValueError, AttributeError, KeyError):
             return False
 
     def describe(self, model: str = MODEL_NAME, customized: bool = False, timeout: float = 30) -> dict:
         """The management API's description of `model` (workers, batch settings, version)."""
-        response = requests.get(f"{self.endpoints.management}/models/{model}",
-                                params={"customized": "true"} if customized else None,
-                                headers=self.auth("management"), timeout=timeout)
-        response.raise_for_status()
-        return response.json()[0]
+        return management.describe(self.endpoints.management, model, self.auth("management"), timeout,
+                                   customized)
 
     def ready_workers(self, model: str = MODEL_NAME) -> int:
         """How many of `model`'s workers are READY."""
@@ -343,7 +337,7 @@ class TorchServe:
 
     def scale(self, model: str, workers: int, timeout: float = 120) -> dict:
         """Set `model`'s worker count and wait until TorchServe has done it (resending when
-        TorchServe asks to: see serving/scaling.py). Raises ScaleError when it cannot."""
+        TorchServe asks to: see serving/management.py). Raises ScaleError when it cannot."""
         return scale_workers(self.endpoints.management, model, workers,
                              lambda: self.auth("management"), timeout)
 
@@ -358,19 +352,24 @@ class TorchServe:
     def wait_ready(self, model: str | None = MODEL_NAME, timeout: float = 240) -> None:
         """Poll until /ping is healthy and (if `model`) one of its workers is READY."""
         started = time.monotonic()
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            if self.pid() is None and time.monotonic() > started + 10:
-                # E.g. taken since the check in start; the health port is our own probe's by now.
-                taken = taken_ports_message(self.config, skip=frozenset({"health_address"}))
-                raise ServerError(f"TorchServe exited while starting{': ' + taken if taken else ''}; "
-                                  f"see {self.log_file} and {self.workdir / 'logs'}")
-            if (self.key_file.is_file() or not self.token_auth) and self.ping():
-                try:
-                    if model is None or self.ready_workers(model) > 0:
-                        return
-                except (requests.RequestException, ValueError, IndexError):
-                    pass
-            time.sleep(0.5)
-        raise ServerError(f"TorchServe was not ready with {model} after {timeout:.0f} s; "
-                          f"see {self.workdir / 'logs'}")
+
+        def exited() -> str | None:
+            if self.pid() is not None or time.monotonic() < started + 10:
+                return None
+            # E.g. taken since the check in start; the health port is our own probe's by now.
+            taken = taken_ports_message(self.config, skip=frozenset({"health_address"}))
+            return (f"TorchServe exited while starting{': ' + taken if taken else ''}; "
+                    f"see {self.log_file} and {self.workdir / 'logs'}")
+
+        def ready() -> bool:
+            return ((self.key_file.is_file() or not self.token_auth) and self.ping()
+                    and (model is None or self.ready_workers(model) > 0))
+
+        try:
+            wait_for(ready, timeout, f"{model} to be ready", interval_s=0.5,
+                     not_yet=(OSError, ValueError, IndexError), gone=exited)
+        except TimeoutError:
+            raise ServerError(f"TorchServe was not ready with {model} after {timeout:.0f} s; "
+                              f"see {self.workdir / 'logs'}") from None
+        except RuntimeError as err:
+            raise ServerError(str(err)) from None

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import requests
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from serving import rest
 from training.errors import DataError
 
 
@@ -108,7 +108,7 @@ def _decode(path: Path) -> str:
         raise DataError(f"{path}: no such file; pass an existing CSV with DATA=path/to/news.csv") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a directory; pass a CSV file with DATA=path/to/news.csv") from None
-    except OSError as e:
+    except rest.CallFailed as e:
         raise DataError(f"{path}: cannot read it ({e.strerror})") from None
     try:
         return raw.decode("utf-8-sig")
@@ -196,21 +196,20 @@ def _download(url: str, target: Path, expected: PublishedFile, timeout: float) -
     partial = target.with_name(target.name + ".part")
     fallback = "pass a local CSV with DATA=path/to/news.csv"
     try:
-        with requests.get(url, stream=True, timeout=timeout) as response:
-            response.raise_for_status()
+        with rest.download(url, timeout) as response:
             announced = int(response.headers.get("Content-Length") or 0)
             if announced > expected.size:
                 raise DataError(f"{url} announces {announced} bytes, more than the published "
                                 f"{expected.size}: not the AG News file; {fallback}")
             written = 0
             with open(partial, "wb") as f:
-                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                for chunk in response.chunks(DOWNLOAD_CHUNK):
                     written += len(chunk)
                     if written > expected.size:
                         raise DataError(f"{url} sent more than the published {expected.size} bytes: "
                                         f"download stopped, nothing kept; {fallback}")
                     f.write(chunk)
-    except requests.RequestException as e:
+    except rest.CallFailed as e:
         partial.unlink(missing_ok=True)
         raise DataError(f"cannot download AG News from {url} ({type(e).__name__}); the network "
                         f"looks unreachable. Pass a local CSV instead: make train "

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 from bench.load import require_loopback
 from client import api
+from serving import rest
 
 # Tries worth repeating: NewsClient's (server failures), and no answer at all (status 0).
-RETRY_STATUSES = api.RETRY_STATUSES | {0}
+RETRY_STATUSES = rest.RETRY_STATUSES | {0}
 
 
 @dataclass
@@ -157,7 +158,7 @@ class CheckedLoad:
                         break
                     earlier.append(outcome)
                     if self.backoff:
-                        time.sleep(api.backoff_s(len(earlier) - 1))
+                        time.sleep(rest.backoff_s(len(earlier) - 1))
                 outcome.earlier = tuple(earlier)
                 mine.append(outcome)
                 with lock:

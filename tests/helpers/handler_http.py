@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from client.api import CORRELATION_HEADER, NewsClient
-from serving.properties import Endpoints
 from tests.helpers import fake_http
 
 
@@ -49,7 +48,7 @@ def serve(model, **state) -> Iterator[tuple[NewsClient, object]]:
     defaults = {"bodies": [], "delays": [], "metadata": {}, "refuse_key": False, "gate": None,
                 "ungated": 0}
     with fake_http.serve(_TorchServeLike, model=model, **{**defaults, **state}) as (url, httpd):
-        client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
+        client = NewsClient(url, management_url=url)
         client._headers = lambda kind: {"Authorization": "Bearer k"}  # no key file needed
         yield client, httpd
 

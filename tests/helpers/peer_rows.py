@@ -1,7 +1,8 @@
 """Rows of `make bench-peers` results for the tests: load results, peer cases, grid points."""
 from __future__ import annotations
 
-from bench import load, peers
+from bench import load
+from bench.peers import run as peers
 
 
 def result(rps: float, c: int = 16, p50: float = 1.0, p99: float = 2.0) -> load.LoadResult:

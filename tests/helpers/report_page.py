@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from client import batch
-from client.console import InProcess
+from client.news_cnn import ArchiveInProcess
 from serving.offline import OfflineModel
 
 HOSTILE = '<script>alert("x")</script> tennis & <b>cup</b>'
@@ -22,7 +22,7 @@ def explain_headlines(artifacts: Path, directory: Path) -> list:
     source.write_text("title,id\n" + "".join(f'"{h.replace(chr(34), 2 * chr(34))}",{i}\n'
                                              for i, h in enumerate(HEADLINES)))
     with OfflineModel(artifacts) as model:
-        return batch.explain_file(InProcess(model), str(source), batch.BatchOptions())
+        return batch.explain_file(ArchiveInProcess(model), str(source), batch.BatchOptions())
 
 
 class Page(HTMLParser):

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from bench import server as bench_server
-from bench.harness import wait_for
 from serving.__main__ import main
 from serving.archive import build_archive
+from serving.polling import wait_for
 from serving.properties import REPO_ROOT
 from serving.server import TorchServe, config_on_free_ports
 from tests.helpers.torchserve import served_archive

@@ -7,10 +7,10 @@ import shutil
 import pytest
 import requests
 
-from bench.harness import wait_for
 from deploy.kserve_storage import build_storage
 from serving import server as serving_server
 from serving.archive import MODEL_NAME, build_archive
+from serving.polling import wait_for
 
 
 class KServeLikeServer(serving_server.TorchServe):

@@ -6,9 +6,9 @@ import csv
 
 import pytest
 
-from client import batch
+from client import batch, tables
 from client.api import NewsClient
-from client.console import InProcess
+from client.news_cnn import ArchiveInProcess
 from serving.offline import OfflineModel
 from tests.helpers.tiny_artifacts import MIXED_HEADLINES
 from tests.helpers.torchserve import served_archive
@@ -25,17 +25,17 @@ def test_the_archive_in_process_answers_as_the_served_archive(tiny_artifacts, tm
         csv.writer(f).writerows([["title", "n"]] + [[h, i] for i, h in enumerate(MIXED_HEADLINES * 20)])
     options = batch.BatchOptions(probabilities=True)
     with served_archive(tiny_artifacts, tmp_path) as ts:
-        served = NewsClient.from_config(ts.config, ts.key_file)
+        served = NewsClient.local(ts.config, ts.key_file)
         batch.predict_file(served, str(source), str(tmp_path / "served.csv"), options)
         served_explained = batch.explain_file(served, str(source), options)
     with OfflineModel(tmp_path / "model_store" / "news_cnn.mar") as offline:
-        batch.predict_file(InProcess(offline), str(source), str(tmp_path / "offline.csv"), options)
-        offline_explained = batch.explain_file(InProcess(offline), str(source), options)
+        batch.predict_file(ArchiveInProcess(offline), str(source), str(tmp_path / "offline.csv"), options)
+        offline_explained = batch.explain_file(ArchiveInProcess(offline), str(source), options)
     served_rows, offline_rows = read(tmp_path / "served.csv"), read(tmp_path / "offline.csv")
     assert len(served_rows) == len(MIXED_HEADLINES) * 20
     for one, other in zip(served_rows, offline_rows, strict=True):
         for column, value in one.items():
-            if column == "confidence" or column.startswith(batch.PROBABILITY_PREFIX):
+            if column == "confidence" or column.startswith(tables.PROBABILITY_PREFIX):
                 assert float(value or "nan") == pytest.approx(float(other[column] or "nan"), abs=2e-6,
                                                               nan_ok=True)
             else:

@@ -2,7 +2,6 @@
 archive built from the tiny fixture artifacts; started once for the module, always stopped."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -184,8 +183,8 @@ def test_a_client_without_the_management_api_reads_the_metadata_from_the_handler
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    endpoints = dataclasses.replace(server.endpoints, management=closed)
-    client = NewsClient(endpoints, server.key_file, "news_cnn", timeout=10, retries=0)
+    client = NewsClient(server.endpoints.inference, management_url=closed, key_file=server.key_file,
+                        timeout=10, retries=0)
     assert client.metadata() == server.describe(customized=True)["customizedMetadata"]
 
 

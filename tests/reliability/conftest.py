@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from bench import headlines, server
-from bench.harness import loadavg, machine, wait_for, write
+from bench.harness import loadavg, machine, write
 from serving.archive import build_archive, read_model_config
+from serving.polling import wait_for
 from serving.properties import DEFAULT_CONFIG, MODEL_NAME, read_properties
 from serving.server import TorchServe
 from tests.helpers.badinput import edge_good_requests

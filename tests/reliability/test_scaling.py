@@ -7,9 +7,9 @@ from contextlib import suppress
 
 import pytest
 
-from bench.harness import wait_for
+from serving.management import ScaleError
+from serving.polling import wait_for
 from serving.properties import MODEL_NAME
-from serving.scaling import ScaleError
 from tests.helpers import traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak]

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from bench.harness import wait_for
+from serving.polling import wait_for
 from tests.helpers import traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak]

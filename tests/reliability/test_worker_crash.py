@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bench import server
-from bench.harness import wait_for
+from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from tests.helpers import traffic
 

@@ -20,16 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from client import batch
+from client import batch, sending, tables
 from client.__main__ import build_parser, execute
 from client.api import ClientError, KeyRefused
-from client.console import InProcess
+from client.news_cnn import ArchiveInProcess
 from serving.offline import OfflineModel
 from serving.properties import REPO_ROOT
 from tests.helpers import handler_http
 from tests.helpers.tiny_artifacts import TINY_WORDS
 
-ANSWERS = list(batch.ANSWER_COLUMNS)
+ANSWERS = list(tables.ANSWER_COLUMNS)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def offline(tiny_artifacts):
 
 @pytest.fixture
 def model(offline):
-    return InProcess(offline)
+    return ArchiveInProcess(offline)
 
 
 class Counting:
@@ -139,7 +139,7 @@ def test_a_request_refused_without_an_index_is_split_until_it_passes(tiny_artifa
     # headline, and halving the request gets every headline answered.
     config = {"handler": {"max_texts": 2}}
     with OfflineModel(tiny_artifacts, model_config=config) as strict:
-        counting = Counting(InProcess(strict), max_texts=5)
+        counting = Counting(ArchiveInProcess(strict), max_texts=5)
         texts = headlines(11)
         source = write_rows(tmp_path / "in.csv", [[str(i), t, ""] for i, t in enumerate(texts)])
         summary = batch.predict_file(counting, str(source), str(tmp_path / "out.csv"), batch.BatchOptions())
@@ -234,11 +234,11 @@ def test_resume_refuses_an_output_of_another_input_or_other_options(model, tmp_p
     out = tmp_path / "out.csv"
     batch.predict_file(model, str(source), str(out), batch.BatchOptions())
     before = out.read_bytes()
-    with pytest.raises(batch.InputError, match="does not continue"):
+    with pytest.raises(tables.InputError, match="does not continue"):
         batch.predict_file(model, str(other), str(out), batch.BatchOptions(), resume=True)
-    with pytest.raises(batch.InputError, match="header"):
+    with pytest.raises(tables.InputError, match="header"):
         batch.predict_file(model, str(source), str(out), batch.BatchOptions(probabilities=True), resume=True)
-    with pytest.raises(batch.InputError, match="exists: --resume finishes it, --force replaces it"):
+    with pytest.raises(tables.InputError, match="exists: --resume finishes it, --force replaces it"):
         batch.predict_file(model, str(source), str(out), batch.BatchOptions())
     assert out.read_bytes() == before
     counting = Counting(model, max_texts=4)
@@ -271,7 +271,7 @@ def test_an_input_that_cannot_be_read_exits_2_with_one_line(model, tmp_path, cap
     if content is not None:
         source.write_bytes(content)
     with handler_http.serve(model.model) as (client, httpd):
-        code, err = run_cli(cli(tmp_path, client.endpoints.inference, "--file", str(source),
+        code, err = run_cli(cli(tmp_path, client.url, "--file", str(source),
                                 "--out", str(tmp_path / "out.csv")), capsys)
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
 
@@ -281,7 +281,7 @@ def test_a_bad_json_line_exits_2_naming_it_and_the_rows_before_it_stay(model, tm
     source.write_text("".join(json.dumps({"title": t}) + "\n" for t in headlines(9)) + "[1, 2]\n")
     out = tmp_path / "out.jsonl"
     with handler_http.serve(model.model, metadata={"max_texts": 3}) as (client, httpd):
-        code, err = run_cli(cli(tmp_path, client.endpoints.inference, "--file", str(source),
+        code, err = run_cli(cli(tmp_path, client.url, "--file", str(source),
                                 "--out", str(out), "--in-flight", "1"), capsys)
     assert code == 2 and "line 10: not a JSON object" in err and err.count("\n") == 1
     assert "9 answered rows are in" in err and len(out.read_text().splitlines()) == 9
@@ -301,7 +301,7 @@ def test_a_refused_key_exits_1_and_the_rows_written_stay(model, tmp_path, capsys
     source = write_rows(tmp_path / "in.csv", [[str(i), t, ""] for i, t in enumerate(headlines(200))])
     out = tmp_path / "out.csv"
     with handler_http.serve(model.model, metadata={"max_texts": 10}) as (client, httpd):
-        argv = cli(tmp_path, client.endpoints.inference, "--file", str(source), "--out", str(out),
+        argv = cli(tmp_path, client.url, "--file", str(source), "--out", str(out),
                    "--in-flight", "1")
         httpd.delays = [0.01] * 1000
         # Renewed mid-run: every call from the 4th on is refused.
@@ -326,7 +326,7 @@ def test_an_existing_output_is_kept_unless_forced(model, tmp_path, capsys):
     out = tmp_path / "out.csv"
     out.write_text("precious\n")
     with handler_http.serve(model.model) as (client, httpd):
-        argv = cli(tmp_path, client.endpoints.inference, "--file", str(source), "--out", str(out))
+        argv = cli(tmp_path, client.url, "--file", str(source), "--out", str(out))
         assert run_cli(argv, capsys)[0] == 2 and out.read_text() == "precious\n"
         code, err = run_cli(argv + ["--force"], capsys)
     assert code == 0 and table(out)[1][:2] == ["1", "Oil prices"]
@@ -347,7 +347,7 @@ def test_file_options_without_a_file_are_refused(capsys, args, message):
 def test_the_progress_bar_is_drawn_only_on_a_terminal(model, tmp_path, monkeypatch, capsys):
     source = write_rows(tmp_path / "in.csv", [[str(i), t, ""] for i, t in enumerate(headlines(20))])
     with handler_http.serve(model.model) as (client, httpd):
-        argv = cli(tmp_path, client.endpoints.inference, "--file", str(source), "--out", "-")
+        argv = cli(tmp_path, client.url, "--file", str(source), "--out", "-")
         _, quiet = run_cli(argv, capsys)
         monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
         _, drawn = run_cli(argv, capsys)
@@ -363,7 +363,7 @@ def test_stdin_to_stdout(model, tmp_path):
     texts = headlines(7)
     data = "".join(json.dumps({"title": t, "n": i}) + "\n" for i, t in enumerate(texts))
     with handler_http.serve(model.model) as (client, httpd):
-        argv = cli(tmp_path, client.endpoints.inference, "--file", "-", "--format", "jsonl")
+        argv = cli(tmp_path, client.url, "--file", "-", "--format", "jsonl")
         result = subprocess.run([sys.executable, "-m", "client", *argv], input=data.encode(),
                                 capture_output=True, env=subprocess_env(), timeout=120)
     assert result.returncode == 0, result.stderr
@@ -380,7 +380,7 @@ def test_ctrl_c_leaves_a_valid_file_that_resume_finishes(model, tmp_path):
     # The server answers 3 requests of 5 headlines, then holds the next until Ctrl-C is sent.
     gate = threading.Event()
     with handler_http.serve(model.model, metadata={"max_texts": 5}, gate=gate, ungated=3) as (client, httpd):
-        argv = cli(tmp_path, client.endpoints.inference, "--file", str(source), "--out", str(out))
+        argv = cli(tmp_path, client.url, "--file", str(source), "--out", str(out))
         process = subprocess.Popen([sys.executable, "-m", "client", *argv, "--in-flight", "1"],
                                    env=subprocess_env(), stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
@@ -391,7 +391,7 @@ def test_ctrl_c_leaves_a_valid_file_that_resume_finishes(model, tmp_path):
         # The held request gets no answer: the run gives up on it after STOP_WAIT_S (a pool's
         # threads would hold the process until the request's 30 s timeout).
         _, err = process.communicate(timeout=60)
-        assert time.monotonic() - interrupted < batch.STOP_WAIT_S + 10  # margin for a loaded machine
+        assert time.monotonic() - interrupted < sending.STOP_WAIT_S + 10  # margin for a loaded machine
         gate.set()
         assert process.returncode == 130 and "--resume" in err
         assert err.startswith("interrupted; 15 answered rows are in")
@@ -426,8 +426,8 @@ class _Gate:
 
 def test_a_request_still_out_when_the_run_stops_sends_nothing_more():
     gate = _Gate()
-    records = [batch.Record(i, [t], t) for i, t in enumerate(["a0", "a1", "b0", "b1", "c0", "c1"])]
-    run = batch.answered(gate, records, max_texts=2, in_flight=2)
+    records = [tables.Record(i, [t], t) for i, t in enumerate(["a0", "a1", "b0", "b1", "c0", "c1"])]
+    run = sending.answered_in_order(gate, records, max_texts=2, in_flight=2)
     assert [r.text for r, _ in next(run)] == ["a0", "a1"]
     assert gate.entered.wait(5)
     threading.Timer(0.2, gate.release.set).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from client import api
 from client.__main__ import main
 from client.api import CORRELATION_HEADER, ClientError, NewsClient, ServerFailure
 from handler import request_parsing
-from serving.properties import Endpoints
+from serving import rest
 from tests.helpers import fake_http
 
 ANSWER = [{"label": "Sports", "probabilities": {"Sports": 0.9}}]
@@ -26,6 +27,7 @@ class _Inference(fake_http.JSONHandler):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.sent.append(self.headers.get(CORRELATION_HEADER))
         self.server.auth.append(self.headers.get("Authorization"))
+        self.server.gateway.append(self.headers.get("X-Api-Key"))
         status, echo = self.server.plan.pop(0) if self.server.plan else (200, "same")
         message = (f"failed with {status}" if status != 400 else
                    "Token Authorization failed. org.pytorch.serve.archive.model.InvalidKeyException")
@@ -37,8 +39,8 @@ class _Inference(fake_http.JSONHandler):
 
 @pytest.fixture
 def fake():
-    with fake_http.serve(_Inference, sent=[], plan=[], auth=[], retry_after=None) as (url, httpd):
-        client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
+    with fake_http.serve(_Inference, sent=[], plan=[], auth=[], gateway=[], retry_after=None) as (url, httpd):
+        client = NewsClient(url, management_url=url)
         client._headers = lambda kind: {"Authorization": "Bearer k"}  # no key file needed here
         client.waits = []
         client._sleep = client.waits.append  # record back-offs instead of sleeping
@@ -86,9 +88,9 @@ class _KeepAlive(_Inference):
 
 @pytest.fixture
 def keep_alive():
-    with fake_http.serve(_KeepAlive, sent=[], plan=[], auth=[], retry_after=None, ports=[],
+    with fake_http.serve(_KeepAlive, sent=[], plan=[], auth=[], gateway=[], retry_after=None, ports=[],
                          delay=0.0) as (url, httpd):
-        client = NewsClient(Endpoints(inference=url, management="http://127.0.0.1:1", metrics=url))
+        client = NewsClient(url, management_url="http://127.0.0.1:1")
         client._headers = lambda kind: {"Authorization": "Bearer k"}
         client._sleep = lambda seconds: None
         yield client, httpd
@@ -133,11 +135,11 @@ def test_retries_wait_a_jittered_exponentially_growing_back_off(fake):
     assert client.predict(["Yankees win"]) == ANSWER
     assert len(client.waits) == client.retries
     for attempt, wait in enumerate(client.waits):
-        assert 0 <= wait <= min(api.BACKOFF_CAP_S, api.BACKOFF_BASE_S * 2 ** attempt)
+        assert 0 <= wait <= min(rest.BACKOFF_CAP_S, rest.BACKOFF_BASE_S * 2 ** attempt)
     # Jitter: over many draws the windows are used, not one fixed delay.
-    draws = [api.backoff_s(3) for _ in range(200)]
-    assert max(draws) > 0.5 * api.BACKOFF_BASE_S * 8 and min(draws) < 0.25 * api.BACKOFF_BASE_S * 8
-    assert max(api.backoff_s(30) for _ in range(50)) <= api.BACKOFF_CAP_S
+    draws = [rest.backoff_s(3) for _ in range(200)]
+    assert max(draws) > 0.5 * rest.BACKOFF_BASE_S * 8 and min(draws) < 0.25 * rest.BACKOFF_BASE_S * 8
+    assert max(rest.backoff_s(30) for _ in range(50)) <= rest.BACKOFF_CAP_S
 
 
 def test_a_503_retry_after_is_honoured(fake):
@@ -151,6 +153,7 @@ def test_a_503_retry_after_is_honoured(fake):
 def test_a_refused_key_is_read_again_once_then_reported(fake):
     client, httpd = fake
     keys = iter(["old", "new", "newer", "newest"])
+    client.key_file = Path("key_file.json")  # keys from a file: a refused one is read again
     client._headers = lambda kind: {"Authorization": f"Bearer {next(keys)}"}
     httpd.plan = [(400, "none")]
     assert client.predict(["Yankees win"]) == ANSWER
@@ -160,6 +163,18 @@ def test_a_refused_key_is_read_again_once_then_reported(fake):
     with pytest.raises(api.KeyRefused, match="InvalidKeyException"):
         client.predict(["Yankees win"])
     assert len(httpd.auth) == 2  # one re-read, not a loop
+
+
+@pytest.mark.parametrize("token", ["k", None])
+def test_a_given_token_is_sent_as_it_is_and_none_sends_no_key(fake, token):
+    _, httpd = fake
+    client = NewsClient(f"{fake[0].url}/", token, headers={"X-Api-Key": "gw"}, retries=0)
+    assert client.predict(["Yankees win"]) == ANSWER
+    assert httpd.auth == [f"Bearer {token}" if token else None] and httpd.gateway == ["gw"]
+    httpd.plan = [(400, "none")]
+    with pytest.raises(api.KeyRefused, match="token given was refused"):
+        client.predict(["Yankees win"])  # no key file to read again: reported at once
+    assert len(httpd.auth) == 2
 
 
 def test_a_refusal_is_reported_at_once_with_status_and_message(fake):
@@ -201,7 +216,7 @@ class _Abstaining:
 def test_the_command_line_prints_and_draws_an_abstention(monkeypatch, capsys, tmp_path):
     import client.__main__ as cli
 
-    monkeypatch.setattr(cli.NewsClient, "from_config", lambda *args: _Abstaining())
+    monkeypatch.setattr(cli.NewsClient, "local", lambda *args, **kwargs: _Abstaining())
     assert main(["predict", "东京股市"]) == 0
     assert json.loads(capsys.readouterr().out) == [ABSTAINED]
     assert main(["explain", "东京股市", "🚀", "--png", str(tmp_path / "x.png")]) == 0
@@ -209,3 +224,46 @@ def test_the_command_line_prints_and_draws_an_abstention(monkeypatch, capsys, tm
     assert [e["abstained"] for e in json.loads(captured.out)] == ["no_known_words"] * 2
     assert (tmp_path / "x-1.png").stat().st_size > 0 and (tmp_path / "x-2.png").stat().st_size > 0
     assert "Traceback" not in captured.err
+
+
+def test_the_command_line_takes_its_server_from_options_then_the_environment(fake):
+    import client.__main__ as cli
+
+    _, httpd = fake
+    url = fake[0].url
+    args = cli.build_parser().parse_args(["--url", url, "--token", "t", "--header", "X-Api-Key: gw",
+                                          "predict", "x"])
+    assert cli.execute(args) == 0
+    environ = {"NEWS_CNN_URL": "http://127.0.0.1:1", "NEWS_CNN_TOKEN": "e",
+               "NEWS_CNN_MANAGEMENT_URL": "http://127.0.0.1:2"}
+    from_env = cli.client_from(cli.build_parser().parse_args(["predict", "x"]), environ)
+    assert (from_env.url, from_env.tokens["inference"], from_env.management_url) == (
+        "http://127.0.0.1:1", "e", "http://127.0.0.1:2")
+    assert httpd.auth == ["Bearer t"] and httpd.gateway == ["gw"]
+
+
+def test_installed_without_a_checkout_and_no_server_given_is_one_line_naming_the_options(
+        monkeypatch, capsys, tmp_path):
+    import client.__main__ as cli
+
+    monkeypatch.setattr(cli, "DEFAULT_CONFIG", tmp_path / "config.properties")  # as in site-packages
+    for variable in cli.ENV.values():
+        monkeypatch.delenv(variable, raising=False)
+    assert main(["predict", "Oil rises"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--url" in err and "NEWS_CNN_URL" in err
+    assert str(tmp_path) not in err
+
+
+def test_a_header_without_a_name_is_an_input_error(capsys):
+    assert main(["--url", "http://127.0.0.1:1", "--header", "no colon", "predict", "x"]) == 2
+    assert "--header" in capsys.readouterr().err
+
+
+def test_the_local_server_without_token_authorization_is_called_without_a_key(tmp_path):
+    config = tmp_path / "config.properties"
+    config.write_text("inference_address=http://127.0.0.1:1\ndisable_token_authorization=true\n")
+    assert NewsClient.local(config)._headers("inference") == {}  # no key file to read
+    config.write_text("inference_address=http://127.0.0.1:1\n")
+    with pytest.raises(FileNotFoundError, match="key_file.json"):
+        NewsClient.local(config)._headers("inference")  # token auth on: the key file it needs

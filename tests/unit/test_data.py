@@ -1,9 +1,11 @@
 import hashlib
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
+from types import SimpleNamespace
 
 import pytest
-import requests
 
+from serving import rest
 from tests.helpers.fake_http import serve
 from tests.helpers.tiny_headlines import write_csv
 from training import data
@@ -83,36 +85,24 @@ def test_sample_keeps_every_class(tmp_path):
     assert len(small) == 40 and small["category"].value_counts().min() == 10
 
 
-class FakeResponse:
-    def __init__(self, body: bytes):
-        self.body = body
-        self.headers = {}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def raise_for_status(self):
-        pass
-
-    def iter_content(self, size):
-        yield self.body
+@contextmanager
+def fake_download(body: bytes):
+    """rest.download's answer, holding `body`."""
+    yield SimpleNamespace(headers={}, chunks=lambda size: iter([body]))
 
 
 def test_download_unreachable_says_how_to_pass_data(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
-        raise requests.ConnectionError("no route to host")
+        raise rest.NoAnswer(args[0], ConnectionError("no route to host"))
 
-    monkeypatch.setattr(data.requests, "get", offline)
+    monkeypatch.setattr(rest, "download", offline)
     with pytest.raises(DataError, match=r"network looks unreachable.*make train DATA="):
         data.load_headlines(None, tmp_path / "cache")
     assert not list((tmp_path / "cache").iterdir())  # no partial file left
 
 
 def test_download_bad_checksum_is_rejected(tmp_path, monkeypatch):
-    monkeypatch.setattr(data.requests, "get", lambda *a, **k: FakeResponse(b'"1","t","d"\n'))
+    monkeypatch.setattr(rest, "download", lambda *a, **k: fake_download(b'"1","t","d"\n'))
     with pytest.raises(DataError, match=r"has MD5 .*expected b1a00f826fdfbd249f79597b59e1dc12"):
         data.download_ag_news(tmp_path / "cache")
     assert not list((tmp_path / "cache").iterdir())
@@ -128,11 +118,11 @@ def test_download_verified_then_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "AG_NEWS_FILES", {n: published(b) for n, b in bodies.items()})
     calls = []
 
-    def fake_get(url, **kwargs):
+    def fake_get(url, timeout):
         calls.append(url)
-        return FakeResponse(bodies[url.rsplit("/", 1)[1]])
+        return fake_download(bodies[url.rsplit("/", 1)[1]])
 
-    monkeypatch.setattr(data.requests, "get", fake_get)
+    monkeypatch.setattr(rest, "download", fake_get)
     headlines = data.load_headlines(None, tmp_path / "cache")
     assert len(headlines.frame) == 26 and len(calls) == 2
     data.load_headlines(None, tmp_path / "cache")

@@ -17,22 +17,20 @@ import psutil
 import pytest
 import requests
 
-from bench.harness import wait_for
 from serving import keys as keyfile
 from serving.__main__ import main
 from serving.archive import build_archive
 from serving.health import (
     CANARY_FILE,
     CANARY_TIMEOUT_S,
-    CHECK_THREADS,
-    REQUEST_TIMEOUT_S,
     TOLERATED_CANARY_TIMEOUTS,
     Canary,
     HealthChecker,
-    ProbeServer,
     Verdict,
     model_archive,
 )
+from serving.polling import wait_for
+from serving.probe import CHECK_THREADS, REQUEST_TIMEOUT_S, ProbeServer
 from serving.properties import REPO_ROOT, Endpoints
 from serving.server import DRAIN_BOUND_S, PROBE_STOP_S, SHUTDOWN_BOUND_S, STOP_BOUND_S, TorchServe, free_port
 from tests.helpers import fake_http

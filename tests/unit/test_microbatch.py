@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from bench.microbatch import MicroBatcher
+from bench.peers.microbatch import MicroBatcher
 
 
 def _run(coroutine):

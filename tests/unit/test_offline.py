@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from client import console
+from client import news_cnn
 from model.predictor import Predictor
 from serving.archive import build_archive
 from serving.offline import OfflineError, OfflineModel
@@ -46,7 +46,7 @@ def test_an_archive_and_its_artifacts_directory_answer_alike(mar, tiny_artifacts
 
 
 def test_answers_are_the_in_process_predictors(tiny_artifacts, capsys):
-    assert console.main(["predict", "--archive", str(tiny_artifacts), *READABLE]) == 0
+    assert news_cnn.main(["predict", "--archive", str(tiny_artifacts), *READABLE]) == 0
     assert json.loads(capsys.readouterr().out) == Predictor.from_dir(tiny_artifacts).predict(READABLE)
 
 
@@ -70,7 +70,7 @@ def test_an_archive_with_other_code_is_named_in_a_warning(mar, tmp_path, capsys)
 ])
 def test_an_archive_that_cannot_be_loaded_is_one_line_and_exit_2(tmp_path, capsys, make, message):
     path = make(tmp_path)
-    assert console.main(["predict", "--archive", str(path), "Oil prices"]) == 2
+    assert news_cnn.main(["predict", "--archive", str(path), "Oil prices"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     with pytest.raises(OfflineError):
@@ -83,7 +83,7 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tiny_artifacts, tmp_path
     source = tmp_path / "in.csv"
     source.write_text("title\n" + "Tennis cup final starts next week in the league\n" * 5000)
     repo = str(REPO_ROOT)
-    process = subprocess.Popen([sys.executable, "-m", "client.console", "predict", "--archive",
+    process = subprocess.Popen([sys.executable, "-m", "client.news_cnn", "predict", "--archive",
                                 str(tiny_artifacts), "--file", str(source)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": repo})
     assert process.stdout.readline().startswith(b"title,label,")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
-import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -16,9 +14,10 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from client import console
+from client import news_cnn
 from serving.properties import REPO_ROOT
 from tests.helpers.scripts import load_script
+from tests.helpers.wheel import build_wheel
 
 LOCKS = REPO_ROOT / "requirements"
 
@@ -94,16 +93,7 @@ def test_make_install_takes_exactly_the_locked_files():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     """The project's wheel, built offline from a copy of the checkout (no build/ left here)."""
-    source = tmp_path_factory.mktemp("source") / "news-cnn"
-    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "model_store", "artifacts", "logs", "__pycache__", "*.egg-info", "build"))
-    out = tmp_path_factory.mktemp("wheel")
-    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-               "--wheel-dir", str(out), str(source)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    (built,) = out.glob("news_cnn-*.whl")
-    return zipfile.ZipFile(built)
+    return zipfile.ZipFile(build_wheel(tmp_path_factory.mktemp("wheel")))
 
 
 def test_the_wheel_ships_the_product_only(wheel):
@@ -120,7 +110,7 @@ def test_the_wheel_declares_ranges_and_the_news_cnn_command(wheel):
     assert requires and all(not any(s.operator == "==" for s in r.specifier) for r in requires)
     (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     target = re.search(r"^news-cnn = (\S+):(\S+)$", wheel.read(entry_points).decode(), re.MULTILINE)
-    assert getattr(importlib.import_module(target.group(1)), target.group(2)) is console.main
+    assert getattr(importlib.import_module(target.group(1)), target.group(2)) is news_cnn.main
 
 
 def requires_python() -> SpecifierSet:
@@ -151,30 +141,36 @@ def test_make_install_accepts_what_requires_python_allows_and_refuses_the_rest_i
 
 def test_news_cnn_help_lists_every_command(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        console.main(["--help"])
+        news_cnn.main(["--help"])
     assert exit_info.value.code == 0
     listed = capsys.readouterr().out
     for command in ("predict", "explain", "scale", "describe", "status", "ready", "keys"):
         assert re.search(rf"^\s+{command}\s", listed, re.MULTILINE), command
 
 
+def test_news_cnn_hands_every_server_command_to_serving():
+    from serving import __main__ as serving_cli
+
+    assert set(news_cnn.SERVER_COMMANDS) == set(serving_cli.COMMANDS)
+
+
 def test_server_commands_are_handed_to_serving(monkeypatch):
     seen = []
     monkeypatch.setattr("serving.__main__.main", lambda argv, prog: seen.append((argv, prog)) or 7)
-    assert console.main(["status", "--workdir", "/somewhere"]) == 7
+    assert news_cnn.main(["status", "--workdir", "/somewhere"]) == 7
     assert seen == [(["status", "--workdir", "/somewhere"], "news-cnn")]
 
 
 def test_client_commands_are_handed_to_the_client(monkeypatch):
     seen = []
     monkeypatch.setattr("client.__main__.execute", lambda args: seen.append(args) or 3)
-    assert console.main(["--timeout", "5", "predict", "Oil rises", "Stocks fall"]) == 3
+    assert news_cnn.main(["--timeout", "5", "predict", "Oil rises", "Stocks fall"]) == 3
     assert seen[0].command == "predict" and seen[0].texts == ["Oil rises", "Stocks fall"]
     assert seen[0].timeout == 5.0
 
 
 def test_a_server_command_after_client_options_is_a_one_line_error(capsys):
-    assert console.main(["--timeout", "5", "status"]) == 2
+    assert news_cnn.main(["--timeout", "5", "status"]) == 2
     assert "status takes no client options" in capsys.readouterr().err
 
 
@@ -187,7 +183,7 @@ def test_png_without_matplotlib_is_a_message_not_a_traceback(monkeypatch, capsys
         def explain(self, texts):
             return [{"label": "Sports"}]
 
-    monkeypatch.setattr(client_cli.NewsClient, "from_config", lambda *a, **k: FakeClient())
+    monkeypatch.setattr(client_cli.NewsClient, "local", lambda *a, **k: FakeClient())
     monkeypatch.setitem(sys.modules, "client.plots", None)  # import fails as without matplotlib
     assert client_cli.main(["explain", "Oil rises", "--png", "x.png"]) == 1
     err = capsys.readouterr().err

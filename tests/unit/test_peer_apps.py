@@ -13,7 +13,7 @@ httpx = pytest.importorskip("httpx", reason="the ASGI test client is httpx (benc
 
 from bench import inprocess  # noqa: E402
 from bench.harness import disagreement  # noqa: E402
-from bench.peer_apps import PeerModel, create_app  # noqa: E402
+from bench.peers.apps import PeerModel, create_app  # noqa: E402
 
 TEXTS = ["The final tennis tournament starts next week.", "Oil prices and the stocks market",
          "space rocket software", "election vote talks in the war",

@@ -2,7 +2,7 @@
 and the choice of batch settings from the grid."""
 from __future__ import annotations
 
-from bench import peer_choice
+from bench.peers import choice as peer_choice
 from tests.helpers.peer_rows import grid as _grid
 from tests.helpers.peer_rows import rows as _rows
 

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from bench import harness, peer_servers, peers
+from bench import harness
+from bench.peers import run as peers
+from bench.peers import servers as peer_servers
 from tests.helpers import fake_http
 from tests.helpers.peer_rows import result
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 
-from bench import peer_choice, peer_servers, peers, peers_report
+from bench.peers import choice as peer_choice
+from bench.peers import report as peers_report
+from bench.peers import run as peers
+from bench.peers import servers as peer_servers
 from tests.helpers.peer_rows import grid as _grid
 from tests.helpers.peer_rows import result as _result
 from tests.helpers.peer_rows import rows as _rows

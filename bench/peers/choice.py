@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.peer_servers import PEERS, TORCHSERVE
+from bench.peers.servers import PEERS, TORCHSERVE
 
 # The objective for the shipped batch settings: most req/s at the highest
 # concurrency such that p50 at concurrency 1 is within this of the best peer's.

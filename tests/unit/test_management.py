@@ -1,4 +1,5 @@
-"""scale_workers against a fake management API that answers a scripted list of statuses."""
+"""The management API client: scale_workers against a fake management API that answers a
+scripted list of statuses."""
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
@@ -6,9 +7,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from client.api import ClientError, NewsClient
-from serving import scaling
-from serving.properties import Endpoints
-from serving.scaling import ScaleError, scale_workers
+from serving import management as management_api
+from serving.management import ScaleError, scale_workers
 from tests.helpers import fake_http
 
 TORCHSERVE_500 = {"code": 500, "type": "InternalServerException",
@@ -28,7 +28,7 @@ class _Management(fake_http.JSONHandler):
 @pytest.fixture
 def management(monkeypatch):
     """(url, server): set `server.script` before calling; `server.calls` lists the PUTs."""
-    monkeypatch.setattr(scaling, "RESEND_PAUSE_S", 0.0)
+    monkeypatch.setattr(management_api, "RESEND_PAUSE_S", 0.0)
     with fake_http.serve(_Management, calls=[], script=[]) as served:
         yield served
 
@@ -85,7 +85,7 @@ def test_a_negative_worker_count_is_refused_before_any_call(management):
 def test_the_client_reports_a_failed_scaling_as_a_client_error(management, monkeypatch):
     url, httpd = management
     httpd.script = [(400, {"code": 400, "message": "max_worker cannot be less than min_worker."})]
-    client = NewsClient(Endpoints(inference=url, management=url, metrics=url))
+    client = NewsClient(url, management_url=url)
     monkeypatch.setattr(client, "_headers", lambda kind: {"Authorization": "Bearer k"})
     with pytest.raises(ClientError, match="HTTP 400: max_worker cannot be less than min_worker"):
         client.scale(2)

@@ -1,10 +1,10 @@
-"""The client's HTTP: connections are kept and reused, a connection the server closed while it
-was idle is replaced without failing the call, and a server that does not answer is NoAnswer."""
+"""The one HTTP layer (serving/rest.py): connections are kept and reused, a connection the
+server closed while it was idle, or holding an answer nobody asked for, is replaced without
+failing the call, and a server that does not answer is NoAnswer."""
 from __future__ import annotations
 
 import json
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from client import transport
 from client.api import NewsClient
-from client.transport import Connections, InvalidAddress, NoAnswer
-from serving.properties import REPO_ROOT, Endpoints
+from serving import rest
+from serving.properties import REPO_ROOT
+from serving.rest import InvalidAddress, NoAnswer
 from tests.helpers import fake_http
 
 
@@ -51,28 +51,25 @@ def echo():
         yield url, httpd
 
 
-def _post(connections: Connections, url: str, body: object, path: str = "/predictions/m") -> object:
-    answer = connections.request("POST", f"{url}{path}", 5.0, {"Authorization": "Bearer k"},
-                                 json_body=body)
+def _post(url: str, body: object, path: str = "/predictions/m") -> object:
+    answer = rest.request("POST", f"{url}{path}", 5.0, {"Authorization": "Bearer k"}, json_body=body)
     assert answer.status == 200
     return answer.json()
 
 
 def test_calls_reuse_one_connection(echo):
     url, httpd = echo
-    connections = Connections()
-    assert [_post(connections, url, {"texts": [str(i)]}) for i in range(5)] == [
+    assert [_post(url, {"texts": [str(i)]}) for i in range(5)] == [
         {"texts": [str(i)]} for i in range(5)]
     assert len(set(httpd.ports)) == 1
 
 
 def test_threads_share_the_pool_without_mixing_answers(echo):
     url, httpd = echo
-    connections = Connections()
     answers: dict[int, object] = {}
 
     def call(i: int) -> None:
-        answers[i] = [_post(connections, url, {"texts": [f"{i}-{j}"]}) for j in range(10)]
+        answers[i] = [_post(url, {"texts": [f"{i}-{j}"]}) for j in range(10)]
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
     for t in threads:
@@ -86,8 +83,7 @@ def test_threads_share_the_pool_without_mixing_answers(echo):
 def test_a_connection_closed_while_idle_is_replaced_and_the_call_answered(echo):
     url, httpd = echo
     httpd.close_after = True
-    connections = Connections()
-    assert [_post(connections, url, {"texts": [str(i)]}) for i in range(3)] == [
+    assert [_post(url, {"texts": [str(i)]}) for i in range(3)] == [
         {"texts": [str(i)]} for i in range(3)]
     assert len(set(httpd.ports)) == 3
 
@@ -98,8 +94,8 @@ def test_no_server_is_no_answer_naming_the_address():
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/ping"
     with pytest.raises(NoAnswer, match=f"no answer from {url}") as err:
-        Connections().request("GET", url, 2.0)
-    assert isinstance(err.value.reason, ConnectionRefusedError)
+        rest.request("GET", url, 2.0)
+    assert "refused" in err.value.why and not err.value.timed_out
 
 
 def test_a_server_that_never_answers_times_out():
@@ -107,30 +103,29 @@ def test_a_server_that_never_answers_times_out():
         listener.bind(("127.0.0.1", 0))
         listener.listen()  # accepts the connection, never reads or answers
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/ping"
-        with pytest.raises(NoAnswer, match="timed out"):
-            Connections().request("GET", url, 0.3)
+        with pytest.raises(NoAnswer, match="timed out") as err:
+            rest.request("GET", url, 0.3)
+    assert err.value.timed_out
 
 
 def test_a_request_the_server_drops_goes_out_twice_at_most_however_many_connections_idle(echo):
     url, httpd = echo
-    connections = Connections()
-    threads = [threading.Thread(target=_post, args=(connections, url, {}, "/slow")) for _ in range(3)]
+    threads = [threading.Thread(target=_post, args=(url, {}, "/slow")) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(set(httpd.ports)) == 3  # three live connections wait in the pool
     with pytest.raises(NoAnswer):
-        _post(connections, url, {}, "/drop")
+        _post(url, {}, "/drop")
     assert httpd.paths.count("/drop") == 2  # once on a kept connection, once on a new one
 
 
 def test_an_answer_nobody_asked_for_is_never_read_as_the_next_one(echo):
     url, _ = echo
-    connections = Connections()
-    assert _post(connections, url, {"texts": ["first"]}, "/twice") == {"texts": ["first"]}
+    assert _post(url, {"texts": ["first"]}, "/twice") == {"texts": ["first"]}
     time.sleep(0.3)  # the unasked-for copy has arrived on the idle connection
-    assert _post(connections, url, {"texts": ["second"]}) == {"texts": ["second"]}
+    assert _post(url, {"texts": ["second"]}) == {"texts": ["second"]}
 
 
 def test_paths_are_percent_encoded_and_query_parameters_added():
@@ -142,14 +137,14 @@ def test_paths_are_percent_encoded_and_query_parameters_added():
             self.send_json(200, {})
 
     with fake_http.serve(_Path) as (other, _):
-        Connections().request("GET", f"{other}/models/my model", 2.0, params={"customized": "true"})
+        rest.request("GET", f"{other}/models/my model", 2.0, params={"customized": "true"})
     assert seen == ["/models/my%20model?customized=true"]
 
 
 @pytest.mark.parametrize("address", ["ftp://127.0.0.1:8080", "http://127.0.0.1:99999", "http://",
                                      "http://127.0.0.1:0", "http://127.0.0.1 :8080", "http://exä..com:8080"])
 def test_an_address_that_cannot_be_called_is_refused_at_once_without_retries(address):
-    client = NewsClient(Endpoints(inference=address, management=address, metrics=address))
+    client = NewsClient(address, management_url=address)
     client._headers = lambda kind: {}
     client._sleep = lambda seconds: pytest.fail("an unusable address was tried again")
     with pytest.raises(InvalidAddress, match="cannot call"):
@@ -157,31 +152,23 @@ def test_an_address_that_cannot_be_called_is_refused_at_once_without_retries(add
 
 
 def test_a_client_command_imports_neither_requests_nor_tqdm_nor_the_server():
-    code = ("import sys, client.console, client.batch; "
+    code = ("import sys, client.news_cnn, client.batch; "
             "print(sorted({'requests', 'tqdm', 'serving.__main__'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
 
 
-def test_tls_bytes_already_decrypted_count_as_data():
-    quiet, other = socket.socketpair()  # nothing to read on `quiet` itself
-
-    class _Decrypted(ssl.SSLSocket):  # as if TLS held bytes it already read off `quiet`
-        def __init__(self) -> None:
-            pass
-
-        def fileno(self) -> int:
-            return quiet.fileno()
-
-        def pending(self) -> int:
-            return 4000
-
-    with quiet, other:
-        assert not transport._has_data(quiet)
-        assert transport._has_data(_Decrypted())
-
-
 def test_no_answer_keeps_its_reason_short():
     err = NoAnswer("http://h/p", ConnectionResetError("x" * 5000))
     assert len(str(err)) < 300 and err.why.endswith("...")
+
+
+def test_proxy_settings_in_the_environment_are_not_used(echo, monkeypatch):
+    url, httpd = echo
+    for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert _post(url, {"texts": ["direct"]}) == {"texts": ["direct"]}
+    assert httpd.paths == ["/predictions/m"]  # reached the server itself, by its own path

@@ -1,6 +1,6 @@
 """The Ray Serve peer of `make bench-peers`: the same model/ code behind `@serve.batch`.
 
-    python -m bench.peer_ray --artifacts artifacts --port 8000 --replicas 2
+    python -m bench.peers.ray_serve --artifacts artifacts --port 8000 --replicas 2
 
 starts a local Ray (no dashboard), deploys `NewsPeer` with `--replicas` replicas of one CPU
 each on 127.0.0.1:PORT (POST /predictions, POST /explanations, body `{"text": ...}`), prints
@@ -19,7 +19,7 @@ import ray
 from ray import serve
 from starlette.requests import Request
 
-from bench.peer_apps import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY_MS, PeerModel
+from bench.peers.apps import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY_MS, PeerModel
 
 # Requests a replica takes at once: Ray's default (5) would cap a batch at 5.
 MAX_ONGOING_REQUESTS = 64
@@ -52,7 +52,8 @@ class NewsPeer:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until told to stop (see the module doc)."""
-    parser = argparse.ArgumentParser(prog="python -m bench.peer_ray", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.peers.ray_serve",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--replicas", type=int, default=2)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import requests
 
-from bench.harness import Target, wait_for
+from bench.harness import Target
+from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, free_port
 
@@ -22,7 +23,7 @@ FASTAPI_BATCHED = "fastapi-batched"
 RAY_SERVE = "ray-serve"
 SERVERS = (TORCHSERVE, FASTAPI, FASTAPI_BATCHED, RAY_SERVE)
 PEERS = SERVERS[1:]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -108,14 +109,14 @@ def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, m
     artifacts = str(artifacts_dir.resolve())
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     if name == RAY_SERVE:
-        command = [sys.executable, "-m", "bench.peer_ray", "--artifacts", artifacts, "--port", str(port),
-                   "--replicas", str(processes), "--max-batch", str(max_batch),
+        command = [sys.executable, "-m", "bench.peers.ray_serve", "--artifacts", artifacts,
+                   "--port", str(port), "--replicas", str(processes), "--max-batch", str(max_batch),
                    "--max-delay-ms", str(max_delay_ms), "--temp-dir", str(root / "ray")]
     else:
         env.update(PEER_ARTIFACTS=artifacts, PEER_BATCHED="1" if name == FASTAPI_BATCHED else "0",
                    PEER_MAX_BATCH=str(max_batch),
                    PEER_MAX_DELAY_MS=str(max_delay_ms))
-        command = [sys.executable, "-m", "uvicorn", "bench.peer_apps:app_from_env", "--factory",
+        command = [sys.executable, "-m", "uvicorn", "bench.peers.apps:app_from_env", "--factory",
                    "--workers", str(processes), "--host", "127.0.0.1", "--port", str(port),
                    "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
     process = PeerProcess(name, command, env, root / "logs" / f"{name}.log")

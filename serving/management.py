@@ -1,5 +1,5 @@
-"""Set a model's worker count through TorchServe's management API, resending when TorchServe
-asks for it.
+"""The one client of TorchServe's management API (serving/ and client/ both use it): a model's
+description, and its worker count, set and resent when TorchServe asks for it.
 
 TorchServe 0.12 stops scaled-down workers inside the scaling request itself
 (`WorkLoadManager.modelChanged`): each surplus worker is removed from the model's list, then
@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import requests
+from serving import rest
 
 RESEND_STATUSES = frozenset({408, 500})
 ATTEMPTS = 3
@@ -36,12 +36,13 @@ def count_ready(description: dict) -> int:
     return sum(w.get("status") == "READY" for w in description.get("workers", []))
 
 
-def _message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()
-    return str(body.get("message", body)) if isinstance(body, dict) else str(body)
+def describe(management_url: str, model: str, headers: dict[str, str], timeout: float,
+             customized: bool = False) -> dict:
+    """The description of `model` (workers, batch settings, version; with `customized`, the
+    handler's own metadata too); rest.Refused or rest.NoAnswer when there is none."""
+    response = rest.request("GET", f"{management_url}/models/{model}", timeout, headers,
+                            params={"customized": "true"} if customized else None)
+    return response.checked().json()[0]
 
 
 def scale_workers(management_url: str, model: str, workers: int,
@@ -57,19 +58,18 @@ def scale_workers(management_url: str, model: str, workers: int,
         raise ValueError(f"the worker count must be 0 or more, got {workers}")
     attempt = 1
     while True:
-        response = requests.put(
-            f"{management_url}/models/{model}",
+        response = rest.request(
+            "PUT", f"{management_url}/models/{model}", timeout + 10, headers(),
             params={"min_worker": workers, "max_worker": workers, "synchronous": "true",
-                    "timeout": int(timeout)},
-            headers=headers(), timeout=timeout + 10)
-        if response.status_code < 400:
+                    "timeout": int(timeout)})
+        if response.status < 400:
             try:
                 body = response.json()
             except ValueError:
                 body = response.text
             return {**body, "attempts": attempt} if isinstance(body, dict) else \
                 {"status": body, "attempts": attempt}
-        if response.status_code not in RESEND_STATUSES or attempt >= attempts:
-            raise ScaleError(response.status_code, _message(response), attempt)
+        if response.status not in RESEND_STATUSES or attempt >= attempts:
+            raise ScaleError(response.status, response.message(), attempt)
         attempt += 1
         time.sleep(RESEND_PAUSE_S)

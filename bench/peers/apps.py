@@ -1,5 +1,5 @@
 """The peers of `make bench-peers`: the same model served by FastAPI (and Ray Serve, see
-bench.peer_ray), through the same model/ code as the TorchServe handler.
+bench.peers.ray_serve), through the same model/ code as the TorchServe handler.
 
 Both answer `POST /predictions` and `POST /explanations` with body `{"text": "..."}` by the
 same answer object as TorchServe's handler (Predictor.format, plus Explainer.explain for
@@ -10,7 +10,7 @@ explanations). Two FastAPI flavours, chosen by `create_app(batched=...)`:
 * batched: async endpoints in front of a `MicroBatcher` -- what a careful person writes.
 
 Run under uvicorn with one process per core:
-    PEER_ARTIFACTS=artifacts PEER_BATCHED=1 uvicorn bench.peer_apps:app_from_env --factory --workers 2
+    PEER_ARTIFACTS=artifacts PEER_BATCHED=1 uvicorn bench.peers.apps:app_from_env --factory --workers 2
 Imported only by the bench: fastapi is not a serving dependency (bench/requirements-peers.txt).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from bench.microbatch import MicroBatcher
+from bench.peers.microbatch import MicroBatcher
 from model.explain import Explainer
 from model.predictor import Predictor
 

@@ -2,7 +2,8 @@
 
     news-cnn [client options] predict|explain|scale|describe ...   (client/__main__.py, REST only)
     news-cnn predict|explain --archive news_cnn.mar ...             (serving/offline.py, no server)
-    news-cnn status|ready|keys [options]                           (serving/__main__.py)
+    news-cnn start|stop|drain|status|ready|live|keys|examples|probe|run [options]
+                                                                    (serving/__main__.py)
 
 The server's commands come first on the line, and their options after them, as
 `python -m serving` takes them. With --archive, predict and explain run the archived model
@@ -15,10 +16,11 @@ import os
 import sys
 
 from client import __main__ as client_cli
-from client.api import HeadlineCalls, check_answer
+from client.api import HandlerClient, check_answer
 
-# `python -m serving`'s commands that news-cnn hands it whole (their help and options are its).
-SERVER_COMMANDS = ("status", "ready", "keys")
+# `python -m serving`'s commands, which news-cnn hands it whole (their help and options are
+# its); listed here so that a client command need not import the server's command line.
+SERVER_COMMANDS = ("start", "stop", "drain", "status", "ready", "live", "keys", "examples", "probe", "run")
 PROG = "news-cnn"
 
 
@@ -54,7 +56,7 @@ def build_parser(server_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-class InProcess(HeadlineCalls):
+class ArchiveInProcess(HandlerClient):
     """An archive answered in this process (serving.offline.OfflineModel), spoken to like
     NewsClient: a refusal comes back as the ClientError a REST call would raise."""
 
@@ -78,7 +80,7 @@ def run_archive(args) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     with model:
-        return client_cli.execute(args, InProcess(model))
+        return client_cli.execute(args, ArchiveInProcess(model))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from bench import harness
-from bench.peer_servers import SERVERS
+from bench.peers.servers import SERVERS
 
 # What bench/peers.json's `cases` entries hold at least (what docs/benchmarks.md reads).
 CASE_KEYS = ("server", "concurrency", "rps", "p50_ms", "p99_ms")

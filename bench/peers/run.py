@@ -4,9 +4,9 @@ Four servers run side by side on this machine, each serving the same artifacts t
 same model/ code with one process per core:
 
 * torchserve: news_cnn.mar as shipped (handler/, model-config.yaml), token authorization on;
-* fastapi: FastAPI + uvicorn, one forward pass per request (bench.peer_apps);
-* fastapi-batched: FastAPI + uvicorn with an asyncio micro-batcher (bench.microbatch);
-* ray-serve: Ray Serve with `@serve.batch`, one replica per core (bench.peer_ray).
+* fastapi: FastAPI + uvicorn, one forward pass per request (bench.peers.apps);
+* fastapi-batched: FastAPI + uvicorn with an asyncio micro-batcher (bench.peers.microbatch);
+* ray-serve: Ray Serve with `@serve.batch`, one replica per core (bench.peers.ray_serve).
 
 Before any load, each peer's answers on the first `check_headlines` test headlines must equal
 TorchServe's (label and probabilities; for explanations also the tokens and their scores): a
@@ -17,7 +17,7 @@ best round kept. Cases:
 * peers: /predictions on the four servers;
 * explanations: /explanations on TorchServe and the batched FastAPI peer;
 * grid: copies of news_cnn.mar that differ only in batchSize x maxBatchDelay, served by the
-  same TorchServe; the choice of shipped defaults follows bench.peer_choice.choose_defaults.
+  same TorchServe; the choice of shipped defaults follows bench.peers.choice.choose_defaults.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ import requests
 
 from bench import archives, headlines, load, server
 from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
-from bench.peer_choice import choose_defaults, ratios, targets
-from bench.peer_servers import (
+from bench.peers.choice import choose_defaults, ratios, targets
+from bench.peers.servers import (
     FASTAPI_BATCHED,
     PEERS,
     TORCHSERVE,

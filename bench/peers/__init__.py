@@ -1,0 +1,9 @@
+"""`make bench-peers`: TorchServe against FastAPI and Ray Serve serving the same model/ code.
+
+    run.py        the cases and their measurement (`python -m bench peers`)
+    servers.py    the servers compared: names, addresses, how the peers are started
+    apps.py       the FastAPI peers (microbatch.py: their request batching)
+    ray_serve.py  the Ray Serve peer
+    choice.py     what the figures say: ratios, targets, the shipped batch settings
+    report.py     bench/peers.{json,md,png}
+"""

@@ -1,0 +1,205 @@
+"""Sending a run's headlines: requests of up to the handler's `max_texts` headlines, `in_flight`
+at a time on threads started once, answered in input order. A request the handler refuses for
+one of its headlines is split around it (see client/batch.py's docstring)."""
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, wait
+from typing import Protocol
+
+from client.api import ClientError, KeyRefused, ServerFailure
+from client.tables import Outcome, Record
+
+# TorchServe answers requests that arrive together in one forward pass (batchSize in
+# model-config.yaml), so more requests out means bigger passes (docs/batch.md has the figures
+# for 4 and 8); 8 takes most of the gain without crowding out other clients of the server.
+DEFAULT_IN_FLIGHT = 8
+# How long a stopped run waits for the requests it still has out (see `answered_in_order`).
+STOP_WAIT_S = 5.0
+# Statuses of a refusal that concerns what the request holds (a headline empty or too long,
+# too many headlines, a body over TorchServe's max_request_size), not the server or the key.
+REFUSAL_STATUSES = frozenset({400, 413})
+
+class Model(Protocol):
+    """What answers headlines: NewsClient over REST, or the archive in this process."""
+
+    def send(self, body: dict, explain: bool = False) -> object:
+        """The answer to one JSON body ({"text"} or {"texts"}), or ClientError."""
+
+    def metadata(self) -> dict:
+        """The handler's description of itself: `labels`, `max_texts`, ..."""
+
+
+def model_limits(model: Model) -> tuple[int, list[str]]:
+    """(max_texts, labels): the handler's own limit on headlines per request, and its classes."""
+    metadata = model.metadata()
+    try:
+        return int(metadata["max_texts"]), [str(c) for c in metadata["labels"]]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ClientError(f"the model's metadata lacks max_texts or labels ({err!r}): {metadata}") from None
+
+
+def _refused(err: ClientError) -> bool:
+    """Whether the handler refused the request for what it holds (not the server, the key,
+    or the address)."""
+    if isinstance(err, (ServerFailure, KeyRefused)) or err.status not in REFUSAL_STATUSES:
+        return False
+    return err.status == 413 or (isinstance(err.body, dict) and "error" in err.body)
+
+
+def _reason(err: ClientError) -> str:
+    """A refusal as its row's error: "<code>: <message>" from the handler's JSON body."""
+    body = err.body
+    if isinstance(body, dict) and "error" in body and "message" in body:
+        return f"{body['error']}: {body['message']}"
+    return str(err)
+
+
+def answer_one(model: Model, text: str, explain: bool = False) -> Outcome:
+    """One headline sent alone ({"text": ...}, so a refusal speaks of "the headline")."""
+    try:
+        answer = model.send({"text": text}, explain)
+    except ClientError as err:
+        if not _refused(err):
+            raise
+        return Outcome(error=_reason(err))
+    if not isinstance(answer, dict):
+        raise ServerFailure(f"the answer to one headline is not a JSON object: {str(answer)[:200]}")
+    return Outcome(answer=answer)
+
+
+def answer_texts(model: Model, texts: list[str], explain: bool = False) -> list[Outcome]:
+    """One outcome per headline, in order: answers, and refusals of single headlines."""
+    if not texts:
+        return []
+    try:
+        answers = model.send({"texts": list(texts)}, explain)
+    except ClientError as err:
+        if not _refused(err):
+            raise
+        index = err.body.get("index") if isinstance(err.body, dict) else None
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(texts):
+            return (answer_texts(model, texts[:index], explain) + [answer_one(model, texts[index], explain)]
+                    + answer_texts(model, texts[index + 1:], explain))
+        if len(texts) == 1:
+            return [answer_one(model, texts[0], explain)]
+        half = len(texts) // 2
+        return answer_texts(model, texts[:half], explain) + answer_texts(model, texts[half:], explain)
+    if not isinstance(answers, list) or len(answers) != len(texts):
+        raise ServerFailure(f"the answer to {len(texts)} headlines is not a list of {len(texts)}")
+    return [Outcome(answer=a) for a in answers]
+
+
+def _answer_records(model: Model, chunk: list[Record], explain: bool) -> list[Outcome]:
+    answers = iter(answer_texts(model, [r.text for r in chunk if r.error is None], explain))
+    return [Outcome(error=r.error) if r.error is not None else next(answers) for r in chunk]
+
+
+def answered_in_order(model: Model, records: Iterable[Record], max_texts: int,
+                      in_flight: int = DEFAULT_IN_FLIGHT,
+                      explain: bool = False) -> Iterator[list[tuple[Record, Outcome]]]:
+    """Chunks of up to `max_texts` records with their outcomes, in input order, while up to
+    `in_flight` requests are out. When this stops early (an error, an interruption), nothing
+    more is sent, and the answers to the requests still out are not written."""
+    if max_texts < 1 or in_flight < 1:
+        raise ValueError(f"max_texts and in_flight must be positive, not {max_texts} and {in_flight}")
+    pending: deque[tuple[list[Record], Future]] = deque()
+    stopped = threading.Event()
+    model = _SendingUntilStopped(model, stopped)
+    senders = _SenderThreads(in_flight)
+    try:
+        for chunk in _chunks(records, max_texts):
+            pending.append((chunk, senders.submit(_answer_records, model, chunk, explain)))
+            if len(pending) >= in_flight:
+                yield _oldest(pending)
+        while pending:
+            yield _oldest(pending)
+    finally:
+        # Stopped early: send nothing more (a chunk still out splits no further), and let the
+        # requests still out end, so that a model computing in this process is not cut off
+        # by the interpreter's exit (torch aborts), but wait no longer than STOP_WAIT_S for a
+        # server that does not answer.
+        stopped.set()
+        try:
+            for _, future in pending:
+                future.cancel()  # succeeds only for one that no thread has taken yet
+            wait([future for _, future in pending], timeout=STOP_WAIT_S)
+        finally:
+            senders.close()
+
+
+class RunStopped(Exception):
+    """A request of a run that has stopped: it is not sent."""
+
+
+class _SendingUntilStopped:
+    """`model`, sending nothing once `stopped` is set."""
+
+    def __init__(self, model: Model, stopped: threading.Event) -> None:
+        self.model, self.stopped = model, stopped
+
+    def send(self, body: dict, explain: bool = False) -> object:
+        if self.stopped.is_set():
+            raise RunStopped("the run has stopped")
+        return self.model.send(body, explain)
+
+    def metadata(self) -> dict:
+        return self.model.metadata()
+
+
+def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, Outcome]]:
+    """The first pending chunk with its outcomes, once answered (it stays pending until then)."""
+    chunk, future = pending[0]
+    outcomes = future.result()
+    pending.popleft()
+    return list(zip(chunk, outcomes, strict=True))
+
+
+class _SenderThreads:
+    """`count` daemon threads that run submitted calls, each returning a Future.
+
+    Started once per run: a thread per request cost about a millisecond each to start on a
+    busy 2-core machine, time the run waited for before sending the next request. Daemon
+    threads: one still waiting on a hung server when the run stops does not hold the process
+    (a ThreadPoolExecutor's threads would, at exit)."""
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._count = count
+        for _ in range(count):
+            threading.Thread(target=self._work, daemon=True, name="news-cnn-request").start()
+
+    def submit(self, function, *args) -> Future:
+        """`function(*args)` on the next free thread; its result or exception in the Future."""
+        future: Future = Future()
+        self._jobs.put((future, function, args))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, function, args = job
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while queued
+            try:
+                future.set_result(function(*args))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller by result()
+                future.set_exception(err)
+
+    def close(self) -> None:
+        """Let every thread end once it has run what it took."""
+        for _ in range(self._count):
+            self._jobs.put(None)
+
+
+def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,364 @@
+"""Reading and writing tables of headlines: CSV (a header row) and JSON lines, stdin and
+stdout, the answer columns, and an output to resume after its last whole row."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+# Columns added after the input's own, in this order; then PROBABILITY_PREFIX + each class.
+ANSWER_COLUMNS = ("label", "confidence", "abstained", "error")
+PROBABILITY_PREFIX = "prob_"
+# Files are read and written with this error handler: bytes that are not UTF-8 come through
+# unchanged in every column, and a headline holding them gets an error instead of a label.
+ENCODING_ERRORS = "surrogateescape"
+STDIO = "-"
+FORMATS = ("csv", "jsonl")
+
+
+
+class InputError(ValueError):
+    """The input, or the output to write or resume, cannot be used; the message says where."""
+
+
+@dataclass
+class Record:
+    """One input row: its fields as read, and its headline (None when it cannot be sent,
+    and then `error` says why)."""
+
+    line: int
+    fields: list[str] | dict
+    text: str | None
+    error: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What became of one row: the handler's answer, or why there is none."""
+
+    answer: dict | None = None
+    error: str | None = None
+
+
+def format_of(path: str, given: str | None = None) -> str:
+    """csv or jsonl: `given`, else from the file's suffix (.jsonl), else csv."""
+    if given:
+        return given
+    return "jsonl" if path != STDIO and Path(path).suffix.lower() == ".jsonl" else "csv"
+
+
+def open_text(path: str, mode: str) -> IO[str]:
+    """A file, or stdin/stdout for "-", as text that round-trips any byte."""
+    reading = mode == "r"
+    if path == STDIO:
+        stream = sys.stdin.buffer if reading else sys.stdout.buffer
+        return io.TextIOWrapper(stream, encoding="utf-8-sig" if reading else "utf-8",
+                                errors=ENCODING_ERRORS, newline="", write_through=True)
+    return open(path, mode, encoding="utf-8-sig" if reading else "utf-8", errors=ENCODING_ERRORS,
+                newline="")
+
+
+_MISSING = object()
+
+
+def _sendable(value: object, column: str) -> tuple[str | None, str | None]:
+    """(headline, None) when `value` can be sent, else (None, the row's error)."""
+    if value is _MISSING:
+        return None, f"missing_text: the row has no {column!r} field"
+    if not isinstance(value, str):
+        return None, f"invalid_text: {column!r} is {_json_type(value)}, not a string"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(value[err.start])
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape reads an undecodable byte b as U+DC00 + b
+            return None, (f"invalid_utf8: the headline is not valid UTF-8 (byte 0x{code - 0xDC00:02x} "
+                          f"at character {err.start}); it was not sent")
+        # A JSON line may spell a lone surrogate (e.g. "\ud800"), which no UTF-8 text can hold.
+        return None, (f"invalid_text: the headline holds a lone surrogate (U+{code:04X} at "
+                      f"character {err.start}); it was not sent")
+    return value, None
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _answer_named(names: Iterable[str]) -> list[str]:
+    return [n for n in names if n in ANSWER_COLUMNS or n.startswith(PROBABILITY_PREFIX)]
+
+
+class CsvTable:
+    """CSV: a header row naming the columns, then one row per headline."""
+
+    def __init__(self, column: str, source: str) -> None:
+        self.column, self.source = column, source
+        self.columns: list[str] = []
+
+    def read(self, stream: IO[str]) -> Iterator[Record]:
+        """The rows of `stream` after checking its header (InputError on what cannot be read)."""
+        reader = csv.reader(stream)
+        try:
+            self.columns = next(reader)
+        except StopIteration:
+            raise InputError(f"{self.source} is empty: it needs a header row with a "
+                             f"{self.column!r} column") from None
+        except csv.Error as err:
+            raise InputError(f"{self.source}, line {reader.line_num}: {err}") from None
+        if self.column not in self.columns:
+            raise InputError(f"{self.source} has no column {self.column!r} (its columns: "
+                             f"{', '.join(map(repr, self.columns))}): name the headlines' column "
+                             f"with --column")
+        if _answer_named(self.columns):
+            raise InputError(f"{self.source} already has the column(s) "
+                             f"{', '.join(map(repr, _answer_named(self.columns)))} that the answers add: "
+                             f"rename them")
+        return self._rows(reader, self.columns.index(self.column))
+
+    def _rows(self, reader, index: int) -> Iterator[Record]:
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                raise InputError(f"{self.source}, line {reader.line_num}: {err}") from None
+            if not row:
+                continue  # a blank line
+            if len(row) != len(self.columns):
+                raise InputError(f"{self.source}, line {start}: {len(row)} fields where the header "
+                                 f"has {len(self.columns)}")
+            yield Record(start, row, *_sendable(row[index], self.column))
+
+    def header(self, answer_columns: list[str]) -> str:
+        """The output's first line."""
+        return _csv_line(self.columns + answer_columns)
+
+    def line(self, record: Record, answer: dict) -> str:
+        """One output row: the input's fields unchanged, then the answer's."""
+        return _csv_line(record.fields + ["" if v is None else v for v in answer.values()])
+
+    def written(self, text: str, answer_columns: list[str]) -> tuple[list[list[str]], int]:
+        """The input fields of each whole row already in an output `text`, and the offset
+        where the last one ends (a row cut off by an interruption is not counted)."""
+        header = self.header(answer_columns)
+        if not text.startswith(header):
+            if header.startswith(text):
+                return [], 0  # nothing, or a cut-off header
+            raise InputError(f"its first line is not the header this run writes: "
+                             f"{header.strip()!r}; use the options it was written with")
+        done, end = [], len(header)
+        reader = csv.reader(io.StringIO(text[end:]))
+        width = len(self.columns) + len(answer_columns)
+        while True:
+            try:
+                row = next(reader)
+            except (StopIteration, csv.Error):
+                break
+            line = _csv_line(row)
+            if len(row) != width or not text.startswith(line, end):
+                break
+            done.append(row[:len(self.columns)])
+            end += len(line)
+        return done, end
+
+
+def _csv_line(fields: list) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(fields)
+    return buffer.getvalue()
+
+
+class JsonlTable:
+    """JSON lines: one object per line; the answers are added as keys after the input's."""
+
+    def __init__(self, column: str, source: str) -> None:
+        self.column, self.source = column, source
+        self.columns: list[str] = []  # JSON lines have no header
+
+    def read(self, stream: IO[str]) -> Iterator[Record]:
+        """The objects of `stream` (blank lines skipped; InputError on what cannot be read)."""
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as err:
+                raise InputError(f"{self.source}, line {number}: not JSON ({err})") from None
+            if not isinstance(value, dict):
+                raise InputError(f"{self.source}, line {number}: not a JSON object")
+            if _answer_named(value):
+                raise InputError(f"{self.source}, line {number}: already has the key(s) "
+                                 f"{', '.join(map(repr, _answer_named(value)))} that the answers add: "
+                                 f"rename them")
+            yield Record(number, value, *_sendable(value.get(self.column, _MISSING), self.column))
+
+    def header(self, answer_columns: list[str]) -> str:
+        return ""
+
+    def line(self, record: Record, answer: dict) -> str:
+        """One output line: the input object's keys unchanged, then the answer's. A line whose
+        text the output cannot hold (a lone surrogate read from a JSON escape) is written with
+        JSON escapes instead, as it came in."""
+        text = json.dumps({**record.fields, **answer}, ensure_ascii=False) + "\n"
+        try:
+            text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            text = json.dumps({**record.fields, **answer}) + "\n"
+        return text
+
+    def written(self, text: str, answer_columns: list[str]) -> tuple[list[dict], int]:
+        """The input part of each whole line already in an output `text`, and its end."""
+        done, end = [], 0
+        for line in text.splitlines(keepends=True):
+            try:
+                value = json.loads(line) if line.endswith("\n") else None
+            except ValueError:
+                value = None
+            if not isinstance(value, dict):
+                break
+            if list(value)[-len(answer_columns):] != answer_columns:
+                raise InputError(f"line {len(done) + 1} does not end with the keys this run "
+                                 f"writes ({', '.join(answer_columns)}); use the options it was "
+                                 f"written with")
+            done.append({k: v for k, v in value.items() if k not in answer_columns})
+            end += len(line)
+        return done, end
+
+
+def make_table(kind: str, column: str, source: str) -> CsvTable | JsonlTable:
+    """The reader and writer of one format ("csv" or "jsonl")."""
+    if kind not in FORMATS:
+        raise InputError(f"unknown format {kind!r}: use one of {', '.join(FORMATS)}")
+    return CsvTable(column, source) if kind == "csv" else JsonlTable(column, source)
+
+
+def count_records(path: str, kind: str, column: str) -> int | None:
+    """How many rows a regular file holds (for the progress bar); None for stdin or when
+    it cannot be read (reading it for real then says why)."""
+    if path == STDIO or not Path(path).is_file():
+        return None
+    try:
+        with open_text(path, "r") as stream:
+            return sum(1 for _ in make_table(kind, column, path).read(stream))
+    except (InputError, OSError):
+        return None
+
+
+def answer_columns(labels: list[str], probabilities: bool) -> list[str]:
+    """The columns added to each row."""
+    return list(ANSWER_COLUMNS) + ([PROBABILITY_PREFIX + c for c in labels] if probabilities else [])
+
+
+def answer_values(outcome: Outcome, columns: list[str]) -> dict[str, object]:
+    """The added columns' values for one row (None where empty)."""
+    answer = outcome.answer or {}
+    label = answer.get("label")
+    probabilities = answer.get("probabilities") or {}
+    values = {"label": label, "confidence": probabilities.get(label) if label else None,
+              "abstained": answer.get("abstained"), "error": outcome.error}
+    return {c: values[c] if c in values else probabilities.get(c[len(PROBABILITY_PREFIX):])
+            for c in columns}
+
+
+@dataclass
+class Output:
+    """Where answered rows go: the output file (or stdout), appended whole rows at a time."""
+
+    path: str
+    table: CsvTable | JsonlTable
+    columns: list[str]
+    stream: IO[str] | None = field(default=None, repr=False)
+
+    def start(self, force: bool = False) -> None:
+        """A new output: refuses to replace an existing file unless `force`."""
+        if self.path != STDIO and Path(self.path).exists() and not force:
+            raise InputError(f"{self.path} exists: --resume finishes it, --force replaces it")
+        self.stream = open_text(self.path, "w")
+        self._write(self.table.header(self.columns))
+
+    def resume(self) -> list:
+        """Reopen an earlier run's output after its last whole row; returns the input part
+        of each row it holds (the caller checks them against the input)."""
+        if self.path == STDIO:
+            raise InputError("--resume needs an output file, not stdout")
+        if not Path(self.path).exists():
+            self.start()
+            return []
+        with open_text(self.path, "r") as stream:
+            text = stream.read()
+        try:
+            done, end = self.table.written(text, self.columns)
+        except InputError as err:
+            raise InputError(f"cannot resume {self.path}: {err}") from None
+        with open(self.path, "r+b") as raw:  # cut a row an interruption left half-written
+            raw.truncate(len(text[:end].encode("utf-8", ENCODING_ERRORS)))
+        self.stream = open_text(self.path, "a")
+        if end == 0:
+            self._write(self.table.header(self.columns))
+        return done
+
+    def write(self, rows: list[tuple[Record, Outcome]]) -> None:
+        """Append whole rows, then flush: what is in the file is always complete rows."""
+        self._write("".join(self.table.line(r, answer_values(o, self.columns)) for r, o in rows))
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream is not None:
+            release(self.stream, self.path)
+            self.stream = None
+
+
+def skip_done(records: Iterator[Record], done: list, source: str, out: str) -> None:
+    """Consume the input rows an earlier run already answered, checking they are the same."""
+    for number, fields in enumerate(done, 1):
+        record = next(records, None)
+        if record is None or record.fields != fields:
+            raise InputError(f"{out} does not continue {source}: its row {number} is not the "
+                             f"input's row {number}; use a new --out, or the input it was made from")
+
+
+@contextmanager
+def reading(path: str) -> Iterator[IO[str]]:
+    """The input as text (stdin for "-"), InputError when it cannot be opened."""
+    try:
+        stream = open_text(path, "r")
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        yield stream
+    finally:
+        release(stream, path)
+
+
+def release(stream: IO[str], path: str) -> None:
+    """Close a file; flush and let go of stdin/stdout without closing them (even when the
+    flush fails: a reader that went away must not take sys.stdout down with it)."""
+    if path != STDIO:
+        stream.close()
+        return
+    try:
+        stream.flush()
+    finally:
+        stream.detach()
+
+
+def read_through(records: Iterator[Record], source: str) -> Iterator[Record]:
+    """`records`, with a read failure half-way (a vanished file) reported as InputError."""
+    try:
+        yield from records
+    except OSError as err:
+        raise InputError(f"cannot read {source}: {err.strerror or err}") from None
