@@ -201,8 +201,9 @@ def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[grid.G
                                            max_latency_ms=settings.bentoml_max_latency_ms))
     here = [p for p in points if p.frontend == grid.DEFAULT_FRONTEND]
     models = {MODEL_NAME: f"{MODEL_NAME}.mar", **{p.model: f"{p.model}.mar" for p in here}}
-    print(f"starting TorchServe ({len(models)} models, {len(settings.grid_frontends) - 1 if points else 0} "
-          f"more frontend(s) for the grid) and {', '.join(peers) or 'no peer'}", flush=True)
+    others = {p.frontend for p in points} - {grid.DEFAULT_FRONTEND}
+    print(f"starting TorchServe ({len(models)} models, {len(others)} more frontend(s) for the grid) "
+          f"and {', '.join(peers) or 'no peer'}", flush=True)
     workers = min([int(model_config.get("minWorkers", 1))] + [p.workers for p in here])
     servers.ts = server.start(root / TORCHSERVE, root / "store", models, workers,
                               timeout_s=settings.start_timeout_s, base=settings.config)
