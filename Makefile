@@ -230,13 +230,13 @@ bench-compare: $(MAR) wrk ## Candidate vs BASELINE=old.mar: /predictions c=16,64
 	@test -n "$$NEWS_BASELINE" || { echo 'BASELINE is empty: run make bench-compare BASELINE=path/to/old/news_cnn.mar' >&2; exit 2; }
 	$(call BENCH_RUN,compare --baseline "$$NEWS_BASELINE" $${NEWS_DATA:+--data "$$NEWS_DATA"},NEWS_BENCH_ARGS)
 
-# The peers (FastAPI, uvicorn, Ray Serve) are installed on demand, never by `make install`, from
+# The peers (FastAPI, uvicorn, Ray Serve, LitServe, BentoML) are installed on demand, never by `make install`, from
 # their own hash lock, made against requirements/dev.txt so that it keeps the project's versions.
 $(VENV)/.peers-installed: bench/requirements-peers.txt | install
 	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r bench/requirements-peers.txt
 	@touch $@
 
-bench-peers: $(MAR) wrk $(VENV)/.peers-installed ## TorchServe vs FastAPI and Ray Serve, small run (installs them first) -> bench/peers.{json,md,png}
+bench-peers: $(MAR) wrk $(VENV)/.peers-installed ## TorchServe vs FastAPI, Ray Serve, LitServe and BentoML, small run (installs them first) -> bench/peers.{json,md,png}
 	$(call BENCH_RUN,peers,NEWS_PEERS_ARGS)
 
 # Last, once every default above is set: the values recipes read (see USER_VARS).

@@ -18,6 +18,7 @@ from pathlib import Path
 from bench.benchmark import CASES as BENCH_CASES
 from bench.peers.run import CASES as PEER_CASES
 from bench.peers.run import DEFAULT_CASES as PEER_DEFAULT_CASES
+from bench.peers.run import GRID_PARTS as PEER_GRID_PARTS
 from bench.peers.servers import PEERS
 from serving.properties import MODEL_NAME
 
@@ -62,13 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="benchmark: throughput and latency with ratios")
     run.add_argument("--cases", type=_cases(BENCH_CASES), default=BENCH_CASES,
                      help=f"comma-separated subset of {','.join(BENCH_CASES)}")
-    peers = sub.add_parser("peers", help="TorchServe vs FastAPI and Ray Serve on the same model; "
-                                         "batch settings grid (needs bench/requirements-peers.txt)")
+    peers = sub.add_parser("peers", help="TorchServe vs FastAPI, Ray Serve, LitServe and BentoML on the "
+                                         "same model; batch settings grid "
+                                         "(needs bench/requirements-peers.txt)")
     peers.add_argument("--cases", type=_cases(PEER_CASES), default=PEER_DEFAULT_CASES,
                        help=f"comma-separated subset of {','.join(PEER_CASES)} "
                             f"(default: {','.join(PEER_DEFAULT_CASES)})")
     peers.add_argument("--peers", type=_cases(PEERS), default=PEERS,
                        help=f"comma-separated subset of {','.join(PEERS)}")
+    peers.add_argument("--grid-parts", type=_cases(PEER_GRID_PARTS), default=PEER_GRID_PARTS,
+                       help=f"the grid's parts to measure, a comma-separated subset of "
+                            f"{','.join(PEER_GRID_PARTS)} (the shipped setting is always measured)")
+    peers.add_argument("--grid-rounds", type=int, default=None,
+                       help="alternated rounds of the grid (best kept; default 1)")
     compare = sub.add_parser("compare", help="the served archive against an older one, in one TorchServe")
     compare.add_argument("--baseline", type=Path, required=True, help="the reference .mar")
     compare.add_argument("--workers", type=int, default=2, help="workers per archive")
@@ -108,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.command == "peers":
-        missing = [m for m in ("fastapi", "uvicorn", "ray") if importlib.util.find_spec(m) is None]
+        missing = [m for m in ("fastapi", "uvicorn", "ray", "litserve", "bentoml")
+                   if importlib.util.find_spec(m) is None]
         if missing:
             print(f"error: {', '.join(missing)} not installed: run `make bench-peers` (installs "
                   "bench/requirements-peers.txt, hash-locked)",
@@ -145,7 +153,11 @@ def _run(args: argparse.Namespace) -> int:
 def _peers(args: argparse.Namespace) -> int:
     from bench.peers import report as peers_report
     from bench.peers import run as peers
-    results = peers.run(_settings(peers.PeerSettings, args), args.cases, args.peers)
+    settings = _settings(peers.PeerSettings, args)
+    settings.grid_parts = args.grid_parts
+    if args.grid_rounds:
+        settings.grid_rounds = args.grid_rounds
+    results = peers.run(settings, args.cases, args.peers)
     paths = peers_report.write(results, args.out)
     print(peers_report.markdown(results))
     print("wrote " + ", ".join(str(p) for p in paths))

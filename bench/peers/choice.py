@@ -1,5 +1,5 @@
 """What `make bench-peers`' figures say: ours against the best peer, the peer targets, and
-the batch settings to ship from the grid.
+the TorchServe settings to ship from the grid.
 
 The targets: at every concurrency above 1, req/s at least every peer's and p99 at most the
 best peer's; at concurrency 1, p50 within P50_MARGIN_MS of the best peer's."""
@@ -59,15 +59,25 @@ def targets(rows: Sequence[dict], ours: str = TORCHSERVE) -> list[dict]:
     return out
 
 
+def point_of(row: dict) -> tuple:
+    """A grid row's setting: (batchSize, maxBatchDelay, workers, frontend); the last two are
+    None in rows of a grid that did not vary them."""
+    return row["batchSize"], row["maxBatchDelay"], row.get("workers"), row.get("frontend")
+
+
 def _not_applied(row: dict) -> bool:
     applied = row.get("applied")
-    return bool(applied) and (applied.get("batchSize"), applied.get("maxBatchDelay")) != \
+    if not applied:
+        return False
+    workers_differ = row.get("workers") is not None and applied.get("workers") not in (None, row["workers"])
+    return workers_differ or (applied.get("batchSize"), applied.get("maxBatchDelay")) != \
         (row["batchSize"], row["maxBatchDelay"])
 
 
 def choose_defaults(grid: Sequence[dict], peer_rows: Sequence[dict], margin_ms: float = P50_MARGIN_MS,
                     noise_ms: float = P50_NOISE_MS) -> dict:
-    """The batch settings to ship, by the peer targets in order:
+    """The TorchServe settings to ship (batching, and workers and frontend where the grid
+    varied them), by the peer targets in order:
 
     1. keep req/s at the highest concurrency at least the best peer's (batchSize 1 meets the
        latency target and loses this one by far);
@@ -79,12 +89,11 @@ def choose_defaults(grid: Sequence[dict], peer_rows: Sequence[dict], margin_ms: 
     A point TorchServe did not apply as written (it reads maxBatchDelay 0 as its default,
     100 ms) cannot be shipped and is left out."""
     low, high = min(r["concurrency"] for r in grid), max(r["concurrency"] for r in grid)
-    ignored = {(r["batchSize"], r["maxBatchDelay"]) for r in grid if _not_applied(r)}
-    points = sorted({(r["batchSize"], r["maxBatchDelay"]) for r in grid} - ignored)
+    ignored = {point_of(r) for r in grid if _not_applied(r)}
+    points = sorted({point_of(r) for r in grid} - ignored, key=str)
 
-    def figure(point: tuple[int, int], c: int, key: str) -> float:
-        return next(r[key] for r in grid
-                    if (r["batchSize"], r["maxBatchDelay"]) == point and r["concurrency"] == c)
+    def figure(point: tuple, c: int, key: str) -> float:
+        return next(r[key] for r in grid if point_of(r) == point and r["concurrency"] == c)
 
     def peer_figures(c: int, key: str) -> list[float]:
         return [r[key] for r in peer_rows if r["concurrency"] == c and r["server"] in PEERS]
@@ -101,11 +110,19 @@ def choose_defaults(grid: Sequence[dict], peer_rows: Sequence[dict], margin_ms: 
         eligible = [p for p in candidates if figure(p, low, "p50_ms") <= bound]
         rule = f"p50 at c={low} <= the lowest such point's + {noise_ms:g} ms (run-to-run spread)"
     best = max(eligible, key=lambda p: figure(p, high, "rps"))
-    return {"batchSize": best[0], "maxBatchDelay": best[1], "objective_met": met,
+    properties = next((r.get("frontend_properties") for r in grid if point_of(r) == best), None)
+    return {"batchSize": best[0], "maxBatchDelay": best[1], "workers": best[2], "frontend": best[3],
+            "frontend_properties": properties, "objective_met": met,
             "objective": f"req/s at c={high} >= best peer's; then p50 at c={low} <= best peer's p50 + "
                          f"{margin_ms:g} ms; then most req/s at c={high}",
             "rps_floor": rps_floor, "throughput_met": bool(fast), "rule_applied": rule,
             "p50_bound_ms": round(bound, 3) if bound != float("inf") else None,
-            "eligible": [{"batchSize": b, "maxBatchDelay": d} for b, d in eligible],
-            "not_applied": [{"batchSize": b, "maxBatchDelay": d} for b, d in sorted(ignored)],
+            "eligible": [_named(p) for p in eligible],
+            "not_applied": [_named(p) for p in sorted(ignored, key=str)],
             f"rps_c{high}": figure(best, high, "rps"), f"p50_ms_c{low}": figure(best, low, "p50_ms")}
+
+
+def _named(point: tuple) -> dict:
+    """A point as a dict, without the parts its grid did not vary."""
+    names = ("batchSize", "maxBatchDelay", "workers", "frontend")
+    return {name: value for name, value in zip(names, point, strict=True) if value is not None}

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from bench import harness
+from bench.peers.choice import point_of
 from bench.peers.servers import SERVERS
 
 # What bench/peers.json's `cases` entries hold at least (what docs/benchmarks.md reads).
@@ -20,21 +21,32 @@ def _table(rows: list[dict], first: str = "Server", key: str = "server") -> list
 
 
 def _grid_table(rows: list[dict]) -> list[str]:
-    """One line per batch setting; req/s, p50 and p99 per concurrency side by side."""
+    """One line per TorchServe setting; req/s, p50 and p99 per concurrency side by side (the
+    workers and frontend columns when the grid varied them)."""
     concurrencies = sorted({r["concurrency"] for r in rows})
-    points = sorted({(r["batchSize"], r["maxBatchDelay"]) for r in rows})
-    head = "| batchSize | maxBatchDelay ms | " + " | ".join(
+    points = sorted({point_of(r) for r in rows}, key=str)
+    varied = any(r.get("frontend") is not None for r in rows)
+    head = "| batchSize | maxBatchDelay ms | " + ("workers | frontend | " if varied else "") + " | ".join(
         f"c={c} req/s | c={c} p50 ms | c={c} p99 ms" for c in concurrencies) + " | applied by TorchServe |"
-    lines = [head, "|" + "---:|" * (2 + 3 * len(concurrencies)) + "---|"]
-    for b, d in points:
+    align = "|---:|---:|" + ("---:|---|" if varied else "") + "---:|" * (3 * len(concurrencies)) + "---|"
+    lines = [head, align]
+    for point in points:
+        b, d, workers, frontend = point
         cells, applied = [], ""
         for c in concurrencies:
-            r = next((r for r in rows
-                      if (r["batchSize"], r["maxBatchDelay"], r["concurrency"]) == (b, d, c)), None)
+            r = next((r for r in rows if point_of(r) == point and r["concurrency"] == c), None)
             cells.append(f"{r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f}" if r else "- | - | -")
             if r and r.get("applied"):
                 applied = f"{r['applied'].get('batchSize')} / {r['applied'].get('maxBatchDelay')} ms"
-        lines.append(f"| {b} | {d} | " + " | ".join(cells) + f" | {applied} |")
+                if r["applied"].get("workers") is not None:
+                    applied += f" / {r['applied']['workers']} workers"
+        lead = f"| {b} | {d} | " + (f"{workers} | {frontend} | " if varied else "")
+        lines.append(lead + " | ".join(cells) + f" | {applied} |")
+    if varied:
+        frontends = {r["frontend"]: r.get("frontend_properties") or {} for r in rows}
+        lines += [""] + [f"- frontend {name}: " + (", ".join(f"`{k}={v}`" for k, v in props.items())
+                                                   or "config.properties as shipped")
+                         for name, props in frontends.items()]
     return lines
 
 
@@ -50,7 +62,9 @@ def markdown(results: dict) -> str:
              f"{s['duration_s']} s per measurement after {s['warmup_s']} s warm-up, best of {s['rounds']} "
              f"round(s) in alternating order (grid: {s['grid_rounds']}), `wrk` on loopback; "
              f"{s['processes']} processes per server; peers batch up to {s['peer_max_batch']} with "
-             f"{s['peer_max_delay_ms']} ms delay. news_cnn model-config: "
+             f"{s['peer_max_delay_ms']} ms delay (LitServe: batch_timeout "
+             f"{s.get('litserve_batch_timeout_ms', '-')} ms; BentoML: adaptive within max_latency_ms "
+             f"{s.get('bentoml_max_latency_ms', '-')}). news_cnn model-config: "
              f"`{json.dumps(results.get('model_config', {}))}`. Whole run: {results.get('total_s')} s.", ""]
     for name, why in results.get("unavailable", {}).items():
         lines.append(f"- **{name} not measured**: {why}")
@@ -75,15 +89,17 @@ def markdown(results: dict) -> str:
     if results.get("explanation_cases"):
         lines += ["/explanations:", ""] + _table(results["explanation_cases"]) + [""]
     if results.get("grid"):
-        lines += ["TorchServe batch settings grid (/predictions):", ""] + _grid_table(results["grid"]) + [""]
+        lines += ["TorchServe settings grid (/predictions):", ""] + _grid_table(results["grid"]) + [""]
     choice = results.get("choice")
     if choice:
         text = (f"Objective: {choice['objective']} (bound {choice['p50_bound_ms']} ms). Chosen: batchSize "
                 f"{choice['batchSize']}, maxBatchDelay {choice['maxBatchDelay']}")
+        if choice.get("workers") is not None:
+            text += f", {choice['workers']} workers, frontend {choice['frontend']}"
         text += "." if choice["objective_met"] else \
             f" (no point met the objective; chosen by {choice['rule_applied']} instead)."
         for p in choice.get("not_applied", []):
-            text += (f" Left out: batchSize {p['batchSize']}, maxBatchDelay {p['maxBatchDelay']} "
+            text += (f" Left out: {', '.join(f'{k} {v}' for k, v in p.items())} "
                      "(TorchServe did not apply it as written).")
         lines += [text, ""]
     return "\n".join(lines)

@@ -1,12 +1,16 @@
 """`make bench-peers`: TorchServe with our handler against what a user would pick instead.
 
-Four servers run side by side on this machine, each serving the same artifacts through the
+Six servers run side by side on this machine, each serving the same artifacts through the
 same model/ code with one process per core:
 
 * torchserve: news_cnn.mar as shipped (handler/, model-config.yaml), token authorization on;
 * fastapi: FastAPI + uvicorn, one forward pass per request (bench.peers.apps);
 * fastapi-batched: FastAPI + uvicorn with an asyncio micro-batcher (bench.peers.microbatch);
-* ray-serve: Ray Serve with `@serve.batch`, one replica per core (bench.peers.ray_serve).
+* ray-serve: Ray Serve with `@serve.batch`, one replica per core (bench.peers.ray_serve);
+* litserve: LitServe with its batching (max_batch_size, batch_timeout), one worker per core
+  and the fast (ZeroMQ) queue (bench.peers.lit_serve);
+* bentoml: BentoML 1.4 with adaptive batching (`batchable=True`, max_batch_size,
+  max_latency_ms), one model worker per core behind a one-worker front Service (bench.peers.bento).
 
 Before any load, each peer's answers on the first `check_headlines` test headlines must equal
 TorchServe's (label and probabilities; for explanations also the tokens and their scores): a
@@ -14,10 +18,12 @@ peer that disagrees is refused, not measured. Then the same `wrk` load as `make 
 (bench.load) at each concurrency, every server in turn, `rounds` times in alternating order,
 best round kept. Cases:
 
-* peers: /predictions on the four servers;
+* peers: /predictions on the six servers;
 * explanations: /explanations on TorchServe and the batched FastAPI peer;
-* grid: copies of news_cnn.mar that differ only in batchSize x maxBatchDelay, served by the
-  same TorchServe; the choice of shipped defaults follows bench.peers.choice.choose_defaults.
+* grid: TorchServe settings (bench.peers.grid): copies of news_cnn.mar that differ in
+  batchSize x maxBatchDelay or workers, and TorchServes that differ in the frontend's JVM and
+  netty settings, all in the same alternating rounds; the choice of shipped settings follows
+  bench.peers.choice.choose_defaults.
 """
 from __future__ import annotations
 
@@ -32,9 +38,11 @@ import requests
 
 from bench import archives, headlines, load, server
 from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
+from bench.peers import grid
 from bench.peers.choice import choose_defaults, ratios, targets
 from bench.peers.servers import (
     FASTAPI_BATCHED,
+    LITSERVE,
     PEERS,
     TORCHSERVE,
     Endpoint,
@@ -47,7 +55,8 @@ from serving.properties import MODEL_NAME
 from serving.server import TorchServe
 
 CASES = ("peers", "explanations", "grid")
-# What `make bench-peers` runs unless told otherwise: the four servers' /predictions.
+GRID_PARTS = ("batching", "workers", "frontends")
+# What `make bench-peers` runs unless told otherwise: the six servers' /predictions.
 DEFAULT_CASES = ("peers",)
 
 
@@ -60,17 +69,31 @@ class PeerSettings(LoadSettings):
     processes: int = field(default_factory=lambda: os.cpu_count() or 2)
     peer_max_batch: int = 32
     peer_max_delay_ms: float = 0.0
+    # LitServe's batch_timeout: at 0 its workers poll the queue without waiting, spinning a
+    # core each; 1 ms is the smallest wait that batches without that.
+    litserve_batch_timeout_ms: float = 1.0
+    # BentoML's max_latency_ms: a budget for wait plus compute (its dispatcher adapts the wait
+    # inside it and refuses with 503 beyond it), not a fixed wait.
+    bentoml_max_latency_ms: int = 1000
     grid_batch_sizes: tuple[int, ...] = (8, 32)
     grid_delays_ms: tuple[int, ...] = (0, 1, 2, 5)
     # batchSize 1 never waits for a batch: TorchServe's own latency floor, for reference.
     grid_extra_points: tuple[tuple[int, int], ...] = ((1, 1),)
-    grid_rounds: int = 1  # the grid has 9 servers' worth of runs: one round keeps it in budget
+    # Beside the shipped workers and frontend, at the shipped batch setting (bench.peers.grid).
+    grid_workers: tuple[int, ...] = (1, 3)
+    grid_frontends: dict[str, dict] = field(default_factory=lambda: dict(grid.FRONTENDS))
+    # Which of the grid's parts to measure (around the shipped point, always measured).
+    grid_parts: tuple[str, ...] = GRID_PARTS
+    grid_rounds: int = 1  # the grid has 14 servers' worth of runs: one round keeps it in budget
     start_timeout_s: float = 240.0
 
-    def grid_points(self) -> list[tuple[int, int]]:
-        """(batchSize, maxBatchDelay) of every grid point."""
-        points = [(b, d) for b in self.grid_batch_sizes for d in self.grid_delays_ms]
-        return points + [p for p in self.grid_extra_points if p not in points]
+    def grid_points(self, shipped: dict) -> list[grid.GridPoint]:
+        """Every grid point, around `shipped` (news_cnn.mar's model-config)."""
+        batch_points = [(b, d) for b in self.grid_batch_sizes for d in self.grid_delays_ms]
+        batch_points += [p for p in self.grid_extra_points if p not in batch_points]
+        return grid.points(shipped, batch_points if "batching" in self.grid_parts else [],
+                           self.grid_workers if "workers" in self.grid_parts else [],
+                           list(self.grid_frontends) if "frontends" in self.grid_parts else [])
 
 
 # --- answers ------------------------------------------------------------------------------
@@ -123,25 +146,18 @@ def measure_all(endpoints: Sequence[Endpoint], bodies: list[str], settings: Peer
 
 
 # --- the run ------------------------------------------------------------------------------
-def grid_name(batch_size: int, delay_ms: int) -> str:
-    """The model name of one grid point."""
-    return f"grid_b{batch_size}_d{delay_ms}"
-
-
-def _grid(ts: TorchServe, points: list[tuple[int, int]], bodies: list[str],
+def _grid(servers: dict[str, TorchServe], points: list[grid.GridPoint], bodies: list[str],
           settings: PeerSettings) -> list[dict]:
-    print(f"grid: batchSize x maxBatchDelay {points} (TorchServe, {settings.grid_rounds} round(s))")
-    endpoints = [torchserve_endpoint(ts, grid_name(b, d)) for b, d in points]
+    print(f"grid: {len(points)} TorchServe settings on {len(servers)} frontend(s) "
+          f"({settings.grid_rounds} round(s))", flush=True)
+    endpoints = [grid.endpoint(servers, p) for p in points]
     rows = measure_all(endpoints, bodies, settings, rounds=settings.grid_rounds)
-    by_model = {torchserve_endpoint(ts, grid_name(b, d)).server: (b, d) for b, d in points}
-    # What TorchServe says it applied: a setting it ignores would otherwise pass unnoticed.
-    applied = {}
-    for b, d in points:
-        described = ts.describe(grid_name(b, d))
-        applied[(b, d)] = {key: described.get(key) for key in ("batchSize", "maxBatchDelay")}
+    by_label = {p.label: p for p in points}
+    applied = {p: grid.applied(servers, p) for p in points}
     for row in rows:
-        b, d = by_model[row["server"]]
-        row.update(server=TORCHSERVE, batchSize=b, maxBatchDelay=d, applied=applied[(b, d)])
+        point = by_label[row["server"]]
+        row.update(server=TORCHSERVE, **grid.row_fields(point, settings.grid_frontends),
+                   applied=applied[point])
     return rows
 
 
@@ -151,35 +167,51 @@ class _Servers:
 
     ts: TorchServe | None = None
     launched: list[tuple[PeerProcess, Endpoint]] = field(default_factory=list)
+    # The grid's TorchServes by frontend setting (the default one is `ts`).
+    frontends: dict[str, TorchServe] = field(default_factory=dict)
 
     def stop(self) -> None:
         for process, _ in self.launched:
             process.stop()
-        if self.ts is not None:
-            self.ts.stop()
+        for ts in [self.ts, *self.frontends.values()]:
+            if ts is not None:
+                ts.stop()
+
+    def by_frontend(self) -> dict[str, TorchServe]:
+        """Every TorchServe up, by frontend setting."""
+        return {grid.DEFAULT_FRONTEND: self.ts, **self.frontends}
 
 
-def _build_store(settings: PeerSettings, points: Sequence[tuple[int, int]], store: Path) -> dict:
-    """news_cnn.mar and one copy per grid point in `store`; returns news_cnn's model-config."""
+def _build_store(settings: PeerSettings, points: Sequence[grid.GridPoint], shipped: dict,
+                 store: Path) -> None:
+    """news_cnn.mar and one copy per grid model setting in `store`."""
     archives.copy_into(settings.mar, store)
-    for b, d in points:
-        archives.with_model_config(store / f"{MODEL_NAME}.mar", store / f"{grid_name(b, d)}.mar",
-                                   {"batchSize": b, "maxBatchDelay": d})
-    return read_model_config(store / f"{MODEL_NAME}.mar")
+    grid.build_archives(store / f"{MODEL_NAME}.mar", store, points, shipped)
 
 
-def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[tuple[int, int]], root: Path,
+def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[grid.GridPoint], root: Path,
            model_config: dict, text: str, servers: _Servers, results: dict) -> dict[str, Endpoint]:
-    """Start the peers (in the background), then TorchServe, then wait for the peers; a peer
-    that does not come up is recorded in results["unavailable"]. Returns the endpoints up."""
+    """Start the peers (in the background), then TorchServe (and one per other frontend setting
+    of the grid), then wait for the peers; a peer that does not come up is recorded in
+    results["unavailable"]. Returns the endpoints up."""
     for name in peers:
+        delay = settings.litserve_batch_timeout_ms if name == LITSERVE else settings.peer_max_delay_ms
         servers.launched.append(start_peer(name, settings.artifacts, settings.processes,
-                                           settings.peer_max_batch, settings.peer_max_delay_ms, root))
-    models = {name: f"{name}.mar" for name in [MODEL_NAME] + [grid_name(b, d) for b, d in points]}
-    print(f"starting TorchServe ({', '.join(models)}) and {', '.join(peers) or 'no peer'}", flush=True)
-    workers = int(model_config.get("minWorkers", 1))
+                                           settings.peer_max_batch, delay, root,
+                                           max_latency_ms=settings.bentoml_max_latency_ms))
+    here = [p for p in points if p.frontend == grid.DEFAULT_FRONTEND]
+    models = {MODEL_NAME: f"{MODEL_NAME}.mar", **{p.model: f"{p.model}.mar" for p in here}}
+    others = {p.frontend for p in points} - {grid.DEFAULT_FRONTEND}
+    print(f"starting TorchServe ({len(models)} models, {len(others)} more frontend(s) for the grid) "
+          f"and {', '.join(peers) or 'no peer'}", flush=True)
+    workers = min([int(model_config.get("minWorkers", 1))] + [p.workers for p in here])
     servers.ts = server.start(root / TORCHSERVE, root / "store", models, workers,
                               timeout_s=settings.start_timeout_s, base=settings.config)
+    server.wait_models(servers.ts, [MODEL_NAME], int(model_config.get("minWorkers", 1)),
+                       settings.start_timeout_s)
+    grid.start_frontends(points, settings.grid_frontends, root, root / "store", settings.config,
+                         settings.start_timeout_s, into=servers.frontends)
+    grid.wait_workers(servers.by_frontend(), points, settings.start_timeout_s)
     endpoints = {TORCHSERVE: torchserve_endpoint(servers.ts)}
     for process, endpoint in servers.launched:
         try:
@@ -213,7 +245,8 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
     titles = headlines.load(settings.data)
     bodies = headlines.json_bodies(titles)
     check = titles[:settings.check_headlines]
-    points = settings.grid_points() if "grid" in cases else []
+    shipped = read_model_config(settings.mar)
+    points = settings.grid_points(shipped) if "grid" in cases else []
     wanted = [p for p in peers if "peers" in cases
               or (p == FASTAPI_BATCHED and "explanations" in cases)]
     started = time.monotonic()
@@ -222,16 +255,20 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s,
                      "rounds": settings.rounds,
-                     "grid_rounds": settings.grid_rounds, "concurrencies": list(settings.concurrencies),
+                     "grid_rounds": settings.grid_rounds, "grid_frontends": settings.grid_frontends,
+                     "concurrencies": list(settings.concurrencies),
                      "processes": settings.processes, "peer_max_batch": settings.peer_max_batch,
-                     "peer_max_delay_ms": settings.peer_max_delay_ms, "headlines": len(titles),
+                     "peer_max_delay_ms": settings.peer_max_delay_ms,
+                     "litserve_batch_timeout_ms": settings.litserve_batch_timeout_ms,
+                     "bentoml_max_latency_ms": settings.bentoml_max_latency_ms, "headlines": len(titles),
                      "checked_headlines": len(check), "cases": list(cases)},
         "cases": [], "explanation_cases": [], "grid": [], "refused": {}, "unavailable": {},
     }
     servers = _Servers()
     with temp_root("bench-peers-") as root:
         try:
-            results["model_config"] = _build_store(settings, points, root / "store")
+            results["model_config"] = shipped
+            _build_store(settings, points, shipped, root / "store")
             endpoints = _start(settings, wanted, points, root, results["model_config"], check[0], servers,
                                results)
             results["start_s"] = round(time.monotonic() - started, 1)
@@ -245,7 +282,7 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
                 results["explanation_cases"] = _explanations(
                     endpoints[TORCHSERVE], endpoints.get(FASTAPI_BATCHED), check, bodies, settings, results)
             if points:
-                results["grid"] = _grid(servers.ts, points, bodies, settings)
+                results["grid"] = _grid(servers.by_frontend(), points, bodies, settings)
                 if results["cases"]:
                     results["choice"] = choose_defaults(results["grid"], results["cases"])
         finally:

@@ -21,7 +21,9 @@ TORCHSERVE = "torchserve"
 FASTAPI = "fastapi"
 FASTAPI_BATCHED = "fastapi-batched"
 RAY_SERVE = "ray-serve"
-SERVERS = (TORCHSERVE, FASTAPI, FASTAPI_BATCHED, RAY_SERVE)
+LITSERVE = "litserve"
+BENTOML = "bentoml"
+SERVERS = (TORCHSERVE, FASTAPI, FASTAPI_BATCHED, RAY_SERVE, LITSERVE, BENTOML)
 PEERS = SERVERS[1:]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,14 +103,25 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, max_delay_ms: float,
-               root: Path) -> tuple[PeerProcess, Endpoint]:
-    """Launch one peer with `processes` processes (uvicorn workers, Ray replicas) and its
-    batcher's settings; its log and Ray's session go under `root`. Not yet ready: see
-    PeerProcess.wait_ready."""
+               root: Path, max_latency_ms: int = 1000) -> tuple[PeerProcess, Endpoint]:
+    """Launch one peer with `processes` processes (uvicorn workers, Ray replicas, LitServe's
+    and BentoML's model workers) and its batcher's settings (`max_delay_ms`: the wait for a
+    batch; BentoML adapts its wait within the budget `max_latency_ms` instead); its log and
+    Ray's and BentoML's state go under `root`. Not yet ready: see PeerProcess.wait_ready."""
     port = free_port()
     artifacts = str(artifacts_dir.resolve())
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    if name == RAY_SERVE:
+    if name == LITSERVE:
+        command = [sys.executable, "-m", "bench.peers.lit_serve", "--artifacts", artifacts,
+                   "--port", str(port), "--workers", str(processes), "--max-batch", str(max_batch),
+                   "--max-delay-ms", str(max_delay_ms)]
+    elif name == BENTOML:
+        env.update(PEER_ARTIFACTS=artifacts, PEER_PROCESSES=str(processes), PEER_MAX_BATCH=str(max_batch),
+                   PEER_MAX_LATENCY_MS=str(max_latency_ms), BENTOML_HOME=str(root / "bentoml"),
+                   BENTOML_DO_NOT_TRACK="True")
+        command = [sys.executable, "-m", "bentoml", "serve", "bench.peers.bento:NewsPeer",
+                   "--working-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(port)]
+    elif name == RAY_SERVE:
         command = [sys.executable, "-m", "bench.peers.ray_serve", "--artifacts", artifacts,
                    "--port", str(port), "--replicas", str(processes), "--max-batch", str(max_batch),
                    "--max-delay-ms", str(max_delay_ms), "--temp-dir", str(root / "ray")]

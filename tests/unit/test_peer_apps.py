@@ -81,3 +81,62 @@ def test_batched_peer_answers_each_request_its_own_headline(tiny_artifacts):
 def test_a_body_without_a_text_string_gets_a_json_422(tiny_artifacts, body):
     (r,) = post_all(create_app(tiny_artifacts, batched=True), "/predictions", [body])
     assert r.status_code == 422 and "detail" in r.json()
+
+
+def _litserve_answers(artifacts, explanations: bool, bodies: list) -> list:
+    """What the LitServe peer's LitAPI answers, through LitServe's per-request steps in its order
+    (decode each request, batch, predict, unbatch, encode each), without its server processes."""
+    lit_serve = pytest.importorskip("bench.peers.lit_serve", reason="litserve: bench/requirements-peers.txt")
+    api = lit_serve.NewsLitAPI(str(artifacts), explanations, max_batch=32, max_delay_ms=1.0)
+    api.setup("cpu")
+    batch = api.batch([api.decode_request(body) for body in bodies])
+    return [api.encode_response(answer) for answer in api.unbatch(api.predict(batch))]
+
+
+@pytest.mark.parametrize("path", ["predictions", "explanations"])
+def test_litserve_peer_answers_equal_the_handlers(tiny_artifacts, handler_answers, path):
+    answers = _litserve_answers(tiny_artifacts, path == "explanations", [{"text": t} for t in TEXTS])
+    for answer, expected in zip(answers, handler_answers[path], strict=True):
+        assert disagreement(expected, answer, explanations=path == "explanations") is None
+        assert set(answer) == set(expected)
+    assert answers[ABSTAINING] == handler_answers[path][ABSTAINING]
+
+
+@pytest.mark.parametrize("body", [{"txt": "no text key"}, {"text": 3.5}, ["a list"]])
+def test_litserve_peer_refuses_a_body_without_a_text_string_with_422(body):
+    lit_serve = pytest.importorskip("bench.peers.lit_serve", reason="litserve: bench/requirements-peers.txt")
+    with pytest.raises(lit_serve.HTTPException) as refused:
+        lit_serve.headline_of(body)
+    assert refused.value.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["predictions", "explanations"])
+def test_bentoml_peer_model_answers_equal_the_handlers(tiny_artifacts, handler_answers, path, monkeypatch):
+    """The batchable model Service's methods, called as one batch (its dispatcher's call)."""
+    bento = pytest.importorskip("bench.peers.bento", reason="bentoml: bench/requirements-peers.txt")
+    monkeypatch.setenv("PEER_ARTIFACTS", str(tiny_artifacts))
+    model = bento.NewsModel.inner()
+    answers = model.explain(TEXTS) if path == "explanations" else model.predict(TEXTS)
+    for answer, expected in zip(answers, handler_answers[path], strict=True):
+        assert disagreement(expected, answer, explanations=path == "explanations") is None
+        assert set(answer) == set(expected)
+
+
+def test_bentoml_front_sends_a_dropped_call_once_more_and_no_more():
+    bento = pytest.importorskip("bench.peers.bento", reason="bentoml: bench/requirements-peers.txt")
+    import aiohttp
+    calls = []
+
+    def dropping(times: int):
+        async def call() -> list[dict]:
+            calls.append(1)
+            if len(calls) <= times:
+                raise aiohttp.ServerDisconnectedError()
+            return [{"label": "Sports"}]
+        return call
+    assert asyncio.run(bento._once_more_if_dropped(dropping(1))) == [{"label": "Sports"}]
+    assert len(calls) == 2
+    calls.clear()
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        asyncio.run(bento._once_more_if_dropped(dropping(2)))
+    assert len(calls) == 2
