@@ -381,8 +381,11 @@ def test_ctrl_c_leaves_a_valid_file_that_resume_finishes(model, tmp_path):
     gate = threading.Event()
     with handler_http.serve(model.model, metadata={"max_texts": 5}, gate=gate, ungated=3) as (client, httpd):
         argv = cli(tmp_path, client.url, "--file", str(source), "--out", str(out))
+        # SIGINT back to its default in the child: a test run started in the background by a
+        # non-interactive shell ignores SIGINT, and the child would inherit that (no Ctrl-C).
         process = subprocess.Popen([sys.executable, "-m", "client", *argv, "--in-flight", "1"],
-                                   env=subprocess_env(), stderr=subprocess.PIPE, text=True)
+                                   env=subprocess_env(), stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 16):
             time.sleep(0.02)
