@@ -42,6 +42,10 @@ def _commands_of_news_cnn(commands: argparse._SubParsersAction, server_help: boo
             "--archive", default=None,
             help="answer with this .mar (or artifacts directory) in this process, through the "
                  "handler, instead of the server")
+        commands.choices[name].add_argument(
+            "--workers", type=int, default=None,
+            help="with --archive and --file: processes scoring the file, each loading the archive "
+                 "once (default: one per core)")
     for name in SERVER_COMMANDS:
         summary = f"{_server_cli().COMMANDS[name].help} " if server_help else ""
         commands.add_parser(name, help=f"{summary}(`{PROG} {name} --help`)", add_help=False)
@@ -71,16 +75,28 @@ class ArchiveInProcess(HandlerClient):
 
 
 def run_archive(args) -> int:
-    """predict/explain with --archive: load the archive, then run the client's command on it."""
+    """predict/explain with --archive: load the archive (a file: in a pool of processes, one per
+    core; headlines: in this process), then run the client's command on it."""
     from serving.offline import OfflineError, OfflineModel  # torch: only for --archive
 
+    if args.workers is not None and (args.workers < 1 or not args.file):
+        print(f"{PROG}: error: --workers takes 1 or more and goes with --file", file=sys.stderr)
+        return 2
     try:
-        model = OfflineModel(args.archive)
+        if args.file:
+            from serving.offline_pool import ArchivePool
+
+            model = ArchivePool(args.archive, args.workers)
+        else:
+            model = OfflineModel(args.archive)
     except OfflineError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     with model:
-        return client_cli.execute(args, ArchiveInProcess(model))
+        return client_cli.execute(args, model if args.file else ArchiveInProcess(model))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,9 +45,10 @@ class OfflineModel:
     unpacked archive is removed on exit); calls are serialised (one handler, one context)."""
 
     def __init__(self, source: str | Path, model_config: dict | None = None,
-                 warn: IO[str] | None = None) -> None:
+                 warn: IO[str] | None = None, handler_settings: dict | None = None) -> None:
         """Load `source` (a .mar or an artifacts directory); `model_config` replaces its
-        model-config.yaml (e.g. other handler limits)."""
+        model-config.yaml (e.g. other handler limits), and `handler_settings` replace single
+        keys of its `handler` section (e.g. {"max_texts": 512} for larger requests)."""
         # TorchServe's base handler warns on import about accelerators it did not find
         # (OpenVINO, ONNX Runtime, TensorRT): noise for a run in this process.
         logging.getLogger("ts.torch_handler.base_handler").setLevel(logging.ERROR)
@@ -60,8 +61,11 @@ class OfflineModel:
         for name in self._differing_code(model_dir):
             print(f"warning: {self.source}'s {name} differs from this checkout's, whose code runs "
                   f"here: its answers may differ from the served ones", file=warn or sys.stderr)
+        config = model_config or archived_config
+        if handler_settings:
+            config = {**config, "handler": {**(config.get("handler") or {}), **handler_settings}}
         self.context = Context(MODEL_NAME, str(model_dir), manifest, 1, None, "offline",
-                               metrics=None, model_yaml_config=model_config or archived_config)
+                               metrics=None, model_yaml_config=config)
         self.handler = NewsHandler()
         try:
             self.handler.initialize(self.context)
