@@ -104,8 +104,9 @@ class OfflineModel:
         return [name for name, ours in pairs
                 if (model_dir / name).is_file() and not filecmp.cmp(model_dir / name, ours, shallow=False)]
 
-    def call(self, body: object, explain: bool = False) -> tuple[int, object]:
-        """One request as TorchServe would hand it over: (HTTP status, decoded JSON answer)."""
+    def call(self, body: object, explain: bool = False, decode: bool = True) -> tuple[int, object]:
+        """One request as TorchServe would hand it over: (HTTP status, decoded JSON answer;
+        the JSON text as the handler wrote it when not `decode`)."""
         with self._lock:
             headers = {**JSON_BODY_HEADERS, **(EXPLAIN_HEADER if explain else {})}
             self.context.request_processor = [RequestProcessor(headers)]
@@ -113,7 +114,7 @@ class OfflineModel:
             output = self.handler.handle([{"body": body}], self.context)
             status, _ = self.context.get_response_status(0)
         answer = output[0]
-        return status, json.loads(answer) if isinstance(answer, (str, bytes)) else answer
+        return status, json.loads(answer) if decode and isinstance(answer, (str, bytes)) else answer
 
     def metadata(self) -> dict:
         """What the served model's description shows as customizedMetadata."""

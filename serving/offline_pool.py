@@ -15,6 +15,7 @@ process that already runs torch's thread pool can hang.
 from __future__ import annotations
 
 import io
+import json
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -59,7 +60,10 @@ def _describe() -> tuple[str, dict]:
 
 
 def _call(body: object, explain: bool) -> tuple[int, object]:
-    return _model().call(body, explain)
+    # The handler's JSON text goes back as it is, decoded once in the parent: less CPU in all
+    # than decoding it here and pickling the answers (240,000 headlines: 14.0 and 13.7 CPU
+    # seconds against 15.7 and 14.4, alternating runs on a shared 2-core machine).
+    return _model().call(body, explain, decode=False)
 
 
 class ArchivePool(HandlerClient):
@@ -95,7 +99,7 @@ class ArchivePool(HandlerClient):
             status, answer = self._pool.submit(_call, body, explain).result()
         except BrokenProcessPool as err:
             raise ClientError(f"a worker process scoring the archive ended: {err}") from None
-        return check_answer(status, answer)
+        return check_answer(status, json.loads(answer) if isinstance(answer, (str, bytes)) else answer)
 
     def metadata(self) -> dict:
         """The handler's description of itself (max_texts is the pool's)."""
