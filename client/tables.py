@@ -19,7 +19,7 @@ PROBABILITY_PREFIX = "prob_"
 # unchanged in every column, and a headline holding them gets an error instead of a label.
 ENCODING_ERRORS = "surrogateescape"
 STDIO = "-"
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "jsonl", "parquet")  # parquet: client/parquet.py
 
 
 
@@ -47,10 +47,11 @@ class Outcome:
 
 
 def format_of(path: str, given: str | None = None) -> str:
-    """csv or jsonl: `given`, else from the file's suffix (.jsonl), else csv."""
+    """csv, jsonl or parquet: `given`, else from the file's suffix (.jsonl, .parquet), else csv."""
     if given:
         return given
-    return "jsonl" if path != STDIO and Path(path).suffix.lower() == ".jsonl" else "csv"
+    suffix = Path(path).suffix.lower() if path != STDIO else ""
+    return {".jsonl": "jsonl", ".parquet": "parquet"}.get(suffix, "csv")
 
 
 def open_text(path: str, mode: str) -> IO[str]:
@@ -236,10 +237,14 @@ class JsonlTable:
         return done, end
 
 
-def make_table(kind: str, column: str, source: str) -> CsvTable | JsonlTable:
-    """The reader and writer of one format ("csv" or "jsonl")."""
+def make_table(kind: str, column: str, source: str):
+    """The reader and writer of one format ("csv", "jsonl" or "parquet")."""
     if kind not in FORMATS:
         raise InputError(f"unknown format {kind!r}: use one of {', '.join(FORMATS)}")
+    if kind == "parquet":
+        from client.parquet import ParquetTable  # pyarrow: only for Parquet
+
+        return ParquetTable(column, source)
     return CsvTable(column, source) if kind == "csv" else JsonlTable(column, source)
 
 
@@ -248,6 +253,10 @@ def count_records(path: str, kind: str, column: str) -> int | None:
     it cannot be read (reading it for real then says why)."""
     if path == STDIO or not Path(path).is_file():
         return None
+    if kind == "parquet":
+        from client.parquet import count_rows
+
+        return count_rows(path)
     try:
         with open_text(path, "r") as stream:
             return sum(1 for _ in make_table(kind, column, path).read(stream))
@@ -307,6 +316,9 @@ class Output:
         if end == 0:
             self._write(self.table.header(self.columns))
         return done
+
+    def finish(self) -> None:
+        """Every row is answered (each is in the file already)."""
 
     def write(self, rows: list[tuple[Record, Outcome]]) -> None:
         """Append whole rows, then flush: what is in the file is always complete rows."""
