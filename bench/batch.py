@@ -189,6 +189,7 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
 
     from model.predictor import Predictor
 
+    started = machine()  # the load average before the run
     with temp_root("bench-batch-") as root:
         source = root / "headlines.csv"
         count = write_rows(data, source, rows)
@@ -239,7 +240,7 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
     def best(kind: str) -> int:
         return max(rate for name, rate in rates.items() if name.startswith(f"predictor_{kind}_"))
 
-    return {"machine": machine(), "loadavg_end": loadavg(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    return {"machine": started, "loadavg_end": loadavg(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "rows": count, "data": str(data), "rounds": rounds, "max_texts": max_texts, "workers": workers,
             "limit_processes": len(parts), "archive_peak_rss_mib": peak_rss,
             "headlines_per_s": rates,

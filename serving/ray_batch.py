@@ -97,7 +97,8 @@ def predict_with_ray(archive: str | Path, source: str, out: str, column: str = "
 def _score(ray, reader: str, path: str, source: str, out: str, column: str, probabilities: bool,
            workers: int | None, archive_bytes: bytes) -> int:
     context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True  # rows written in the input's order
+    # Blocks kept in the input's order (the files' order is still Ray's: join on an id column).
+    context.execution_options.preserve_order = True
     context.enable_progress_bars = False
     dataset = getattr(ray.data, reader)(path)
     if column not in dataset.schema().names:
