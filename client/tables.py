@@ -147,7 +147,16 @@ class CsvTable:
 
     def line(self, record: Record, answer: dict) -> str:
         """One output row: the input's fields unchanged, then the answer's."""
-        return _csv_line(record.fields + ["" if v is None else v for v in answer.values()])
+        return self.lines([(record, answer)])
+
+    def lines(self, rows: list[tuple[Record, dict]]) -> str:
+        """Output rows, through one CSV writer: one per row made the offline run of 240,000
+        rows slower (7.64-7.89 s against 7.38-7.72 s end to end, alternating runs, 2 shared
+        cores), its workers keeping both cores busy."""
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(
+            record.fields + ["" if v is None else v for v in answer.values()] for record, answer in rows)
+        return buffer.getvalue()
 
     def written(self, text: str, answer_columns: list[str]) -> tuple[list[list[str]], int]:
         """The input fields of each whole row already in an output `text`, and the offset
@@ -206,6 +215,10 @@ class JsonlTable:
 
     def header(self, answer_columns: list[str]) -> str:
         return ""
+
+    def lines(self, rows: list[tuple[Record, dict]]) -> str:
+        """Output lines, one per row."""
+        return "".join(self.line(record, answer) for record, answer in rows)
 
     def line(self, record: Record, answer: dict) -> str:
         """One output line: the input object's keys unchanged, then the answer's. A line whose
@@ -322,7 +335,7 @@ class Output:
 
     def write(self, rows: list[tuple[Record, Outcome]]) -> None:
         """Append whole rows, then flush: what is in the file is always complete rows."""
-        self._write("".join(self.table.line(r, answer_values(o, self.columns)) for r, o in rows))
+        self._write(self.table.lines([(r, answer_values(o, self.columns)) for r, o in rows]))
 
     def _write(self, text: str) -> None:
         self.stream.write(text)
