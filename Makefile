@@ -73,7 +73,7 @@ LOCK_CMD = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --
 # makes one with `python3 -m venv .venv && .venv/bin/pip install pip-tools && make lock`.
 lock: ## Re-lock requirements/{dev,serving}.txt from pyproject.toml, requirements/pip.txt and bench/requirements-peers.txt from their .in (UPGRADE=1: newest versions in range)
 	@test -x $(VENV)/bin/pip-compile || { echo "$(VENV)/bin/pip-compile is missing: make install, or $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install pip-tools" >&2; exit 1; }
-	$(LOCK_CMD) --extra train --extra dev --output-file requirements/dev.txt pyproject.toml
+	$(LOCK_CMD) --extra train --extra dev --extra ray --output-file requirements/dev.txt pyproject.toml
 	$(LOCK_CMD) --constraint requirements/dev.txt --output-file requirements/serving.txt pyproject.toml
 	$(LOCK_CMD) --constraint requirements/dev.txt --output-file requirements/pip.txt requirements/pip.in
 	$(LOCK_CMD) --constraint requirements/dev.txt --output-file bench/requirements-peers.txt bench/requirements-peers.in

@@ -97,11 +97,11 @@ def build_parser(prog: str = "python -m client",
 
 def _file_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--file", default=None,
-                         help="a CSV (header row) or .jsonl file of headlines; - reads stdin")
+                         help="a CSV (header row), .jsonl or .parquet file of headlines; - reads stdin")
     command.add_argument("--column", default="title", help="with --file: the headlines' column")
     command.add_argument("--format", choices=tables.FORMATS, default=None,
                          help="with --file: the input's format; when not given, a .jsonl file is "
-                              "JSON lines and anything else CSV")
+                              "JSON lines, a .parquet file Parquet and anything else CSV")
     command.add_argument("--in-flight", type=int, default=sending.DEFAULT_IN_FLIGHT,
                          help="with --file: requests out at a time")
 
@@ -243,6 +243,8 @@ def _kept(args: argparse.Namespace, summary: batch.Summary) -> str:
     written = summary.resumed + summary.rows
     if not getattr(args, "file", None) or args.command != "predict" or out == tables.STDIO or not written:
         return ""
+    if tables.format_of(out) == "parquet":
+        return f"; {out} is written whole at the end, so it was not written: run the command again"
     return f"; {written} answered rows are in {out}: the same command with --resume finishes it"
 
 

@@ -90,17 +90,17 @@ def predict_file(model: Model, source: str, out: str, options: BatchOptions, res
     InputError when the input, or the output to resume, cannot be used; ClientError or
     requests' errors when the model stops answering (the rows written so far stay)."""
     kind = format_of(source, options.kind)
-    if out != STDIO and Path(out).suffix.lower() in (".csv", ".jsonl") and format_of(out) != kind:
+    if out != STDIO and Path(out).suffix.lower() in (".csv", ".jsonl", ".parquet") and format_of(out) != kind:
         raise InputError(f"the output {out} would be {kind} like the input: name it *.{kind}")
     if out != STDIO and source != STDIO and Path(out).resolve() == Path(source).resolve():
         raise InputError(f"the output {out} is the input: name another file")
     table = make_table(kind, options.column, source)
     summary = summary if summary is not None else Summary()
     start = time.perf_counter()
-    with reading(source) as stream:
+    with _reading(kind, source) as stream:
         records = read_through(table.read(stream), source)
         max_texts, labels = model_limits(model)
-        output = Output(out, table, answer_columns(labels, options.probabilities))
+        output = _output(kind)(out, table, answer_columns(labels, options.probabilities))
         try:
             if resume:
                 done = output.resume()
@@ -115,6 +115,7 @@ def predict_file(model: Model, source: str, out: str, options: BatchOptions, res
                     for _, outcome in rows:
                         summary.add(outcome)
                     bar.update(len(rows))
+            output.finish()
         finally:
             output.close()
             summary.seconds = time.perf_counter() - start
@@ -125,7 +126,7 @@ def explain_file(model: Model, source: str, options: BatchOptions) -> list[tuple
     """Every row of `source` with its explanation (or error), in input order."""
     kind = format_of(source, options.kind)
     table = make_table(kind, options.column, source)
-    with reading(source) as stream:
+    with _reading(kind, source) as stream:
         records = read_through(table.read(stream), source)
         max_texts, _ = model_limits(model)
         rows: list[tuple[Record, Outcome]] = []
@@ -135,6 +136,24 @@ def explain_file(model: Model, source: str, options: BatchOptions) -> list[tuple
                 rows.extend(chunk)
                 bar.update(len(chunk))
     return rows
+
+
+def _reading(kind: str, source: str):
+    """The input opened for its table: text, or bytes for Parquet."""
+    if kind == "parquet":
+        from client import parquet  # pyarrow: only for Parquet
+
+        return parquet.reading(source)
+    return reading(source)
+
+
+def _output(kind: str) -> type:
+    """Where a run's answers go: appended lines, or a Parquet file written whole."""
+    if kind == "parquet":
+        from client.parquet import ParquetOutput
+
+        return ParquetOutput
+    return Output
 
 
 class _NoBar:

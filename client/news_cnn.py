@@ -42,6 +42,16 @@ def _commands_of_news_cnn(commands: argparse._SubParsersAction, server_help: boo
             "--archive", default=None,
             help="answer with this .mar (or artifacts directory) in this process, through the "
                  "handler, instead of the server")
+        if name == "predict":
+            commands.choices[name].add_argument(
+                "--ray", action="store_true",
+                help="with --archive: score --file (a CSV or Parquet file, or a folder of them) with "
+                     "Ray Data into Parquet files in the folder --out; joins the cluster RAY_ADDRESS "
+                     "names, else starts Ray here (pip install 'news-cnn[ray]')")
+        commands.choices[name].add_argument(
+            "--workers", type=int, default=None,
+            help="with --archive and --file: processes scoring the file, each loading the archive "
+                 "once (default: one per core)")
     for name in SERVER_COMMANDS:
         summary = f"{_server_cli().COMMANDS[name].help} " if server_help else ""
         commands.add_parser(name, help=f"{summary}(`{PROG} {name} --help`)", add_help=False)
@@ -71,16 +81,53 @@ class ArchiveInProcess(HandlerClient):
 
 
 def run_archive(args) -> int:
-    """predict/explain with --archive: load the archive, then run the client's command on it."""
+    """predict/explain with --archive: load the archive (a file: in a pool of processes, one per
+    core; headlines: in this process), then run the client's command on it."""
     from serving.offline import OfflineError, OfflineModel  # torch: only for --archive
 
+    if args.workers is not None and (args.workers < 1 or not args.file):
+        print(f"{PROG}: error: --workers takes 1 or more and goes with --file", file=sys.stderr)
+        return 2
+    if getattr(args, "ray", False):
+        return run_ray(args)
     try:
-        model = OfflineModel(args.archive)
+        if args.file:
+            from serving.offline_pool import ArchivePool
+
+            model = ArchivePool(args.archive, args.workers)
+        else:
+            model = OfflineModel(args.archive)
     except OfflineError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     with model:
-        return client_cli.execute(args, ArchiveInProcess(model))
+        return client_cli.execute(args, model if args.file else ArchiveInProcess(model))
+
+
+def run_ray(args) -> int:
+    """predict --archive --ray: the file or folder scored by Ray Data; one line on stderr."""
+    import time
+
+    from client.tables import STDIO, InputError
+
+    if not args.file or args.out == STDIO or args.resume or args.format:
+        print(f"{PROG}: error: --ray scores --file PATH into Parquet files in --out DIR "
+              f"(no --resume, no --format)", file=sys.stderr)
+        return 2
+    from serving.ray_batch import predict_with_ray  # torch, and Ray: only for --ray
+
+    start = time.perf_counter()
+    try:
+        rows = predict_with_ray(args.archive, args.file, args.out, args.column, args.probabilities,
+                                args.workers)
+    except InputError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    print(f"{rows} rows to {args.out} (Parquet) in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,9 +45,10 @@ class OfflineModel:
     unpacked archive is removed on exit); calls are serialised (one handler, one context)."""
 
     def __init__(self, source: str | Path, model_config: dict | None = None,
-                 warn: IO[str] | None = None) -> None:
+                 warn: IO[str] | None = None, handler_settings: dict | None = None) -> None:
         """Load `source` (a .mar or an artifacts directory); `model_config` replaces its
-        model-config.yaml (e.g. other handler limits)."""
+        model-config.yaml (e.g. other handler limits), and `handler_settings` replace single
+        keys of its `handler` section (e.g. {"max_texts": 512} for larger requests)."""
         # TorchServe's base handler warns on import about accelerators it did not find
         # (OpenVINO, ONNX Runtime, TensorRT): noise for a run in this process.
         logging.getLogger("ts.torch_handler.base_handler").setLevel(logging.ERROR)
@@ -60,8 +61,11 @@ class OfflineModel:
         for name in self._differing_code(model_dir):
             print(f"warning: {self.source}'s {name} differs from this checkout's, whose code runs "
                   f"here: its answers may differ from the served ones", file=warn or sys.stderr)
+        config = model_config or archived_config
+        if handler_settings:
+            config = {**config, "handler": {**(config.get("handler") or {}), **handler_settings}}
         self.context = Context(MODEL_NAME, str(model_dir), manifest, 1, None, "offline",
-                               metrics=None, model_yaml_config=model_config or archived_config)
+                               metrics=None, model_yaml_config=config)
         self.handler = NewsHandler()
         try:
             self.handler.initialize(self.context)
@@ -100,8 +104,9 @@ class OfflineModel:
         return [name for name, ours in pairs
                 if (model_dir / name).is_file() and not filecmp.cmp(model_dir / name, ours, shallow=False)]
 
-    def call(self, body: object, explain: bool = False) -> tuple[int, object]:
-        """One request as TorchServe would hand it over: (HTTP status, decoded JSON answer)."""
+    def call(self, body: object, explain: bool = False, decode: bool = True) -> tuple[int, object]:
+        """One request as TorchServe would hand it over: (HTTP status, decoded JSON answer;
+        the JSON text as the handler wrote it when not `decode`)."""
         with self._lock:
             headers = {**JSON_BODY_HEADERS, **(EXPLAIN_HEADER if explain else {})}
             self.context.request_processor = [RequestProcessor(headers)]
@@ -109,7 +114,7 @@ class OfflineModel:
             output = self.handler.handle([{"body": body}], self.context)
             status, _ = self.context.get_response_status(0)
         answer = output[0]
-        return status, json.loads(answer) if isinstance(answer, (str, bytes)) else answer
+        return status, json.loads(answer) if decode and isinstance(answer, (str, bytes)) else answer
 
     def metadata(self) -> dict:
         """What the served model's description shows as customizedMetadata."""
