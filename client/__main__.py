@@ -80,7 +80,7 @@ def build_parser(prog: str = "python -m client",
                                   formatter_class=defaults)
     explain.add_argument("texts", nargs="*", help="one or more headlines (or --file)")
     explain.add_argument("--png", default=None,
-                         help="write a heatmap + word-score chart here "
+                         help="write the n-grams and word scores as a chart here "
                               "(one headline: PATH; several: PATH with -N)")
     _file_options(explain)
     explain.add_argument("--html", default=None,

@@ -108,7 +108,7 @@ def _decode(path: Path) -> str:
         raise DataError(f"{path}: no such file; pass an existing CSV with DATA=path/to/news.csv") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a directory; pass a CSV file with DATA=path/to/news.csv") from None
-    except rest.CallFailed as e:
+    except OSError as e:
         raise DataError(f"{path}: cannot read it ({e.strerror})") from None
     try:
         return raw.decode("utf-8-sig")
