@@ -21,9 +21,9 @@ from client.tables import (
     InputError,
     Outcome,
     Record,
-    _answer_named,
     _sendable,
     answer_values,
+    check_header,
 )
 
 # Rows read per record batch, and written per row group: a few MB of headlines either way.
@@ -56,14 +56,7 @@ class ParquetTable:
             raise InputError(f"{self.source} is not a Parquet file: {err}") from None
         self.schema = parquet.schema_arrow
         self.columns = list(self.schema.names)
-        if self.column not in self.columns:
-            raise InputError(f"{self.source} has no column {self.column!r} (its columns: "
-                             f"{', '.join(map(repr, self.columns))}): name the headlines' column "
-                             f"with --column")
-        if _answer_named(self.columns):
-            raise InputError(f"{self.source} already has the column(s) "
-                             f"{', '.join(map(repr, _answer_named(self.columns)))} that the answers add: "
-                             f"rename them")
+        check_header(self.source, self.column, self.columns)
         return self._rows(parquet)
 
     def _rows(self, parquet) -> Iterator[Record]:

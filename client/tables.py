@@ -98,6 +98,17 @@ def _answer_named(names: Iterable[str]) -> list[str]:
     return [n for n in names if n in ANSWER_COLUMNS or n.startswith(PROBABILITY_PREFIX)]
 
 
+def check_header(source: str, column: str, columns: list[str]) -> None:
+    """InputError unless `columns` (a table's header) holds the headlines' `column` and none
+    of the columns the answers add."""
+    if column not in columns:
+        raise InputError(f"{source} has no column {column!r} (its columns: "
+                         f"{', '.join(map(repr, columns))}): name the headlines' column with --column")
+    if _answer_named(columns):
+        raise InputError(f"{source} already has the column(s) "
+                         f"{', '.join(map(repr, _answer_named(columns)))} that the answers add: rename them")
+
+
 class CsvTable:
     """CSV: a header row naming the columns, then one row per headline."""
 
@@ -115,14 +126,7 @@ class CsvTable:
                              f"{self.column!r} column") from None
         except csv.Error as err:
             raise InputError(f"{self.source}, line {reader.line_num}: {err}") from None
-        if self.column not in self.columns:
-            raise InputError(f"{self.source} has no column {self.column!r} (its columns: "
-                             f"{', '.join(map(repr, self.columns))}): name the headlines' column "
-                             f"with --column")
-        if _answer_named(self.columns):
-            raise InputError(f"{self.source} already has the column(s) "
-                             f"{', '.join(map(repr, _answer_named(self.columns)))} that the answers add: "
-                             f"rename them")
+        check_header(self.source, self.column, self.columns)
         return self._rows(reader, self.columns.index(self.column))
 
     def _rows(self, reader, index: int) -> Iterator[Record]:
