@@ -1,1 +1,1 @@
-"""A small `requests` client for the served news_cnn model: python -m client --help."""
+"""The REST client of the served news_cnn model, and the `news-cnn` command (client/news_cnn.py)."""

@@ -60,7 +60,7 @@ def check_answer(status: int, body: object) -> object:
 
 class HandlerClient:
     """predict and explain for anything that can `send` a body to the handler (NewsClient
-    over REST, client.news_cnn.ArchiveInProcess in this process)."""
+    over REST, client.commands.ArchiveInProcess in this process)."""
 
     def send(self, body: dict, explain: bool = False) -> object:
         raise NotImplementedError

@@ -1,13 +1,21 @@
-"""`news-cnn`, the project's one command: the REST client's commands and the server's.
+"""`news-cnn`, the project's one command: call the served model over REST, or run the server.
 
-    news-cnn [client options] predict|explain|scale|describe ...   (client/__main__.py, REST only)
-    news-cnn predict|explain --archive news_cnn.mar ...             (serving/offline.py, no server)
-    news-cnn start|stop|drain|status|ready|live|keys|examples|probe|run [options]
-                                                                    (serving/__main__.py)
+    news-cnn [--url URL --token TOKEN ...] predict|explain|scale|describe ...   (client/commands.py)
+    news-cnn predict|explain --archive news_cnn.mar ...     (the archive in this process, no server)
+    news-cnn start|stop|drain|status|ready|live|keys|examples|probe|run ...    (serving/__main__.py)
 
-The server's commands come first on the line, and their options after them, as
-`python -m serving` takes them. With --archive, predict and explain run the archived model
-in this process through the handler, and the client's code does the rest (files, pages).
+Examples:
+  news-cnn predict "The final tennis tournament starts next week."
+  news-cnn predict --file headlines.csv --out answers.csv
+  news-cnn explain "Oil prices rise" --png explanation.png
+  news-cnn explain --file headlines.csv --html report.html
+  news-cnn scale 3
+  news-cnn --url http://host:8080 --token KEY predict "Oil prices rise"
+  NEWS_CNN_URL=https://gateway/v1 news-cnn --header 'X-Api-Key: KEY' predict "Oil rises"
+  news-cnn status
+
+Without --url (or NEWS_CNN_URL), a client command calls the checkout's `make serve` server with
+its key file, re-read on every call. `python -m client` is the same command.
 """
 from __future__ import annotations
 
@@ -15,135 +23,104 @@ import argparse
 import os
 import sys
 
-from client import __main__ as client_cli
-from client.api import HandlerClient, check_answer
-
-# `python -m serving`'s commands, which news-cnn hands it whole (their help and options are
-# its); listed here so that a client command need not import the server's command line.
-SERVER_COMMANDS = ("start", "stop", "drain", "status", "ready", "live", "keys", "examples", "probe", "run")
-PROG = "news-cnn"
+from client import commands, sending, tables
+from client.api import MODEL_NAME
+from client.commands import ENV
+from serving import __main__ as server_commands
+from serving import cli
 
 
-def _server_cli():
-    """`python -m serving`'s command line, imported only for the server's commands and for
-    help: it brings the TorchServe supervisor and `requests`, which a client command does not
-    need (a tenth of a second of every `news-cnn predict`)."""
-    from serving import __main__ as serving_cli
-
-    return serving_cli
-
-
-def _commands_of_news_cnn(commands: argparse._SubParsersAction, server_help: bool) -> None:
-    """Add to the client's commands what `news-cnn` has more: --archive on predict and explain,
-    and the server's commands, listed (`news-cnn NAME --help` shows their own help); their
-    one-line help only when `server_help` (help was asked for)."""
-    for name in ("predict", "explain"):
-        commands.choices[name].add_argument(
-            "--archive", default=None,
-            help="answer with this .mar (or artifacts directory) in this process, through the "
-                 "handler, instead of the server")
-        if name == "predict":
-            commands.choices[name].add_argument(
-                "--ray", action="store_true",
-                help="with --archive: score --file (a CSV or Parquet file, or a folder of them) with "
-                     "Ray Data into Parquet files in the folder --out; joins the cluster RAY_ADDRESS "
-                     "names, else starts Ray here (pip install 'news-cnn[ray]')")
-        commands.choices[name].add_argument(
-            "--workers", type=int, default=None,
-            help="with --archive and --file: processes scoring the file, each loading the archive "
-                 "once (default: one per core)")
-    for name in SERVER_COMMANDS:
-        summary = f"{_server_cli().COMMANDS[name].help} " if server_help else ""
-        commands.add_parser(name, help=f"{summary}(`{PROG} {name} --help`)", add_help=False)
-
-
-def build_parser(server_help: bool = True) -> argparse.ArgumentParser:
-    """The client's parser under the name `news-cnn`, with --archive and the server's commands
-    (with their one-line help when `server_help`)."""
-    parser = client_cli.build_parser(
-        prog=PROG, more_commands=lambda commands: _commands_of_news_cnn(commands, server_help))
-    parser.description = "Call the served model over REST, or ask about the server."
+def build_parser(prog: str = commands.PROG) -> argparse.ArgumentParser:
+    """The whole command line: the connection options, then one command."""
+    parser = cli.command_line(prog, __doc__)
+    _connection_options(parser)
+    subcommands = cli.subcommands(parser)
+    predict = cli.add_command(subcommands, "predict", commands.predict,
+                              "classify headlines, or a file of them")
+    predict.add_argument("texts", nargs="*", help="one or more headlines (or --file)")
+    _file_options(predict)
+    predict.add_argument("--out", default=tables.STDIO,
+                         help="with --file: the answers, every input column then label, confidence, "
+                              "abstained, error (- for stdout; same format as the input)")
+    predict.add_argument("--probabilities", action="store_true",
+                         help=f"with --file: add a {tables.PROBABILITY_PREFIX}<class> column per class")
+    predict.add_argument("--resume", action="store_true",
+                         help="with --file: finish an interrupted --out without resending its rows")
+    predict.add_argument("--force", action="store_true", help="with --file: replace an existing --out")
+    predict.add_argument("--ray", action="store_true",
+                         help="with --archive: score --file (a CSV or Parquet file, or a folder of them) "
+                              "with Ray Data into Parquet files in the folder --out; joins the cluster "
+                              "RAY_ADDRESS names, else starts Ray here (pip install 'news-cnn[ray]')")
+    explain = cli.add_command(subcommands, "explain", commands.explain,
+                              "explain headlines' predictions, or a file's")
+    explain.add_argument("texts", nargs="*", help="one or more headlines (or --file)")
+    explain.add_argument("--png", help="write the n-grams and word scores as a chart here "
+                                       "(one headline: PATH; several: PATH with -N)")
+    _file_options(explain)
+    explain.add_argument("--html",
+                         help="with --file: write one self-contained page explaining every headline")
+    scale = cli.add_command(subcommands, "scale", commands.scale,
+                            "set the number of workers (waits until done)")
+    scale.add_argument("workers", type=int,
+                       help="worker count (0 takes the model out of service; readiness turns false)")
+    cli.add_command(subcommands, "describe", commands.describe, "show the model's workers and metadata")
+    server_commands.add_commands(subcommands)
     return parser
 
 
-class ArchiveInProcess(HandlerClient):
-    """An archive answered in this process (serving.offline.OfflineModel), spoken to like
-    NewsClient: a refusal comes back as the ClientError a REST call would raise."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-
-    def send(self, body: dict, explain: bool = False) -> object:
-        return check_answer(*self.model.call(body, explain))
-
-    def metadata(self) -> dict:
-        return self.model.metadata()
-
-
-def run_archive(args) -> int:
-    """predict/explain with --archive: load the archive (a file: in a pool of processes, one per
-    core; headlines: in this process), then run the client's command on it."""
-    from serving.offline import OfflineError, OfflineModel  # torch: only for --archive
-
-    if args.workers is not None and (args.workers < 1 or not args.file):
-        print(f"{PROG}: error: --workers takes 1 or more and goes with --file", file=sys.stderr)
-        return 2
-    if getattr(args, "ray", False):
-        return run_ray(args)
-    try:
-        if args.file:
-            from serving.offline_pool import ArchivePool
-
-            model = ArchivePool(args.archive, args.workers)
-        else:
-            model = OfflineModel(args.archive)
-    except OfflineError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    with model:
-        return client_cli.execute(args, model if args.file else ArchiveInProcess(model))
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    """Which server a client command calls, and how; given before the command."""
+    parser.add_argument("--url",
+                        help=f"the inference API's base URL, e.g. http://host:8080 (or {ENV['url']})")
+    parser.add_argument("--token", help=f"its key, sent as `Authorization: Bearer` (or {ENV['token']}); "
+                                        "none: no key is sent")
+    parser.add_argument("--management-url", help=f"the management API's base URL, for scale and describe "
+                                                  f"(or {ENV['management_url']})")
+    parser.add_argument("--management-token", help=f"the management API's key (or {ENV['management_token']})")
+    parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                        help="a header sent with every call, e.g. a gateway's 'X-Api-Key: ...' (repeatable)")
+    parser.add_argument("--config", help="without --url: the config.properties of the TorchServe to call "
+                                         "(in a checkout: its config.properties, as `make serve` uses it)")
+    parser.add_argument("--key-file", help="with --config: its key_file.json, read on every call (default: "
+                                           "beside the config)")
+    parser.add_argument("--model", default=MODEL_NAME, help="model name")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    parser.add_argument("--retries", type=int, default=4,
+                        help="resends of a prediction or explanation that got no answer, a 500, 502, 503, "
+                             "504 or 507, or another request's answer")
 
 
-def run_ray(args) -> int:
-    """predict --archive --ray: the file or folder scored by Ray Data; one line on stderr."""
-    import time
-
-    from client.tables import STDIO, InputError
-
-    if not args.file or args.out == STDIO or args.resume or args.format:
-        print(f"{PROG}: error: --ray scores --file PATH into Parquet files in --out DIR "
-              f"(no --resume, no --format)", file=sys.stderr)
-        return 2
-    from serving.ray_batch import predict_with_ray  # torch, and Ray: only for --ray
-
-    start = time.perf_counter()
-    try:
-        rows = predict_with_ray(args.archive, args.file, args.out, args.column, args.probabilities,
-                                args.workers)
-    except InputError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    print(f"{rows} rows to {args.out} (Parquet) in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return 0
+def _file_options(command: argparse.ArgumentParser) -> None:
+    """predict's and explain's options for a file of headlines, and for answering in process."""
+    command.add_argument("--file",
+                         help="a CSV (header row), .jsonl or .parquet file of headlines; - reads stdin")
+    command.add_argument("--column", default="title", help="with --file: the headlines' column")
+    command.add_argument("--format", choices=tables.FORMATS,
+                         help="with --file: the input's format; when not given, a .jsonl file is JSON "
+                              "lines, a .parquet file Parquet and anything else CSV")
+    command.add_argument("--in-flight", type=int, default=sending.DEFAULT_IN_FLIGHT,
+                         help="with --file: requests out at a time")
+    command.add_argument("--archive", help="answer with this .mar (or artifacts directory) in this "
+                                           "process, through the handler, instead of the server")
+    command.add_argument("--workers", type=int,
+                         help="with --archive and --file: processes scoring the file, each loading the "
+                              "archive once (default: one per core)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the server's command line or the client's; returns the exit status."""
+def main(argv: list[str] | None = None, prog: str = commands.PROG) -> int:
+    """Parse and carry out one command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in SERVER_COMMANDS:
-        return _server_cli().main(argv, prog=PROG)
-    args = build_parser(server_help=bool({"-h", "--help"} & set(argv))).parse_args(argv)
-    if args.command in SERVER_COMMANDS:
-        print(f"{PROG}: error: {args.command} takes no client options: run "
-              f"`{PROG} {args.command} [--workdir DIR] [--config FILE]`", file=sys.stderr)
-        return 2
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
     try:
-        if getattr(args, "archive", None):
-            return run_archive(args)
-        return client_cli.execute(args)
+        if args.run.__module__ == server_commands.__name__:
+            # The server's commands take their own --config and --model after the command.
+            given = [argv[i] for i in range(argv.index(args.command)) if argv[i].startswith("--")]
+            if given:
+                parser.error(f"{args.command} takes no client options ({given[0]}): run "
+                             f"`{prog} {args.command} [--workdir DIR] [--config FILE]`")
+            return server_commands.run(args)
+        return commands.execute(args)
     except BrokenPipeError:
         # `news-cnn explain ... | head` closed our stdout: not an error of ours. Point stdout
         # at /dev/null so the interpreter's final flush does not raise again.

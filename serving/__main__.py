@@ -12,13 +12,13 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
+from serving import cli
 from serving import keys as keyfile
 from serving.health import DEFAULT_CANARY_TEXT, HealthChecker
-from serving.probe import serve_until_terminated
 from serving.server import DRAIN_BOUND_S, MODEL_NAME, ServerError, TorchServe
 from serving.status import settled_status, status_line
 from serving.supervisor import supervise
@@ -138,6 +138,9 @@ def _examples(server: TorchServe, args: argparse.Namespace) -> int:
 
 def _probe(server: TorchServe, args: argparse.Namespace) -> int:
     """`probe`: serve GET /ready and /live at the config's health_address until terminated."""
+    # Imported here: asyncio is a fifth of the start-up time of every `news-cnn predict`.
+    from serving.probe import serve_until_terminated
+
     serve_until_terminated(server, args.model)
     return 0
 
@@ -148,100 +151,75 @@ def _run(server: TorchServe, args: argparse.Namespace) -> int:
 
 
 # Options several commands share, each declared once; a command lists the ones it takes.
-_WHERE = argparse.ArgumentParser(add_help=False)
+_WHERE = cli.shared_options()
 _WHERE.add_argument("--workdir", default=".", help="directory TorchServe runs from (key file, logs)")
 _WHERE.add_argument("--config", default="config.properties", help="TorchServe config, relative to --workdir")
-_MODEL = argparse.ArgumentParser(add_help=False)
+_MODEL = cli.shared_options()
 _MODEL.add_argument("--model", default=MODEL_NAME, help="model to wait for and describe")
-_TIMEOUT = argparse.ArgumentParser(add_help=False)
+_TIMEOUT = cli.shared_options()
 _TIMEOUT.add_argument("--timeout", type=float, default=300, help="seconds to wait for a ready model")
-_NOTICE = argparse.ArgumentParser(add_help=False)
+_NOTICE = cli.shared_options()
 _NOTICE.add_argument("--notice", type=float, default=2.0,
                      help=f"seconds for balancers to see readiness false before the in-flight wait "
                           f"(whole drain bounded by {DRAIN_BOUND_S:.0f} s)")
 
 
-def _stop_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-drain", action="store_true", help="stop at once, without draining")
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add the server's commands to `commands` (this module's, and `news-cnn`'s)."""
+    def command(name: str, run: Callable[[TorchServe, argparse.Namespace], int], help: str,
+                *options: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        return cli.add_command(commands, name, run, help, (_WHERE, *options))
 
-
-def _keys_options(parser: argparse.ArgumentParser) -> None:
-    shown = parser.add_mutually_exclusive_group()
+    command("start", _start, "start TorchServe in the background and wait for the model", _MODEL, _TIMEOUT)
+    command("stop", _stop, f"readiness false, wait for in-flight requests (at most {DRAIN_BOUND_S:.0f} s), "
+            "then stop", _NOTICE).add_argument("--no-drain", action="store_true",
+                                               help="stop at once, without draining")
+    command("drain", _drain, "readiness false and wait for in-flight requests, leaving TorchServe running "
+            "(a Kubernetes preStop hook; SIGTERM then stops it)", _NOTICE)
+    command("status", _check, "the served version and READY workers; exit 1 when fewer than minWorkers "
+            "are READY", _MODEL)
+    command("ready", _check, "exit 0 when a READY worker answers the canary headline right, else 1 and why "
+            "(GET <health_address>/ready: the same check, without a key)", _MODEL)
+    command("live", _check, "exit 0 when the TorchServe frontend answers /ping", _MODEL)
+    shown = command("keys", _keys, "where TorchServe's key file is, and the inference and management "
+                    "keys").add_mutually_exclusive_group()
     shown.add_argument("--api", action="store_true", help="also show the never-expiring API key")
     shown.add_argument("--show", choices=["inference", "management", "api"],
                        help="print only this key, bare (for $(...) in shell commands)")
     shown.add_argument("--renew", choices=list(keyfile.RENEWABLE),
                        help="renew this key (an operator's act): every caller holding the old one "
                             "must re-read the file")
+    command("examples", _examples, "example calls with the current addresses", _MODEL)
+    command("probe", _probe, "run the health server in the foreground (serving/server.py starts it)", _MODEL)
+    command("run", _run, "start, then wait; SIGTERM/SIGINT stop gracefully (the container's entry point): "
+            "drain unless a drain already began (preStop), then stop, all within SHUTDOWN_BOUND_S "
+            "(serving/server.py) of the drain's start", _MODEL, _TIMEOUT, _NOTICE)
 
 
-@dataclass(frozen=True)
-class Command:
-    """A subcommand: what it does, its one-line help, the shared options it takes (besides
-    --workdir and --config) and a function adding its own."""
-
-    func: Callable[[TorchServe, argparse.Namespace], int]
-    help: str
-    options: tuple[argparse.ArgumentParser, ...] = ()
-    own_options: Callable[[argparse.ArgumentParser], None] | None = None
-
-
-COMMANDS = {
-    "start": Command(_start, "start TorchServe in the background and wait for the model",
-                     (_MODEL, _TIMEOUT)),
-    "stop": Command(_stop, f"readiness false, wait for in-flight requests (at most {DRAIN_BOUND_S:.0f} s), "
-                    "then stop", (_NOTICE,), _stop_options),
-    "drain": Command(_drain, "readiness false and wait for in-flight requests, leaving TorchServe "
-                     "running (a Kubernetes preStop hook; SIGTERM then stops it)", (_NOTICE,)),
-    "status": Command(_check, "the served version and READY workers; exit 1 when fewer than "
-                      "minWorkers are READY", (_MODEL,)),
-    "ready": Command(_check, "exit 0 when a READY worker answers the canary headline right, else 1 "
-                     "and why (GET <health_address>/ready: the same check, without a key)", (_MODEL,)),
-    "live": Command(_check, "exit 0 when the TorchServe frontend answers /ping", (_MODEL,)),
-    "keys": Command(_keys, "where TorchServe's key file is, and the inference and management keys",
-                    own_options=_keys_options),
-    "examples": Command(_examples, "example calls with the current addresses", (_MODEL,)),
-    "probe": Command(_probe, "run the health server in the foreground (serving/server.py starts it)",
-                     (_MODEL,)),
-    "run": Command(_run, "start, then wait; SIGTERM/SIGINT stop gracefully (the container's entry "
-                   "point): drain unless a drain already began (preStop), then stop, all within "
-                   "SHUTDOWN_BOUND_S (serving/server.py) of the drain's start", (_MODEL, _TIMEOUT, _NOTICE)),
-}
-
-
-def add_commands(commands: argparse._SubParsersAction, names: Iterable[str] = COMMANDS) -> None:
-    """Add the subcommands `names` (default: all), each with its options, to `commands`."""
-    for name in names:
-        command = COMMANDS[name]
-        sub = commands.add_parser(name, help=command.help, description=command.help,
-                                  parents=[_WHERE, *command.options])
-        sub.set_defaults(func=command.func)
-        if command.own_options:
-            command.own_options(sub)
-
-
-def build_parser(prog: str = "python -m serving", names: Iterable[str] = COMMANDS) -> argparse.ArgumentParser:
-    """The command line (see the module docstring): one subcommand per entry of COMMANDS."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
-                                     epilog="\n".join(__doc__.splitlines()[2:]),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), names)
+def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
+    """The command line (see the module docstring)."""
+    parser = cli.command_line(prog, __doc__)
+    add_commands(cli.subcommands(parser))
     return parser
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m serving") -> int:
-    """The entry point of `python -m serving` (and, with prog="news-cnn", of `news-cnn
-    status|ready|keys`)."""
-    args = build_parser(prog).parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Carry out a parsed server command (this module's or `news-cnn`'s); one line and
+    exit 1 when TorchServe or its files are not there."""
     try:
-        return args.func(TorchServe(args.workdir, args.config), args)
+        return args.run(TorchServe(args.workdir, args.config), args)
     except (ServerError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:  # requests' connection errors are OSErrors too
+        return cli.FAILED
+    except OSError as err:  # connection errors are OSErrors too
         print(f"error: TorchServe did not answer ({err}); is it running? `make serve` starts it",
               file=sys.stderr)
-        return 1
+        return cli.FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m serving COMMAND [options]`; returns the exit status."""
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

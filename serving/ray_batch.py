@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from client.news_cnn import ArchiveInProcess
+from client.commands import ArchiveInProcess
 from client.sending import answer_texts
 from client.tables import InputError, Outcome, _sendable, answer_columns, answer_values
 from serving.offline import OfflineModel

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from client import batch
-from client.news_cnn import ArchiveInProcess
+from client.commands import ArchiveInProcess
 from serving.offline import OfflineModel
 
 HOSTILE = '<script>alert("x")</script> tennis & <b>cup</b>'

@@ -8,7 +8,7 @@ import pytest
 
 from client import batch, tables
 from client.api import NewsClient
-from client.news_cnn import ArchiveInProcess
+from client.commands import ArchiveInProcess
 from serving.offline import OfflineModel
 from tests.helpers.tiny_artifacts import MIXED_HEADLINES
 from tests.helpers.torchserve import served_archive

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from client import batch, sending, tables
-from client.__main__ import build_parser, execute
 from client.api import ClientError, KeyRefused
-from client.news_cnn import ArchiveInProcess
+from client.commands import ArchiveInProcess, execute
+from client.news_cnn import build_parser
 from serving.offline import OfflineModel
 from serving.properties import REPO_ROOT
 from tests.helpers import handler_http

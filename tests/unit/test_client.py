@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from client import api
-from client.__main__ import main
 from client.api import CORRELATION_HEADER, ClientError, NewsClient, ServerFailure
+from client.news_cnn import build_parser, main
 from handler import request_parsing
 from serving import rest
 from tests.helpers import fake_http
@@ -214,7 +214,7 @@ class _Abstaining:
 
 
 def test_the_command_line_prints_and_draws_an_abstention(monkeypatch, capsys, tmp_path):
-    import client.__main__ as cli
+    import client.commands as cli
 
     monkeypatch.setattr(cli.NewsClient, "local", lambda *args, **kwargs: _Abstaining())
     assert main(["predict", "东京股市"]) == 0
@@ -227,16 +227,16 @@ def test_the_command_line_prints_and_draws_an_abstention(monkeypatch, capsys, tm
 
 
 def test_the_command_line_takes_its_server_from_options_then_the_environment(fake):
-    import client.__main__ as cli
+    import client.commands as cli
 
     _, httpd = fake
     url = fake[0].url
-    args = cli.build_parser().parse_args(["--url", url, "--token", "t", "--header", "X-Api-Key: gw",
+    args = build_parser().parse_args(["--url", url, "--token", "t", "--header", "X-Api-Key: gw",
                                           "predict", "x"])
     assert cli.execute(args) == 0
     environ = {"NEWS_CNN_URL": "http://127.0.0.1:1", "NEWS_CNN_TOKEN": "e",
                "NEWS_CNN_MANAGEMENT_URL": "http://127.0.0.1:2"}
-    from_env = cli.client_from(cli.build_parser().parse_args(["predict", "x"]), environ)
+    from_env = cli.client_from(build_parser().parse_args(["predict", "x"]), environ)
     assert (from_env.url, from_env.tokens["inference"], from_env.management_url) == (
         "http://127.0.0.1:1", "e", "http://127.0.0.1:2")
     assert httpd.auth == ["Bearer t"] and httpd.gateway == ["gw"]
@@ -244,7 +244,7 @@ def test_the_command_line_takes_its_server_from_options_then_the_environment(fak
 
 def test_installed_without_a_checkout_and_no_server_given_is_one_line_naming_the_options(
         monkeypatch, capsys, tmp_path):
-    import client.__main__ as cli
+    import client.commands as cli
 
     monkeypatch.setattr(cli, "DEFAULT_CONFIG", tmp_path / "config.properties")  # as in site-packages
     for variable in cli.ENV.values():

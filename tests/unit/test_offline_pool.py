@@ -10,7 +10,7 @@ import random
 import pytest
 
 from client import batch, news_cnn
-from client.news_cnn import ArchiveInProcess
+from client.commands import ArchiveInProcess
 from serving.offline import OfflineError, OfflineModel
 from serving.offline_pool import ArchivePool
 from tests.helpers.tiny_artifacts import MIXED_HEADLINES, TINY_WORDS
@@ -89,4 +89,4 @@ def test_an_archive_the_workers_cannot_load_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("argv", [["--workers", "0", "--file", "in.csv"], ["--workers", "2", "Oil prices"]])
 def test_workers_takes_a_positive_count_and_goes_with_file(tiny_artifacts, capsys, argv):
     assert news_cnn.main(["predict", "--archive", str(tiny_artifacts), *argv]) == 2
-    assert "--workers takes 1 or more and goes with --file" in capsys.readouterr().err
+    assert "--workers takes 1 or more and goes with --archive and --file" in capsys.readouterr().err

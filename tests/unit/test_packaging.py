@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 
 from client import news_cnn
 from serving.properties import REPO_ROOT
+from tests.helpers.cli import commands_of, options_of
 from tests.helpers.scripts import load_script
 from tests.helpers.wheel import build_wheel
 
@@ -148,44 +149,48 @@ def test_news_cnn_help_lists_every_command(capsys):
         assert re.search(rf"^\s+{command}\s", listed, re.MULTILINE), command
 
 
-def test_news_cnn_hands_every_server_command_to_serving():
+def test_news_cnn_has_every_server_command_with_its_own_options():
     from serving import __main__ as serving_cli
 
-    assert set(news_cnn.SERVER_COMMANDS) == set(serving_cli.COMMANDS)
+    served, ours = commands_of(serving_cli.build_parser()), commands_of(news_cnn.build_parser())
+    assert served and all(options_of(ours[name]) == options_of(command)
+                          for name, command in served.items())
 
 
-def test_server_commands_are_handed_to_serving(monkeypatch):
+def test_server_commands_are_carried_out_by_serving(monkeypatch):
     seen = []
-    monkeypatch.setattr("serving.__main__.main", lambda argv, prog: seen.append((argv, prog)) or 7)
+    monkeypatch.setattr("serving.__main__.run", lambda args: seen.append(args) or 7)
     assert news_cnn.main(["status", "--workdir", "/somewhere"]) == 7
-    assert seen == [(["status", "--workdir", "/somewhere"], "news-cnn")]
+    assert (seen[0].command, seen[0].workdir) == ("status", "/somewhere")
 
 
-def test_client_commands_are_handed_to_the_client(monkeypatch):
+def test_client_commands_are_carried_out_by_the_client(monkeypatch):
     seen = []
-    monkeypatch.setattr("client.__main__.execute", lambda args: seen.append(args) or 3)
+    monkeypatch.setattr("client.commands.execute", lambda args: seen.append(args) or 3)
     assert news_cnn.main(["--timeout", "5", "predict", "Oil rises", "Stocks fall"]) == 3
     assert seen[0].command == "predict" and seen[0].texts == ["Oil rises", "Stocks fall"]
     assert seen[0].timeout == 5.0
 
 
-def test_a_server_command_after_client_options_is_a_one_line_error(capsys):
-    assert news_cnn.main(["--timeout", "5", "status"]) == 2
-    assert "status takes no client options" in capsys.readouterr().err
+def test_a_server_command_after_client_options_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        news_cnn.main(["--timeout", "5", "status"])
+    assert exit_info.value.code == 2
+    assert "status takes no client options (--timeout)" in capsys.readouterr().err
 
 
 def test_png_without_matplotlib_is_a_message_not_a_traceback(monkeypatch, capsys):
     """Without matplotlib (e.g. the system Python), `explain --png` is a message, not `No
     module named 'matplotlib'`."""
-    from client import __main__ as client_cli
+    from client import commands
 
     class FakeClient:
         def explain(self, texts):
             return [{"label": "Sports"}]
 
-    monkeypatch.setattr(client_cli.NewsClient, "local", lambda *a, **k: FakeClient())
+    monkeypatch.setattr(commands.NewsClient, "local", lambda *a, **k: FakeClient())
     monkeypatch.setitem(sys.modules, "client.plots", None)  # import fails as without matplotlib
-    assert client_cli.main(["explain", "Oil rises", "--png", "x.png"]) == 1
+    assert news_cnn.main(["explain", "Oil rises", "--png", "x.png"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: --png needs") and "Traceback" not in err
 

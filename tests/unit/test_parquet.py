@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from client import batch, parquet, tables
-from client.__main__ import build_parser, execute
 from client.api import ClientError
-from client.news_cnn import ArchiveInProcess
+from client.commands import ArchiveInProcess, execute
+from client.news_cnn import build_parser
 from serving.offline import OfflineModel
 from tests.unit.test_offline_pool import write_headlines
 

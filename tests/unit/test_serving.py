@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from client.__main__ import build_parser
+from client.news_cnn import build_parser
 from serving import keys as keyfile
 from serving.archive import ArchiveError, build_archive
 from serving.archive import main as archive_main

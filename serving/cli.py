@@ -1,0 +1,53 @@
+"""The one style of the project's command lines: `news-cnn`, `python -m serving`,
+`python -m training`, `python -m bench` and the smaller `python -m ...` tools.
+
+Each is a module with `build_parser()` and `main(argv=None) -> int`:
+- its parser comes from `command_line()`, its subcommands from `subcommands()`, each with
+  `set_defaults(run=function)`; options several commands share are parent parsers;
+- every option's default shows in --help, and descriptions and examples keep their lines;
+- a user's mistake prints one line `error: ...` on stderr and exits 2 (USAGE), a failure to
+  do the work exits 1 (FAILED), Ctrl-C 130 (INTERRUPTED); never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+
+USAGE, FAILED, INTERRUPTED = 2, 1, 130
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions and epilogs as written (examples keep their lines), and each option's
+    default, where it has one worth showing (not an absent value or an unset flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, []) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def command_line(prog: str, doc: str, **options) -> argparse.ArgumentParser:
+    """A command line's parser: `doc`'s first line is its description, the rest (after a
+    blank line) its epilog."""
+    summary, _, details = doc.strip().partition("\n\n")
+    return argparse.ArgumentParser(prog=prog, description=" ".join(summary.split()),
+                                   epilog=details or None, formatter_class=HelpFormatter, **options)
+
+
+def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """`parser`'s subcommands (one is required); add each with `add_command`."""
+    return parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+
+def add_command(commands: argparse._SubParsersAction, name: str, run, help: str,
+                parents: tuple[argparse.ArgumentParser, ...] = ()) -> argparse.ArgumentParser:
+    """Add subcommand `name`, carried out by `run(...)` (as `args.run`), with the options of
+    `parents`; returns its parser for its own options."""
+    command = commands.add_parser(name, help=help, description=help, parents=list(parents),
+                                  formatter_class=HelpFormatter)
+    command.set_defaults(run=run)
+    return command
+
+
+def shared_options() -> argparse.ArgumentParser:
+    """A parent parser: options declared once and given to the commands that take them."""
+    return argparse.ArgumentParser(add_help=False)
