@@ -20,28 +20,28 @@ from bench.peers.run import CASES as PEER_CASES
 from bench.peers.run import DEFAULT_CASES as PEER_DEFAULT_CASES
 from bench.peers.run import GRID_PARTS as PEER_GRID_PARTS
 from bench.peers.servers import PEERS
+from serving import cli
 from serving.properties import MODEL_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mar", type=Path, default=REPO / "model_store" / f"{MODEL_NAME}.mar",
-                        help="the archive to serve (make archive)")
-    parser.add_argument("--artifacts", type=Path, default=REPO / "artifacts",
-                        help="the training run the archive came from (in-process reference)")
-    parser.add_argument("--config", type=Path, default=REPO / "config.properties",
-                        help="TorchServe config.properties (ports are replaced by free ones)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="CSV with a title column for request bodies (default: the test "
-                             "split ARTIFACTS/test.csv, else $DATA, else a built-in sample)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench", help="output directory")
-
-
-def _load_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="short runs (rough figures)")
-    parser.add_argument("--duration", type=float, default=None, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=None, help="alternated rounds (best kept)")
+# Options several commands share, each declared once; a command lists the ones it takes.
+_INPUTS = cli.shared_options()
+_INPUTS.add_argument("--mar", type=Path, default=REPO / "model_store" / f"{MODEL_NAME}.mar",
+                     help="the archive to serve (make archive)")
+_INPUTS.add_argument("--artifacts", type=Path, default=REPO / "artifacts",
+                     help="the training run the archive came from (in-process reference)")
+_INPUTS.add_argument("--config", type=Path, default=REPO / "config.properties",
+                     help="TorchServe config.properties (ports are replaced by free ones)")
+_INPUTS.add_argument("--data", type=Path, default=None,
+                     help="CSV with a title column for request bodies (default: the test "
+                          "split ARTIFACTS/test.csv, else $DATA, else a built-in sample)")
+_INPUTS.add_argument("--out", type=Path, default=REPO / "bench", help="output directory")
+_LOAD = cli.shared_options()
+_LOAD.add_argument("--quick", action="store_true", help="short runs (rough figures)")
+_LOAD.add_argument("--duration", type=float, default=None, help="seconds per measurement")
+_LOAD.add_argument("--rounds", type=int, default=None, help="alternated rounds (best kept)")
 
 
 def _cases(known: tuple[str, ...]):
@@ -58,17 +58,17 @@ def _cases(known: tuple[str, ...]):
 
 def build_parser() -> argparse.ArgumentParser:
     """The bench's subcommands and their options."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="benchmark: throughput and latency with ratios")
+    parser = cli.command_line("python -m bench", __doc__)
+    commands = cli.subcommands(parser)
+    run = cli.add_command(commands, "run", _run, "benchmark: throughput and latency with ratios",
+                          (_INPUTS, _LOAD))
     run.add_argument("--cases", type=_cases(BENCH_CASES), default=BENCH_CASES,
                      help=f"comma-separated subset of {','.join(BENCH_CASES)}")
-    peers = sub.add_parser("peers", help="TorchServe vs FastAPI, Ray Serve, LitServe and BentoML on the "
-                                         "same model; batch settings grid "
-                                         "(needs bench/requirements-peers.txt)")
+    peers = cli.add_command(commands, "peers", _peers, "TorchServe vs FastAPI, Ray Serve, LitServe and "
+                            "BentoML on the same model; batch settings grid (needs "
+                            "bench/requirements-peers.txt)", (_INPUTS, _LOAD))
     peers.add_argument("--cases", type=_cases(PEER_CASES), default=PEER_DEFAULT_CASES,
-                       help=f"comma-separated subset of {','.join(PEER_CASES)} "
-                            f"(default: {','.join(PEER_DEFAULT_CASES)})")
+                       help=f"comma-separated subset of {','.join(PEER_CASES)}")
     peers.add_argument("--peers", type=_cases(PEERS), default=PEERS,
                        help=f"comma-separated subset of {','.join(PEERS)}")
     peers.add_argument("--grid-parts", type=_cases(PEER_GRID_PARTS), default=PEER_GRID_PARTS,
@@ -76,19 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
                             f"{','.join(PEER_GRID_PARTS)} (the shipped setting is always measured)")
     peers.add_argument("--grid-rounds", type=int, default=None,
                        help="alternated rounds of the grid (best kept; default 1)")
-    compare = sub.add_parser("compare", help="the served archive against an older one, in one TorchServe")
+    compare = cli.add_command(commands, "compare", _compare,
+                              "the served archive against an older one, in one TorchServe", (_INPUTS, _LOAD))
     compare.add_argument("--baseline", type=Path, required=True, help="the reference .mar")
     compare.add_argument("--workers", type=int, default=2, help="workers per archive")
     compare.add_argument("--baseline-batching", action="store_true",
                          help="serve the candidate with the baseline's batchSize and maxBatchDelay")
-    profile = sub.add_parser("profile", help="py-spy profile of a worker under load")
+    profile = cli.add_command(commands, "profile", _profile, "py-spy profile of a worker under load",
+                              (_INPUTS,))
     profile.add_argument("--seconds", type=float, default=10.0, help="how long py-spy samples the worker")
     profile.add_argument("--concurrency", type=int, default=16, help="wrk connections during the profile")
     profile.add_argument("--path", default=f"/predictions/{MODEL_NAME}", help="the URL path under load")
-    for command in (run, peers, compare, profile):
-        _common(command)
-    for command in (run, peers, compare):
-        _load_options(command)
     return parser
 
 
@@ -105,6 +103,7 @@ def _missing_input(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m bench COMMAND`: check the inputs, run, write the results; the exit status."""
     args = build_parser().parse_args(argv)
     if args.data is None:
         split = args.artifacts / "test.csv"
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = _missing_input(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return cli.USAGE
     if args.command == "peers":
         missing = [m for m in ("fastapi", "uvicorn", "ray", "litserve", "bentoml")
                    if importlib.util.find_spec(m) is None]
@@ -121,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {', '.join(missing)} not installed: run `make bench-peers` (installs "
                   "bench/requirements-peers.txt, hash-locked)",
                   file=sys.stderr)
-            return 2
+            return cli.USAGE
     try:
-        return {"run": _run, "peers": _peers, "compare": _compare, "profile": _profile}[args.command](args)
+        return args.run(args)
     except (RuntimeError, TimeoutError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return cli.FAILED
 
 
 def _settings(make, args: argparse.Namespace):

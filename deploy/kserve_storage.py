@@ -21,6 +21,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from serving import cli
 from serving.properties import METRICS_CONFIG as METRICS
 from serving.properties import read_properties  # noqa: F401 - tests read the configs with it
 
@@ -87,21 +88,25 @@ def build_storage(mar: Path, out: Path, template: Path = TEMPLATE) -> Path:
     return config
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """`python -m deploy.kserve_storage`'s options."""
+    parser = cli.command_line("python -m deploy.kserve_storage", __doc__.split("\n\n")[0])
     parser.add_argument("--mar", type=Path, default=Path("model_store/news_cnn.mar"),
                         help="archive built by `make archive`")
     parser.add_argument("--out", type=Path, default=Path("model_store/kserve"),
                         help="storage directory to write")
     parser.add_argument("--template", type=Path, default=TEMPLATE, help="TorchServe config for KServe")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Lay out the storage; one line and exit 2 when the archive or the directory will not do."""
+    args = build_parser().parse_args(argv)
     try:
         config = build_storage(args.mar, args.out, args.template)
     except StorageError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.USAGE
     print(f"KServe storage ready in {args.out}/ ({config.relative_to(args.out)}, model-store/):")
     print(f"  upload it, e.g. gsutil cp -r {args.out}/* gs://YOUR_BUCKET/news_cnn/, then point "
           "storageUri in deploy/kserve/inferenceservice.yaml at it")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from serving import cli
 from serving.health import CANARY_FILE, DEFAULT_CANARY_TEXT
 from serving.properties import MODEL_NAME
 
@@ -167,9 +168,9 @@ def read_model_config(mar: str | Path) -> dict:
         return yaml.safe_load(z.read(model_config_member(mar))) or {}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """`python -m serving.archive`'s options."""
+    parser = cli.command_line("python -m serving.archive", __doc__.split("\n\n")[0])
     parser.add_argument("--artifacts", default="artifacts", help="training output directory")
     parser.add_argument("--export-path", default="model_store", help="where the .mar goes")
     parser.add_argument("--version", default=None,
@@ -182,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--promote", action="store_true",
                         help="with --versioned: also copy it to <model-name>.mar, "
                              "the archive `make serve` serves")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the archive (and promote it); one JSON line per archive written, exit 2 for a bad
+    option, 1 when the artifacts cannot be packed."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.promote and not args.versioned:
         parser.error("--promote goes with --versioned (a plain build already is the served archive)")
@@ -197,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                             args.config_file, file_name=name)
     except ArchiveError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return cli.FAILED
     written = [mar]
     if args.promote:
         served = mar.with_name(f"{args.model_name}.mar")

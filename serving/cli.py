@@ -11,6 +11,7 @@ Each is a module with `build_parser()` and `main(argv=None) -> int`:
 from __future__ import annotations
 
 import argparse
+import shlex
 
 USAGE, FAILED, INTERRUPTED = 2, 1, 130
 
@@ -20,16 +21,22 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     default, where it has one worth showing (not an absent value or an unset flag)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, []) or "%(default)" in (action.help or ""):
+        unset = action.default is None or action.default is False or action.default == []
+        if unset or "%(default)" in (action.help or ""):
             return action.help
+        if isinstance(action.default, (list, tuple)):  # as it is typed: a b c, or a,b,c for one value
+            several = action.nargs not in (None, "?")
+            shown = (" ".join(map(shlex.quote, map(str, action.default))) if several
+                     else ",".join(map(str, action.default)))
+            return f"{action.help} (default: {shown.replace('%', '%%')})"
         return super()._get_help_string(action)
 
 
 def command_line(prog: str, doc: str, **options) -> argparse.ArgumentParser:
-    """A command line's parser: `doc`'s first line is its description, the rest (after a
-    blank line) its epilog."""
+    """A command line's parser: `doc`'s first paragraph is its description, the rest its
+    epilog, both as written."""
     summary, _, details = doc.strip().partition("\n\n")
-    return argparse.ArgumentParser(prog=prog, description=" ".join(summary.split()),
+    return argparse.ArgumentParser(prog=prog, description=summary,
                                    epilog=details or None, formatter_class=HelpFormatter, **options)
 
 

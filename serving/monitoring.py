@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from serving import cli
 from serving.properties import REPO_ROOT, read_properties
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
@@ -369,39 +370,49 @@ def serve(server_config: Path, workdir: Path, listen: str) -> int:
     return 0  # not reached
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The `rules` and `serve` commands; the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m serving.monitoring",
-                                     description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    rules = commands.add_parser("rules", help="write rules.yml, rules_test.yml and the PrometheusRule")
-    rules.add_argument("--profile", required=True, type=Path,
-                       help="artifacts directory, reference_profile.json or .mar")
-    rules.add_argument("--check", action="store_true",
-                       help="write nothing; exit 1 when a file is not current")
-    run = commands.add_parser("serve", help="Prometheus on loopback beside a running TorchServe")
-    run.add_argument("--config", type=Path, default=REPO_ROOT / "config.properties",
-                     help="the server's config.properties")
-    run.add_argument("--workdir", type=Path, default=Path("logs") / "prometheus")
-    run.add_argument("--listen", default="127.0.0.1:9090")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "serve":
-            return serve(args.config, args.workdir, args.listen)
-        files = generated_files(read_profile(args.profile))
-    except MonitoringError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def _rules(args: argparse.Namespace) -> int:
+    """`rules`: write the generated files, or with --check say which are not current (exit 1)."""
+    files = generated_files(read_profile(args.profile))
     stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
     if args.check:
         for path in stale:
             print(f"{path.relative_to(REPO_ROOT)} is not current", file=sys.stderr)
-        return 1 if stale else 0
+        return cli.FAILED if stale else 0
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         print(f"wrote {os.path.relpath(path)}")
     return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `rules` and `serve` commands."""
+    parser = cli.command_line("python -m serving.monitoring", __doc__)
+    commands = cli.subcommands(parser)
+    rules = cli.add_command(commands, "rules", _rules,
+                            "write rules.yml, rules_test.yml and the PrometheusRule from a reference profile")
+    rules.add_argument("--profile", required=True, type=Path,
+                       help="artifacts directory, reference_profile.json or .mar")
+    rules.add_argument("--check", action="store_true",
+                       help="write nothing; exit 1 when a file is not current")
+    run = cli.add_command(commands, "serve", lambda args: serve(args.config, args.workdir, args.listen),
+                          "Prometheus on loopback beside a running TorchServe, in the foreground")
+    run.add_argument("--config", type=Path, default=REPO_ROOT / "config.properties",
+                     help="the server's config.properties")
+    run.add_argument("--workdir", type=Path, default=Path("logs") / "prometheus",
+                     help="Prometheus's data and configuration")
+    run.add_argument("--listen", default="127.0.0.1:9090", help="Prometheus's address")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m serving.monitoring rules|serve`; the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MonitoringError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return cli.USAGE
 
 
 if __name__ == "__main__":

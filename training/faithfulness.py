@@ -42,6 +42,7 @@ import torch
 from model.encoders import pad_sequences
 from model.explain import Explainer
 from model.predictor import Predictor
+from serving import cli
 
 TOP_K = (1, 2, 3)
 # Lower edges of the bins of the predicted class's probability (the last bin ends at 1).
@@ -231,28 +232,32 @@ def _by_confidence(full: np.ndarray, drop_top: np.ndarray, drop_random: np.ndarr
     return rows
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """`python -m training.faithfulness`'s arguments."""
+    parser = cli.command_line("python -m training.faithfulness",
+                              "Comprehensiveness and sufficiency of the explanations (word scores and\n"
+                              "n-grams) of trained models on a headlines CSV.")
+    parser.add_argument("artifacts", nargs="+", help="training runs' artifacts directories")
+    parser.add_argument("--data", required=True,
+                        help="a labelled headlines CSV (title,category, as for training; the "
+                             "labels are not used)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random words")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print each artifacts directory's faithfulness report on a headlines file, as JSON; exit 2
     with one line when the file or a directory cannot be read."""
     from training.data import read_headlines
     from training.errors import TrainingError
 
-    parser = argparse.ArgumentParser(
-        prog="python -m training.faithfulness",
-        description="Comprehensiveness and sufficiency of the explanations (word scores and "
-                    "n-grams) of trained models on a headlines CSV.")
-    parser.add_argument("artifacts", nargs="+", help="training runs' artifacts directories")
-    parser.add_argument("--data", required=True,
-                        help="a labelled headlines CSV (title,category, as for training; the "
-                             "labels are not used)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random words")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     unreadable = (TrainingError, OSError, ValueError, RuntimeError, TypeError, KeyError)
     try:
         titles = read_headlines(args.data)["title"].tolist()
     except unreadable as err:
         print(f"error: {args.data}: {err}", file=sys.stderr)
-        return 2
+        return cli.USAGE
     predictors = {}
     for directory in args.artifacts:
         try:
@@ -260,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         except unreadable as err:  # a missing, truncated or foreign file of the run
             why = " ".join(str(err).split()) or type(err).__name__
             print(f"error: {directory}: {why}", file=sys.stderr)
-            return 2
+            return cli.USAGE
     report = {directory: faithfulness(predictor, titles, seed=args.seed)
               for directory, predictor in predictors.items()}
     print(json.dumps(report, indent=2))

@@ -12,6 +12,7 @@ import argparse
 import csv
 import random
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from serving import cli
 from tests.helpers.prometheus import running_prometheus
 from tests.helpers.torchserve import served_archive
 from tests.integration.test_report_browser import CHROMIUM_FLAGS, find_chromium
@@ -54,15 +56,21 @@ def screenshot(url: str, out: Path, workdir: Path, size: str = "1400,1080") -> N
                     "--virtual-time-budget=15000", page], check=True, capture_output=True, timeout=180)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--artifacts", type=Path, required=True)
+def build_parser() -> argparse.ArgumentParser:
+    """The screenshot's options."""
+    parser = cli.command_line("python -m tests.helpers.monitoring_screenshot", __doc__.split("\n\n")[0])
+    parser.add_argument("--artifacts", type=Path, required=True, help="a training run's artifacts")
     parser.add_argument("--data", type=Path, required=True, help="a title,category CSV")
     parser.add_argument("--out", type=Path, default=Path("docs/monitoring.png"))
     parser.add_argument("--category", default="Sports", help="the only category of the drifted phase")
     parser.add_argument("--mixed-s", type=float, default=150)
     parser.add_argument("--drifted-s", type=float, default=120)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the archive, send mixed then drifted traffic, screenshot Prometheus's graph."""
+    args = build_parser().parse_args(argv)
     with args.data.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     titles = [r["title"] for r in rows]
@@ -78,7 +86,8 @@ def main() -> None:
             print(f"sent {mixed} mixed headlines, then {only} {args.category} ones; Prometheus at {url}")
             screenshot(url, args.out, workdir)
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
