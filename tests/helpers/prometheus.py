@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import requests
 import yaml
 
 from serving import monitoring
+from serving.polling import wait_for
 from serving.server import free_port
 
 
@@ -35,16 +35,10 @@ def running_prometheus(metrics_url: str, workdir: Path, scrape_interval: str = "
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{listen}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(workdir / 'prometheus.log').read_text()[-2000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("prometheus did not become ready")
-            time.sleep(0.2)
+        wait_for(lambda: requests.get(f"{url}/-/ready", timeout=2).status_code == 200, timeout,
+                 "prometheus to be ready", interval_s=0.2, not_yet=(requests.RequestException,),
+                 gone=lambda: process.poll() is not None and
+                 f"prometheus exited: {(workdir / 'prometheus.log').read_text()[-2000:]}")
         yield url
     finally:
         process.terminate()
@@ -65,17 +59,15 @@ def query(url: str, promql: str) -> list[dict]:
     return body["data"]["result"]
 
 
-def wait_for(url: str, promql: str, check, timeout: float = 60) -> list[dict]:
+def query_until(url: str, promql: str, check, timeout: float = 60) -> list[dict]:
     """Query `promql` until `check(result)` is true (while Prometheus starts, too); the last
-    result either way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = query(url, promql)
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            result = None
-        if result is not None and (check(result) or time.monotonic() > deadline):
-            return result
-        time.sleep(0.5)
+    result either way, for the caller's assert to show."""
+    last: list[list[dict]] = []
+
+    def checked() -> bool:
+        last[:] = [query(url, promql)]
+        return check(last[0])
+
+    with contextlib.suppress(TimeoutError):
+        wait_for(checked, timeout, promql, interval_s=0.5, not_yet=(requests.ConnectionError,))
+    return last[0] if last else query(url, promql)

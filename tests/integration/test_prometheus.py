@@ -12,7 +12,7 @@ import yaml
 
 from model.monitoring import Tally
 from serving import monitoring
-from tests.helpers.prometheus import have_prometheus, query, running_prometheus, wait_for
+from tests.helpers.prometheus import have_prometheus, query, query_until, running_prometheus
 from tests.helpers.tiny_artifacts import TINY_LABELS
 from tests.helpers.torchserve import served_archive
 
@@ -47,7 +47,7 @@ def test_prometheus_counts_what_the_server_answered(stack):
     ts, url = stack
     # The worker created every series at 0: wait for a scrape that has them before sending,
     # so that rate() sees the whole traffic.
-    zeros = wait_for(url, "sum by (Label) (NewsPredictions)", lambda r: len(r) == len(TINY_LABELS))
+    zeros = query_until(url, "sum by (Label) (NewsPredictions)", lambda r: len(r) == len(TINY_LABELS))
     assert by_label(zeros) == dict.fromkeys(TINY_LABELS, 0.0)
 
     answered: list[dict] = []
@@ -68,7 +68,7 @@ def test_prometheus_counts_what_the_server_answered(stack):
     expected = Tally().add(answered)
     assert expected.abstentions == 4 and len(expected.labels) >= 2  # the traffic is mixed
 
-    counts = wait_for(url, "sum by (Label) (NewsPredictions)",
+    counts = query_until(url, "sum by (Label) (NewsPredictions)",
                       lambda r: sum(by_label(r).values()) >= expected.labelled)
     assert by_label(counts) == {label: float(expected.labels.get(label, 0)) for label in TINY_LABELS}
     explanations = by_label(query(url, 'sum by (Label) (NewsPredictions{Endpoint="explanations"})'))
@@ -81,13 +81,13 @@ def test_prometheus_counts_what_the_server_answered(stack):
     assert buckets == {le: float(expected.buckets.get(le, 0)) for le in buckets} and "+Inf" in buckets
     workers = len(ts.describe()["workers"])  # model-config.yaml's minWorkers
     assert float(query(url, "sum(NewsWorkerStarts)")[0]["value"][1]) == workers >= 1
-    alive = wait_for(url, "news:workers:alive", lambda r: bool(r) and float(r[0]["value"][1]) == workers)
+    alive = query_until(url, "news:workers:alive", lambda r: bool(r) and float(r[0]["value"][1]) == workers)
     assert float(alive[0]["value"][1]) == workers
 
     # A recording rule of rules.yml: each label's share of the answers over 5 minutes, once an
     # evaluation after the last scrape has run (it may first see the counts part-way).
     answered_shares = {label: expected.labels.get(label, 0) / expected.labelled for label in TINY_LABELS}
-    shares = wait_for(url, "news:label_share:ratio_rate5m",
+    shares = query_until(url, "news:label_share:ratio_rate5m",
                       lambda r: by_label(r) == pytest.approx(answered_shares, rel=1e-6))
     assert by_label(shares) == pytest.approx(answered_shares, rel=1e-6)
 
@@ -96,7 +96,7 @@ def test_the_shipped_rules_load_healthy(stack):
     _, url = stack
     shipped = yaml.safe_load(monitoring.RULES.read_text())["groups"]
     # Every rule evaluated at least once (the traffic guard's series exists), then none in error.
-    assert wait_for(url, "news:headlines:rate1h", bool)
+    assert query_until(url, "news:headlines:rate1h", bool)
     loaded = requests.get(f"{url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert {g["name"]: len(g["rules"]) for g in loaded} == {g["name"]: len(g["rules"]) for g in shipped}
     assert all(rule["health"] == "ok" for group in loaded for rule in group["rules"]), loaded
@@ -118,7 +118,8 @@ def test_make_monitor_runs_prometheus_beside_a_server_and_prints_its_address(sta
     try:
         printed = process.stdout.readline()
         assert printed.startswith(f"Prometheus at http://{listen} (scraping {ts.endpoints.metrics}/metrics")
-        up = wait_for(f"http://{listen}", 'up{job="news-cnn"}', lambda r: [x["value"][1] for x in r] == ["1"])
+        up = query_until(f"http://{listen}", 'up{job="news-cnn"}',
+                         lambda r: [x["value"][1] for x in r] == ["1"])
         assert [x["value"][1] for x in up] == ["1"]
     finally:
         process.terminate()
