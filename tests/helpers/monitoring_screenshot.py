@@ -61,10 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = cli.command_line("python -m tests.helpers.monitoring_screenshot", __doc__.split("\n\n")[0])
     parser.add_argument("--artifacts", type=Path, required=True, help="a training run's artifacts")
     parser.add_argument("--data", type=Path, required=True, help="a title,category CSV")
-    parser.add_argument("--out", type=Path, default=Path("docs/monitoring.png"))
+    parser.add_argument("--out", type=Path, default=Path("docs/monitoring.png"), help="the PNG to write")
     parser.add_argument("--category", default="Sports", help="the only category of the drifted phase")
-    parser.add_argument("--mixed-s", type=float, default=150)
-    parser.add_argument("--drifted-s", type=float, default=120)
+    parser.add_argument("--mixed-s", type=float, default=150, help="seconds of traffic of every category")
+    parser.add_argument("--drifted-s", type=float, default=120, help="seconds of --category's traffic only")
     return parser
 
 
