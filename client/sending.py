@@ -1,6 +1,10 @@
 """Sending a run's headlines: requests of up to the handler's `max_texts` headlines, `in_flight`
-at a time on threads started once, answered in input order. A request the handler refuses for
-one of its headlines is split around it (see client/batch.py's docstring)."""
+at a time on threads started once, answered in input order.
+
+A request the handler refuses for one of its headlines (a 400 or 413 naming its index) is split
+around it: that headline is sent alone, its refusal becomes its row's `error`, and the others
+are answered. A refusal naming no headline (TorchServe's 413 for a body over max_request_size)
+splits the request in halves down to single headlines. Any other error stops the run."""
 from __future__ import annotations
 
 import queue
@@ -8,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, wait
+from itertools import islice
 from typing import Protocol
 
 from client.api import ClientError, KeyRefused, ServerFailure
@@ -22,6 +27,7 @@ STOP_WAIT_S = 5.0
 # Statuses of a refusal that concerns what the request holds (a headline empty or too long,
 # too many headlines, a body over TorchServe's max_request_size), not the server or the key.
 REFUSAL_STATUSES = frozenset({400, 413})
+
 
 class Model(Protocol):
     """What answers headlines: NewsClient over REST, or the archive in this process."""
@@ -43,8 +49,7 @@ def model_limits(model: Model) -> tuple[int, list[str]]:
 
 
 def _refused(err: ClientError) -> bool:
-    """Whether the handler refused the request for what it holds (not the server, the key,
-    or the address)."""
+    """Whether the handler refused the request for what it holds (not the server or the key)."""
     if isinstance(err, (ServerFailure, KeyRefused)) or err.status not in REFUSAL_STATUSES:
         return False
     return err.status == 413 or (isinstance(err.body, dict) and "error" in err.body)
@@ -159,12 +164,10 @@ def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, O
 
 
 class _SenderThreads:
-    """`count` daemon threads that run submitted calls, each returning a Future.
-
-    Started once per run: a thread per request cost about a millisecond each to start on a
-    busy 2-core machine, time the run waited for before sending the next request. Daemon
-    threads: one still waiting on a hung server when the run stops does not hold the process
-    (a ThreadPoolExecutor's threads would, at exit)."""
+    """`count` daemon threads that run submitted calls, each returning a Future. Started once
+    per run: a thread per request took about a millisecond to start on a busy 2-core machine.
+    Daemon threads: one still waiting on a hung server when the run stops does not hold the
+    process (a ThreadPoolExecutor's threads would, at exit)."""
 
     def __init__(self, count: int) -> None:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -195,11 +198,6 @@ class _SenderThreads:
 
 
 def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    chunk: list[Record] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
+    records = iter(records)
+    while chunk := list(islice(records, size)):
         yield chunk
