@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,14 +137,12 @@ class _NoBar:
         pass
 
 
-@contextmanager
-def _progress(options: BatchOptions, table: TextTable | ParquetTable, initial: int = 0) -> Iterator:
+def _progress(options: BatchOptions, table: TextTable | ParquetTable,
+              initial: int = 0) -> AbstractContextManager:
     """A tqdm bar on stderr counting rows with `options.progress`, else one that shows nothing
     (tqdm is imported only for a bar: a sub-second run need not pay its import)."""
     if not options.progress:
-        yield _NoBar()
-        return
+        return nullcontext(_NoBar())
     from tqdm import tqdm
 
-    with tqdm(total=table.count(), initial=initial, unit="row", file=sys.stderr, dynamic_ncols=True) as bar:
-        yield bar
+    return tqdm(total=table.count(), initial=initial, unit="row", file=sys.stderr, dynamic_ncols=True)

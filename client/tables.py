@@ -130,15 +130,12 @@ def check_header(source: str, column: str, columns: list[str]) -> None:
 
 class TextTable:
     """What CSV and JSON lines share: the input read as text (a file or stdin), the output
-    written by `Output`, appended a whole row at a time."""
+    written by `Output`, appended a whole row at a time. A subclass reads rows (`read`) and
+    writes them (`header`, `lines`), and finds those an earlier run wrote (`written`)."""
 
     def __init__(self, column: str, source: str) -> None:
         self.column, self.source = column, source
         self.columns: list[str] = []  # the header's, once read (JSON lines have none)
-
-    def read(self, stream: IO[str]) -> Iterator[Record]:
-        """The rows of `stream` (InputError on what cannot be read)."""
-        raise NotImplementedError
 
     @contextmanager
     def open_input(self) -> Iterator[IO[str]]:
