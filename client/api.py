@@ -3,10 +3,8 @@
 It reads TorchServe's key_file.json on every call, and once more when TorchServe refuses the
 key (400 InvalidKeyException: an operator renewed it), so it keeps working across renewals
 and restarts. It never renews a key itself: that would lock out every other holder of it.
-
-Failed tries of idempotent calls are sent again by serving/rest.py's policy: after an
-exponential back-off with full jitter, or after the Retry-After a 503 carries.
-docs/reliability.md lists which statuses are retried and why.
+Failed tries of predictions and explanations are sent again by serving/rest.py's policy
+(docs/reliability.md lists which statuses are retried and why).
 """
 from __future__ import annotations
 
@@ -36,14 +34,15 @@ class ClientError(RuntimeError):
 class ServerFailure(ClientError):
     """A try that failed on the server's side: a 5xx, or an answer to another request."""
 
-    def __init__(self, message: str, retry_after_s: float | None = None, status: int | None = None,
-                 body: object = None) -> None:
-        super().__init__(message, status, body)
-        self.retry_after_s = retry_after_s
+    retry_after_s: float | None = None  # a 503's Retry-After
 
 
 class KeyRefused(ClientError):
     """TorchServe refused the key (400 InvalidKeyException): renewed, expired, or a restart."""
+
+
+def _message(body: object) -> object:
+    return body.get("message", body) if isinstance(body, dict) else body
 
 
 def check_answer(status: int, body: object) -> object:
@@ -51,10 +50,10 @@ def check_answer(status: int, body: object) -> object:
     for the statuses worth another try), its message "HTTP <status>: <the body's message>"."""
     if status < 400:
         return body
-    message = body.get("message", body) if isinstance(body, dict) else body
+    message = _message(body)
     text = f"HTTP {status}: {message}" if message not in ("", None) else f"HTTP {status} (no message)"
     if status in rest.RETRY_STATUSES:
-        raise ServerFailure(text, status=status, body=body)
+        raise ServerFailure(text, status, body)
     raise ClientError(text, status, body)
 
 
@@ -76,11 +75,10 @@ class HandlerClient:
 
 class NewsClient(HandlerClient):
     """Calls one TorchServe: its inference API at `url`, and its management API at
-    `management_url` (describe, scale; None: not reachable, metadata comes from the inference
-    API). `token` and `management_token` are the keys sent as `Authorization: Bearer`; None
-    sends none (token authorization off, as behind a cluster's gateway). With `key_file`
-    (TorchServe's key_file.json), the keys are read from it on every call instead, and once
-    more when the server refuses one. `headers` go with every call (a gateway's own key)."""
+    `management_url` (None: not reachable; metadata then comes from the inference API).
+    `token` and `management_token` are sent as `Authorization: Bearer` (None: none, as behind
+    a cluster's gateway); with `key_file` (TorchServe's key_file.json) they are read from it
+    instead. `headers` go with every call (a gateway's own key)."""
 
     def __init__(self, url: str, token: str | None = None, *, management_url: str | None = None,
                  management_token: str | None = None, key_file: str | Path | None = None,
@@ -93,10 +91,7 @@ class NewsClient(HandlerClient):
         self.tokens = {"inference": token, "management": management_token}
         self.key_file = Path(key_file) if key_file is not None else None
         self.headers = dict(headers or {})
-        self.model, self.timeout = model, timeout
-        # Predictions and explanations are idempotent: a try that gets no answer, a 5xx, or
-        # another request's answer (TorchServe 0.12 under a scale-down) is sent again.
-        self.retries = retries
+        self.model, self.timeout, self.retries = model, timeout, retries
 
     @classmethod
     def local(cls, config: str | Path = DEFAULT_CONFIG, key_file: str | Path | None = None,
@@ -126,12 +121,12 @@ class NewsClient(HandlerClient):
         return self.management_url
 
     def _call(self, method: str, url: str, kind: str, correlate: bool = False, **kwargs) -> object:
-        """One API call. A refused key is re-read from the key file and tried once more. With
-        `correlate` (the idempotent predictions and explanations), the answer must echo the id
-        its try sent, and a failed try is sent again after a back-off, `retries` times at most."""
-        retries_left = self.retries if correlate else 0
-        key_reread = False
-        attempt = 0
+        """One API call; a refused key is read again from the key file and tried once more.
+        With `correlate` (predictions and explanations, which are idempotent), the answer must
+        echo the id its try sent, and a failed try (no answer, a 5xx, another request's answer,
+        as from TorchServe 0.12 under a scale-down) is sent again, `retries` times at most."""
+        retries = self.retries if correlate else 0
+        key_reread, attempt = False, 0
         while True:
             try:
                 return self._try(method, url, kind, correlate, **kwargs)
@@ -142,9 +137,8 @@ class NewsClient(HandlerClient):
             except (ServerFailure, NoAnswer) as err:
                 # Kept connections may be out of step (docs/reliability.md): none is reused.
                 rest.forget_connections()
-                if retries_left <= 0:
+                if attempt >= retries:
                     raise
-                retries_left -= 1
                 retry_after = getattr(err, "retry_after_s", None)
                 self._sleep(retry_after if retry_after is not None else rest.backoff_s(attempt))
                 attempt += 1
@@ -164,10 +158,9 @@ class NewsClient(HandlerClient):
         except ValueError:
             body = response.text
         if response.status == 400 and INVALID_KEY in str(body):
-            message = body.get("message", body) if isinstance(body, dict) else body
             where = (f"key file: {self.key_file}; `make keys` shows the current keys" if self.key_file
                      else "the token given was refused: renewed or expired?")
-            raise KeyRefused(f"HTTP 400: {message} ({where})", 400, body)
+            raise KeyRefused(f"HTTP 400: {_message(body)} ({where})", 400, body)
         try:
             check_answer(response.status, body)
         except ServerFailure as err:
@@ -189,10 +182,9 @@ class NewsClient(HandlerClient):
 
     def metadata(self) -> dict:
         """What the handler says about itself (labels, max_texts, max_chars, version...):
-        the description's customizedMetadata from the management API, or, where that API is
-        out of reach or refuses (deployments keep it on loopback, callers may hold only the
-        inference key), the handler's own answer to a `describe` request without a body on
-        the inference API."""
+        from the management API's description, or, where that API is out of reach or refuses
+        (deployments keep it on loopback, callers may hold only the inference key), from the
+        handler's answer to a `describe` request on the inference API."""
         try:
             metadata = self.describe().get("customizedMetadata")
         except (ClientError, OSError):  # NoAnswer is an OSError

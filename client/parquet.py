@@ -26,17 +26,19 @@ from client.tables import (
     check_header,
 )
 
+try:  # the train extra's, not the client's: without it, Parquet is refused in one line
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+except ImportError:
+    pa = pq = None
+
 # Rows read per record batch, and written per row group: a few MB of headlines either way.
 BATCH_ROWS = 16_384
 
 
-def _pyarrow():
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError:
-        raise InputError("Parquet needs pyarrow, which this Python lacks: pip install pyarrow") from None
-    return pyarrow, pyarrow.parquet
+def _need_pyarrow() -> None:
+    if pa is None:
+        raise InputError("Parquet needs pyarrow, which this Python lacks: pip install pyarrow")
 
 
 class ParquetTable:
@@ -47,9 +49,21 @@ class ParquetTable:
         self.columns: list[str] = []
         self.schema = None  # the input's pyarrow schema, once read
 
+    @contextmanager
+    def open_input(self) -> Iterator[IO[bytes]]:
+        """The input, opened as bytes (InputError for stdin or a file that cannot be opened)."""
+        if self.source == STDIO:
+            raise InputError("a Parquet input needs a file (its footer comes last): not stdin")
+        try:
+            stream = open(self.source, "rb")
+        except OSError as err:
+            raise InputError(f"cannot read {self.source}: {err.strerror or err}") from None
+        with stream:
+            yield stream
+
     def read(self, stream: IO[bytes]) -> Iterator[Record]:
         """The rows of `stream` (InputError when it is not Parquet or lacks the column)."""
-        pa, pq = _pyarrow()
+        _need_pyarrow()
         try:
             parquet = pq.ParquetFile(stream)
         except (pa.ArrowException, OSError) as err:
@@ -59,8 +73,7 @@ class ParquetTable:
         check_header(self.source, self.column, self.columns)
         return self._rows(parquet)
 
-    def _rows(self, parquet) -> Iterator[Record]:
-        pa, _ = _pyarrow()
+    def _rows(self, parquet: pq.ParquetFile) -> Iterator[Record]:
         number = 0
         try:
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
@@ -70,27 +83,16 @@ class ParquetTable:
         except pa.ArrowException as err:
             raise InputError(f"{self.source}, row {number + 1}: {err}") from None
 
+    def count(self) -> int | None:
+        """The rows of the file, from its footer (None when it cannot be read)."""
+        try:
+            return pq.ParquetFile(self.source).metadata.num_rows if Path(self.source).is_file() else None
+        except Exception:  # noqa: BLE001 - reading it for real says why
+            return None
 
-def count_rows(path: str) -> int | None:
-    """The rows of a Parquet file, from its footer (None when it cannot be read)."""
-    try:
-        _, pq = _pyarrow()
-        return pq.ParquetFile(path).metadata.num_rows
-    except Exception:  # noqa: BLE001 - reading it for real says why
-        return None
-
-
-@contextmanager
-def reading(path: str) -> Iterator[IO[bytes]]:
-    """A Parquet input, opened as bytes (InputError for stdin or a file that cannot be opened)."""
-    if path == STDIO:
-        raise InputError("a Parquet input needs a file (its footer comes last): not stdin")
-    try:
-        stream = open(path, "rb")
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
-    with stream:
-        yield stream
+    def output(self, path: str, columns: list[str]) -> ParquetOutput:
+        """Where the answered rows go, `columns` added to each."""
+        return ParquetOutput(path, self, columns)
 
 
 def partial_path(path: str) -> Path:
@@ -107,7 +109,7 @@ class ParquetOutput:
     table: ParquetTable
     columns: list[str]
     _rows: list[dict] = field(default_factory=list, repr=False)
-    _writer: object = field(default=None, repr=False)
+    _writer: pq.ParquetWriter | None = field(default=None, repr=False)
 
     def start(self, force: bool = False) -> None:
         """A new output: refuses to replace an existing file unless `force`."""
@@ -115,7 +117,7 @@ class ParquetOutput:
             raise InputError("a Parquet output needs a file: name it with --out answers.parquet")
         if Path(self.path).exists() and not force:
             raise InputError(f"{self.path} exists: --force replaces it")
-        pa, pq = _pyarrow()
+        _need_pyarrow()
         answers = [pa.field(c, pa.float64() if c == "confidence" or c.startswith(PROBABILITY_PREFIX)
                             else pa.string()) for c in self.columns]
         self._schema = pa.schema(list(self.table.schema) + answers)
@@ -138,7 +140,6 @@ class ParquetOutput:
 
     def _flush(self) -> None:
         if self._rows:
-            pa, _ = _pyarrow()
             self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
             self._rows = []
 

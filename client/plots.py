@@ -29,13 +29,8 @@ def plot_explanation(explanation: dict, path: str | Path) -> None:
 
 
 def explanation_figure(explanation: dict) -> Figure:
-    """The figure of one explanation.
-
-    Top: one row per listed n-gram (the top of each length and side), strongest first: a box
-    over the words it covers, coloured by the sign of its score and shaded by its size on
-    the word scores' scale, with the score written in it. Bottom: signed word scores towards
-    the predicted class (green for, red against).
-    """
+    """The figure of one explanation: on top, a row per listed n-gram (`listed_spans`), a box
+    over the words it covers; below, a bar per word."""
     if explanation.get("abstained"):
         return _abstained_figure(explanation)
     missing = [k for k in REQUIRED_KEYS if k not in explanation]

@@ -1,10 +1,9 @@
 """One self-contained HTML page explaining a file of headlines: `explain --file --html`.
 
 Per headline: its label and probability, each word (after preprocessing) coloured by its
-signed Integrated Gradients score (green for the label, red against, stronger for larger
-scores, scaled per headline), and the n-grams that the filters for and against the label
-picked. A class filter and a sort by confidence work in the page, also from its address
-(`report.html#class=Sports&sort=asc`). Everything is inline: nothing is fetched, it works
+signed Integrated Gradients score (scaled per headline), and the n-grams that the filters for
+and against the label picked. A class filter and a sort by confidence work in the page, also
+from its address (`report.html#class=Sports&sort=asc`). Everything is inline: it works
 offline. Built with the standard library only; every text from the data is escaped.
 """
 from __future__ import annotations
@@ -13,7 +12,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from client.batch import Outcome, Record
+from client.tables import Outcome, Record
 
 # Not classes: what the filter calls rows without a label.
 ABSTAINED = "(abstained)"
@@ -100,7 +99,7 @@ SCRIPT = """
 
 
 def write_report(rows: list[tuple[Record, Outcome]], path: str | Path, source: str = "") -> None:
-    """Write the page for `rows` (from batch.explain_file) to `path`."""
+    """Write the page of `rows` (batch.explain_file's) to `path`."""
     Path(path).write_text(render_report(rows, source), encoding="utf-8")
 
 

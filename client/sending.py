@@ -1,6 +1,10 @@
 """Sending a run's headlines: requests of up to the handler's `max_texts` headlines, `in_flight`
-at a time on threads started once, answered in input order. A request the handler refuses for
-one of its headlines is split around it (see client/batch.py's docstring)."""
+at a time on threads started once, answered in input order.
+
+A request the handler refuses for one of its headlines (a 400 or 413 naming its index) is split
+around it: that headline is sent alone, its refusal becomes its row's `error`, and the others
+are answered. A refusal naming no headline (TorchServe's 413 for a body over max_request_size)
+splits the request in halves down to single headlines. Any other error stops the run."""
 from __future__ import annotations
 
 import queue
@@ -8,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, wait
+from itertools import islice
 from typing import Protocol
 
 from client.api import ClientError, KeyRefused, ServerFailure
@@ -23,8 +28,9 @@ STOP_WAIT_S = 5.0
 # too many headlines, a body over TorchServe's max_request_size), not the server or the key.
 REFUSAL_STATUSES = frozenset({400, 413})
 
+
 class Model(Protocol):
-    """What answers headlines: NewsClient over REST, or the archive in this process."""
+    """What answers headlines: NewsClient over REST, or an archive in this process."""
 
     def send(self, body: dict, explain: bool = False) -> object:
         """The answer to one JSON body ({"text"} or {"texts"}), or ClientError."""
@@ -43,19 +49,10 @@ def model_limits(model: Model) -> tuple[int, list[str]]:
 
 
 def _refused(err: ClientError) -> bool:
-    """Whether the handler refused the request for what it holds (not the server, the key,
-    or the address)."""
+    """Whether the handler refused the request for what it holds (not the server or the key)."""
     if isinstance(err, (ServerFailure, KeyRefused)) or err.status not in REFUSAL_STATUSES:
         return False
     return err.status == 413 or (isinstance(err.body, dict) and "error" in err.body)
-
-
-def _reason(err: ClientError) -> str:
-    """A refusal as its row's error: "<code>: <message>" from the handler's JSON body."""
-    body = err.body
-    if isinstance(body, dict) and "error" in body and "message" in body:
-        return f"{body['error']}: {body['message']}"
-    return str(err)
 
 
 def answer_one(model: Model, text: str, explain: bool = False) -> Outcome:
@@ -65,7 +62,9 @@ def answer_one(model: Model, text: str, explain: bool = False) -> Outcome:
     except ClientError as err:
         if not _refused(err):
             raise
-        return Outcome(error=_reason(err))
+        body = err.body  # the handler's refusal: "<code>: <message>" as the row's error
+        coded = isinstance(body, dict) and "error" in body and "message" in body
+        return Outcome(error=f"{body['error']}: {body['message']}" if coded else str(err))
     if not isinstance(answer, dict):
         raise ServerFailure(f"the answer to one headline is not a JSON object: {str(answer)[:200]}")
     return Outcome(answer=answer)
@@ -93,11 +92,6 @@ def answer_texts(model: Model, texts: list[str], explain: bool = False) -> list[
     return [Outcome(answer=a) for a in answers]
 
 
-def _answer_records(model: Model, chunk: list[Record], explain: bool) -> list[Outcome]:
-    answers = iter(answer_texts(model, [r.text for r in chunk if r.error is None], explain))
-    return [Outcome(error=r.error) if r.error is not None else next(answers) for r in chunk]
-
-
 def answered_in_order(model: Model, records: Iterable[Record], max_texts: int,
                       in_flight: int = DEFAULT_IN_FLIGHT,
                       explain: bool = False) -> Iterator[list[tuple[Record, Outcome]]]:
@@ -107,12 +101,10 @@ def answered_in_order(model: Model, records: Iterable[Record], max_texts: int,
     if max_texts < 1 or in_flight < 1:
         raise ValueError(f"max_texts and in_flight must be positive, not {max_texts} and {in_flight}")
     pending: deque[tuple[list[Record], Future]] = deque()
-    stopped = threading.Event()
-    model = _SendingUntilStopped(model, stopped)
-    senders = _SenderThreads(in_flight)
+    senders = _Senders(model, in_flight, explain)
     try:
         for chunk in _chunks(records, max_texts):
-            pending.append((chunk, senders.submit(_answer_records, model, chunk, explain)))
+            pending.append((chunk, senders.submit(chunk)))
             if len(pending) >= in_flight:
                 yield _oldest(pending)
         while pending:
@@ -122,32 +114,10 @@ def answered_in_order(model: Model, records: Iterable[Record], max_texts: int,
         # requests still out end, so that a model computing in this process is not cut off
         # by the interpreter's exit (torch aborts), but wait no longer than STOP_WAIT_S for a
         # server that does not answer.
-        stopped.set()
-        try:
-            for _, future in pending:
-                future.cancel()  # succeeds only for one that no thread has taken yet
-            wait([future for _, future in pending], timeout=STOP_WAIT_S)
-        finally:
-            senders.close()
-
-
-class RunStopped(Exception):
-    """A request of a run that has stopped: it is not sent."""
-
-
-class _SendingUntilStopped:
-    """`model`, sending nothing once `stopped` is set."""
-
-    def __init__(self, model: Model, stopped: threading.Event) -> None:
-        self.model, self.stopped = model, stopped
-
-    def send(self, body: dict, explain: bool = False) -> object:
-        if self.stopped.is_set():
-            raise RunStopped("the run has stopped")
-        return self.model.send(body, explain)
-
-    def metadata(self) -> dict:
-        return self.model.metadata()
+        senders.stop()
+        for _, future in pending:
+            future.cancel()  # succeeds only for one that no thread has taken yet
+        wait([future for _, future in pending], timeout=STOP_WAIT_S)
 
 
 def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, Outcome]]:
@@ -158,48 +128,60 @@ def _oldest(pending: deque[tuple[list[Record], Future]]) -> list[tuple[Record, O
     return list(zip(chunk, outcomes, strict=True))
 
 
-class _SenderThreads:
-    """`count` daemon threads that run submitted calls, each returning a Future.
+class RunStopped(Exception):
+    """A request of a run that has stopped: it is not sent."""
 
-    Started once per run: a thread per request cost about a millisecond each to start on a
-    busy 2-core machine, time the run waited for before sending the next request. Daemon
-    threads: one still waiting on a hung server when the run stops does not hold the process
-    (a ThreadPoolExecutor's threads would, at exit)."""
 
-    def __init__(self, count: int) -> None:
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._count = count
+class _Senders:
+    """`count` daemon threads that answer chunks of records, each into a Future, through a
+    `model` that sends nothing once `stop` is called.
+
+    Started once per run: a thread per request took about a millisecond to start on a busy
+    2-core machine. Daemon threads: one still waiting on a hung server when the run stops
+    does not hold the process (a ThreadPoolExecutor's threads would, at exit)."""
+
+    def __init__(self, model: Model, count: int, explain: bool) -> None:
+        self.model, self.count, self.explain = model, count, explain
+        self.stopped = threading.Event()
+        self.chunks: queue.SimpleQueue[tuple[Future, list[Record]] | None] = queue.SimpleQueue()
         for _ in range(count):
             threading.Thread(target=self._work, daemon=True, name="news-cnn-request").start()
 
-    def submit(self, function, *args) -> Future:
-        """`function(*args)` on the next free thread; its result or exception in the Future."""
+    def submit(self, chunk: list[Record]) -> Future:
+        """The outcomes of `chunk`'s records, once a thread has sent it."""
         future: Future = Future()
-        self._jobs.put((future, function, args))
+        self.chunks.put((future, chunk))
         return future
 
+    def send(self, body: dict, explain: bool = False) -> object:
+        """`model.send`, as the threads call it (the splits of a chunk too)."""
+        if self.stopped.is_set():
+            raise RunStopped("the run has stopped")
+        return self.model.send(body, explain)
+
+    def metadata(self) -> dict:
+        return self.model.metadata()
+
+    def stop(self) -> None:
+        """Send nothing more, and let every thread end once it has answered what it took."""
+        self.stopped.set()
+        for _ in range(self.count):
+            self.chunks.put(None)
+
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            future, function, args = job
+        while (job := self.chunks.get()) is not None:
+            future, chunk = job
             if not future.set_running_or_notify_cancel():
                 continue  # cancelled while queued
             try:
-                future.set_result(function(*args))
+                answers = iter(answer_texts(self, [r.text for r in chunk if r.error is None], self.explain))
+                future.set_result([Outcome(error=r.error) if r.error is not None else next(answers)
+                                   for r in chunk])
             except BaseException as err:  # noqa: BLE001 - handed to the caller by result()
                 future.set_exception(err)
 
-    def close(self) -> None:
-        """Let every thread end once it has run what it took."""
-        for _ in range(self._count):
-            self._jobs.put(None)
-
 
 def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    chunk: list[Record] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
+    records = iter(records)
+    while chunk := list(islice(records, size)):
         yield chunk

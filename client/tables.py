@@ -1,5 +1,6 @@
 """Reading and writing tables of headlines: CSV (a header row) and JSON lines, stdin and
-stdout, the answer columns, and an output to resume after its last whole row."""
+stdout, the answer columns, and an output to resume after its last whole row. Parquet's
+table is client/parquet.py's; `make_table` picks one by format."""
 from __future__ import annotations
 
 import csv
@@ -10,7 +11,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from client.parquet import ParquetTable
 
 # Columns added after the input's own, in this order; then PROBABILITY_PREFIX + each class.
 ANSWER_COLUMNS = ("label", "confidence", "abstained", "error")
@@ -19,8 +23,10 @@ PROBABILITY_PREFIX = "prob_"
 # unchanged in every column, and a headline holding them gets an error instead of a label.
 ENCODING_ERRORS = "surrogateescape"
 STDIO = "-"
-FORMATS = ("csv", "jsonl", "parquet")  # parquet: client/parquet.py
-
+FORMATS = ("csv", "jsonl", "parquet")
+_JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+               list: "a list", dict: "an object"}
+_MISSING = object()
 
 
 class InputError(ValueError):
@@ -54,18 +60,37 @@ def format_of(path: str, given: str | None = None) -> str:
     return {".jsonl": "jsonl", ".parquet": "parquet"}.get(suffix, "csv")
 
 
+def make_table(kind: str, column: str, source: str) -> TextTable | ParquetTable:
+    """The reader and writer of one format ("csv", "jsonl" or "parquet")."""
+    if kind not in FORMATS:
+        raise InputError(f"unknown format {kind!r}: use one of {', '.join(FORMATS)}")
+    if kind == "parquet":
+        from client.parquet import ParquetTable  # pyarrow: only for Parquet
+
+        return ParquetTable(column, source)
+    return CsvTable(column, source) if kind == "csv" else JsonlTable(column, source)
+
+
 def open_text(path: str, mode: str) -> IO[str]:
     """A file, or stdin/stdout for "-", as text that round-trips any byte."""
-    reading = mode == "r"
+    encoding = "utf-8-sig" if mode == "r" else "utf-8"
     if path == STDIO:
-        stream = sys.stdin.buffer if reading else sys.stdout.buffer
-        return io.TextIOWrapper(stream, encoding="utf-8-sig" if reading else "utf-8",
-                                errors=ENCODING_ERRORS, newline="", write_through=True)
-    return open(path, mode, encoding="utf-8-sig" if reading else "utf-8", errors=ENCODING_ERRORS,
-                newline="")
+        stream = sys.stdin.buffer if mode == "r" else sys.stdout.buffer
+        return io.TextIOWrapper(stream, encoding=encoding, errors=ENCODING_ERRORS, newline="",
+                                write_through=True)
+    return open(path, mode, encoding=encoding, errors=ENCODING_ERRORS, newline="")
 
 
-_MISSING = object()
+def release(stream: IO[str], path: str) -> None:
+    """Close a file; flush and let go of stdin/stdout without closing them (even when the
+    flush fails: a reader that went away must not take sys.stdout down with it)."""
+    if path != STDIO:
+        stream.close()
+        return
+    try:
+        stream.flush()
+    finally:
+        stream.detach()
 
 
 def _sendable(value: object, column: str) -> tuple[str | None, str | None]:
@@ -73,7 +98,8 @@ def _sendable(value: object, column: str) -> tuple[str | None, str | None]:
     if value is _MISSING:
         return None, f"missing_text: the row has no {column!r} field"
     if not isinstance(value, str):
-        return None, f"invalid_text: {column!r} is {_json_type(value)}, not a string"
+        kind = _JSON_TYPES.get(type(value), type(value).__name__)
+        return None, f"invalid_text: {column!r} is {kind}, not a string"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
@@ -87,15 +113,9 @@ def _sendable(value: object, column: str) -> tuple[str | None, str | None]:
     return value, None
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)
-
-
-def _answer_named(names: Iterable[str]) -> list[str]:
-    return [n for n in names if n in ANSWER_COLUMNS or n.startswith(PROBABILITY_PREFIX)]
+def _answer_named(names: Iterable[str]) -> str:
+    """The names among `names` that the answers add, quoted and comma-separated ("" if none)."""
+    return ", ".join(repr(n) for n in names if n in ANSWER_COLUMNS or n.startswith(PROBABILITY_PREFIX))
 
 
 def check_header(source: str, column: str, columns: list[str]) -> None:
@@ -104,40 +124,72 @@ def check_header(source: str, column: str, columns: list[str]) -> None:
     if column not in columns:
         raise InputError(f"{source} has no column {column!r} (its columns: "
                          f"{', '.join(map(repr, columns))}): name the headlines' column with --column")
-    if _answer_named(columns):
-        raise InputError(f"{source} already has the column(s) "
-                         f"{', '.join(map(repr, _answer_named(columns)))} that the answers add: rename them")
+    if clashing := _answer_named(columns):
+        raise InputError(f"{source} already has the column(s) {clashing} that the answers add: rename them")
 
 
-class CsvTable:
-    """CSV: a header row naming the columns, then one row per headline."""
+class TextTable:
+    """What CSV and JSON lines share: the input read as text (a file or stdin), the output
+    written by `Output`, appended a whole row at a time. A subclass reads rows (`read`) and
+    writes them (`header`, `lines`), and finds those an earlier run wrote (`written`)."""
 
     def __init__(self, column: str, source: str) -> None:
         self.column, self.source = column, source
-        self.columns: list[str] = []
+        self.columns: list[str] = []  # the header's, once read (JSON lines have none)
+
+    @contextmanager
+    def open_input(self) -> Iterator[IO[str]]:
+        """The input as text (stdin for "-"), InputError when it cannot be opened."""
+        try:
+            stream = open_text(self.source, "r")
+        except OSError as err:
+            raise InputError(f"cannot read {self.source}: {err.strerror or err}") from None
+        try:
+            yield stream
+        finally:
+            release(stream, self.source)
+
+    def count(self) -> int | None:
+        """How many rows a regular file holds (for the progress bar); None for stdin or when
+        it cannot be read (reading it for real then says why)."""
+        if self.source == STDIO or not Path(self.source).is_file():
+            return None
+        try:
+            with open_text(self.source, "r") as stream:
+                return sum(1 for _ in type(self)(self.column, self.source).read(stream))
+        except (InputError, OSError):
+            return None
+
+    def output(self, path: str, columns: list[str]) -> Output:
+        """Where the answered rows go, `columns` added to each."""
+        return Output(path, self, columns)
+
+
+class CsvTable(TextTable):
+    """CSV: a header row naming the columns, then one row per headline."""
 
     def read(self, stream: IO[str]) -> Iterator[Record]:
         """The rows of `stream` after checking its header (InputError on what cannot be read)."""
         reader = csv.reader(stream)
-        try:
-            self.columns = next(reader)
-        except StopIteration:
+        header = self._next(reader)
+        if header is None:
             raise InputError(f"{self.source} is empty: it needs a header row with a "
-                             f"{self.column!r} column") from None
-        except csv.Error as err:
-            raise InputError(f"{self.source}, line {reader.line_num}: {err}") from None
+                             f"{self.column!r} column")
+        self.columns = header
         check_header(self.source, self.column, self.columns)
         return self._rows(reader, self.columns.index(self.column))
 
-    def _rows(self, reader, index: int) -> Iterator[Record]:
+    def _next(self, reader) -> list[str] | None:  # noqa: ANN001 - a csv reader
+        try:
+            return next(reader, None)
+        except csv.Error as err:
+            raise InputError(f"{self.source}, line {reader.line_num}: {err}") from None
+
+    def _rows(self, reader, index: int) -> Iterator[Record]:  # noqa: ANN001 - a csv reader
         while True:
             start = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
+            if (row := self._next(reader)) is None:
                 return
-            except csv.Error as err:
-                raise InputError(f"{self.source}, line {reader.line_num}: {err}") from None
             if not row:
                 continue  # a blank line
             if len(row) != len(self.columns):
@@ -147,20 +199,14 @@ class CsvTable:
 
     def header(self, answer_columns: list[str]) -> str:
         """The output's first line."""
-        return _csv_line(self.columns + answer_columns)
-
-    def line(self, record: Record, answer: dict) -> str:
-        """One output row: the input's fields unchanged, then the answer's."""
-        return self.lines([(record, answer)])
+        return _csv_text([self.columns + answer_columns])
 
     def lines(self, rows: list[tuple[Record, dict]]) -> str:
-        """Output rows, through one CSV writer: one per row made the offline run of 240,000
-        rows slower (7.64-7.89 s against 7.38-7.72 s end to end, alternating runs, 2 shared
-        cores), its workers keeping both cores busy."""
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(
-            record.fields + ["" if v is None else v for v in answer.values()] for record, answer in rows)
-        return buffer.getvalue()
+        """Output rows: the input's fields unchanged, then the answer's."""
+        # One CSV writer for them all: one per row made the offline run of 240,000 rows slower
+        # (7.64-7.89 s against 7.38-7.72 s end to end, alternating runs, 2 shared cores).
+        return _csv_text(record.fields + ["" if v is None else v for v in answer.values()]
+                         for record, answer in rows)
 
     def written(self, text: str, answer_columns: list[str]) -> tuple[list[list[str]], int]:
         """The input fields of each whole row already in an output `text`, and the offset
@@ -172,33 +218,27 @@ class CsvTable:
             raise InputError(f"its first line is not the header this run writes: "
                              f"{header.strip()!r}; use the options it was written with")
         done, end = [], len(header)
-        reader = csv.reader(io.StringIO(text[end:]))
         width = len(self.columns) + len(answer_columns)
-        while True:
-            try:
-                row = next(reader)
-            except (StopIteration, csv.Error):
-                break
-            line = _csv_line(row)
-            if len(row) != width or not text.startswith(line, end):
-                break
-            done.append(row[:len(self.columns)])
-            end += len(line)
+        try:
+            for row in csv.reader(io.StringIO(text[end:])):
+                line = _csv_text([row])
+                if len(row) != width or not text.startswith(line, end):
+                    break
+                done.append(row[:len(self.columns)])
+                end += len(line)
+        except csv.Error:
+            pass  # a row cut off inside its quotes
         return done, end
 
 
-def _csv_line(fields: list) -> str:
+def _csv_text(rows: Iterable[list]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(fields)
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue()
 
 
-class JsonlTable:
+class JsonlTable(TextTable):
     """JSON lines: one object per line; the answers are added as keys after the input's."""
-
-    def __init__(self, column: str, source: str) -> None:
-        self.column, self.source = column, source
-        self.columns: list[str] = []  # JSON lines have no header
 
     def read(self, stream: IO[str]) -> Iterator[Record]:
         """The objects of `stream` (blank lines skipped; InputError on what cannot be read)."""
@@ -211,29 +251,27 @@ class JsonlTable:
                 raise InputError(f"{self.source}, line {number}: not JSON ({err})") from None
             if not isinstance(value, dict):
                 raise InputError(f"{self.source}, line {number}: not a JSON object")
-            if _answer_named(value):
-                raise InputError(f"{self.source}, line {number}: already has the key(s) "
-                                 f"{', '.join(map(repr, _answer_named(value)))} that the answers add: "
-                                 f"rename them")
+            if clashing := _answer_named(value):
+                raise InputError(f"{self.source}, line {number}: already has the key(s) {clashing} "
+                                 f"that the answers add: rename them")
             yield Record(number, value, *_sendable(value.get(self.column, _MISSING), self.column))
 
     def header(self, answer_columns: list[str]) -> str:
         return ""
 
     def lines(self, rows: list[tuple[Record, dict]]) -> str:
-        """Output lines, one per row."""
-        return "".join(self.line(record, answer) for record, answer in rows)
-
-    def line(self, record: Record, answer: dict) -> str:
-        """One output line: the input object's keys unchanged, then the answer's. A line whose
+        """Output lines: the input object's keys unchanged, then the answer's. A line whose
         text the output cannot hold (a lone surrogate read from a JSON escape) is written with
         JSON escapes instead, as it came in."""
-        text = json.dumps({**record.fields, **answer}, ensure_ascii=False) + "\n"
-        try:
-            text.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            text = json.dumps({**record.fields, **answer}) + "\n"
-        return text
+        lines = []
+        for record, answer in rows:
+            line = json.dumps({**record.fields, **answer}, ensure_ascii=False) + "\n"
+            try:
+                line.encode("utf-8", ENCODING_ERRORS)
+            except UnicodeEncodeError:
+                line = json.dumps({**record.fields, **answer}) + "\n"
+            lines.append(line)
+        return "".join(lines)
 
     def written(self, text: str, answer_columns: list[str]) -> tuple[list[dict], int]:
         """The input part of each whole line already in an output `text`, and its end."""
@@ -252,33 +290,6 @@ class JsonlTable:
             done.append({k: v for k, v in value.items() if k not in answer_columns})
             end += len(line)
         return done, end
-
-
-def make_table(kind: str, column: str, source: str):
-    """The reader and writer of one format ("csv", "jsonl" or "parquet")."""
-    if kind not in FORMATS:
-        raise InputError(f"unknown format {kind!r}: use one of {', '.join(FORMATS)}")
-    if kind == "parquet":
-        from client.parquet import ParquetTable  # pyarrow: only for Parquet
-
-        return ParquetTable(column, source)
-    return CsvTable(column, source) if kind == "csv" else JsonlTable(column, source)
-
-
-def count_records(path: str, kind: str, column: str) -> int | None:
-    """How many rows a regular file holds (for the progress bar); None for stdin or when
-    it cannot be read (reading it for real then says why)."""
-    if path == STDIO or not Path(path).is_file():
-        return None
-    if kind == "parquet":
-        from client.parquet import count_rows
-
-        return count_rows(path)
-    try:
-        with open_text(path, "r") as stream:
-            return sum(1 for _ in make_table(kind, column, path).read(stream))
-    except (InputError, OSError):
-        return None
 
 
 def answer_columns(labels: list[str], probabilities: bool) -> list[str]:
@@ -302,7 +313,7 @@ class Output:
     """Where answered rows go: the output file (or stdout), appended whole rows at a time."""
 
     path: str
-    table: CsvTable | JsonlTable
+    table: TextTable
     columns: list[str]
     stream: IO[str] | None = field(default=None, repr=False)
 
@@ -358,31 +369,6 @@ def skip_done(records: Iterator[Record], done: list, source: str, out: str) -> N
         if record is None or record.fields != fields:
             raise InputError(f"{out} does not continue {source}: its row {number} is not the "
                              f"input's row {number}; use a new --out, or the input it was made from")
-
-
-@contextmanager
-def reading(path: str) -> Iterator[IO[str]]:
-    """The input as text (stdin for "-"), InputError when it cannot be opened."""
-    try:
-        stream = open_text(path, "r")
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
-    try:
-        yield stream
-    finally:
-        release(stream, path)
-
-
-def release(stream: IO[str], path: str) -> None:
-    """Close a file; flush and let go of stdin/stdout without closing them (even when the
-    flush fails: a reader that went away must not take sys.stdout down with it)."""
-    if path != STDIO:
-        stream.close()
-        return
-    try:
-        stream.flush()
-    finally:
-        stream.detach()
 
 
 def read_through(records: Iterator[Record], source: str) -> Iterator[Record]:
