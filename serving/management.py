@@ -63,10 +63,7 @@ def scale_workers(management_url: str, model: str, workers: int,
             params={"min_worker": workers, "max_worker": workers, "synchronous": "true",
                     "timeout": int(timeout)})
         if response.status < 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = response.text
+            body = response.decoded()
             return {**body, "attempts": attempt} if isinstance(body, dict) else \
                 {"status": body, "attempts": attempt}
         if response.status not in RESEND_STATUSES or attempt >= attempts:
