@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import psutil
@@ -172,13 +172,11 @@ class TorchServe:
     def stop_probe(self) -> None:
         """Stop the health server, if one runs for this directory."""
         path = self.tmp_dir / PROBE_PID_FILE
-        try:
+        with suppress(OSError, ValueError, psutil.Error):
             probe = psutil.Process(int(path.read_text()))
             if any("serving" in part for part in probe.cmdline()):
                 probe.terminate()
                 probe.wait(PROBE_STOP_S)
-        except (OSError, ValueError, psutil.Error):
-            pass
         path.unlink(missing_ok=True)
 
     def drain(self, notice_s: float = 0.0, bound_s: float = DRAIN_BOUND_S,
@@ -254,21 +252,16 @@ class TorchServe:
         except OSError:
             group = None
         deadline = time.monotonic() + timeout
-        try:
+        with suppress(subprocess.TimeoutExpired):  # the SIGKILL below ends what it was asked to stop
             subprocess.run([_executable("torchserve"), "--stop"], cwd=self.workdir, env=self.env(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            pass  # the SIGKILL below ends what it was asked to stop
-        try:
+        # Hung: killed with its group below; already gone: nothing to wait for.
+        with suppress(psutil.TimeoutExpired, psutil.NoSuchProcess):
             psutil.Process(pid).wait(max(0.0, deadline - time.monotonic()))
-        except (psutil.TimeoutExpired, psutil.NoSuchProcess):
-            pass  # hung: killed with its group below; already gone: nothing to wait for
         # Workers (and a hung frontend) die with the process group the launcher created.
         if group is not None and group != os.getpgid(0):
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         (self.tmp_dir / PID_FILE).unlink(missing_ok=True)
         self.key_file.unlink(missing_ok=True)
         self.stop_probe()
