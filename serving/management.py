@@ -2,12 +2,11 @@
 description, and its worker count, set and resent when TorchServe asks for it.
 
 TorchServe 0.12 stops scaled-down workers inside the scaling request itself
-(`WorkLoadManager.modelChanged`): each surplus worker is removed from the model's list, then
-killed. When the wait for that kill is interrupted or fails it answers 500 ("Failed to start
-workers for model ..."), and when it times out 408 ("... please resend request"); either way it
-returns early, with some surplus workers removed and the rest still there. The same request sent
-again removes the rest, so `scale_workers` resends on those two statuses, a bounded number of
-times, and says how many attempts it took. Any other error is final.
+(`WorkLoadManager.modelChanged`). When the wait for a kill fails it answers 500 ("Failed to
+start workers for model ..."), and when it times out 408 ("... please resend request"),
+with some surplus workers removed and the rest still there. The same request sent again
+removes the rest, so `scale_workers` resends on those two statuses, a bounded number of
+times; any other error is final.
 """
 from __future__ import annotations
 
