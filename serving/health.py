@@ -174,11 +174,8 @@ class HealthChecker:
         """Ready when the canary's answer carries the expected label (any label without one)."""
         if answer.status != 200:
             return Verdict(False, f"the canary headline got HTTP {answer.status}")
-        try:
-            body = answer.json()
-            label = body.get("label") if isinstance(body, dict) else None
-        except ValueError:
-            label = None
+        body = answer.decoded()
+        label = body.get("label") if isinstance(body, dict) else None
         if label is None:
             return Verdict(False, "the canary headline got no label")
         if self.canary.label is not None and label != self.canary.label:
