@@ -102,10 +102,8 @@ class HealthChecker:
 
     def _headers(self) -> dict[str, dict[str, str]]:
         """{"inference": ..., "management": ...} Authorization headers ({} without token auth)."""
-        if not self.token_auth:
-            return {"inference": {}, "management": {}}
-        keys = keyfile.read_keys(self.key_file)
-        return {kind: keys.headers(kind) for kind in ("inference", "management")}
+        keys = keyfile.read_keys(self.key_file) if self.token_auth else None
+        return {kind: keys.headers(kind) if keys else {} for kind in ("inference", "management")}
 
     @property
     def drain_file(self) -> Path:

@@ -48,9 +48,7 @@ def scale_workers(management_url: str, model: str, workers: int,
                   headers: Callable[[], dict[str, str]], timeout: float = 120.0,
                   attempts: int = ATTEMPTS) -> dict:
     """PUT min_worker = max_worker = `workers` synchronously; TorchServe's JSON answer plus
-    `attempts`.
-
-    `headers` is called before each attempt, so a key renewed in between is used."""
+    `attempts`. `headers` is called before each attempt, so a key renewed in between is used."""
     # 0 is allowed: it takes the model out of service (readiness turns false) without
     # unregistering it, and scaling up again brings it back.
     if workers < 0:

@@ -80,7 +80,7 @@ class Endpoints:
     inference: str = "http://127.0.0.1:8080"
     management: str = "http://127.0.0.1:8081"
     metrics: str = "http://127.0.0.1:8082"
-    # Not TorchServe's: the key-less readiness/liveness server (serving/health.py), which
+    # Not TorchServe's: the key-less readiness/liveness server (serving/probe.py), which
     # serving/server.py starts beside TorchServe at `health_address`.
     health: str = "http://127.0.0.1:8083"
 
