@@ -1,10 +1,6 @@
-"""Build the news_cnn archive and run TorchServe around it (used by the Makefile, tests, bench).
-
-    serving.archive.build_archive(artifacts_dir, export_dir, version=None) -> Path to .mar
-    serving.properties.write_properties(dest, base=..., **overrides); Endpoints.from_file(path)
-    serving.keys.read_keys(key_file) -> Keys; serving.keys.renew(kind, key_file, management_url)
-    serving.server.TorchServe(workdir, config): start(), wait_ready(), stop(), scale(), describe()
-    serving.server.free_port(), serving.server.config_on_free_ports(...) for servers on free ports
-    serving.health: HealthChecker (ready/live); serving.probe: ProbeServer (key-less GET /ready, /live)
-    python -m serving {start,stop,status,ready,live,keys,examples,probe,run} for the Makefile.
+"""TorchServe around the news_cnn archive, one module per job: archive (build and read the
+.mar); server, status and supervisor (run TorchServe: `python -m serving`); health and probe
+(readiness, and its key-less HTTP face); offline, offline_pool and ray_batch (the archive
+without a server); monitoring (Prometheus rules); and the layers all share: rest (HTTP),
+management (its API), keys, properties (config.properties), ports and polling (wait_for).
 """

@@ -1,22 +1,10 @@
 """Pack trained artifacts, the handler and the shared `model` package into news_cnn.mar.
 
-torch-model-archiver copies each --extra-files entry flat into the archive's root, and for
-a directory it copies the directory's *contents*. So the `model` package is staged as
-`<stage>/model/*.py` and `<stage>` is passed: the archive then holds `model/` beside
-`handler.py` and the artifacts, and the worker (which has the model directory on its
-PYTHONPATH) imports `model` from the archive.
-
-    python -m serving.archive --artifacts artifacts --export-path model_store
-    python -m serving.archive ... --version 2.0 --versioned [--promote]
-
-`model_store/news_cnn.mar` is the archive `make serve` serves. A versioned build
-(`--versioned`, what `make archive VERSION=2.0` runs) is written as `news_cnn_v2.0.mar` beside
-it and leaves it alone, unless `--promote` asks for it to become the served one too.
-
-A built .mar is a zip whose MAR-INF/MANIFEST.json names the model-config file packed with it:
-`read_model_config` reads that file without unpacking the archive. Reading an archive needs
-only this module and `serving/` (what the serving image holds); building one also imports the
-training side's `model` package (and torch), so that import waits until a build.
+model_store/news_cnn.mar is the archive `make serve` serves. A versioned build (`--versioned`,
+what `make archive VERSION=2.0` runs) writes news_cnn_v2.0.mar beside it and leaves it alone,
+unless `--promote` makes it the served one too. Reading an archive needs only serving/ (what
+the serving image holds); building one imports the training side's `model` package (and
+torch), so that import waits until a build.
 """
 from __future__ import annotations
 
@@ -46,8 +34,6 @@ MODEL_PACKAGE = REPO_ROOT / "model"
 MODEL_DEFINITION = MODEL_PACKAGE / "cnn.py"
 # The archive's own manifest, written by torch-model-archiver (not the artifacts' manifest.json).
 MAR_MANIFEST = "MAR-INF/MANIFEST.json"
-
-
 # What a version may hold: it becomes part of a file name (news_cnn_v<version>.mar).
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -75,21 +61,6 @@ def artifact_version(artifacts_dir: str | Path) -> str:
                            f"({err}): retrain (`make train`) or pass --version") from None
 
 
-def archiver_command(stage: Path, weights: Path, files: list[Path], export_path: Path,
-                     version: str, model_name: str = MODEL_NAME,
-                     model_config: Path = MODEL_CONFIG_YAML) -> list[str]:
-    """The torch-model-archiver command line: the network's definition, its weights (a plain
-    state dict, loaded with weights_only=True), the handler, and everything else as extra files."""
-    archiver = Path(sys.executable).parent / "torch-model-archiver"
-    return [str(archiver) if archiver.exists() else "torch-model-archiver",
-            "--model-name", model_name, "--version", version,
-            "--model-file", str(MODEL_DEFINITION), "--serialized-file", str(weights),
-            "--handler", str(HANDLER),
-            "--extra-files", ",".join([str(f) for f in files] + [str(stage)]),
-            "--config-file", str(model_config),
-            "--export-path", str(export_path), "--force"]
-
-
 def versioned_name(model_name: str, version: str) -> str:
     """The file name of a versioned build: news_cnn_v2.0.mar."""
     return f"{model_name}_v{check_version(version)}.mar"
@@ -113,10 +84,8 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
                   version: str | None = None, model_name: str = MODEL_NAME,
                   model_config: str | Path = MODEL_CONFIG_YAML, file_name: str | None = None) -> Path:
     """Build `<export_path>/<file_name>` (default `<model_name>.mar`) from a training run's
-    directory; returns its path. The archive is built aside and moved in whole, so a failed
-    build never leaves a broken file under the served name.
-
-    `model_config` replaces handler/model-config.yaml (e.g. other batch or worker settings)."""
+    directory and return its path; `model_config` replaces handler/model-config.yaml. It is
+    built aside and moved in whole: a failed build never leaves a broken served archive."""
     from model import artifacts
 
     artifacts_dir, export_path = Path(artifacts_dir), Path(export_path)
@@ -128,23 +97,25 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
                            f"(`make train DATA=file.csv`)")
     version = check_version(version or artifact_version(artifacts_dir))
     files = [artifacts_dir / n for n in artifacts.SERVING_FILES
-             if n != artifacts.WEIGHTS and (artifacts_dir / n).is_file()]
-    files += list(HANDLER_MODULES)
+             if n != artifacts.WEIGHTS and (artifacts_dir / n).is_file()] + list(HANDLER_MODULES)
     export_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="news_cnn_archive_") as tmp:
-        stage = Path(tmp) / "stage"
-        shutil.copytree(MODEL_PACKAGE, stage / "model",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        stage, built = Path(tmp) / "stage", Path(tmp) / "built"
+        # --extra-files copies a directory's contents into the archive's root: `model` staged
+        # as <stage>/model lands as model/ beside handler.py, where the worker imports it.
+        shutil.copytree(MODEL_PACKAGE, stage / "model", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         canary = write_canary(artifacts_dir, Path(tmp) / CANARY_FILE)
-        files = files + ([canary] if canary else [])
-        # The archiver stages in $TMPDIR/<model_name>: a private TMPDIR keeps parallel builds apart.
-        env = {**os.environ, "TMPDIR": tmp}
-        built = Path(tmp) / "built"
-        command = archiver_command(stage, artifacts_dir / artifacts.WEIGHTS, files, built,
-                                   version, model_name, Path(model_config))
         built.mkdir()
-        result = subprocess.run(command,
-                                env=env, capture_output=True, text=True, check=False)
+        archiver = Path(sys.executable).parent / "torch-model-archiver"
+        # The weights are a plain state dict (the handler loads them with weights_only=True).
+        command = [str(archiver) if archiver.exists() else "torch-model-archiver",
+                   "--model-name", model_name, "--version", version, "--model-file", str(MODEL_DEFINITION),
+                   "--serialized-file", str(artifacts_dir / artifacts.WEIGHTS), "--handler", str(HANDLER),
+                   "--extra-files", ",".join(str(f) for f in [*files, *([canary] if canary else []), stage]),
+                   "--config-file", str(Path(model_config)), "--export-path", str(built), "--force"]
+        # The archiver stages in $TMPDIR/<model_name>: a private TMPDIR keeps parallel builds apart.
+        result = subprocess.run(command, env={**os.environ, "TMPDIR": tmp}, capture_output=True, text=True,
+                                check=False)
         if result.returncode != 0:
             raise ArchiveError(f"torch-model-archiver failed:\n{result.stdout}{result.stderr}")
         target = export_path / (file_name or f"{model_name}.mar")
@@ -153,7 +124,7 @@ def build_archive(artifacts_dir: str | Path, export_path: str | Path = "model_st
 
 
 def model_config_member(mar: str | Path) -> str:
-    """The archive member that holds the model-config (from its manifest)."""
+    """The archive member that holds the model-config, as the archive's manifest names it."""
     with zipfile.ZipFile(mar) as z:
         manifest = json.loads(z.read(MAR_MANIFEST))
     name = manifest.get("model", {}).get("configFile")

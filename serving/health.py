@@ -1,22 +1,13 @@
 """Readiness and liveness of a TorchServe serving news_cnn, checked for real.
 
-TorchServe's own `/ping` is a frontend heartbeat: it says "Healthy" with every worker dead
-or scaled to 0 (pytorch/serve#2099). Here:
+TorchServe's own `/ping` says "Healthy" with every worker dead or scaled to 0
+(pytorch/serve#2099). Here live means the frontend answers `/ping`, and ready means not
+draining, at least one READY worker, and a canary headline answered with the label the
+archive recorded for it (canary.json, written by serving/archive.py).
 
-- live:  the frontend answers `/ping` (it may have no worker: that is for readiness to say);
-- ready: not draining, the model has at least one READY worker, and a canary headline sent
-  to `/predictions/news_cnn` comes back with the label the archive recorded for it
-  (canary.json, written by serving/archive.py from the in-process Predictor).
-
-The canary shares the job queue with real traffic, so under heavy load it can time out on a
-healthy model: with workers READY, the probe server tolerates TOLERATED_CANARY_TIMEOUTS such
-timeouts in a row before saying not ready (the worker count is checked first, so a lost last
-worker still shows at once).
-
-Each check asks TorchServe afresh (no cache beyond serving/probe.py's CACHE_S, well under the
-2 s within which a lost last worker must show), with timeouts that keep one check under
-about CHECK_BUDGET_S. A verdict's reason names no file or directory: anyone who reaches the
-probe server reads it without a key.
+Each check asks TorchServe afresh, within about CHECK_BUDGET_S, so that a lost last worker
+shows within 2 s. A verdict's reason names no file or directory: anyone who reaches the
+probe server (serving/probe.py) reads it without a key.
 """
 from __future__ import annotations
 
@@ -33,13 +24,13 @@ from serving.properties import MODEL_NAME, Endpoints, read_properties, token_aut
 CANARY_FILE = "canary.json"
 # Used when an archive carries no canary.json: the label is then not checked.
 DEFAULT_CANARY_TEXT = "The final tennis tournament starts next week."
-# Drain marker in TorchServe's working directory: while it exists, readiness is false.
+# Drain marker in TorchServe's logs/: while it exists, readiness is false.
 DRAIN_FILE = "draining"
 CHECK_BUDGET_S = 1.5
 # The canary waits in the job queue with real traffic: under heavy load it can time out while
-# the model is healthy. A checker that keeps state (the HTTP probe server) tolerates this many
-# consecutive canary timeouts while workers are READY before saying not ready; a wrong label,
-# an error status or 0 READY workers are never tolerated.
+# the model is healthy. A checker that keeps state (the probe server) tolerates this many
+# timeouts in a row while workers are READY; a wrong label, an error status or 0 READY
+# workers are never tolerated.
 CANARY_TIMEOUT_S = CHECK_BUDGET_S / 2
 TOLERATED_CANARY_TIMEOUTS = 2
 
@@ -68,10 +59,6 @@ class Verdict:
 
     ok: bool
     reason: str
-
-    def as_json(self, kind: str) -> bytes:
-        """The probe server's body: {"ready"|"live": bool, "reason": str}."""
-        return json.dumps({kind: self.ok, "reason": self.reason}).encode()
 
 
 def model_archive(config: str | Path, model: str = MODEL_NAME) -> Path:
@@ -115,10 +102,8 @@ class HealthChecker:
 
     def _headers(self) -> dict[str, dict[str, str]]:
         """{"inference": ..., "management": ...} Authorization headers ({} without token auth)."""
-        if not self.token_auth:
-            return {"inference": {}, "management": {}}
-        keys = keyfile.read_keys(self.key_file)
-        return {kind: keys.headers(kind) for kind in ("inference", "management")}
+        keys = keyfile.read_keys(self.key_file) if self.token_auth else None
+        return {kind: keys.headers(kind) if keys else {} for kind in ("inference", "management")}
 
     @property
     def drain_file(self) -> Path:
@@ -166,12 +151,9 @@ class HealthChecker:
             answer = rest.request("POST", f"{self.endpoints.inference}/predictions/{self.model}",
                                   CANARY_TIMEOUT_S, headers["inference"],
                                   json_body={"text": self.canary.text})
-        except rest.NoAnswer as err:
-            if err.timed_out:
-                return self._canary_timed_out(ready)
-            self._timeouts = 0
-            return Verdict(False, f"the canary headline got no answer ({_why(err)})")
         except OSError as err:
+            if isinstance(err, rest.NoAnswer) and err.timed_out:
+                return self._canary_timed_out(ready)
             self._timeouts = 0
             return Verdict(False, f"the canary headline got no answer ({_why(err)})")
         self._timeouts = 0
@@ -187,13 +169,11 @@ class HealthChecker:
                              f"{self._timeouts} of {self.tolerated_timeouts} tolerated in a row)")
 
     def _judge_canary(self, answer: rest.Response, ready: int) -> Verdict:
+        """Ready when the canary's answer carries the expected label (any label without one)."""
         if answer.status != 200:
             return Verdict(False, f"the canary headline got HTTP {answer.status}")
-        try:
-            body = answer.json()
-            label = body.get("label") if isinstance(body, dict) else None
-        except ValueError:
-            label = None
+        body = answer.decoded()
+        label = body.get("label") if isinstance(body, dict) else None
         if label is None:
             return Verdict(False, "the canary headline got no label")
         if self.canary.label is not None and label != self.canary.label:

@@ -3,17 +3,12 @@
 TorchServe 0.12 writes key_file.json (mode 0600) in the directory it was started from:
 
     {"management": {"key": "...", "expiration time": "2025-01-01T10:00:00.123Z"},
-     "inference":  {"key": "...", "expiration time": "..."},
-     "API":        {"key": "..."}}
+     "inference":  {"key": "...", "expiration time": "..."}, "API": {"key": "..."}}
 
-Every request, /ping included, needs `Authorization: Bearer <key>` (inference key on the
-inference port, management key on the management port). Keys expire after
-`token_expiration_min` (config.properties); the API key never does and can renew the others
-(POST /token?type=inference|management on the management port), which rewrites the file.
-
-TorchServe refuses the old key the moment a new one is made, so renewing is an operator's
-act (`make keys RENEW=inference`), never something a client does on its own: a client that
-renewed would lock out every other caller holding the old key.
+Every request, /ping included, needs the inference or management key of its port. Both expire
+after `token_expiration_min`; the API key never does and can renew them. TorchServe refuses
+the old key the moment a new one is made, so renewing is an operator's act (`make keys
+RENEW=inference`): a client that renewed would lock out every other caller holding the old key.
 """
 from __future__ import annotations
 
@@ -55,6 +50,7 @@ class Keys:
 
 
 def _instant(text: str | None) -> datetime | None:
+    """An "expiration time" as a datetime (None when absent)."""
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -2,12 +2,11 @@
 description, and its worker count, set and resent when TorchServe asks for it.
 
 TorchServe 0.12 stops scaled-down workers inside the scaling request itself
-(`WorkLoadManager.modelChanged`): each surplus worker is removed from the model's list, then
-killed. When the wait for that kill is interrupted or fails it answers 500 ("Failed to start
-workers for model ..."), and when it times out 408 ("... please resend request"); either way it
-returns early, with some surplus workers removed and the rest still there. The same request sent
-again removes the rest, so `scale_workers` resends on those two statuses, a bounded number of
-times, and says how many attempts it took. Any other error is final.
+(`WorkLoadManager.modelChanged`). When the wait for a kill fails it answers 500 ("Failed to
+start workers for model ..."), and when it times out 408 ("... please resend request"),
+with some surplus workers removed and the rest still there. The same request sent again
+removes the rest, so `scale_workers` resends on those two statuses, a bounded number of
+times; any other error is final.
 """
 from __future__ import annotations
 
@@ -49,9 +48,7 @@ def scale_workers(management_url: str, model: str, workers: int,
                   headers: Callable[[], dict[str, str]], timeout: float = 120.0,
                   attempts: int = ATTEMPTS) -> dict:
     """PUT min_worker = max_worker = `workers` synchronously; TorchServe's JSON answer plus
-    `attempts`.
-
-    `headers` is called before each attempt, so a key renewed in between is used."""
+    `attempts`. `headers` is called before each attempt, so a key renewed in between is used."""
     # 0 is allowed: it takes the model out of service (readiness turns false) without
     # unregistering it, and scaling up again brings it back.
     if workers < 0:
@@ -63,10 +60,7 @@ def scale_workers(management_url: str, model: str, workers: int,
             params={"min_worker": workers, "max_worker": workers, "synchronous": "true",
                     "timeout": int(timeout)})
         if response.status < 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = response.text
+            body = response.decoded()
             return {**body, "attempts": attempt} if isinstance(body, dict) else \
                 {"status": body, "attempts": attempt}
         if response.status not in RESEND_STATUSES or attempt >= attempts:

@@ -1,15 +1,10 @@
 """Prometheus for the served model: alert rules generated from the model's reference profile,
 their promtool tests, the Kubernetes PrometheusRule, and a local Prometheus beside a server.
 
-The reference profile (`reference_profile.json`, written by training from the validation split,
-archived with the model; model/monitoring.py) holds the label shares, confidence buckets and
-unknown-word share the rules compare live traffic with. The generated files are committed:
-
-    python -m serving.monitoring rules --profile model_store/news_cnn.mar   # or an artifacts dir
-    python -m serving.monitoring serve --config config.properties          # `make monitor`
-
-`rules` writes deploy/prometheus/rules.yml, deploy/prometheus/rules_test.yml and
-deploy/k8s/monitoring/prometheusrule.yaml; `--check` only says whether they are current.
+The reference profile (reference_profile.json: training's figures on the validation split,
+archived with the model; model/monitoring.py) holds what the rules compare live traffic
+with. `rules --profile <artifacts dir or .mar>` writes the committed rules.yml, rules_test.yml
+and prometheusrule.yaml; `serve` is `make monitor`.
 """
 from __future__ import annotations
 
@@ -85,9 +80,8 @@ def _fixed(value: float) -> float:
 
 def reference_rules(profile: dict) -> list[dict]:
     """Recording rules that hold the reference as constant series (one per label)."""
-    rules = [{"record": "news:reference:label_share", "expr": f"vector({_fixed(max(share, SHARE_FLOOR))})",
-              "labels": {"Label": label}} for label, share in profile["label_shares"].items()]
-    return rules
+    return [{"record": "news:reference:label_share", "expr": f"vector({_fixed(max(share, SHARE_FLOOR))})",
+             "labels": {"Label": label}} for label, share in profile["label_shares"].items()]
 
 
 def recording_rules() -> list[dict]:
@@ -179,13 +173,6 @@ def rules_document(profile: dict) -> dict:
         {"name": "news-cnn-recording", "rules": recording_rules()},
         {"name": "news-cnn-alerts", "rules": alert_rules(profile)},
     ]}
-
-
-def rules_text(profile: dict) -> str:
-    """rules.yml's text: a header naming its generator and the profile it came from."""
-    return (_header("deploy/prometheus/rules.yml")
-            + f"# {json.dumps({PROFILE_KEY: profile})}\n"
-            + _dump(rules_document(profile)))
 
 
 def profile_from_rules(text: str) -> dict:
@@ -303,22 +290,19 @@ def rules_tests_document(profile: dict) -> dict:
     return {"rule_files": [RULES.name], "evaluation_interval": "1m", "tests": tests}
 
 
-# -- Kubernetes ----------------------------------------------------------------------------
-def prometheus_rule(rules: dict) -> dict:
-    """The Prometheus-operator PrometheusRule holding rules.yml's groups."""
-    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": {"name": JOB, "labels": {"app.kubernetes.io/name": JOB}},
-            "spec": rules}
-
-
+# -- the generated files -------------------------------------------------------------------
 def generated_files(profile: dict) -> dict[Path, str]:
-    """Every file `rules` writes, with its text."""
+    """Every file `rules` writes, with its text. rules.yml's header holds the profile it came
+    from (profile_from_rules); the PrometheusRule (Prometheus operator) holds its groups."""
     rules = rules_document(profile)
+    k8s_rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                "metadata": {"name": JOB, "labels": {"app.kubernetes.io/name": JOB}}, "spec": rules}
     return {
-        RULES: rules_text(profile),
+        RULES: _header("deploy/prometheus/rules.yml") + f"# {json.dumps({PROFILE_KEY: profile})}\n"
+        + _dump(rules),
         RULES_TEST: _header("deploy/prometheus/rules_test.yml") + _dump(rules_tests_document(profile)),
         K8S_RULE: _header("deploy/k8s/monitoring/prometheusrule.yaml, applied with deploy/k8s/monitoring/")
-        + _dump(prometheus_rule(rules)),
+        + _dump(k8s_rule),
     }
 
 

@@ -1,16 +1,12 @@
-"""The archived model answered in this process, through the handler TorchServe would run.
+"""The archived model answered in this process, through the handler TorchServe would run
+(`news-cnn predict|explain --archive news_cnn.mar`, where no TorchServe runs).
 
-For scoring where no TorchServe runs: `news-cnn predict|explain --archive news_cnn.mar`.
-A `.mar` is unpacked to a temporary directory (an artifacts directory is used as it is),
-and handler/handler.py's `NewsHandler` is initialised on it with a TorchServe `Context`
-built as TorchServe's worker builds it (ts/service.py): the archive's manifest, its
-model-config.yaml (the checkout's for an artifacts directory), no GPU, no metrics sink.
-Each call is one request of a batch of one, with the headers TorchServe would set, and
-comes back as (HTTP status, JSON answer), as the REST API would have answered.
-
-The handler and `model` code are this checkout's, not copies from the archive: a warning
-names any of the archive's Python files that differ, since the answers may then differ
-from the served ones.
+handler/handler.py's `NewsHandler` is initialised on the unpacked .mar (or an artifacts
+directory, with the checkout's model-config.yaml) with a `Context` built as TorchServe's
+worker builds it (ts/service.py), no GPU and no metrics sink. Each call is one request of a
+batch of one, answered (HTTP status, JSON) as the REST API would. The code that runs is
+this checkout's, not the archive's: a warning names any of the archive's Python files that
+differ, since the answers may then differ from the served ones.
 """
 from __future__ import annotations
 
@@ -29,11 +25,6 @@ from ts.context import Context, RequestProcessor
 
 from serving.archive import HANDLER, HANDLER_MODULES, MAR_MANIFEST, MODEL_CONFIG_YAML, MODEL_PACKAGE
 from serving.properties import MODEL_NAME
-
-# What the worker hands the handler for a JSON body: the parameter's content type, under
-# the parameter's name ("body"), and "explain" on requests to /explanations.
-JSON_BODY_HEADERS = {"body": {"content-type": "application/json"}}
-EXPLAIN_HEADER = {"explain": "True"}
 
 
 class OfflineError(RuntimeError):
@@ -108,7 +99,11 @@ class OfflineModel:
         """One request as TorchServe would hand it over: (HTTP status, decoded JSON answer;
         the JSON text as the handler wrote it when not `decode`)."""
         with self._lock:
-            headers = {**JSON_BODY_HEADERS, **(EXPLAIN_HEADER if explain else {})}
+            # What the worker hands the handler for a JSON body: its content type under the
+            # parameter's name ("body"), and "explain" on requests to /explanations.
+            headers = {"body": {"content-type": "application/json"}}
+            if explain:
+                headers["explain"] = "True"
             self.context.request_processor = [RequestProcessor(headers)]
             self.context.request_ids = {0: "offline"}
             output = self.handler.handle([{"body": body}], self.context)

@@ -1,16 +1,12 @@
 """The archived model answered by a pool of processes, one per core: files scored offline at
 the machine's limit (`news-cnn predict --archive news_cnn.mar --file ...`).
 
-Each worker process loads the archive once through serving/offline.py's `OfflineModel` (the
-handler TorchServe would run, 1 torch thread) and answers whole requests. `ArchivePool` is a
-client `Model` (`send(body, explain)`, `metadata()`), so client/sending.py's
-`answered_in_order` keeps the answers in input order, splits requests around a refused
-headline, and the progress bar and --resume work as with the server.
-
-One process with torch's threads reached 0.73 of the limit: torch parallelises little of a
-small CNN's forward pass, while the handler's Python (tokenising, JSON) runs on one core.
-Processes run all of it on every core. The workers are spawned, not forked: a fork of a
-process that already runs torch's thread pool can hang.
+Each worker process loads the archive once (serving/offline.py's `OfflineModel`, 1 torch
+thread) and answers whole requests. `ArchivePool` is a client `Model`, so client/sending.py
+orders the answers, splits requests around a refused headline, and shows progress as with
+the server. One process with torch's threads reached 0.73 of the limit: torch parallelises
+little of a small CNN, and the handler's Python (tokenising, JSON) runs on one core. The
+workers are spawned, not forked: a fork of a process running torch's thread pool can hang.
 """
 from __future__ import annotations
 
@@ -64,6 +60,7 @@ def _exit_now() -> None:
 
 
 def _model() -> OfflineModel:
+    """The worker's model; OfflineError when it could not be loaded."""
     if "error" in _worker:
         raise OfflineError(_worker["error"])
     return _worker["model"]
@@ -75,6 +72,7 @@ def _describe() -> tuple[str, dict]:
 
 
 def _call(body: object, explain: bool) -> tuple[int, object]:
+    """One request in a worker: (status, the handler's JSON text)."""
     # The handler's JSON text goes back as it is, decoded once in the parent: less CPU in all
     # than decoding it here and pickling the answers (240,000 headlines: 14.0 and 13.7 CPU
     # seconds against 15.7 and 14.4, alternating runs on a shared 2-core machine).

@@ -11,11 +11,9 @@ T = TypeVar("T")
 def wait_for(check: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.05,
              not_yet: tuple[type[BaseException], ...] = (),
              gone: Callable[[], str | None] = lambda: None) -> T:
-    """Call `check` every `interval_s` until it returns a true value, and return that value.
-
-    An exception of a `not_yet` type counts as "not yet". Raises TimeoutError after
-    `timeout_s`, and RuntimeError at once when `gone()` returns a reason to stop waiting
-    (e.g. the server exited)."""
+    """Call `check` every `interval_s` until it returns a true value, and return that value;
+    an exception of a `not_yet` type counts as "not yet". TimeoutError after `timeout_s`;
+    RuntimeError at once when `gone()` returns a reason to stop (e.g. the server exited)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:

@@ -30,18 +30,14 @@ class Port:
 
 
 def configured_ports(config: str | Path) -> list[Port]:
-    """The three HTTP APIs', the two gRPC services' and the health server's addresses of a
-    config.properties (the health server is ours, started beside TorchServe: serving/health.py)."""
-    properties = read_properties(config)
-    endpoints = Endpoints.from_file(config)
+    """The addresses of a config.properties' three HTTP APIs, two gRPC services and health
+    server (ours, started beside TorchServe: serving/probe.py)."""
     ports = []
-    for setting, url in (("inference_address", endpoints.inference),
-                         ("management_address", endpoints.management),
-                         ("metrics_address", endpoints.metrics),
-                         ("health_address", endpoints.health)):
+    for setting, url in Endpoints.from_file(config).as_properties().items():
         parts = urlsplit(url)
         ports.append(Port(setting, parts.hostname or "127.0.0.1",
                           parts.port or (443 if parts.scheme == "https" else 80)))
+    properties = read_properties(config)
     for setting, default in DEFAULT_GRPC.items():
         address = properties.get(setting.replace("_port", "_address"), "0.0.0.0")
         ports.append(Port(setting, address, int(properties.get(setting, default))))

@@ -1,5 +1,11 @@
-"""The probe server: the HTTP face of a HealthChecker (serving/health.py), GET /ready and
-/live without a key, for load balancers and Kubernetes' httpGet probes."""
+"""The probe server: the HTTP face of a HealthChecker (serving/health.py) for load balancers
+and Kubernetes' httpGet probes. GET /ready and /live, without a key, answer 200 or 503 with
+{"ready"|"live": bool, "reason": str}; one request per connection.
+
+One event-loop thread holds every connection, so an idle or half-sent request costs no
+thread. Concurrent polls share one check at most CACHE_S old, so a burst of polls sends one
+canary.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -15,12 +21,11 @@ from urllib.parse import urlsplit
 from serving.health import HealthChecker, Verdict
 from serving.server import TorchServe
 
-# The probe server answers a burst of polls from one check at most this old.
 CACHE_S = 0.25
-# The probe server's bounds, whatever clients do: seconds for a request head to arrive (and
-# for the answer to be taken), its size, how many connections may wait for theirs (a probe
-# sends its request at once: only a stalled or hostile client waits), the listen backlog, and
-# the threads that run checks (one ready and one live check at a time).
+# Bounds whatever clients do: seconds for a request head to arrive (and for the answer to be
+# taken), its size, how many connections may wait for theirs (the oldest is dropped to admit
+# a new one: a probe sends its request at once, only a stalled or hostile client waits), the
+# listen backlog, and the threads that run checks (one ready and one live check at a time).
 REQUEST_TIMEOUT_S = 2.0
 MAX_HEAD_BYTES = 8192
 MAX_WAITING = 256
@@ -29,15 +34,7 @@ CHECK_THREADS = 2
 
 
 class ProbeServer:
-    """The HTTP face of a HealthChecker (GET /ready and /live, no key: 200 or 503 with
-    {"ready"|"live": bool, "reason": str}), for load balancers and Kubernetes' httpGet probes.
-
-    One event-loop thread holds every connection, so an idle or half-sent request costs no
-    thread: a request's head must arrive within REQUEST_TIMEOUT_S and fit in MAX_HEAD_BYTES,
-    at most MAX_WAITING connections may wait for their head (the oldest is dropped to admit
-    a new one), and checks run on CHECK_THREADS threads. Concurrent polls share one check at
-    most CACHE_S old, so a burst of polls sends one canary. One request per connection.
-    """
+    """GET /ready and /live for one HealthChecker, within the bounds above."""
 
     def __init__(self, address: tuple[str, int], checker: HealthChecker) -> None:
         host, port = address
@@ -64,11 +61,6 @@ class ProbeServer:
                 verdict = self.checker.ready() if kind == "ready" else self.checker.live()
                 self._last[kind] = (when, verdict)
             return verdict
-
-    @property
-    def waiting(self) -> int:
-        """Connections open now that have not sent a whole request head yet."""
-        return len(self._waiting)
 
     def serve_forever(self) -> None:
         """Answer polls until `shutdown`."""
@@ -108,7 +100,7 @@ class ProbeServer:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
             self._waiting.pop(writer, None)
-            method, target = _request_line(head)
+            method, target, _version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             status, body = await self._answer(method, target)
             writer.write(_response(status, body, head_only=method == "HEAD"))
             # A graceful close sends what is buffered; abort() would drop it.
@@ -124,6 +116,7 @@ class ProbeServer:
                 writer.transport.abort()
 
     async def _answer(self, method: str, target: str) -> tuple[int, dict]:
+        """(status, JSON body) for a request's method and target."""
         if method not in ("GET", "HEAD"):
             return 405, {"code": 405, "message": "GET /ready or /live"}
         path = target.split("?", 1)[0].rstrip("/")
@@ -132,12 +125,6 @@ class ProbeServer:
         kind = path[1:]
         verdict = await asyncio.get_running_loop().run_in_executor(self._checks, self.verdict, kind)
         return (200 if verdict.ok else 503), {kind: verdict.ok, "reason": verdict.reason}
-
-
-def _request_line(head: bytes) -> tuple[str, str]:
-    """(method, target) of an HTTP request head; ValueError when it has none."""
-    method, target, _version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-    return method, target
 
 
 def _response(status: int, body: dict, head_only: bool = False) -> bytes:

@@ -57,11 +57,9 @@ def token_auth_enabled(properties: dict[str, str], environ: dict[str, str] | Non
 
 
 def open_management(properties: dict[str, str], environ: dict[str, str] | None = None) -> str | None:
-    """Why this configuration would expose the management APIs to anyone, or None.
-
-    Without token authorization, anyone who reaches the management API (REST or gRPC) can
-    scale or stop workers, and in TorchServe 0.12 register workflows (`POST /workflows` is not
-    gated by enable_model_api): it must then listen on loopback only."""
+    """Why this configuration would expose the management APIs to anyone, or None: without
+    token authorization, anyone who reaches them (REST or gRPC) can scale or stop workers and,
+    in TorchServe 0.12, register workflows (not gated by enable_model_api): loopback only."""
     if token_auth_enabled(properties, environ):
         return None
     for key, default in (("management_address", "http://127.0.0.1:8081"),
@@ -82,7 +80,7 @@ class Endpoints:
     inference: str = "http://127.0.0.1:8080"
     management: str = "http://127.0.0.1:8081"
     metrics: str = "http://127.0.0.1:8082"
-    # Not TorchServe's: the key-less readiness/liveness server (serving/health.py), which
+    # Not TorchServe's: the key-less readiness/liveness server (serving/probe.py), which
     # serving/server.py starts beside TorchServe at `health_address`.
     health: str = "http://127.0.0.1:8083"
 

@@ -3,12 +3,10 @@ command, as Ray Data's `map_batches` over a Dataset, on this machine or a Ray cl
 
 PATH is a CSV or Parquet file, or a folder of them; DIR receives Parquet files: the input's
 columns, then label, confidence, abstained, error (and prob_<class> with --probabilities).
-`ray.init()` starts Ray on this machine, or joins the cluster RAY_ADDRESS names. The archive's
-bytes go through Ray's object store, so the cluster's nodes need the news-cnn package (the
-`news-cnn[ray]` extra) but not the file. Each worker of the actor pool (`ArchiveScorer`) loads
-the archive once through serving/offline.py's `OfflineModel`, the handler TorchServe runs, and
-answers its batches as the plain command's requests are answered: a refused headline gets its
-error, the others their answers (client/sending.py's `answer_texts`).
+`ray.init()` starts Ray here, or joins the cluster RAY_ADDRESS names. The archive's bytes go
+through Ray's object store, so the nodes need the `news-cnn[ray]` package but not the file.
+Each actor (`ArchiveScorer`) loads the archive once (serving/offline.py) and answers as the
+plain command does: a refused headline gets its error, the others their answers.
 """
 from __future__ import annotations
 
@@ -23,7 +21,6 @@ from client.tables import InputError, Outcome, _sendable, answer_columns, answer
 from serving.offline import OfflineModel
 from serving.offline_pool import OFFLINE_MAX_TEXTS
 
-INSTALL_HINT = "--ray needs Ray: pip install 'news-cnn[ray]'"
 # A scorer's share of a CPU in Ray's count (not a limit: it computes on a whole core). With one
 # each, scorers on every core left none for the reads and writes, and a run could wait for ever.
 SCORER_CPUS = 0.5
@@ -31,8 +28,7 @@ READERS = {".csv": "read_csv", ".parquet": "read_parquet"}
 
 
 class ArchiveScorer:
-    """One Ray worker: the archive loaded once; each batch (a pandas DataFrame) comes back with
-    the answer columns added."""
+    """One Ray worker of the actor pool, with the archive loaded once."""
 
     def __init__(self, archive: bytes, column: str, probabilities: bool) -> None:
         # The archive's bytes, written where this worker runs (a cluster's node may not see the
@@ -46,6 +42,7 @@ class ArchiveScorer:
         self.columns = answer_columns(self.model.metadata()["labels"], probabilities)
 
     def __call__(self, batch):
+        """`batch` (a pandas DataFrame) with the answer columns added."""
         sendable = [_sendable(value, self.column) for value in batch[self.column].tolist()]
         texts = [text for text, error in sendable if error is None]
         answered: list[Outcome] = []
@@ -79,7 +76,7 @@ def predict_with_ray(archive: str | Path, source: str, out: str, column: str = "
     try:
         import ray
     except ImportError:
-        raise InputError(INSTALL_HINT) from None
+        raise InputError("--ray needs Ray: pip install 'news-cnn[ray]'") from None
     reader, path = dataset_source(source)
     if Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
         raise InputError(f"{out} exists and is not an empty folder: name a new folder for the Parquet files")
@@ -88,28 +85,22 @@ def predict_with_ray(archive: str | Path, source: str, out: str, column: str = "
              logging_level=logging.ERROR)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its plan and progress, every run
     try:
-        return _score(ray, reader, path, source, out, column, probabilities, workers, archive_bytes)
+        context = ray.data.DataContext.get_current()
+        # Blocks kept in the input's order (the files' order is still Ray's: join on an id column).
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        dataset = getattr(ray.data, reader)(path)
+        if column not in dataset.schema().names:
+            raise InputError(f"{source} has no column {column!r} (its columns: "
+                             f"{', '.join(map(repr, dataset.schema().names))}): name it with --column")
+        size = workers or max(1, int(ray.available_resources().get("CPU", 1)))
+        dataset.map_batches(
+            ArchiveScorer, fn_constructor_args=(archive_bytes, column, probabilities),
+            batch_size=OFFLINE_MAX_TEXTS * 8, batch_format="pandas", num_cpus=SCORER_CPUS,
+            compute=ray.data.ActorPoolStrategy(size=size)).write_parquet(out)
     finally:
         # The run's own connection (and, locally, its own Ray) ends with it.
         ray.shutdown()
-
-
-def _score(ray, reader: str, path: str, source: str, out: str, column: str, probabilities: bool,
-           workers: int | None, archive_bytes: bytes) -> int:
-    context = ray.data.DataContext.get_current()
-    # Blocks kept in the input's order (the files' order is still Ray's: join on an id column).
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = False
-    dataset = getattr(ray.data, reader)(path)
-    if column not in dataset.schema().names:
-        raise InputError(f"{source} has no column {column!r} (its columns: "
-                         f"{', '.join(map(repr, dataset.schema().names))}): name it with --column")
-    size = workers or max(1, int(ray.available_resources().get("CPU", 1)))
-    scored = dataset.map_batches(
-        ArchiveScorer, fn_constructor_args=(archive_bytes, column, probabilities),
-        batch_size=OFFLINE_MAX_TEXTS * 8, batch_format="pandas", num_cpus=SCORER_CPUS,
-        compute=ray.data.ActorPoolStrategy(size=size))
-    scored.write_parquet(out)
     import pyarrow.parquet as pq
 
     return sum(pq.ParquetFile(f).metadata.num_rows for f in Path(out).glob("*.parquet"))

@@ -1,10 +1,10 @@
 """HTTP for everything that calls a server (the client, serving/, training's download): one
 urllib3 pool of keep-alive connections, shared by threads, and one retry policy.
 
-urllib3 checks a kept connection before reusing it: one the server closed while it sat idle,
-or one holding bytes nobody asked for (a server that answered one request twice), is replaced
-by a new one. Calls go to the address given: proxy settings in the environment are not read,
-and HTTPS is verified against the system's certificate authorities.
+urllib3 replaces a kept connection that the server closed while it sat idle, or that holds
+bytes nobody asked for (a server that answered one request twice). Calls go to the address
+given (the environment's proxy settings are not read); HTTPS is verified against the
+system's certificate authorities.
 
 The retry policy is for idempotent calls (NewsClient's predictions and explanations): a try
 that got no answer or a status in RETRY_STATUSES goes again after `backoff_s`, or after the
@@ -35,7 +35,6 @@ MAX_IDLE = 16
 
 # How a kept connection the server closed while it sat idle fails when it is used.
 _CLOSED_BEFORE_ANSWER = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
-
 
 
 class _OneWrite:
@@ -114,16 +113,20 @@ class Response:
 
     @property
     def text(self) -> str:
+        """The body as text (undecodable bytes replaced)."""
         return self.body.decode("utf-8", errors="replace")
+
+    def decoded(self) -> object:
+        """The body as JSON, else as text."""
+        try:
+            return self.json()
+        except ValueError:
+            return self.text
 
     def checked(self) -> Response:
         """This answer; Refused when its status is an error."""
         if self.status >= 400:
-            try:
-                body = self.json()
-            except ValueError:
-                body = self.text
-            raise Refused(self.status, self.message(), body)
+            raise Refused(self.status, self.message(), self.decoded())
         return self
 
     def message(self) -> str:

@@ -1,18 +1,9 @@
-"""Start, watch and stop a TorchServe process in a directory of its own.
+"""Start, watch and stop a TorchServe process in a directory of its own, with the key-less
+health server (`python -m serving probe`, serving/probe.py) beside it at `health_address`.
 
-TorchServe writes key_file.json and logs/ in the directory it starts from, and keeps its
-pid file and unpacked archives in the temp directory; `TorchServe` points TMPDIR/TEMP at
-`<workdir>/logs/tmp`, so several servers (tests, benchmarks, `make serve`) never share
-them. PYTHONPATH is dropped from the server's environment: the worker must import the
-`model` package and `handler` module shipped in the .mar, not the checkout's copies.
-
-    server = TorchServe(workdir, config)   # config: a config.properties path
-    server.start()                          # returns once /ping is healthy and a worker READY
-    server.scale("news_cnn", 3); server.describe("news_cnn"); server.stop()
-
-Beside TorchServe runs the key-less health server (`python -m serving probe`, see
-serving/health.py) at the config's `health_address`: started after TorchServe, stopped
-after it. `stop(drain=True)` first makes readiness false and waits for in-flight requests.
+TorchServe writes key_file.json and logs/ in the directory it starts from, and its pid file
+and unpacked archives in the temp directory: TMPDIR points at `<workdir>/logs/tmp`, so that
+servers started side by side (tests, benchmarks, `make serve`) never share them.
 """
 from __future__ import annotations
 
@@ -22,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import psutil
@@ -46,19 +37,19 @@ from serving.properties import (
 )
 
 PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
+PROBE_PID_FILE = "probe.pid"  # the health server's, in the same directory
 # TorchServe and its workers create files readable by their user only (keys from the first byte).
 PRIVATE_UMASK = 0o077
-PROBE_PID_FILE = "probe.pid"     # the health server's, in the same temp directory
-# Graceful stop: readiness false, then wait for in-flight requests at most this long.
+# Graceful stop: readiness false, then wait for in-flight requests at most this long; they
+# are over when none arrived and none is queued for DRAIN_QUIET_S.
 DRAIN_BOUND_S = 30.0
-# In-flight requests are over when no new one arrived and none is queued for this long.
 DRAIN_QUIET_S = 1.0
-# Stopping: `torchserve --stop` and the wait for the frontend to exit share this bound, then
-# the process group is killed; the health server then gets at most PROBE_STOP_S.
+# `torchserve --stop` and the wait for the frontend to exit share this bound, then the
+# process group is killed; the health server then gets at most PROBE_STOP_S.
 STOP_BOUND_S = 10.0
 PROBE_STOP_S = 5.0
-# A graceful stop (drain, then stop) ends within this long of the drain's start, wherever the
-# drain ran (a Kubernetes preStop hook, or `graceful_stop` on SIGTERM).
+# A graceful stop ends within this long of the drain's start, wherever the drain ran (a
+# Kubernetes preStop hook, or `graceful_stop` on SIGTERM).
 SHUTDOWN_BOUND_S = DRAIN_BOUND_S + STOP_BOUND_S + PROBE_STOP_S
 # Polls inside the drain's loop answer within this, so the loop ends close to its bound.
 DRAIN_POLL_TIMEOUT_S = 2.0
@@ -86,18 +77,15 @@ def free_ports(count: int) -> list[int]:
 
 def config_on_free_ports(workdir: str | Path, model_store: str | Path, workers: int = 1,
                          base: str | Path = DEFAULT_CONFIG, **overrides: object) -> Path:
-    """Write `<workdir>/config.properties`: the project's config on free loopback ports,
-    with absolute paths to `model_store` and the metrics configuration (a server beside
-    others: tests, benchmarks). `overrides` replace config.properties entries."""
+    """Write `<workdir>/config.properties`: `base` on free loopback ports, with absolute paths
+    to `model_store` and the metrics config, and `overrides` applied (tests, benchmarks)."""
     *http_ports, grpc_inference, grpc_management = free_ports(6)
-    endpoints = Endpoints.on_ports(*http_ports)
     # TorchServe always opens its gRPC ports too (7070/7071 unless told otherwise): two
     # servers on the default ones would clash, so they get free ports as well.
-    settings = {**endpoints.as_properties(), "grpc_inference_port": grpc_inference,
+    settings = {**Endpoints.on_ports(*http_ports).as_properties(), "grpc_inference_port": grpc_inference,
                 "grpc_management_port": grpc_management, "model_store": Path(model_store).resolve(),
                 "metrics_config": METRICS_CONFIG, "default_workers_per_model": workers, **overrides}
     return write_properties(Path(workdir) / "config.properties", base, **settings)
-
 
 
 def _executable(name: str) -> str:
@@ -120,7 +108,8 @@ class TorchServe:
 
     # -- process -------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
-        """The environment TorchServe runs in: own temp dir, no PYTHONPATH from the checkout."""
+        """TorchServe's environment: its own temp dir, and no PYTHONPATH, so that the worker
+        imports the `model` and `handler` shipped in the .mar, not the checkout's."""
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.update(TMPDIR=str(self.tmp_dir), TEMP=str(self.tmp_dir))
         return env
@@ -134,17 +123,14 @@ class TorchServe:
             return None
 
     def start(self, model: str | None = MODEL_NAME, timeout: float = 240) -> TorchServe:
-        """Start TorchServe in the background and wait until it serves `model`."""
+        """Start TorchServe and its health server, and wait until it serves `model`."""
         running = self.pid()
         if running is not None:
             raise ServerError(f"a TorchServe started from {self.workdir} is already running "
                               f"(pid {running}): stop it first (`make stop`)")
-        exposed = open_management(read_properties(self.config))
-        if exposed:
-            raise ServerError(exposed)
-        taken = taken_ports_message(self.config)
-        if taken:
-            raise ServerError(taken)
+        problem = open_management(read_properties(self.config)) or taken_ports_message(self.config)
+        if problem:
+            raise ServerError(problem)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.key_file.unlink(missing_ok=True)  # a stale file would hold old keys
         with open(self.log_file, "ab") as log:
@@ -186,27 +172,23 @@ class TorchServe:
     def stop_probe(self) -> None:
         """Stop the health server, if one runs for this directory."""
         path = self.tmp_dir / PROBE_PID_FILE
-        try:
+        with suppress(OSError, ValueError, psutil.Error):
             probe = psutil.Process(int(path.read_text()))
             if any("serving" in part for part in probe.cmdline()):
                 probe.terminate()
                 probe.wait(PROBE_STOP_S)
-        except (OSError, ValueError, psutil.Error):
-            pass
         path.unlink(missing_ok=True)
 
     def drain(self, notice_s: float = 0.0, bound_s: float = DRAIN_BOUND_S,
               quiet_s: float = DRAIN_QUIET_S) -> dict:
         """Make readiness false, give balancers `notice_s` to see it, then wait (at most
         `bound_s` in all) until no request is queued and none has arrived for `quiet_s`.
-
         Returns {"waited_s", "quiet"}: quiet False means the bound ended the wait."""
         started = time.monotonic()
         self.health.drain()
         time.sleep(min(notice_s, bound_s))
-        deadline = started + bound_s
         last_count, quiet_since = None, time.monotonic()
-        while time.monotonic() < deadline:
+        while time.monotonic() < started + bound_s:
             count, pending = self._request_count(), self._pending()
             if count != last_count or pending:
                 last_count, quiet_since = count, time.monotonic()
@@ -234,22 +216,18 @@ class TorchServe:
             return 0
 
     def graceful_stop(self, notice_s: float = 0.0) -> dict:
-        """Drain unless a drain already began (a Kubernetes preStop hook ran `python -m serving
-        drain`), then stop, all within SHUTDOWN_BOUND_S of the drain's start: the stop gets
-        what the drain left of that deadline, at least 1 s.
-
-        Returns drain's report ({"waited_s", "quiet"}) plus "drained_before": True when the
-        drain had already begun (its report is then not known here)."""
+        """Drain unless a drain already began (a preStop hook ran `python -m serving drain`),
+        then stop with what is left of SHUTDOWN_BOUND_S from the drain's start (at least 1 s).
+        Returns drain's report plus "drained_before" (then "waited_s" is the time since)."""
         began = self.drain_started()
         if began is None:
             deadline = time.monotonic() + SHUTDOWN_BOUND_S
             report = {**self.drain(notice_s), "drained_before": False}
         else:
-            deadline = time.monotonic() + SHUTDOWN_BOUND_S - max(0.0, time.time() - began)
-            report = {"waited_s": round(max(0.0, time.time() - began), 2), "quiet": True,
-                      "drained_before": True}
-        left = deadline - time.monotonic() - PROBE_STOP_S
-        self.stop(timeout=max(1.0, left))
+            ago = max(0.0, time.time() - began)
+            deadline = time.monotonic() + SHUTDOWN_BOUND_S - ago
+            report = {"waited_s": round(ago, 2), "quiet": True, "drained_before": True}
+        self.stop(timeout=max(1.0, deadline - time.monotonic() - PROBE_STOP_S))
         return report
 
     def drain_started(self) -> float | None:
@@ -260,11 +238,9 @@ class TorchServe:
             return None
 
     def stop(self, timeout: float = STOP_BOUND_S, drain: bool = False, notice_s: float = 0.0) -> bool:
-        """Stop TorchServe (`torchserve --stop`, and the wait for its frontend to exit, both
-        within `timeout`; then SIGKILL to its process group), then its health server. With
-        `drain`, first `drain(notice_s)`.
-
-        Returns True when a server was running."""
+        """With `drain`, first `drain(notice_s)`; then `torchserve --stop` and a wait for the
+        frontend to exit, within `timeout`, SIGKILL to its process group, and the health
+        server's stop. Returns True when a server was running."""
         pid = self.pid()
         if pid is None:
             self.stop_probe()
@@ -276,21 +252,16 @@ class TorchServe:
         except OSError:
             group = None
         deadline = time.monotonic() + timeout
-        try:
+        with suppress(subprocess.TimeoutExpired):  # the SIGKILL below ends what it was asked to stop
             subprocess.run([_executable("torchserve"), "--stop"], cwd=self.workdir, env=self.env(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            pass  # the SIGKILL below ends what it was asked to stop
-        try:
+        # Hung: killed with its group below; already gone: nothing to wait for.
+        with suppress(psutil.TimeoutExpired, psutil.NoSuchProcess):
             psutil.Process(pid).wait(max(0.0, deadline - time.monotonic()))
-        except (psutil.TimeoutExpired, psutil.NoSuchProcess):
-            pass  # hung: killed with its group below; already gone: nothing to wait for
         # Workers (and a hung frontend) die with the process group the launcher created.
         if group is not None and group != os.getpgid(0):
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         (self.tmp_dir / PID_FILE).unlink(missing_ok=True)
         self.key_file.unlink(missing_ok=True)
         self.stop_probe()
