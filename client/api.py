@@ -153,10 +153,7 @@ class NewsClient(HandlerClient):
         if sent is not None:
             headers[CORRELATION_HEADER] = sent
         response = rest.request(method, url, self.timeout, headers, **kwargs)
-        try:
-            body = response.json()
-        except ValueError:
-            body = response.text
+        body = response.decoded()
         if response.status == 400 and INVALID_KEY in str(body):
             where = (f"key file: {self.key_file}; `make keys` shows the current keys" if self.key_file
                      else "the token given was refused: renewed or expired?")

@@ -11,7 +11,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -70,10 +69,7 @@ def _stop(server: TorchServe, args: argparse.Namespace) -> int:
     """`stop`: readiness false, wait for in-flight requests (unless --no-drain), then stop."""
     if server.pid() is not None and not args.no_drain:
         print("Readiness false; waiting for in-flight requests ...", flush=True)
-        started = time.monotonic()
-        report = server.drain(args.notice)
-        print(f"  drained in {time.monotonic() - started:.1f} s"
-              f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}")
+        print(f"  drained in {server.drained(server.drain(args.notice))}")
     print("TorchServe stopped." if server.stop() else "TorchServe was not running.")
     return 0
 
@@ -83,9 +79,7 @@ def _drain(server: TorchServe, args: argparse.Namespace) -> int:
     if server.pid() is None:
         print("TorchServe is not running: nothing to drain.")
         return 0
-    report = server.drain(args.notice)
-    print(f"Readiness false; drained in {report['waited_s']} s"
-          f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}.")
+    print(f"Readiness false; drained in {server.drained(server.drain(args.notice))}.")
     return 0
 
 

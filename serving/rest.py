@@ -45,11 +45,11 @@ class _OneWrite:
     _head: bytes | None = None
     _hold_head = False
 
-    def request(self, method, url, body=None, headers=None, **options):  # noqa: ANN001 - urllib3's
+    def request(self, method, url, body=None, headers=None, **options):  # urllib3's signature
         self._head, self._hold_head = None, isinstance(body, bytes) and bool(body)
         super().request(method, url, body, headers, **options)
 
-    def send(self, data) -> None:  # noqa: ANN001 - http.client's
+    def send(self, data) -> None:  # http.client's signature
         if self._hold_head:  # urllib3 sends the head first, then the body
             self._head, self._hold_head = data, False
             return

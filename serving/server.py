@@ -197,6 +197,12 @@ class TorchServe:
             time.sleep(0.1)
         return {"waited_s": round(time.monotonic() - started, 2), "quiet": False}
 
+    @staticmethod
+    def drained(report: dict) -> str:
+        """How long a drain waited, and whether its bound cut it short, for a message."""
+        bound = "" if report["quiet"] else " (bound reached with requests still arriving)"
+        return f"{report['waited_s']} s{bound}"
+
     def _request_count(self) -> float | None:
         """TorchServe's count of inference requests received (metrics API), None if unknown."""
         try:
@@ -237,16 +243,14 @@ class TorchServe:
         except FileNotFoundError:
             return None
 
-    def stop(self, timeout: float = STOP_BOUND_S, drain: bool = False, notice_s: float = 0.0) -> bool:
-        """With `drain`, first `drain(notice_s)`; then `torchserve --stop` and a wait for the
-        frontend to exit, within `timeout`, SIGKILL to its process group, and the health
-        server's stop. Returns True when a server was running."""
+    def stop(self, timeout: float = STOP_BOUND_S) -> bool:
+        """`torchserve --stop` and a wait for the frontend to exit, within `timeout`, SIGKILL to
+        its process group, and the health server's stop (`drain` first for a graceful stop).
+        Returns True when a server was running."""
         pid = self.pid()
         if pid is None:
             self.stop_probe()
             return False
-        if drain:
-            self.drain(notice_s)
         try:
             group = os.getpgid(pid)
         except OSError:

@@ -2,11 +2,12 @@
 and the addresses (`news-cnn status`, and what `start` and `run` print)."""
 from __future__ import annotations
 
-import time
+import contextlib
 import zipfile
 
 from serving.health import model_archive
 from serving.management import count_ready
+from serving.polling import wait_for
 from serving.server import TorchServe
 
 
@@ -40,9 +41,13 @@ def status_line(server: TorchServe, model: str) -> tuple[bool, str]:
 def settled_status(server: TorchServe, model: str, timeout: float) -> str:
     """The status line once minWorkers workers are READY (start returns at the first), or
     after `timeout` seconds, when the line says how many are missing."""
-    deadline = time.monotonic() + timeout
-    ok, line = status_line(server, model)
-    while not ok and time.monotonic() < deadline:
-        time.sleep(0.5)
-        ok, line = status_line(server, model)
-    return line
+    last = status_line(server, model)
+
+    def settled() -> bool:
+        nonlocal last
+        last = status_line(server, model)
+        return last[0]
+
+    with contextlib.suppress(TimeoutError):
+        wait_for(settled, timeout, "minWorkers READY workers", interval_s=0.5)
+    return last[1]

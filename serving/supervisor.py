@@ -32,6 +32,5 @@ def supervise(server: TorchServe, model: str, timeout: float, notice_s: float) -
     if report["drained_before"]:
         print(f"TorchServe stopped; the drain had begun {report['waited_s']} s before.", flush=True)
     else:
-        print(f"TorchServe stopped after draining {report['waited_s']} s"
-              f"{'' if report['quiet'] else ' (bound reached with requests still arriving)'}.", flush=True)
+        print(f"TorchServe stopped after draining {server.drained(report)}.", flush=True)
     return 0
