@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from bench import archives, headlines, load, server
+from bench import archives, headlines, load, served_models
 from bench.harness import (
     LoadSettings,
     disagreement,
@@ -102,7 +102,7 @@ class BenchRun:
 def _compare(ts: TorchServe, paths: list[str], bodies: list[str], concurrency: int,
              settings: BenchSettings) -> list[load.LoadResult]:
     """Each path of `ts` measured `settings.rounds` times in alternating order; best of each."""
-    best = measure_rounds([server.target(ts, p) for p in paths], bodies, concurrency, settings)
+    best = measure_rounds([served_models.target(ts, p) for p in paths], bodies, concurrency, settings)
     return [best[p] for p in paths]
 
 
@@ -137,10 +137,11 @@ def _row(case: str, name: str, result: load.LoadResult, reference: load.LoadResu
 def _start(bench_run: BenchRun, name: str, models: dict[str, str], workers: int = 1) -> TorchServe:
     """Start a bench server in `<root>/<name>` and warm every model up (the JVM compiles its
     hot paths during the first seconds of load, which would handicap whatever runs first)."""
-    ts = server.start(bench_run.root / name, bench_run.store, models, workers, base=bench_run.settings.config)
+    ts = served_models.start(bench_run.root / name, bench_run.store, models, workers,
+                             base=bench_run.settings.config)
     if bench_run.settings.warmup_s > 0:
         for model in models:
-            warm = server.target(ts, f"/predictions/{model}")
+            warm = served_models.target(ts, f"/predictions/{model}")
             load.run_wrk(warm.url, bench_run.bodies, 16, 2 * bench_run.settings.warmup_s, 10**6, warm.auth())
     return ts
 
@@ -150,7 +151,7 @@ def run_startup(bench_run: BenchRun) -> dict:
     print("start-up: news_cnn alone")
     workdir = bench_run.root / "startup"
     workdir.mkdir(parents=True)
-    # Not server.start: it returns only once every worker is READY, after the first answer.
+    # Not served_models.start: it returns only once every worker is READY, after the first answer.
     config = config_on_free_ports(workdir, bench_run.store, workers=bench_run.workers,
                                   base=bench_run.settings.config,
                                   load_models=f"{MODEL_NAME}={MODEL_NAME}.mar")
@@ -163,11 +164,12 @@ def run_startup(bench_run: BenchRun) -> dict:
                  not_yet=(requests.RequestException, OSError, KeyError, ValueError),
                  gone=lambda: None if ts.pid() else "TorchServe exited")
         seconds = time.monotonic() - started
-        server.wait_models(ts, [MODEL_NAME], bench_run.workers)
+        served_models.wait_models(ts, [MODEL_NAME], bench_run.workers)
         ready_seconds = time.monotonic() - started
-        rss_idle = server.worker_rss_mib(ts, MODEL_NAME)
-        measure(server.target(ts, f"/predictions/{MODEL_NAME}"), bench_run.bodies, 16, bench_run.settings)
-        rss_loaded = server.worker_rss_mib(ts, MODEL_NAME)
+        rss_idle = served_models.worker_rss_mib(ts, MODEL_NAME)
+        measure(served_models.target(ts, f"/predictions/{MODEL_NAME}"), bench_run.bodies, 16,
+                bench_run.settings)
+        rss_loaded = served_models.worker_rss_mib(ts, MODEL_NAME)
     finally:
         ts.stop()
     result = {

@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import archives, headlines, load, server
+from bench import archives, headlines, load, served_models
 from bench.harness import LoadSettings, machine, measure_rounds, temp_root
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
@@ -53,15 +53,16 @@ def run(baseline: Path, settings: CompareSettings) -> dict:
         else:
             archives.copy_into(candidate, store)
         shutil.copy2(baseline, store / f"{BASELINE}.mar")
-        ts = server.start(root / "ts", store, {MODEL_NAME: candidate.name, BASELINE: f"{BASELINE}.mar"},
-                          settings.workers, base=settings.config)
+        ts = served_models.start(root / "ts", store,
+                                 {MODEL_NAME: candidate.name, BASELINE: f"{BASELINE}.mar"},
+                                 settings.workers, base=settings.config)
         rows = []
         try:
             plan = [("predictions", c) for c in settings.concurrencies]
             plan.append(("explanations", settings.explain_concurrency))
             for kind, c in plan:
                 paths = (f"/{kind}/{BASELINE}", f"/{kind}/{MODEL_NAME}")
-                best = measure_rounds([server.target(ts, p) for p in paths], bodies, c, settings)
+                best = measure_rounds([served_models.target(ts, p) for p in paths], bodies, c, settings)
                 base, cand = (best[p] for p in paths)
                 rows.append({"endpoint": kind, "concurrency": c,
                              "baseline": base.as_dict(), "candidate": cand.as_dict(),

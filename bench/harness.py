@@ -7,7 +7,7 @@
     disagreement(expected, got)            why two answers differ (probability tolerance), or None
     write(out_dir, stem, results, text)    <stem>.json (every figure) and <stem>.md (the tables)
 
-`make bench`, `make bench-peers`, `make bench-compare`, `make profile`, `python -m bench.scale`
+`make bench`, `make bench-peers`, `make bench-compare`, `make profile`, `python -m bench.training_scale`
 and the reliability suite (tests/reliability/) use these rather than copies of their own.
 """
 from __future__ import annotations

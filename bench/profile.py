@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import archives, headlines, load, server
+from bench import archives, headlines, load, served_models
 from bench.harness import temp_root
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
@@ -63,18 +63,18 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
         archives.copy_into(mar, root / "store")
         # The echo floor rides along so that `--path /predictions/echo` profiles TorchServe alone.
         archives.build_echo(root / "store", {k: v for k, v in model_config.items() if k != "handler"})
-        ts = server.start(root / "server", root / "store", {MODEL_NAME: mar.name, "echo": "echo.mar"},
+        ts = served_models.start(root / "server", root / "store", {MODEL_NAME: mar.name, "echo": "echo.mar"},
                           workers, base=config)
         try:
-            target = server.target(ts, path)
+            target = served_models.target(ts, path)
             load.run_wrk(target.url, bodies, concurrency, 2, 10**6, target.auth())  # warm-up
             procs = {"java frontend": psutil.Process(ts.pid())}
-            for i, p in enumerate(server.worker_processes(ts, model)):
+            for i, p in enumerate(served_models.worker_processes(ts, model)):
                 procs[f"worker {i} (pid {p.pid})"] = p
             box: dict = {}
             thread = threading.Thread(target=lambda: box.setdefault(
                 "result", load.run_wrk(target.url, bodies, concurrency, seconds + 1, 10**7, target.auth())))
-            before = server.cpu_seconds(procs)
+            before = served_models.cpu_seconds(procs)
             wall = time.monotonic()
             thread.start()
             time.sleep(0.5)
@@ -86,7 +86,7 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
                                  capture_output=True, text=True, timeout=seconds + 60)
             thread.join()
             wall = time.monotonic() - wall
-            after = server.cpu_seconds(procs)
+            after = served_models.cpu_seconds(procs)
             result: load.LoadResult = box["result"]
             report.append(f"{path} at concurrency {concurrency}: {result.rps:.0f} req/s, p50 "
                           f"{result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, statuses {result.statuses}")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import archives, server
+from bench import archives, served_models
 from bench.peers.servers import TORCHSERVE, Endpoint, torchserve_endpoint
 from serving.server import TorchServe
 
@@ -86,14 +86,15 @@ def start_frontends(grid: Sequence[GridPoint], frontends: dict[str, dict], root:
     for name in dict.fromkeys(p.frontend for p in grid if p.frontend != DEFAULT_FRONTEND):
         mine = [p for p in grid if p.frontend == name]
         models = {p.model: f"{p.model}.mar" for p in mine}
-        into[name] = server.start(root / f"{TORCHSERVE}-{name}", store, models, min(p.workers for p in mine),
-                                  timeout_s=timeout_s, base=base_config, **frontends[name])
+        into[name] = served_models.start(root / f"{TORCHSERVE}-{name}", store, models,
+                                         min(p.workers for p in mine), timeout_s=timeout_s,
+                                         base=base_config, **frontends[name])
 
 
 def wait_workers(servers: dict[str, TorchServe], grid: Sequence[GridPoint], timeout_s: float) -> None:
     """Until every point's model has its own number of READY workers."""
     for point in grid:
-        server.wait_models(servers[point.frontend], [point.model], point.workers, timeout_s)
+        served_models.wait_models(servers[point.frontend], [point.model], point.workers, timeout_s)
 
 
 def endpoint(servers: dict[str, TorchServe], point: GridPoint) -> Endpoint:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import requests
 
-from bench import archives, headlines, load, server
+from bench import archives, headlines, load, served_models
 from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
 from bench.peers import grid
 from bench.peers.choice import choose_defaults, ratios, targets
@@ -205,9 +205,9 @@ def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[grid.G
     print(f"starting TorchServe ({len(models)} models, {len(others)} more frontend(s) for the grid) "
           f"and {', '.join(peers) or 'no peer'}", flush=True)
     workers = min([int(model_config.get("minWorkers", 1))] + [p.workers for p in here])
-    servers.ts = server.start(root / TORCHSERVE, root / "store", models, workers,
+    servers.ts = served_models.start(root / TORCHSERVE, root / "store", models, workers,
                               timeout_s=settings.start_timeout_s, base=settings.config)
-    server.wait_models(servers.ts, [MODEL_NAME], int(model_config.get("minWorkers", 1)),
+    served_models.wait_models(servers.ts, [MODEL_NAME], int(model_config.get("minWorkers", 1)),
                        settings.start_timeout_s)
     grid.start_frontends(points, settings.grid_frontends, root, root / "store", settings.config,
                          settings.start_timeout_s, into=servers.frontends)

@@ -1,5 +1,5 @@
 """The servers `make bench-peers` compares: their names, where to reach them, how the peers
-are started and stopped (TorchServe itself is started by bench.server)."""
+are started and stopped (TorchServe itself is started by bench.served_models)."""
 from __future__ import annotations
 
 import os

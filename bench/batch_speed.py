@@ -1,4 +1,4 @@
-"""`python -m bench.batch`: `news-cnn predict --file` end to end against the in-process
+"""`python -m bench.batch_speed`: `news-cnn predict --file` end to end against the in-process
 Predictor on the same file, and against the machine's limit, in one run.
 
 The file is the first `--rows` headlines of `--data` (7,600 by default; a training CSV, never
@@ -27,7 +27,7 @@ Prints JSON: headlines/s of each (median over the rounds), the served command's 
 the best in-process rate, chunked and for the whole file, and the served and archive
 commands' rates over the limit (every run reports the ratio of the issue's goal).
 
-    python -m bench.batch --mar model_store/news_cnn.mar --artifacts artifacts \
+    python -m bench.batch_speed --mar model_store/news_cnn.mar --artifacts artifacts \
         --data ../shared/data/ag_news/news.csv
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import server
+from bench import served_models
 from bench.harness import loadavg, machine, temp_root
 from serving.archive import read_model_config
 from serving.offline_pool import OFFLINE_MAX_TEXTS
@@ -199,9 +199,9 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
         store = root / "store"
         store.mkdir()
         (store / f"{MODEL_NAME}.mar").symlink_to(mar.resolve())
-        ts = server.start(root / "ts", store, {MODEL_NAME: f"{MODEL_NAME}.mar"}, workers)
+        ts = served_models.start(root / "ts", store, {MODEL_NAME: f"{MODEL_NAME}.mar"}, workers)
         procs = {"frontend": psutil.Process(ts.pid()),
-                 **{f"worker {p.pid}": p for p in server.worker_processes(ts)}}
+                 **{f"worker {p.pid}": p for p in served_models.worker_processes(ts)}}
         thread_counts = sorted({1, torch.get_num_threads()})
         parts = split_rows(source, available_cores(), root)
         peak_rss: list[float] = []
@@ -213,11 +213,11 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
             for _ in range(rounds):
                 # The commands first: a torch that has just run on 2 threads keeps them
                 # spinning for a while, taking CPU from whatever runs next on 2 cores.
-                server_before, command_before = server.cpu_seconds(procs), children_cpu_seconds()
+                server_before, command_before = served_models.cpu_seconds(procs), children_cpu_seconds()
                 seconds, lines["served"] = command_seconds(
                     client + ["predict", "--file", str(source), "--out", str(root / "served.csv"), "--force"])
                 times.setdefault("served", []).append(seconds)
-                server_after = server.cpu_seconds(procs)
+                server_after = served_models.cpu_seconds(procs)
                 cpu.setdefault("frontend", []).append(server_after["frontend"] - server_before["frontend"])
                 cpu.setdefault("workers", []).append(sum(server_after[n] - server_before[n]
                                                          for n in procs if n != "frontend"))
@@ -256,7 +256,7 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
 def main(argv: list[str] | None = None) -> int:
     """Parse, measure, print JSON."""
     parser = argparse.ArgumentParser(
-        prog="python -m bench.batch", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m bench.batch_speed", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="news-cnn predict --file end to end (served and --archive) against the "
                     "in-process Predictor on the same file, in one run; prints JSON.")
     parser.add_argument("--mar", type=Path, default=Path("model_store") / f"{MODEL_NAME}.mar",

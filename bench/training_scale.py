@@ -1,7 +1,7 @@
 """How training scales with the data: wall time, CPU time and peak memory at several sizes.
 
-    python -m bench.scale --data news.csv                      # 10k, 40k and 120k rows
-    python -m bench.scale --data news.csv --rows 10000 --note "quiet machine"
+    python -m bench.training_scale --data news.csv                      # 10k, 40k and 120k rows
+    python -m bench.training_scale --data news.csv --rows 10000 --note "quiet machine"
 
 For each size it builds a CSV of that many rows by repeating the given one, then times the two
 training commands a user meets, each in a fresh process, exactly as the Makefile runs them:
@@ -257,7 +257,7 @@ def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path
 
 def build_parser() -> argparse.ArgumentParser:
     """The scale script's options."""
-    p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench.training_scale", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="headlines CSV to repeat (e.g. the 10,000-row news.csv)")
     p.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS), help="sizes to build and time")
