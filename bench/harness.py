@@ -1,14 +1,6 @@
-"""What every benchmark shares, written once.
-
-    machine()                              where the figures come from (CPU, cores, load, date)
-    with temp_root("bench-") as root:      removed on success, kept for its logs on failure
-    measure(target, bodies, c, settings)   warm-up, one measured `wrk` run, one printed line
-    measure_rounds(targets, bodies, c, s)  each target `rounds` times, alternating, best kept
-    disagreement(expected, got)            why two answers differ (probability tolerance), or None
-    write(out_dir, stem, results, text)    <stem>.json (every figure) and <stem>.md (the tables)
-
-`make bench`, `make bench-peers`, `make bench-compare`, `make profile`, `python -m bench.training_scale`
-and the reliability suite (tests/reliability/) use these rather than copies of their own.
+"""What every benchmark shares, written once: where the figures come from, a temporary root
+kept for its logs, one measured `wrk` run, rounds in alternating order (best kept), answer
+comparison, and the result files. The reliability suite (tests/reliability/) uses them too.
 """
 from __future__ import annotations
 
@@ -36,7 +28,6 @@ PROBABILITY_TOLERANCE = 1e-4
 SCORE_TOLERANCE = 1e-3
 
 
-# --- where the figures come from ------------------------------------------------------------
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (else what `platform` knows, e.g. on macOS)."""
     try:
@@ -60,7 +51,6 @@ def machine() -> dict:
             "date": dt.date.today().isoformat(), "loadavg_start": loadavg()}
 
 
-# --- temporary root, waiting ------------------------------------------------------------------
 @contextmanager
 def temp_root(prefix: str) -> Iterator[Path]:
     """A new temporary directory for a run's servers and archives: removed when the block ends
@@ -75,7 +65,6 @@ def temp_root(prefix: str) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-# --- load -------------------------------------------------------------------------------------
 @dataclass
 class LoadSettings:
     """What every load bench shares (`make bench`, `make bench-peers`, `make bench-compare`):
@@ -127,8 +116,7 @@ def measure(target: Target, bodies: Sequence[str], concurrency: int,
 
 
 def best_of_rounds(runs: dict[str, Callable[[], load.LoadResult]], rounds: int) -> dict[str, load.LoadResult]:
-    """Run each measurement `rounds` times in alternating order; keep each one's best round
-    (a neighbour's burst then costs one round, not the comparison)."""
+    """Run each measurement `rounds` times in alternating order; keep each one's best round."""
     names = list(runs)
     best: dict[str, load.LoadResult] = {}
     for round_ in range(rounds):
@@ -140,13 +128,13 @@ def best_of_rounds(runs: dict[str, Callable[[], load.LoadResult]], rounds: int) 
 
 
 def measure_rounds(targets: Sequence[Target], bodies: Sequence[str], concurrency: int,
-                   settings: LoadSettings, rounds: int | None = None) -> dict[str, load.LoadResult]:
-    """Each target measured `rounds` times (default `settings.rounds`), alternating; by name."""
+                   settings: LoadSettings, rounds: int | None = None) -> list[load.LoadResult]:
+    """Each target measured `rounds` times (default `settings.rounds`), alternating; the best
+    round of each, in the targets' order (their names must differ)."""
     runs = {t.name: partial(measure, t, bodies, concurrency, settings) for t in targets}
-    return best_of_rounds(runs, rounds or settings.rounds)
+    return list(best_of_rounds(runs, rounds or settings.rounds).values())
 
 
-# --- answers ----------------------------------------------------------------------------------
 def reference_answers(artifacts: Path, texts: Sequence[str]) -> dict[str, dict]:
     """What the in-process Predictor answers for each distinct text: the reference a served
     answer must equal."""
@@ -157,14 +145,10 @@ def reference_answers(artifacts: Path, texts: Sequence[str]) -> dict[str, dict]:
 
 def disagreement(expected: object, got: object, explanations: bool = False,
                  same: Sequence[str] = ("label",)) -> str | None:
-    """Why `got` is not the same answer as `expected` (None when it is).
-
-    Compared: the keys in `same` (exactly), the probabilities (within PROBABILITY_TOLERANCE;
-    an abstained answer has none, and then both must have none); with `explanations` also the
-    tokens, the explained class and each token's score (within SCORE_TOLERANCE), unless the
-    model abstained (label None). Other keys are not compared: a peer server need not add the
-    same extras as the handler.
-    """
+    """Why `got` is not the same answer as `expected` (None when it is): the keys in `same`
+    exactly, the probabilities within PROBABILITY_TOLERANCE (both or neither); with
+    `explanations` also tokens, explained class and scores within SCORE_TOLERANCE, unless the
+    model abstained. Other keys are not compared: a peer need not add the handler's extras."""
     if not isinstance(expected, dict) or not isinstance(got, dict):
         return f"not an answer object: {str(got)[:120]}"
     for key in same:
@@ -190,7 +174,6 @@ def disagreement(expected: object, got: object, explanations: bool = False,
     return None
 
 
-# --- results ----------------------------------------------------------------------------------
 def write(out_dir: Path, stem: str, results: dict, markdown: str) -> list[Path]:
     """`<out_dir>/<stem>.json` (every figure) and `<stem>.md` (the tables); returns both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)

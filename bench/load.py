@@ -17,9 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-WRK_MISSING = ("wrk is not installed: the benchmark needs it as its load generator. "
-               "Install it with 'sudo apt-get install -y wrk' (Debian/Ubuntu).")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})  # urlsplit drops IPv6 brackets
 
 
 @dataclass
@@ -50,7 +48,7 @@ class LoadResult:
 def require_loopback(url: str) -> None:
     """Refuse to send load anywhere but this machine."""
     host = urlsplit(url).hostname or ""
-    if host not in {h.strip("[]") for h in LOOPBACK_HOSTS}:
+    if host not in LOOPBACK_HOSTS:
         raise ValueError(f"load is only sent to loopback addresses, not {host!r}")
 
 
@@ -58,7 +56,8 @@ def wrk_path() -> str:
     """The wrk executable, or a RuntimeError saying how to install it."""
     path = shutil.which("wrk")
     if path is None:
-        raise RuntimeError(WRK_MISSING)
+        raise RuntimeError("wrk is not installed: the benchmark needs it as its load generator. "
+                           "Install it with 'sudo apt-get install -y wrk' (Debian/Ubuntu).")
     return path
 
 
@@ -94,15 +93,10 @@ def run_wrk(url: str, bodies: Sequence[str], concurrency: int, duration_s: float
     # From the first thread's start to the last answer: shorter than -d when the request
     # budget ran out first (wrk still waits out -d).
     duration = (raw.get("active_us") or raw["duration_us"]) / 1e6
-    lat = raw["latency_us"]
-    errors = raw["errors"]
+    lat, errors = raw["latency_us"], raw["errors"]
     return LoadResult(
-        concurrency=concurrency,
-        requests=raw["requests"],
-        duration_s=round(duration, 3),
+        concurrency=concurrency, requests=raw["requests"], duration_s=round(duration, 3),
         rps=round(raw["requests"] / duration, 1) if duration else 0.0,
         p50_ms=lat["p50"] / 1000, p90_ms=lat["p90"] / 1000, p99_ms=lat["p99"] / 1000,
-        max_ms=lat["max"] / 1000,
-        statuses={str(k): v for k, v in raw["statuses"].items()},
-        socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
-    )
+        max_ms=lat["max"] / 1000, statuses={str(k): v for k, v in raw["statuses"].items()},
+        socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"])
