@@ -1,13 +1,7 @@
-"""`make bench-compare`: two archives of news_cnn side by side in one TorchServe.
-
-A model change (new weights, new preprocessing, abstention, honest explanations) must keep
-the serving cost: this loads a baseline archive (e.g. the previous release's .mar) next to the
-candidate, each under its own name with its own model-config, and measures /predictions at
-c=16 and c=64 and /explanations at c=16 for both, alternating the order round by round (best
-round of each), so that both figures come from the same server, minutes apart.
-
-    python -m bench compare --baseline old/news_cnn.mar --mar model_store/news_cnn.mar \
-        --data ../shared/data/ag_news/news.csv
+"""`make bench-compare`: a baseline archive (e.g. the previous release's .mar) beside the
+candidate in one TorchServe, each with its own model-config: /predictions at c=16 and c=64 and
+/explanations at c=16, in alternating rounds (best of each), so that a model change is
+measured against the same server, minutes apart.
 """
 from __future__ import annotations
 
@@ -62,8 +56,7 @@ def run(baseline: Path, settings: CompareSettings) -> dict:
             plan.append(("explanations", settings.explain_concurrency))
             for kind, c in plan:
                 paths = (f"/{kind}/{BASELINE}", f"/{kind}/{MODEL_NAME}")
-                best = measure_rounds([served_models.target(ts, p) for p in paths], bodies, c, settings)
-                base, cand = (best[p] for p in paths)
+                base, cand = measure_rounds([served_models.target(ts, p) for p in paths], bodies, c, settings)
                 rows.append({"endpoint": kind, "concurrency": c,
                              "baseline": base.as_dict(), "candidate": cand.as_dict(),
                              "rps_ratio": round(cand.rps / base.rps, 3) if base.rps else None,
