@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -28,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import machine
+from bench.harness import machine, write
+from serving.polling import wait_for
 from training.data import CATEGORY, TITLE, read_headlines
 from training.errors import TrainingError
 from training.timing import STEP_SECONDS
@@ -144,25 +146,22 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
     stderr_tail: list[str] = []
     reader = threading.Thread(target=_keep_tail, args=(process.stderr, stderr_tail), daemon=True)
     reader.start()
-    deadline = None if timeout is None else start + timeout
-    while True:
+
+    def reaped() -> tuple | None:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        if deadline is not None and time.perf_counter() > deadline:
-            process.kill()
-            pid, status, usage = os.wait4(process.pid, 0)
-            stderr_tail.append(f"killed after {timeout:.0f} s (--timeout)")
-            break
-        time.sleep(0.05)
+        return (status, usage) if pid else None
+    try:
+        status, usage = wait_for(reaped, math.inf if timeout is None else timeout, " ".join(argv))
+    except TimeoutError:
+        process.kill()
+        _, status, usage = os.wait4(process.pid, 0)
+        stderr_tail.append(f"killed after {timeout:.0f} s (--timeout)")
     wall = time.perf_counter() - start
     done.set()
     sampler.join()
     reader.join(timeout=5)
     process.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
-    peak = sampled[0]
-    cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, peak, process.returncode, "\n".join(stderr_tail[-5:])
+    return wall, usage.ru_utime + usage.ru_stime, sampled[0], process.returncode, "\n".join(stderr_tail[-5:])
 
 
 def _keep_tail(stream, tail: list[str], keep: int = 50) -> None:
@@ -176,12 +175,6 @@ def training_argv(data: Path, out: Path, command: str, extra: Sequence[str] = ()
     """The `python -m training` command line that `command` ("serve" or "train") stands for."""
     return [sys.executable, "-m", "training", "--data", str(data), "--out", str(out),
             *COMMANDS[command], *extra]
-
-
-def read_step_seconds(artifacts: Path) -> dict[str, float]:
-    """A finished run's time per step (empty when the run wrote none)."""
-    path = artifacts / STEP_SECONDS
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _minutes(seconds: float) -> str:
@@ -211,16 +204,6 @@ def markdown(runs: Sequence[Run], host: dict, note: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(runs: Sequence[Run], host: dict, out: Path, note: str = "") -> tuple[Path, Path]:
-    """Write scale.json and scale.md into `out`; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "scale.json", out / "scale.md"
-    json_path.write_text(json.dumps({"machine": host, "note": note, "runs": [asdict(r) for r in runs]},
-                                    indent=2))
-    md_path.write_text(markdown(runs, host, note))
-    return json_path, md_path
-
-
 def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path,
             extra: Sequence[str] = (), timeout: float | None = None, note: str = "",
             checkout: Path | None = None) -> list[Run]:
@@ -245,13 +228,16 @@ def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path
             argv = training_argv(csv, artifacts, command, extra)
             print(f"{rows:,} rows, {command}: {' '.join(argv[1:])}", flush=True)
             wall, cpu, peak, code, error = measure(argv, env=env, timeout=timeout, cwd=root)
+            steps = artifacts / STEP_SECONDS  # each step's seconds, when the run wrote them
             run = Run(rows, command, argv[1:], round(wall, 1), round(cpu, 1), round(peak / 2**20, 1), code,
-                      read_step_seconds(artifacts) if code == 0 else {}, error if code else "")
+                      json.loads(steps.read_text()) if code == 0 and steps.is_file() else {},
+                      error if code else "")
             print(f"  {_minutes(wall)} wall, {_minutes(cpu)} CPU, {run.peak_memory_mb:,.0f} MB peak, "
                   f"exit {code}"
                   + (f"\n  {error}" if code else ""), flush=True)
             runs.append(run)
-            write_results(runs, host, out, note)
+            write(out, "scale", {"machine": host, "note": note, "runs": [asdict(r) for r in runs]},
+                  markdown(runs, host, note))
     return runs
 
 
