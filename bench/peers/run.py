@@ -1,29 +1,15 @@
 """`make bench-peers`: TorchServe with our handler against what a user would pick instead.
 
-Six servers run side by side on this machine, each serving the same artifacts through the
-same model/ code with one process per core:
-
-* torchserve: news_cnn.mar as shipped (handler/, model-config.yaml), token authorization on;
-* fastapi: FastAPI + uvicorn, one forward pass per request (bench.peers.apps);
-* fastapi-batched: FastAPI + uvicorn with an asyncio micro-batcher (bench.peers.microbatch);
-* ray-serve: Ray Serve with `@serve.batch`, one replica per core (bench.peers.ray_serve);
-* litserve: LitServe with its batching (max_batch_size, batch_timeout), one worker per core
-  and the fast (ZeroMQ) queue (bench.peers.lit_serve);
-* bentoml: BentoML 1.4 with adaptive batching (`batchable=True`, max_batch_size,
-  max_latency_ms), one model worker per core behind a one-worker front Service (bench.peers.bento).
-
-Before any load, each peer's answers on the first `check_headlines` test headlines must equal
-TorchServe's (label and probabilities; for explanations also the tokens and their scores): a
-peer that disagrees is refused, not measured. Then the same `wrk` load as `make bench`
-(bench.load) at each concurrency, every server in turn, `rounds` times in alternating order,
-best round kept. Cases:
+Six servers run side by side, each serving the same artifacts through the same model/ code with
+one process per core (bench.peers.servers names them and says how each is started). Before
+any load, each peer's answers on the first `check_headlines` headlines must equal TorchServe's
+(harness.disagreement): a peer that disagrees is refused, not measured. Then the same `wrk`
+load as `make bench`, every server in turn, in alternating rounds (best kept). Cases:
 
 * peers: /predictions on the six servers;
 * explanations: /explanations on TorchServe and the batched FastAPI peer;
-* grid: TorchServe settings (bench.peers.grid): copies of news_cnn.mar that differ in
-  batchSize x maxBatchDelay or workers, and TorchServes that differ in the frontend's JVM and
-  netty settings, all in the same alternating rounds; the choice of shipped settings follows
-  bench.peers.choice.choose_defaults.
+* grid: TorchServe settings (bench.peers.grid) in the same alternating rounds; the shipped
+  settings are chosen by bench.peers.choice.choose_defaults.
 """
 from __future__ import annotations
 
@@ -33,8 +19,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import requests
 
 from bench import archives, headlines, load, served_models
 from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
@@ -50,6 +34,7 @@ from bench.peers.servers import (
     start_peer,
     torchserve_endpoint,
 )
+from serving import rest
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
@@ -96,7 +81,6 @@ class PeerSettings(LoadSettings):
                            list(self.grid_frontends) if "frontends" in self.grid_parts else [])
 
 
-# --- answers ------------------------------------------------------------------------------
 def fetch_answers(endpoint: Endpoint, texts: Sequence[str], explanations: bool = False,
                   concurrency: int = 8) -> list[object]:
     """Each text's answer (parsed JSON, None on failure), sent concurrently so that the
@@ -106,9 +90,9 @@ def fetch_answers(endpoint: Endpoint, texts: Sequence[str], explanations: bool =
 
     def answer(text: str) -> object:
         try:
-            r = requests.post(url, json={"text": text}, headers=endpoint.headers(), timeout=60)
-            return r.json() if r.status_code == 200 else None
-        except (requests.RequestException, ValueError):
+            r = rest.request("POST", url, 60, endpoint.headers(), json_body={"text": text})
+            return r.json() if r.status == 200 else None
+        except (OSError, ValueError):
             return None
     with ThreadPoolExecutor(concurrency) as pool:
         return list(pool.map(answer, texts))
@@ -125,7 +109,6 @@ def check_agreement(reference: Sequence[object], endpoint: Endpoint, texts: Sequ
     return None
 
 
-# --- load ---------------------------------------------------------------------------------
 def case_row(server_name: str, result: load.LoadResult, **extra) -> dict:
     """One entry of a results list: the schema of bench/peers.json's `cases`."""
     return {"server": server_name, "concurrency": result.concurrency, "rps": result.rps,
@@ -139,13 +122,11 @@ def measure_all(endpoints: Sequence[Endpoint], bodies: list[str], settings: Peer
     """Every endpoint at every concurrency, alternated; one row per (endpoint, concurrency)."""
     rows = []
     for c in settings.concurrencies:
-        targets = [e.target(explanations) for e in endpoints]
-        best = measure_rounds(targets, bodies, c, settings, rounds)  # by target name
-        rows += [case_row(e.server, best[t.name]) for e, t in zip(endpoints, targets, strict=True)]
+        best = measure_rounds([e.target(explanations) for e in endpoints], bodies, c, settings, rounds)
+        rows += [case_row(e.server, result) for e, result in zip(endpoints, best, strict=True)]
     return rows
 
 
-# --- the run ------------------------------------------------------------------------------
 def _grid(servers: dict[str, TorchServe], points: list[grid.GridPoint], bodies: list[str],
           settings: PeerSettings) -> list[dict]:
     print(f"grid: {len(points)} TorchServe settings on {len(servers)} frontend(s) "
@@ -180,13 +161,6 @@ class _Servers:
     def by_frontend(self) -> dict[str, TorchServe]:
         """Every TorchServe up, by frontend setting."""
         return {grid.DEFAULT_FRONTEND: self.ts, **self.frontends}
-
-
-def _build_store(settings: PeerSettings, points: Sequence[grid.GridPoint], shipped: dict,
-                 store: Path) -> None:
-    """news_cnn.mar and one copy per grid model setting in `store`."""
-    archives.copy_into(settings.mar, store)
-    grid.build_archives(store / f"{MODEL_NAME}.mar", store, points, shipped)
 
 
 def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[grid.GridPoint], root: Path,
@@ -250,17 +224,12 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
     wanted = [p for p in peers if "peers" in cases
               or (p == FASTAPI_BATCHED and "explanations" in cases)]
     started = time.monotonic()
+    reported = ("duration_s", "warmup_s", "rounds", "grid_rounds", "grid_frontends", "concurrencies",
+                "processes", "peer_max_batch", "peer_max_delay_ms", "litserve_batch_timeout_ms",
+                "bentoml_max_latency_ms")
     results: dict = {
-        "machine": machine(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s,
-                     "rounds": settings.rounds,
-                     "grid_rounds": settings.grid_rounds, "grid_frontends": settings.grid_frontends,
-                     "concurrencies": list(settings.concurrencies),
-                     "processes": settings.processes, "peer_max_batch": settings.peer_max_batch,
-                     "peer_max_delay_ms": settings.peer_max_delay_ms,
-                     "litserve_batch_timeout_ms": settings.litserve_batch_timeout_ms,
-                     "bentoml_max_latency_ms": settings.bentoml_max_latency_ms, "headlines": len(titles),
+        "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "settings": {**{name: getattr(settings, name) for name in reported}, "headlines": len(titles),
                      "checked_headlines": len(check), "cases": list(cases)},
         "cases": [], "explanation_cases": [], "grid": [], "refused": {}, "unavailable": {},
     }
@@ -268,9 +237,9 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
     with temp_root("bench-peers-") as root:
         try:
             results["model_config"] = shipped
-            _build_store(settings, points, shipped, root / "store")
-            endpoints = _start(settings, wanted, points, root, results["model_config"], check[0], servers,
-                               results)
+            archives.copy_into(settings.mar, root / "store")
+            grid.build_archives(root / "store" / f"{MODEL_NAME}.mar", root / "store", points, shipped)
+            endpoints = _start(settings, wanted, points, root, shipped, check[0], servers, results)
             results["start_s"] = round(time.monotonic() - started, 1)
             _refuse_disagreeing(endpoints, check, results)
             if "peers" in cases:

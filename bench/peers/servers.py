@@ -10,9 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from bench.harness import Target
+from serving import rest
 from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, free_port
@@ -64,14 +63,14 @@ class PeerProcess:
         """Until one prediction is answered; RuntimeError (with the log's tail) otherwise."""
         def answered() -> bool:
             url = endpoint.base_url + endpoint.predictions
-            return requests.post(url, json={"text": text}, timeout=5).status_code == 200
+            return rest.request("POST", url, 5, json_body={"text": text}).status == 200
 
         def exited() -> str | None:
             code = self.process.poll()
             return None if code is None else f"{self.name} exited ({code})"
         try:
             wait_for(answered, timeout_s, f"{self.name} to answer", interval_s=0.5,
-                     not_yet=(requests.RequestException,), gone=exited)
+                     not_yet=(OSError,), gone=exited)
         except (RuntimeError, TimeoutError) as err:
             raise RuntimeError(f"{err}: {self.tail()}") from None
 
