@@ -19,16 +19,13 @@ P50_MARGIN_MS = 1.0
 P50_NOISE_MS = 0.5
 
 
-def _at(rows: Sequence[dict], server_name: str, concurrency: int) -> dict | None:
-    return next((r for r in rows if r["server"] == server_name and r["concurrency"] == concurrency), None)
-
-
 def ratios(rows: Sequence[dict], ours: str = TORCHSERVE) -> list[dict]:
     """Per concurrency: ours against the best peer (most req/s; lowest p50 and p99)."""
     out = []
     for c in sorted({r["concurrency"] for r in rows}):
-        mine = _at(rows, ours, c)
-        peers = [r for r in rows if r["concurrency"] == c and r["server"] != ours]
+        at_c = [r for r in rows if r["concurrency"] == c]
+        mine = next((r for r in at_c if r["server"] == ours), None)
+        peers = [r for r in at_c if r["server"] != ours]
         if mine is None or not peers:
             continue
         fastest = max(peers, key=lambda r: r["rps"])

@@ -1,15 +1,10 @@
 """The TorchServe settings grid of `make bench-peers` (case `grid`).
 
-A point is what a user can set: the model's batching (batchSize x maxBatchDelay) and workers,
-in model-config.yaml, and the frontend's config.properties additions (JVM collector and heap,
-netty threads). Model settings differ per archive, so points that share a frontend are copies
-of news_cnn.mar served side by side by one TorchServe; each frontend setting needs a TorchServe
-of its own. Every point is measured in the same alternating rounds (bench.harness), so the
-frontends are compared under the same load on the machine.
-
-The points: every batchSize x maxBatchDelay at the shipped workers and default frontend (plus
-batchSize 1, the latency floor), then, at the shipped batch setting, each other worker count
-and each other frontend: one setting changed at a time, against the same shipped point.
+A point is what a user can set: batchSize x maxBatchDelay and workers (model-config.yaml, so
+one archive copy per setting, served side by side) and the frontend's config.properties
+additions (JVM collector and heap, netty threads: a TorchServe per setting). The points: every
+batchSize x maxBatchDelay at the shipped workers and frontend, then at the shipped batch
+setting each other worker count and each other frontend, one setting changed at a time.
 """
 from __future__ import annotations
 
@@ -78,17 +73,14 @@ def build_archives(source: Path, store: Path, grid: Sequence[GridPoint], shipped
         archives.with_model_config(source, store / f"{point.model}.mar", point.model_config(shipped))
 
 
-def start_frontends(grid: Sequence[GridPoint], frontends: dict[str, dict], root: Path, store: Path,
-                    base_config: Path, timeout_s: float, into: dict[str, TorchServe]) -> None:
-    """Into `into`, a TorchServe per frontend setting other than the default one (its
-    config.properties plus that setting's additions) serving that frontend's points. Each is
-    added as soon as it is up, so that the caller stops what started also when this raises."""
-    for name in dict.fromkeys(p.frontend for p in grid if p.frontend != DEFAULT_FRONTEND):
-        mine = [p for p in grid if p.frontend == name]
-        models = {p.model: f"{p.model}.mar" for p in mine}
-        into[name] = served_models.start(root / f"{TORCHSERVE}-{name}", store, models,
-                                         min(p.workers for p in mine), timeout_s=timeout_s,
-                                         base=base_config, **frontends[name])
+def start_frontend(name: str, grid: Sequence[GridPoint], additions: dict, root: Path, base_config: Path,
+                   timeout_s: float) -> TorchServe:
+    """A TorchServe with the frontend setting `name` (config.properties plus `additions`),
+    serving that frontend's points from `root`/store."""
+    mine = [p for p in grid if p.frontend == name]
+    return served_models.start(root / f"{TORCHSERVE}-{name}", root / "store",
+                               {p.model: f"{p.model}.mar" for p in mine}, min(p.workers for p in mine),
+                               timeout_s=timeout_s, base=base_config, **additions)
 
 
 def wait_workers(servers: dict[str, TorchServe], grid: Sequence[GridPoint], timeout_s: float) -> None:

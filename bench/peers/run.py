@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,6 @@ from bench.peers.servers import (
     PEERS,
     TORCHSERVE,
     Endpoint,
-    PeerProcess,
     start_peer,
     torchserve_endpoint,
 )
@@ -142,74 +142,54 @@ def _grid(servers: dict[str, TorchServe], points: list[grid.GridPoint], bodies: 
     return rows
 
 
-@dataclass
-class _Servers:
-    """What one run started, to stop whatever happens."""
-
-    ts: TorchServe | None = None
-    launched: list[tuple[PeerProcess, Endpoint]] = field(default_factory=list)
-    # The grid's TorchServes by frontend setting (the default one is `ts`).
-    frontends: dict[str, TorchServe] = field(default_factory=dict)
-
-    def stop(self) -> None:
-        for process, _ in self.launched:
-            process.stop()
-        for ts in [self.ts, *self.frontends.values()]:
-            if ts is not None:
-                ts.stop()
-
-    def by_frontend(self) -> dict[str, TorchServe]:
-        """Every TorchServe up, by frontend setting."""
-        return {grid.DEFAULT_FRONTEND: self.ts, **self.frontends}
-
-
 def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[grid.GridPoint], root: Path,
-           model_config: dict, text: str, servers: _Servers, results: dict) -> dict[str, Endpoint]:
+           model_config: dict, text: str, running: ExitStack, results: dict
+           ) -> tuple[dict[str, Endpoint], dict[str, TorchServe]]:
     """Start the peers (in the background), then TorchServe (and one per other frontend setting
-    of the grid), then wait for the peers; a peer that does not come up is recorded in
-    results["unavailable"]. Returns the endpoints up."""
+    of the grid), then wait for the peers; `running` stops each. A peer that does not come up
+    is recorded in results["unavailable"]. Returns the endpoints up, and the TorchServes by
+    frontend setting."""
+    launched = []
     for name in peers:
         delay = settings.litserve_batch_timeout_ms if name == LITSERVE else settings.peer_max_delay_ms
-        servers.launched.append(start_peer(name, settings.artifacts, settings.processes,
-                                           settings.peer_max_batch, delay, root,
-                                           max_latency_ms=settings.bentoml_max_latency_ms))
+        process, endpoint = start_peer(name, settings.artifacts, settings.processes, settings.peer_max_batch,
+                                       delay, root, max_latency_ms=settings.bentoml_max_latency_ms)
+        running.callback(process.stop)
+        launched.append((process, endpoint))
     here = [p for p in points if p.frontend == grid.DEFAULT_FRONTEND]
     models = {MODEL_NAME: f"{MODEL_NAME}.mar", **{p.model: f"{p.model}.mar" for p in here}}
-    others = {p.frontend for p in points} - {grid.DEFAULT_FRONTEND}
+    others = list(dict.fromkeys(p.frontend for p in points if p.frontend != grid.DEFAULT_FRONTEND))
     print(f"starting TorchServe ({len(models)} models, {len(others)} more frontend(s) for the grid) "
           f"and {', '.join(peers) or 'no peer'}", flush=True)
-    workers = min([int(model_config.get("minWorkers", 1))] + [p.workers for p in here])
-    servers.ts = served_models.start(root / TORCHSERVE, root / "store", models, workers,
-                              timeout_s=settings.start_timeout_s, base=settings.config)
-    served_models.wait_models(servers.ts, [MODEL_NAME], int(model_config.get("minWorkers", 1)),
-                       settings.start_timeout_s)
-    grid.start_frontends(points, settings.grid_frontends, root, root / "store", settings.config,
-                         settings.start_timeout_s, into=servers.frontends)
-    grid.wait_workers(servers.by_frontend(), points, settings.start_timeout_s)
-    endpoints = {TORCHSERVE: torchserve_endpoint(servers.ts)}
-    for process, endpoint in servers.launched:
+    shipped_workers = int(model_config.get("minWorkers", 1))
+    ts = running.enter_context(served_models.start(
+        root / TORCHSERVE, root / "store", models, min([shipped_workers] + [p.workers for p in here]),
+        timeout_s=settings.start_timeout_s, base=settings.config))
+    served_models.wait_models(ts, [MODEL_NAME], shipped_workers, settings.start_timeout_s)
+    frontends = {grid.DEFAULT_FRONTEND: ts}
+    for name in others:
+        frontends[name] = running.enter_context(grid.start_frontend(
+            name, points, settings.grid_frontends[name], root, settings.config, settings.start_timeout_s))
+    grid.wait_workers(frontends, points, settings.start_timeout_s)
+    endpoints = {TORCHSERVE: torchserve_endpoint(ts)}
+    for process, endpoint in launched:
         try:
             process.wait_ready(endpoint, text, settings.start_timeout_s)
             endpoints[process.name] = endpoint
         except RuntimeError as err:
             results["unavailable"][process.name] = str(err)
             print(f"  {process.name} unavailable: {err}")
-    return endpoints
+    return endpoints, frontends
 
 
-def _refuse_disagreeing(endpoints: dict[str, Endpoint], check: Sequence[str], results: dict) -> None:
-    """Drop from `endpoints` every peer whose answers differ from TorchServe's (results["refused"])."""
-    reference = fetch_answers(endpoints[TORCHSERVE], check)
-    if any(a is None for a in reference):
-        raise RuntimeError("TorchServe did not answer every check headline")
-    for name in [n for n in endpoints if n != TORCHSERVE]:
-        why = check_agreement(reference, endpoints[name], check)
-        if why:
-            results["refused"][name] = why
-            print(f"  refused {name}: its answer differs from TorchServe's on {why}")
-            del endpoints[name]
-        else:
-            print(f"  {name} agrees with TorchServe on {len(check)} headlines")
+def _agrees(name: str, reference: Sequence[object], endpoint: Endpoint, check: Sequence[str], results: dict,
+            explanations: bool = False) -> bool:
+    """Whether `endpoint` answers `check` as the reference answers; results["refused"] if not."""
+    why = check_agreement(reference, endpoint, check, explanations)
+    if why:
+        results["refused"][name] = why
+        print(f"  refused {name}: its answer differs from TorchServe's on {why}")
+    return not why
 
 
 def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
@@ -232,30 +212,33 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
         "settings": {**{name: getattr(settings, name) for name in reported}, "headlines": len(titles),
                      "checked_headlines": len(check), "cases": list(cases)},
         "cases": [], "explanation_cases": [], "grid": [], "refused": {}, "unavailable": {},
+        "model_config": shipped,
     }
-    servers = _Servers()
-    with temp_root("bench-peers-") as root:
-        try:
-            results["model_config"] = shipped
-            archives.copy_into(settings.mar, root / "store")
-            grid.build_archives(root / "store" / f"{MODEL_NAME}.mar", root / "store", points, shipped)
-            endpoints = _start(settings, wanted, points, root, shipped, check[0], servers, results)
-            results["start_s"] = round(time.monotonic() - started, 1)
-            _refuse_disagreeing(endpoints, check, results)
-            if "peers" in cases:
-                print("peers: /predictions", flush=True)
-                results["cases"] = measure_all(list(endpoints.values()), bodies, settings)
-                results["ratios"] = ratios(results["cases"])
-                results["targets"] = targets(results["cases"])
-            if "explanations" in cases:
-                results["explanation_cases"] = _explanations(
-                    endpoints[TORCHSERVE], endpoints.get(FASTAPI_BATCHED), check, bodies, settings, results)
-            if points:
-                results["grid"] = _grid(servers.by_frontend(), points, bodies, settings)
-                if results["cases"]:
-                    results["choice"] = choose_defaults(results["grid"], results["cases"])
-        finally:
-            servers.stop()
+    with temp_root("bench-peers-") as root, ExitStack() as running:
+        archives.copy_into(settings.mar, root / "store")
+        grid.build_archives(root / "store" / f"{MODEL_NAME}.mar", root / "store", points, shipped)
+        endpoints, frontends = _start(settings, wanted, points, root, shipped, check[0], running, results)
+        results["start_s"] = round(time.monotonic() - started, 1)
+        reference = fetch_answers(endpoints[TORCHSERVE], check)
+        if any(a is None for a in reference):
+            raise RuntimeError("TorchServe did not answer every check headline")
+        for name in [n for n in endpoints if n != TORCHSERVE]:
+            if _agrees(name, reference, endpoints[name], check, results):
+                print(f"  {name} agrees with TorchServe on {len(check)} headlines")
+            else:
+                del endpoints[name]
+        if "peers" in cases:
+            print("peers: /predictions", flush=True)
+            results["cases"] = measure_all(list(endpoints.values()), bodies, settings)
+            results["ratios"] = ratios(results["cases"])
+            results["targets"] = targets(results["cases"])
+        if "explanations" in cases:
+            results["explanation_cases"] = _explanations(
+                endpoints[TORCHSERVE], endpoints.get(FASTAPI_BATCHED), check, bodies, settings, results)
+        if points:
+            results["grid"] = _grid(frontends, points, bodies, settings)
+            if results["cases"]:
+                results["choice"] = choose_defaults(results["grid"], results["cases"])
     results["machine"]["loadavg_end"] = loadavg()
     results["total_s"] = round(time.monotonic() - started, 1)
     return results
@@ -263,14 +246,12 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
 
 def _explanations(ours: Endpoint, peer: Endpoint | None, check: Sequence[str], bodies: list[str],
                   settings: PeerSettings, results: dict) -> list[dict]:
+    name = f"{FASTAPI_BATCHED} explanations"
     if peer is None:
-        results["unavailable"].setdefault(f"{FASTAPI_BATCHED} explanations",
-                                          "the batched FastAPI peer is not up")
+        results["unavailable"].setdefault(name, "the batched FastAPI peer is not up")
         return []
-    why = check_agreement(fetch_answers(ours, check, explanations=True), peer, check, explanations=True)
-    if why:
-        results["refused"][f"{FASTAPI_BATCHED} explanations"] = why
-        print(f"  refused {FASTAPI_BATCHED} explanations: {why}")
+    reference = fetch_answers(ours, check, explanations=True)
+    if not _agrees(name, reference, peer, check, results, explanations=True):
         return []
     print(f"explanations: /explanations (agree on {len(check)} headlines)", flush=True)
     return measure_all([ours, peer], bodies, settings, explanations=True)

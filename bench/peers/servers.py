@@ -1,5 +1,5 @@
 """The servers `make bench-peers` compares: their names, where to reach them, how the peers
-are started and stopped (TorchServe itself is started by bench.served_models)."""
+are started and stopped (TorchServe: bench.served_models)."""
 from __future__ import annotations
 
 import os
@@ -103,10 +103,9 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, max_delay_ms: float,
                root: Path, max_latency_ms: int = 1000) -> tuple[PeerProcess, Endpoint]:
-    """Launch one peer with `processes` processes (uvicorn workers, Ray replicas, LitServe's
-    and BentoML's model workers) and its batcher's settings (`max_delay_ms`: the wait for a
-    batch; BentoML adapts its wait within the budget `max_latency_ms` instead); its log and
-    Ray's and BentoML's state go under `root`. Not yet ready: see PeerProcess.wait_ready."""
+    """Launch one peer with `processes` processes and its batcher's settings (`max_delay_ms`:
+    the wait for a batch; BentoML's adaptive wait stays within `max_latency_ms` instead), its
+    log and state under `root`. Not yet ready: see PeerProcess.wait_ready."""
     port = free_port()
     artifacts = str(artifacts_dir.resolve())
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
@@ -126,8 +125,7 @@ def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, m
                    "--max-delay-ms", str(max_delay_ms), "--temp-dir", str(root / "ray")]
     else:
         env.update(PEER_ARTIFACTS=artifacts, PEER_BATCHED="1" if name == FASTAPI_BATCHED else "0",
-                   PEER_MAX_BATCH=str(max_batch),
-                   PEER_MAX_DELAY_MS=str(max_delay_ms))
+                   PEER_MAX_BATCH=str(max_batch), PEER_MAX_DELAY_MS=str(max_delay_ms))
         command = [sys.executable, "-m", "uvicorn", "bench.peers.apps:app_from_env", "--factory",
                    "--workers", str(processes), "--host", "127.0.0.1", "--port", str(port),
                    "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
