@@ -196,16 +196,15 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
         store = root / "store"
         store.mkdir()
         (store / f"{MODEL_NAME}.mar").symlink_to(mar.resolve())
-        ts = served_models.start(root / "ts", store, {MODEL_NAME: f"{MODEL_NAME}.mar"}, workers)
-        procs = {"frontend": psutil.Process(ts.pid()),
-                 **{f"worker {p.pid}": p for p in served_models.worker_processes(ts)}}
         thread_counts = sorted({1, torch.get_num_threads()})
         parts = split_rows(source, available_cores(), root)
         peak_rss: list[float] = []
         times: dict[str, list[float]] = defaultdict(list)
         cpu: dict[str, list[float]] = defaultdict(list)  # CPU seconds of each served run, by process
         lines: dict[str, str] = {}
-        try:
+        with served_models.start(root / "ts", store, {MODEL_NAME: f"{MODEL_NAME}.mar"}, workers) as ts:
+            procs = {"frontend": psutil.Process(ts.pid()),
+                     **{f"worker {p.pid}": p for p in served_models.worker_processes(ts)}}
             client = ["--config", str(ts.config), "--key-file", str(ts.key_file)]
             for _ in range(rounds):
                 # The commands first: a torch that has just run on 2 threads keeps them
@@ -229,8 +228,6 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
                     for name, chunk in (("chunked", max_texts), ("whole_file", None)):
                         times[f"predictor_{name}_{threads}_threads"].append(
                             predictor_seconds(predictor, source, root / "p.csv", chunk))
-        finally:
-            ts.stop()
     rates = {name: round(count / statistics.median(values)) for name, values in times.items()}
 
     def best(kind: str) -> int:

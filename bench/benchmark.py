@@ -144,8 +144,7 @@ def run_startup(bench_run: BenchRun) -> dict:
                                   load_models=f"{MODEL_NAME}={MODEL_NAME}.mar")
     ts = TorchServe(workdir, config)
     started = time.monotonic()
-    ts.start(model=None)  # returns when /ping is healthy
-    try:
+    with ts.start(model=None):  # returns when /ping is healthy
         wait_for(lambda: _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.expected), 300,
                  f"news_cnn's first answer (see {workdir / 'logs'})",
                  not_yet=(OSError, KeyError, ValueError),
@@ -157,8 +156,6 @@ def run_startup(bench_run: BenchRun) -> dict:
         harness.measure(served_models.target(ts, f"/predictions/{MODEL_NAME}"), bench_run.bodies, 16,
                         bench_run.settings)
         rss_loaded = _rss_mib(ts)
-    finally:
-        ts.stop()
     result = {
         "first_answer_s": round(seconds, 2),
         "all_workers_ready_s": round(ready_seconds, 2),
@@ -178,9 +175,8 @@ def run_floor(bench_run: BenchRun) -> list[dict]:
     print("floor: news_cnn vs echo (same config.properties and model-config)")
     settings = bench_run.settings
     models = {MODEL_NAME: f"{MODEL_NAME}.mar", ECHO: f"{ECHO}.mar", ECHO_B1: f"{ECHO_B1}.mar"}
-    ts = _start(bench_run, "floor", models, bench_run.workers)
     rows = []
-    try:
+    with _start(bench_run, "floor", models, bench_run.workers) as ts:
         _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.expected)
         for c in settings.concurrencies:
             echo, pred = _compare(ts, [f"/predictions/{ECHO}", f"/predictions/{MODEL_NAME}"], bench_run, c)
@@ -195,8 +191,6 @@ def run_floor(bench_run: BenchRun) -> list[dict]:
         pred, explain = _compare(ts, [f"/predictions/{MODEL_NAME}", f"/explanations/{MODEL_NAME}"],
                                  bench_run, c)
         rows.append(_row("explanations", f"explanations c={c}", explain, pred, f"predictions c={c}"))
-    finally:
-        ts.stop()
     return rows
 
 
@@ -219,9 +213,8 @@ def run_variants(bench_run: BenchRun, case: str, variants: list[Variant], concur
                                    _variant_overrides(bench_run.model_config, v.overrides))
         models[v.name] = f"{v.name}.mar"
     print(f"{case}: {', '.join(models)} (reference: news_cnn with {bench_run.model_config})")
-    ts = _start(bench_run, case, models, 1)
     rows = []
-    try:
+    with _start(bench_run, case, models, 1) as ts:
         for m in models:
             _check_answer(ts, m, bench_run.text, bench_run.expected)
         for c in concurrencies:
@@ -230,8 +223,6 @@ def run_variants(bench_run: BenchRun, case: str, variants: list[Variant], concur
             rows.append(_row(case, ref_name, ours, None))
             rows += [_row(case, f"{v.note} c={c}", result, ours, ref_name)
                      for v, result in zip(variants, results, strict=True)]
-    finally:
-        ts.stop()
     return rows
 
 

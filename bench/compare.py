@@ -47,11 +47,9 @@ def run(baseline: Path, settings: CompareSettings) -> dict:
         else:
             archives.copy_into(candidate, store)
         shutil.copy2(baseline, store / f"{BASELINE}.mar")
-        ts = served_models.start(root / "ts", store,
-                                 {MODEL_NAME: candidate.name, BASELINE: f"{BASELINE}.mar"},
-                                 settings.workers, base=settings.config)
         rows = []
-        try:
+        models = {MODEL_NAME: candidate.name, BASELINE: f"{BASELINE}.mar"}
+        with served_models.start(root / "ts", store, models, settings.workers, base=settings.config) as ts:
             plan = [("predictions", c) for c in settings.concurrencies]
             plan.append(("explanations", settings.explain_concurrency))
             for kind, c in plan:
@@ -61,8 +59,6 @@ def run(baseline: Path, settings: CompareSettings) -> dict:
                              "baseline": base.as_dict(), "candidate": cand.as_dict(),
                              "rps_ratio": round(cand.rps / base.rps, 3) if base.rps else None,
                              "p99_ratio": round(cand.p99_ms / base.p99_ms, 3) if base.p99_ms else None})
-        finally:
-            ts.stop()
         result["batching"] = {name: {k: read_model_config(store / mar).get(k) for k in BATCH_SETTINGS}
                               for name, mar in (("baseline", f"{BASELINE}.mar"),
                                                 ("candidate", candidate.name))}
