@@ -56,15 +56,10 @@ def write_rows(data: Path, dest: Path, rows: int) -> int:
     """`rows` rows of `data` (all its columns) to `dest`, from its top again as often as it
     takes; returns how many (fewer only when `data` has none)."""
     header, body = _read_csv(data)
+    taken = [body[i % len(body)] for i in range(rows)] if body else []
     with open(dest, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(header)
-        count = 0
-        while body and count < rows:
-            taken = body[:rows - count]
-            writer.writerows(taken)
-            count += len(taken)
-    return count
+        csv.writer(out).writerows([header, *taken])
+    return len(taken)
 
 
 def split_rows(source: Path, parts: int, root: Path) -> list[Path]:

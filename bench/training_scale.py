@@ -1,17 +1,12 @@
 """How training scales with the data: wall time, CPU time and peak memory at several sizes.
 
-    python -m bench.training_scale --data news.csv                      # 10k, 40k and 120k rows
     python -m bench.training_scale --data news.csv --rows 10000 --note "quiet machine"
 
-For each size it builds a CSV of that many rows by repeating the given one, then times the two
-training commands a user meets, each in a fresh process, exactly as the Makefile runs them:
-
-    serve   what `make serve` trains on a fresh clone: python -m training --archived-only
-    train   `make train`, every experiment:              python -m training
-
-It writes <out>/scale.json (every figure, with each run's time per step) and <out>/scale.md (the
-table docs/training.md shows). Repeated rows fall into the training and the test split alike,
-so the F1 of these runs means nothing: the table is about time and memory only.
+Each size is a CSV of that many rows, repeating the given one; on it, the training commands a
+user meets (COMMANDS) each run in a fresh process, as the Makefile runs them. Writes
+<out>/scale.json and scale.md (the table docs/training.md shows). Repeated rows fall into the
+training and the test split alike, so the F1 of these runs means nothing: the table is about
+time and memory only.
 """
 from __future__ import annotations
 
@@ -36,11 +31,9 @@ from training.errors import TrainingError
 from training.timing import STEP_SECONDS
 
 DEFAULT_ROWS = (10_000, 40_000, 120_000)
-# The training commands timed, by the make target that runs them.
-COMMANDS = {
-    "serve": ["--archived-only"],  # the `make serve` training step (artifacts/model.pt rule)
-    "train": [],  # `make train`: every experiment
-}
+# The training commands timed, by the make target that runs them (`serve`: the
+# artifacts/model.pt rule; `train`: every experiment).
+COMMANDS = {"serve": ["--archived-only"], "train": []}
 COMMAND_LABELS = {"serve": "`make serve` training step", "train": "`make train` (all experiments)"}
 # How often the process tree's memory is sampled: short next to a run, cheap on the CPU.
 SAMPLE_SECONDS = 0.2
@@ -208,11 +201,8 @@ def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path
             extra: Sequence[str] = (), timeout: float | None = None, note: str = "",
             checkout: Path | None = None) -> list[Run]:
     """Build each size's CSV, time each command on it, and rewrite the results after every run
-    (so a long run that is interrupted still leaves the sizes it finished).
-
-    `checkout` times another checkout's `python -m training` (e.g. the commit before a change)
-    with the same data: it runs from that directory, so its own `training` package is imported.
-    """
+    (an interrupted run still leaves the sizes it finished). `checkout` times another
+    checkout's `python -m training` (e.g. the commit before a change) on the same data."""
     host = machine()
     runs: list[Run] = []
     out = out.resolve()  # absolute paths: the runs start in `root`, not here
@@ -233,8 +223,7 @@ def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path
                       json.loads(steps.read_text()) if code == 0 and steps.is_file() else {},
                       error if code else "")
             print(f"  {_minutes(wall)} wall, {_minutes(cpu)} CPU, {run.peak_memory_mb:,.0f} MB peak, "
-                  f"exit {code}"
-                  + (f"\n  {error}" if code else ""), flush=True)
+                  f"exit {code}" + (f"\n  {error}" if code else ""), flush=True)
             runs.append(run)
             write(out, "scale", {"machine": host, "note": note, "runs": [asdict(r) for r in runs]},
                   markdown(runs, host, note))

@@ -83,35 +83,31 @@ class MicroBatcher(Generic[T, R]):
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._gather()
             # Requests whose clients went away are not worth a forward pass.
-            batch = [(item, future) for item, future in batch if not future.cancelled()]
-            if not batch:
-                continue
-            items = [item for item, _ in batch]
-            self.batch_sizes.append(len(items))
-            try:
-                results = await loop.run_in_executor(self._executor, self._call, items)
-                outcomes = [(r, None) for r in results]
-            except Exception:  # noqa: BLE001 - isolate the failing item(s), see the module doc
-                outcomes = [await self._alone(loop, item) for item in items]
-            for (_, future), (result, error) in zip(batch, outcomes, strict=True):
-                if future.cancelled():
-                    continue
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(result)
+            batch = [(item, future) for item, future in await self._gather() if not future.cancelled()]
+            if batch:
+                self.batch_sizes.append(len(batch))
+                await self._answer(loop, batch)
+
+    async def _answer(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[T, asyncio.Future]],
+                      alone: bool = False) -> None:
+        """Each request's result from one call of the batch function; when it raises, each item
+        is tried again `alone`, so that an error reaches only its own request."""
+        try:
+            results = await loop.run_in_executor(self._executor, self._call, [item for item, _ in batch])
+        except Exception as err:  # noqa: BLE001 - isolated, then handed to this item's caller
+            if not alone:
+                for one in batch:
+                    await self._answer(loop, [one], alone=True)
+            elif not batch[0][1].cancelled():
+                batch[0][1].set_exception(err)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.cancelled():
+                future.set_result(result)
 
     def _call(self, items: list[T]) -> list[R]:
         results = list(self.batch_fn(items))
         if len(results) != len(items):
             raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
         return results
-
-    async def _alone(self, loop: asyncio.AbstractEventLoop, item: T) -> tuple[R | None, Exception | None]:
-        try:
-            (result,) = await loop.run_in_executor(self._executor, self._call, [item])
-            return result, None
-        except Exception as err:  # noqa: BLE001 - handed to this item's caller
-            return None, err
