@@ -16,7 +16,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import archives, harness, headlines, load, served_models
@@ -57,8 +57,7 @@ class BenchSettings(harness.LoadSettings):
     # (batchSize, maxBatchDelay ms); batchSize 1 is no batching.
     batch_points: list[tuple[int, int]] = field(default_factory=lambda: [(1, 0), (8, 2), (32, 5), (64, 10)])
     # (workers, torch threads per worker); the project's settings are the reference.
-    worker_threads: list[tuple[int, int]] = field(
-        default_factory=lambda: [(1, 1), (2, 1), (1, 2), (2, 2)])
+    worker_threads: list[tuple[int, int]] = field(default_factory=lambda: [(1, 1), (2, 1), (1, 2), (2, 2)])
     worker_concurrencies: tuple[int, ...] = (16, 64)
 
     @classmethod
@@ -109,7 +108,7 @@ def _ratio(value: float, reference: float) -> float | None:
 def _row(case: str, name: str, result: load.LoadResult, reference: load.LoadResult | None,
          reference_name: str = "") -> dict:
     """One table row: the figures, and the ratios to the reference run."""
-    row = {"case": case, "name": name, **result.as_dict()}
+    row = {"case": case, "name": name, **asdict(result)}
     if reference is not None:
         row.update(reference=reference_name, rps_share=_ratio(result.rps, reference.rps),
                    p99_ratio=_ratio(result.p99_ms, reference.p99_ms),
@@ -156,14 +155,9 @@ def run_startup(bench_run: BenchRun) -> dict:
         harness.measure(served_models.target(ts, f"/predictions/{MODEL_NAME}"), bench_run.bodies, 16,
                         bench_run.settings)
         rss_loaded = _rss_mib(ts)
-    result = {
-        "first_answer_s": round(seconds, 2),
-        "all_workers_ready_s": round(ready_seconds, 2),
-        "mar_bytes": (bench_run.store / f"{MODEL_NAME}.mar").stat().st_size,
-        "workers": len(rss_loaded),
-        "worker_rss_mib_idle": rss_idle,
-        "worker_rss_mib_after_load": rss_loaded,
-    }
+    result = {"first_answer_s": round(seconds, 2), "all_workers_ready_s": round(ready_seconds, 2),
+              "mar_bytes": (bench_run.store / f"{MODEL_NAME}.mar").stat().st_size, "workers": len(rss_loaded),
+              "worker_rss_mib_idle": rss_idle, "worker_rss_mib_after_load": rss_loaded}
     print(f"  first answer after {result['first_answer_s']} s, all workers after "
           f"{result['all_workers_ready_s']} s; .mar {result['mar_bytes'] / 2**20:.1f} MiB; "
           f"worker RSS {result['worker_rss_mib_after_load']} MiB")

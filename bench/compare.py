@@ -6,7 +6,7 @@ measured against the same server, minutes apart.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import archives, headlines, load, served_models
@@ -56,7 +56,7 @@ def run(baseline: Path, settings: CompareSettings) -> dict:
                 paths = (f"/{kind}/{BASELINE}", f"/{kind}/{MODEL_NAME}")
                 base, cand = measure_rounds([served_models.target(ts, p) for p in paths], bodies, c, settings)
                 rows.append({"endpoint": kind, "concurrency": c,
-                             "baseline": base.as_dict(), "candidate": cand.as_dict(),
+                             "baseline": asdict(base), "candidate": asdict(cand),
                              "rps_ratio": round(cand.rps / base.rps, 3) if base.rps else None,
                              "p99_ratio": round(cand.p99_ms / base.p99_ms, 3) if base.p99_ms else None})
         result["batching"] = {name: {k: read_model_config(store / mar).get(k) for k in BATCH_SETTINGS}

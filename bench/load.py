@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,10 +39,6 @@ class LoadResult:
     def ok(self) -> int:
         """Requests answered with a 2xx status."""
         return sum(n for code, n in self.statuses.items() if code.startswith("2"))
-
-    def as_dict(self) -> dict:
-        """Every field, as plain JSON-ready values."""
-        return asdict(self)
 
 
 def require_loopback(url: str) -> None:

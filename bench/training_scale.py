@@ -16,6 +16,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -125,43 +126,36 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
     worker processes; shared pages counted once). Not wait4's ru_maxrss: it also counts this
     process's pages that the child held between fork and exec."""
     start = time.perf_counter()
-    process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    sampled = [0]
-    done = threading.Event()
+    with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: the child never blocks on it
+        process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
+                                   text=True)
+        sampled = [0]
+        done = threading.Event()
 
-    def sample() -> None:
-        while not done.wait(SAMPLE_SECONDS):
-            sampled[0] = max(sampled[0], process_tree_memory(process.pid), peak_resident(process.pid))
+        def sample() -> None:
+            while not done.wait(SAMPLE_SECONDS):
+                sampled[0] = max(sampled[0], process_tree_memory(process.pid), peak_resident(process.pid))
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stderr_tail: list[str] = []
-    reader = threading.Thread(target=_keep_tail, args=(process.stderr, stderr_tail), daemon=True)
-    reader.start()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
 
-    def reaped() -> tuple | None:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        return (status, usage) if pid else None
-    try:
-        status, usage = wait_for(reaped, math.inf if timeout is None else timeout, " ".join(argv))
-    except TimeoutError:
-        process.kill()
-        _, status, usage = os.wait4(process.pid, 0)
-        stderr_tail.append(f"killed after {timeout:.0f} s (--timeout)")
-    wall = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    reader.join(timeout=5)
+        def reaped() -> tuple | None:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            return (status, usage) if pid else None
+        killed = []
+        try:
+            status, usage = wait_for(reaped, math.inf if timeout is None else timeout, " ".join(argv))
+        except TimeoutError:
+            process.kill()
+            _, status, usage = os.wait4(process.pid, 0)
+            killed.append(f"killed after {timeout:.0f} s (--timeout)")
+        wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        err.seek(0)
+        tail = err.read().splitlines() + killed
     process.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
-    return wall, usage.ru_utime + usage.ru_stime, sampled[0], process.returncode, "\n".join(stderr_tail[-5:])
-
-
-def _keep_tail(stream, tail: list[str], keep: int = 50) -> None:
-    """Drain `stream` (so the child never blocks on a full pipe), keeping its last lines."""
-    for line in stream:
-        tail.append(line.rstrip("\n"))
-        del tail[:-keep]
+    return wall, usage.ru_utime + usage.ru_stime, sampled[0], process.returncode, "\n".join(tail[-5:])
 
 
 def training_argv(data: Path, out: Path, command: str, extra: Sequence[str] = ()) -> list[str]:
