@@ -1,20 +1,12 @@
 """`python -m bench.batch_speed`: `news-cnn predict --file` end to end against the in-process
-Predictor and the machine's limit on the same file, in one run (docs/batch.md).
+Predictor and the machine's limit on the same file, in one run (docs/batch.md#speed).
 
-The file is the first `--rows` headlines of `--data`, repeated from the top as often as needed.
-Each round times, in turn:
-
-* served: `news-cnn predict --file` against a TorchServe started here, interpreter start-up
-  included, with the CPU seconds it cost the frontend, the workers and the command;
-* archive: the same command with `--archive` (a pool of handler processes), with its peak memory;
-* limit: the Predictor in one process per core, 1 torch thread each, on its share of the file,
-  from the moment all have loaded to the last one's end;
-* predictor: the Predictor in this process (loaded once, untimed), in chunks of the handler's
-  max_texts and in one call, with 1 torch thread and with torch's default. It comes last: a
-  torch that has just run on 2 threads keeps them spinning for a while.
-
-Prints JSON: the median headlines/s of each, and the served and archive rates over the best
-Predictor's and over the limit.
+The file is the first `--rows` headlines of `--data`, repeated as often as needed. Each round
+times: served (the command against a TorchServe started here, with the CPU seconds of frontend,
+workers and command), archive (`--archive`, with its peak memory), limit (the Predictor in one
+process per core, 1 torch thread, from all loaded to the last one's end) and predictor (in this
+process, chunked and whole-file, on 1 torch thread and on torch's default; last, because a
+torch that has just run on 2 threads keeps them spinning for a while). Prints JSON.
 """
 from __future__ import annotations
 

@@ -53,9 +53,8 @@ def machine() -> dict:
 
 @contextmanager
 def temp_root(prefix: str) -> Iterator[Path]:
-    """A new temporary directory for a run's servers and archives: removed when the block ends
-    normally, kept (and its path printed) when it raises, since its logs say what went wrong.
-    Stop the servers inside the block."""
+    """A new temporary directory for a run's servers and archives (stop them inside the block):
+    removed when the block ends normally, kept for its logs (and its path printed) when it raises."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield root
@@ -67,8 +66,7 @@ def temp_root(prefix: str) -> Iterator[Path]:
 
 @dataclass
 class LoadSettings:
-    """What every load bench shares (`make bench`, `make bench-peers`, `make bench-compare`):
-    the archive and artifacts it serves, where it writes, and how long and how hard it loads."""
+    """What every load bench shares: what it serves, where it writes, how long and hard it loads."""
 
     mar: Path
     artifacts: Path
@@ -91,8 +89,7 @@ class LoadSettings:
 
 @dataclass(frozen=True)
 class Target:
-    """One URL under load, with a callable giving its Authorization header (read at each use:
-    a server's keys can be renewed)."""
+    """One URL under load; `auth` gives its Authorization header at each use (keys can be renewed)."""
 
     name: str
     url: str
@@ -136,8 +133,7 @@ def measure_rounds(targets: Sequence[Target], bodies: Sequence[str], concurrency
 
 
 def reference_answers(artifacts: Path, texts: Sequence[str]) -> dict[str, dict]:
-    """What the in-process Predictor answers for each distinct text: the reference a served
-    answer must equal."""
+    """The in-process Predictor's answer to each distinct text: what a served answer must equal."""
     from model.predictor import Predictor  # torch: only when answers are checked
     unique = list(dict.fromkeys(texts))
     return dict(zip(unique, Predictor.from_dir(artifacts).predict(unique), strict=True))

@@ -1,7 +1,5 @@
-"""The in-process limit: the handler and the bare model timed without HTTP or TorchServe.
-
-The handler runs in this process with a real `ts.context.Context` (per-request headers,
-no metrics sink), exactly as a worker would call it, on the artifacts of a training run.
+"""The in-process limit: the handler, with a real `ts.context.Context` as a worker calls it,
+and the bare model, timed without HTTP or TorchServe.
 """
 from __future__ import annotations
 
@@ -59,9 +57,7 @@ def measure(model_dir: Path, headlines: Sequence[str], batch: int = 32,
     """Handler (parse + preprocess + inference + postprocess) and bare forward pass timings;
     `model_yaml_config`'s handler section sets the torch threads, as in a worker."""
     handler, context = load_handler(model_dir, model_yaml_config)
-    one, many = list(headlines[:1]), list(headlines[:batch])
-    if len(many) < batch:
-        many = (many * batch)[:batch]
+    one, many = list(headlines[:1]), (list(headlines[:batch]) * batch)[:batch]
     results = {"torch_threads": torch.get_num_threads()}
 
     def handle(texts: list[str], explain: bool = False) -> Callable[[], object]:

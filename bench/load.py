@@ -1,8 +1,6 @@
-"""The load generator: `wrk`, for throughput and latency.
-
-`wrk` (C, event loop) measures requests/s and latency without becoming the bottleneck on two
-cores. It keeps no answers: the reliability suite checks every answer with its own client
-(tests/helpers/checked_load.py). Load goes to loopback addresses only.
+"""The load generator: `wrk` (C, event loop), which measures requests/s and latency without
+becoming the bottleneck on two cores. It keeps no answers (the reliability suite checks them
+with tests/helpers/checked_load.py). Load goes to loopback addresses only.
 """
 from __future__ import annotations
 
@@ -60,11 +58,8 @@ def wrk_path() -> str:
 def run_wrk(url: str, bodies: Sequence[str], concurrency: int, duration_s: float,
             max_requests: int, auth: str | None = None,
             content_type: str = "application/json") -> LoadResult:
-    """POST `bodies` in rotation to `url` from `concurrency` connections.
-
-    Stops after `duration_s` seconds or about `max_requests` answers, whichever comes first.
-    `auth` is the full Authorization header value (e.g. "Bearer KEY").
-    """
+    """POST `bodies` in rotation to `url` from `concurrency` connections, for `duration_s` seconds
+    or about `max_requests` answers; `auth` is the Authorization header's value ("Bearer KEY")."""
     require_loopback(url)
     if any("\n" in b for b in bodies):
         raise ValueError("wrk bodies are one per line: a body must not contain a newline")

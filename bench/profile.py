@@ -1,9 +1,6 @@
-"""Where the time goes under load: CPU seconds per process and a py-spy profile of a worker.
-
-Starts TorchServe with the project's config and news_cnn, drives one endpoint with wrk,
-and meanwhile (1) samples one worker with py-spy (the Python side: handler, TorchServe's
-worker loop, metrics), (2) counts the CPU seconds the Java frontend, every worker and wrk
-spend, which shows whether the frontend, our handler or the load generator saturates the cores.
+"""Where the time goes under load: while wrk drives one endpoint, py-spy samples one worker
+(handler, TorchServe's worker loop, metrics) and the CPU seconds of the Java frontend and each
+worker are counted, which shows which of them saturates the cores.
 """
 from __future__ import annotations
 

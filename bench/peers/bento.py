@@ -2,12 +2,10 @@
 
     PEER_ARTIFACTS=artifacts PEER_PROCESSES=2 bentoml serve bench.peers.bento:NewsPeer --port 8000
 
-A batchable BentoML API takes a list per request, so single-headline clients reach one through
-another Service (BentoML's documented way): `NewsPeer` answers POST /predictions and
-/explanations in one worker and calls `NewsModel`, whose PEER_PROCESSES workers batch up to
-PEER_MAX_BATCH within the latency budget PEER_MAX_LATENCY_MS (BentoML's `max_latency_ms`:
-a bound on wait plus compute, beyond which it refuses with 503; not a fixed wait). Settings
-come from the environment because BentoML reads them at import, in every process.
+A batchable API takes a list per request, so one-headline requests reach `NewsModel` (its
+PEER_PROCESSES workers batch up to PEER_MAX_BATCH within PEER_MAX_LATENCY_MS, a budget for wait
+plus compute) through the front Service `NewsPeer`: BentoML's documented way. Settings come
+from the environment because BentoML reads them at import, in every process.
 """
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""What `make bench-peers`' figures say: ours against the best peer, the peer targets, and
-the TorchServe settings to ship from the grid.
-
-The targets: at every concurrency above 1, req/s at least every peer's and p99 at most the
-best peer's; at concurrency 1, p50 within P50_MARGIN_MS of the best peer's."""
+"""What `make bench-peers`' figures say: ours against the best peer, the peer targets (at c > 1,
+req/s at least every peer's and p99 at most the best peer's; at c=1, p50 within P50_MARGIN_MS
+of the best peer's), and the TorchServe settings to ship from the grid."""
 from __future__ import annotations
 
 from collections.abc import Sequence

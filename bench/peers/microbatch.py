@@ -1,13 +1,9 @@
 """A small asyncio micro-batcher: what a careful person puts in front of a model in FastAPI.
 
-Requests `await batcher.submit(item)`; one task gathers whatever is queued (up to
-`max_batch`, waiting at most `max_delay_ms` after the first item for more) and runs the
-batch function on a worker thread, so the event loop keeps reading requests while the model
-works: under load the next batch fills during the current forward pass, at low load an item
-goes out alone without waiting when `max_delay_ms` is 0.
-
-The batch function takes a list of items and returns one result per item, in order. If it
-raises, each item of the batch is retried alone, so one bad item fails only its own request.
+One task gathers whatever is queued (up to `max_batch`, waiting at most `max_delay_ms` after
+the first item) and runs the batch function on a worker thread, so the event loop keeps reading
+requests meanwhile: under load the next batch fills during the current forward pass. If the
+batch function raises, each item is tried again alone, so a bad item fails only its own request.
 """
 from __future__ import annotations
 

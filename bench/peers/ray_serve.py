@@ -60,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temp-dir", type=Path, default=None, help="Ray's session directory")
     args = parser.parse_args(argv)
 
-    def stop(signum, frame) -> None:
-        raise SystemExit(0)
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     ray.init(num_cpus=args.replicas, include_dashboard=False, log_to_driver=False,
              _temp_dir=str(args.temp_dir.resolve()) if args.temp_dir else None)
     try:
