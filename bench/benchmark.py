@@ -29,9 +29,7 @@ from serving.server import TorchServe, config_on_free_ports
 ECHO = "echo"
 # The echo handler without batching: TorchServe's floor at batchSize 1, for context.
 ECHO_B1 = "echo_b1"
-# The serving goals (reported, never asserted): /predictions keeps 90 % of the echo floor's
-# req/s at c=16 with at most 1.5x its p99; the handler takes at most 1 ms per headline in
-# process; /explanations keeps half of /predictions' req/s.
+# The serving goals, reported and never asserted (goals() says what each bounds).
 GOAL_FLOOR_SHARE = 0.9
 GOAL_FLOOR_P99_RATIO = 1.5
 GOAL_INPROCESS_US = 1000.0

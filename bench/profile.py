@@ -37,10 +37,10 @@ def summarize_collapsed(path: Path, top: int = 25) -> str:
             inclusive[frame] += n
     if not total:
         return "py-spy collected no samples\n"
-    lines = [f"{total} samples", "", "self % | function (file:line)"]
-    lines += [f"{100 * n / total:6.1f} | {f}" for f, n in self_counts.most_common(top)]
-    lines += ["", "inclusive % | function (file:line)"]
-    lines += [f"{100 * n / total:6.1f} | {f}" for f, n in inclusive.most_common(top)]
+    lines = [f"{total} samples"]
+    for kind, counts in (("self", self_counts), ("inclusive", inclusive)):
+        lines += ["", f"{kind} % | function (file:line)"]
+        lines += [f"{100 * n / total:6.1f} | {f}" for f, n in counts.most_common(top)]
     return "\n".join(lines) + "\n"
 
 

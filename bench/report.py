@@ -60,9 +60,7 @@ def markdown(results: dict) -> str:
 
 def chart(results: dict, path: Path) -> None:
     """Throughput (left) and p50/p99 latency (right) for every throughput run."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend to pick, no figure to close
 
     # Rows that repeat a run against a second reference add no bar of their own.
     rows = [r for r in results.get("throughput") or [] if " vs " not in r["name"]]
@@ -70,7 +68,8 @@ def chart(results: dict, path: Path) -> None:
         return
     names = [f"{r['case']}: {r['name']}" for r in rows]
     y = list(range(len(rows)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 0.35 * len(rows) + 1.5), sharey=True)
+    fig = Figure(figsize=(14, 0.35 * len(rows) + 1.5))
+    left, right = fig.subplots(1, 2, sharey=True)
     colors = {"floor": "tab:blue", "explanations": "tab:orange", "batching": "tab:green",
               "workers": "tab:purple"}
     left.barh(y, [r["rps"] for r in rows], color=[colors.get(r["case"], "gray") for r in rows])
@@ -86,7 +85,6 @@ def chart(results: dict, path: Path) -> None:
     fig.suptitle("news_cnn on TorchServe: throughput and latency per case")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write(results: dict, out_dir: Path, stem: str = "results") -> list[Path]:

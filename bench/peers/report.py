@@ -105,14 +105,13 @@ def chart(results: dict, path: Path) -> bool:
     rows = results.get("cases") or []
     if not rows:
         return False
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend to pick, no figure to close
 
     servers = sorted({r["server"] for r in rows}, key=_order)
     concurrencies = sorted({r["concurrency"] for r in rows})
     width = 0.8 / len(servers)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig = Figure(figsize=(13, 4.5))
+    left, right = fig.subplots(1, 2)
     for i, name in enumerate(servers):
         xs = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(concurrencies))]
         mine = [next((r for r in rows if r["server"] == name and r["concurrency"] == c), None)
@@ -132,7 +131,6 @@ def chart(results: dict, path: Path) -> bool:
                  f"{results['machine']['cpus']} CPUs)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 

@@ -25,15 +25,7 @@ from bench import archives, headlines, load, served_models
 from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
 from bench.peers import grid
 from bench.peers.choice import choose_defaults, ratios, targets
-from bench.peers.servers import (
-    FASTAPI_BATCHED,
-    LITSERVE,
-    PEERS,
-    TORCHSERVE,
-    Endpoint,
-    start_peer,
-    torchserve_endpoint,
-)
+from bench.peers.servers import FASTAPI_BATCHED, PEERS, TORCHSERVE, Endpoint, start_peer, torchserve_endpoint
 from serving import rest
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
@@ -151,9 +143,9 @@ def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[grid.G
     frontend setting."""
     launched = []
     for name in peers:
-        delay = settings.litserve_batch_timeout_ms if name == LITSERVE else settings.peer_max_delay_ms
         process, endpoint = start_peer(name, settings.artifacts, settings.processes, settings.peer_max_batch,
-                                       delay, root, max_latency_ms=settings.bentoml_max_latency_ms)
+                                       settings.peer_max_delay_ms, root, settings.bentoml_max_latency_ms,
+                                       settings.litserve_batch_timeout_ms)
         running.callback(process.stop)
         launched.append((process, endpoint))
     here = [p for p in points if p.frontend == grid.DEFAULT_FRONTEND]

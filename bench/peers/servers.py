@@ -102,17 +102,18 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, max_delay_ms: float,
-               root: Path, max_latency_ms: int = 1000) -> tuple[PeerProcess, Endpoint]:
+               root: Path, max_latency_ms: int = 1000, litserve_timeout_ms: float = 1.0
+               ) -> tuple[PeerProcess, Endpoint]:
     """Launch one peer with `processes` processes and its batcher's settings (`max_delay_ms`:
-    the wait for a batch; BentoML's adaptive wait stays within `max_latency_ms` instead), its
-    log and state under `root`. Not yet ready: see PeerProcess.wait_ready."""
+    the wait for a batch; LitServe's is `litserve_timeout_ms`; BentoML's adaptive wait stays
+    within `max_latency_ms`), its log and state under `root`. Not yet ready: see wait_ready."""
     port = free_port()
     artifacts = str(artifacts_dir.resolve())
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     if name == LITSERVE:
         command = [sys.executable, "-m", "bench.peers.lit_serve", "--artifacts", artifacts,
                    "--port", str(port), "--workers", str(processes), "--max-batch", str(max_batch),
-                   "--max-delay-ms", str(max_delay_ms)]
+                   "--max-delay-ms", str(litserve_timeout_ms)]
     elif name == BENTOML:
         env.update(PEER_ARTIFACTS=artifacts, PEER_PROCESSES=str(processes), PEER_MAX_BATCH=str(max_batch),
                    PEER_MAX_LATENCY_MS=str(max_latency_ms), BENTOML_HOME=str(root / "bentoml"),
