@@ -86,28 +86,19 @@ def _proc_kib(path: str, field: str) -> int | None:
     return None
 
 
-def process_memory(pid: int) -> int:
-    """Bytes of memory `pid` uses: its proportional set size (a page shared by n processes,
-    such as forked workers, counts 1/n), or its resident size where PSS is not readable."""
-    pss = _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss")
-    if pss is not None:
-        return pss
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def peak_resident(pid: int) -> int:
-    """The most bytes `pid` has had resident since it started its program (0 if unknown)."""
-    return _proc_kib(f"/proc/{pid}/status", "VmHWM") or 0
-
-
 def process_tree_memory(pid: int) -> int:
-    """Bytes of memory used by `pid` and all its descendants now (Linux /proc; 0 elsewhere)."""
+    """Bytes of memory used by `pid` and all its descendants now (Linux /proc; 0 elsewhere): each
+    one's proportional set size (a page shared by n processes, such as forked workers, counts
+    1/n), or its resident size where PSS is not readable."""
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
         try:
-            total += process_memory(current)
+            pss = _proc_kib(f"/proc/{current}/smaps_rollup", "Pss")
+            if pss is None:
+                with open(f"/proc/{current}/statm") as f:
+                    pss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            total += pss
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as f:
                     todo += [int(child) for child in f.read().split()]
@@ -134,7 +125,8 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
 
         def sample() -> None:
             while not done.wait(SAMPLE_SECONDS):
-                sampled[0] = max(sampled[0], process_tree_memory(process.pid), peak_resident(process.pid))
+                peak_resident = _proc_kib(f"/proc/{process.pid}/status", "VmHWM") or 0  # since exec
+                sampled[0] = max(sampled[0], process_tree_memory(process.pid), peak_resident)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
