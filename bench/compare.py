@@ -51,8 +51,7 @@ def run(baseline: Path, settings: CompareSettings) -> dict:
         models = {MODEL_NAME: candidate.name, BASELINE: f"{BASELINE}.mar"}
         with served_models.start(root / "ts", store, models, settings.workers, base=settings.config) as ts:
             plan = [("predictions", c) for c in settings.concurrencies]
-            plan.append(("explanations", settings.explain_concurrency))
-            for kind, c in plan:
+            for kind, c in plan + [("explanations", settings.explain_concurrency)]:
                 paths = (f"/{kind}/{BASELINE}", f"/{kind}/{MODEL_NAME}")
                 base, cand = measure_rounds([served_models.target(ts, p) for p in paths], bodies, c, settings)
                 rows.append({"endpoint": kind, "concurrency": c,

@@ -72,14 +72,11 @@ class PeerProcess:
             wait_for(answered, timeout_s, f"{self.name} to answer", interval_s=0.5,
                      not_yet=(OSError,), gone=exited)
         except (RuntimeError, TimeoutError) as err:
-            raise RuntimeError(f"{err}: {self.tail()}") from None
-
-    def tail(self, lines: int = 5) -> str:
-        """The last lines of the peer's log, on one line."""
-        try:
-            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-lines:])
-        except OSError:
-            return ""
+            try:  # the log's last lines, on one line
+                tail = " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-5:])
+            except OSError:
+                tail = ""
+            raise RuntimeError(f"{err}: {tail}") from None
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM the process group, SIGKILL what is left after `timeout_s`."""
@@ -110,9 +107,9 @@ def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, m
     port = free_port()
     artifacts = str(artifacts_dir.resolve())
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    script = ["--artifacts", artifacts, "--port", str(port), "--max-batch", str(max_batch)]
     if name == LITSERVE:
-        command = [sys.executable, "-m", "bench.peers.lit_serve", "--artifacts", artifacts,
-                   "--port", str(port), "--workers", str(processes), "--max-batch", str(max_batch),
+        command = [sys.executable, "-m", "bench.peers.lit_serve", *script, "--workers", str(processes),
                    "--max-delay-ms", str(litserve_timeout_ms)]
     elif name == BENTOML:
         env.update(PEER_ARTIFACTS=artifacts, PEER_PROCESSES=str(processes), PEER_MAX_BATCH=str(max_batch),
@@ -121,8 +118,7 @@ def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, m
         command = [sys.executable, "-m", "bentoml", "serve", "bench.peers.bento:NewsPeer",
                    "--working-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(port)]
     elif name == RAY_SERVE:
-        command = [sys.executable, "-m", "bench.peers.ray_serve", "--artifacts", artifacts,
-                   "--port", str(port), "--replicas", str(processes), "--max-batch", str(max_batch),
+        command = [sys.executable, "-m", "bench.peers.ray_serve", *script, "--replicas", str(processes),
                    "--max-delay-ms", str(max_delay_ms), "--temp-dir", str(root / "ray")]
     else:
         env.update(PEER_ARTIFACTS=artifacts, PEER_BATCHED="1" if name == FASTAPI_BATCHED else "0",
