@@ -83,20 +83,20 @@ def start_frontend(name: str, grid: Sequence[GridPoint], additions: dict, root: 
                                timeout_s=timeout_s, base=base_config, **additions)
 
 
-def wait_workers(servers: dict[str, TorchServe], grid: Sequence[GridPoint], timeout_s: float) -> None:
+def wait_workers(torchserves: dict[str, TorchServe], grid: Sequence[GridPoint], timeout_s: float) -> None:
     """Until every point's model has its own number of READY workers."""
     for point in grid:
-        served_models.wait_models(servers[point.frontend], [point.model], point.workers, timeout_s)
+        served_models.wait_models(torchserves[point.frontend], [point.model], point.workers, timeout_s)
 
 
-def endpoint(servers: dict[str, TorchServe], point: GridPoint) -> Endpoint:
+def endpoint(torchserves: dict[str, TorchServe], point: GridPoint) -> Endpoint:
     """Where to load `point`, named by its label."""
-    return replace(torchserve_endpoint(servers[point.frontend], point.model), server=point.label)
+    return replace(torchserve_endpoint(torchserves[point.frontend], point.model), server=point.label)
 
 
-def applied(servers: dict[str, TorchServe], point: GridPoint) -> dict:
+def applied(torchserves: dict[str, TorchServe], point: GridPoint) -> dict:
     """What TorchServe says it applied to `point`: a setting it ignores would otherwise pass unnoticed."""
-    described = servers[point.frontend].describe(point.model)
+    described = torchserves[point.frontend].describe(point.model)
     return {"batchSize": described.get("batchSize"), "maxBatchDelay": described.get("maxBatchDelay"),
             "workers": len(described.get("workers", []))}
 

@@ -119,14 +119,14 @@ def measure_all(endpoints: Sequence[Endpoint], bodies: list[str], settings: Peer
     return rows
 
 
-def _grid(servers: dict[str, TorchServe], points: list[grid.GridPoint], bodies: list[str],
+def _grid(torchserves: dict[str, TorchServe], points: list[grid.GridPoint], bodies: list[str],
           settings: PeerSettings) -> list[dict]:
-    print(f"grid: {len(points)} TorchServe settings on {len(servers)} frontend(s) "
+    print(f"grid: {len(points)} TorchServe settings on {len(torchserves)} frontend(s) "
           f"({settings.grid_rounds} round(s))", flush=True)
-    endpoints = [grid.endpoint(servers, p) for p in points]
+    endpoints = [grid.endpoint(torchserves, p) for p in points]
     rows = measure_all(endpoints, bodies, settings, rounds=settings.grid_rounds)
     by_label = {p.label: p for p in points}
-    applied = {p: grid.applied(servers, p) for p in points}
+    applied = {p: grid.applied(torchserves, p) for p in points}
     for row in rows:
         point = by_label[row["server"]]
         row.update(server=TORCHSERVE, **grid.row_fields(point, settings.grid_frontends),
@@ -158,11 +158,11 @@ def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[grid.G
         root / TORCHSERVE, root / "store", models, min([shipped_workers] + [p.workers for p in here]),
         timeout_s=settings.start_timeout_s, base=settings.config))
     served_models.wait_models(ts, [MODEL_NAME], shipped_workers, settings.start_timeout_s)
-    frontends = {grid.DEFAULT_FRONTEND: ts}
+    torchserves = {grid.DEFAULT_FRONTEND: ts}  # by frontend setting
     for name in others:
-        frontends[name] = running.enter_context(grid.start_frontend(
+        torchserves[name] = running.enter_context(grid.start_frontend(
             name, points, settings.grid_frontends[name], root, settings.config, settings.start_timeout_s))
-    grid.wait_workers(frontends, points, settings.start_timeout_s)
+    grid.wait_workers(torchserves, points, settings.start_timeout_s)
     endpoints = {TORCHSERVE: torchserve_endpoint(ts)}
     for process, endpoint in launched:
         try:
@@ -171,7 +171,7 @@ def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[grid.G
         except RuntimeError as err:
             results["unavailable"][process.name] = str(err)
             print(f"  {process.name} unavailable: {err}")
-    return endpoints, frontends
+    return endpoints, torchserves
 
 
 def _agrees(name: str, reference: Sequence[object], endpoint: Endpoint, check: Sequence[str], results: dict,
@@ -209,7 +209,7 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
     with temp_root("bench-peers-") as root, ExitStack() as running:
         archives.copy_into(settings.mar, root / "store")
         grid.build_archives(root / "store" / f"{MODEL_NAME}.mar", root / "store", points, shipped)
-        endpoints, frontends = _start(settings, wanted, points, root, shipped, check[0], running, results)
+        endpoints, torchserves = _start(settings, wanted, points, root, shipped, check[0], running, results)
         results["start_s"] = round(time.monotonic() - started, 1)
         reference = fetch_answers(endpoints[TORCHSERVE], check)
         if any(a is None for a in reference):
@@ -228,7 +228,7 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
             results["explanation_cases"] = _explanations(
                 endpoints[TORCHSERVE], endpoints.get(FASTAPI_BATCHED), check, bodies, settings, results)
         if points:
-            results["grid"] = _grid(frontends, points, bodies, settings)
+            results["grid"] = _grid(torchserves, points, bodies, settings)
             if results["cases"]:
                 results["choice"] = choose_defaults(results["grid"], results["cases"])
     results["machine"]["loadavg_end"] = loadavg()
