@@ -60,6 +60,15 @@ class NewsLitAPI(ls.LitAPI):
         return output
 
 
+def build_server(artifacts: str | Path, workers: int, max_batch: int = DEFAULT_MAX_BATCH,
+                 max_delay_ms: float = DEFAULT_MAX_DELAY_MS) -> ls.LitServer:
+    """A LitServer with both endpoints, `workers` CPU workers each, the fast queue on."""
+    apis = [NewsLitAPI(str(Path(artifacts).resolve()), explain, max_batch, max_delay_ms)
+            for explain in (False, True)]
+    return ls.LitServer(apis, accelerator="cpu", devices=1, workers_per_device=workers,
+                        fast_queue=True, timeout=60, disable_openapi_url=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until told to stop (see the module doc)."""
     parser = argparse.ArgumentParser(prog="python -m bench.peers.lit_serve",
@@ -70,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH)
     parser.add_argument("--max-delay-ms", type=float, default=DEFAULT_MAX_DELAY_MS)
     args = parser.parse_args(argv)
-    apis = [NewsLitAPI(str(args.artifacts.resolve()), explain, args.max_batch, args.max_delay_ms)
-            for explain in (False, True)]
-    server = ls.LitServer(apis, accelerator="cpu", devices=1, workers_per_device=args.workers,
-                          fast_queue=True, timeout=60, disable_openapi_url=True)
+    server = build_server(args.artifacts, args.workers, args.max_batch, args.max_delay_ms)
     # One HTTP process per inference worker of /predictions (LitServe's default would count
     # the idle /explanations workers too and start twice as many on these cores).
     server.run(host="127.0.0.1", port=args.port, num_api_servers=args.workers, log_level="warning",

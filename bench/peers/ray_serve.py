@@ -3,7 +3,7 @@
     python -m bench.peers.ray_serve --artifacts artifacts --port 8000 --replicas 2
 
 starts a local Ray (no dashboard), deploys `NewsPeer` with `--replicas` replicas of one CPU
-each on 127.0.0.1:PORT and serves until SIGTERM/SIGINT, then shuts Serve and Ray down.
+each on 127.0.0.1:PORT, prints READY and serves until SIGTERM/SIGINT, then shuts Serve and Ray down.
 """
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temp-dir", type=Path, default=None, help="Ray's session directory")
     args = parser.parse_args(argv)
 
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    def stop(signum, frame) -> None:
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, stop)
     ray.init(num_cpus=args.replicas, include_dashboard=False, log_to_driver=False,
              _temp_dir=str(args.temp_dir.resolve()) if args.temp_dir else None)
     try:
