@@ -1,15 +1,8 @@
-"""`make bench`: TorchServe's cost and our model's, each figure next to its reference.
-
-Each case starts its own TorchServe (the project's config.properties on free loopback ports):
-
-* startup: news_cnn alone; seconds to the first correct answer, .mar size, workers' memory;
-* floor: news_cnn beside the echo handler archived with news_cnn's model-config;
-  /predictions vs echo at each concurrency, then /explanations vs /predictions;
-* batching, workers: copies of news_cnn.mar that differ only in batch settings or workers x
-  torch threads, against news_cnn measured in the same server;
-* inprocess: the handler and the bare model without HTTP (bench.inprocess).
-
-A ratio is always (figure) / (its reference from the same server, measured minutes apart).
+"""`make bench`: TorchServe's cost and our model's, each figure next to its reference from the
+same server, measured minutes apart. Cases: startup (first correct answer, .mar size, memory);
+floor (/predictions against the echo handler with news_cnn's model-config, /explanations
+against /predictions); batching and workers (news_cnn.mar copies with other batch settings or
+workers x threads, against news_cnn); inprocess (the handler and bare model, no HTTP).
 """
 from __future__ import annotations
 

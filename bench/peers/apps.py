@@ -1,9 +1,7 @@
 """The FastAPI peers of `make bench-peers`, and `PeerModel`, the model/ code every peer serves.
 
-Each answers `POST /predictions` and `POST /explanations` (body `{"text": ...}`) with the
-TorchServe handler's answer object. `create_app(batched=False)` is what most people write (a
-synchronous endpoint, one forward pass per request, in the server's thread pool);
-`batched=True` what a careful person writes (async endpoints in front of a `MicroBatcher`).
+`create_app(batched=False)` is what most people write (a synchronous endpoint, one forward pass
+per request); `batched=True` what a careful person writes (async endpoints before a MicroBatcher).
 
     PEER_ARTIFACTS=artifacts PEER_BATCHED=1 uvicorn bench.peers.apps:app_from_env --factory --workers 2
 """

@@ -22,12 +22,8 @@ DEFAULT_FRONTEND = "default"
 SERIAL_GC = {"vmargs": "-XX:+UseSerialGC -XX:-UsePerfData -Xmx1g"}
 # Netty's default is one thread per core for each group; one each leaves the cores to workers.
 NETTY_1 = {"number_of_netty_threads": 1, "netty_client_threads": 1}
-FRONTENDS: dict[str, dict[str, object]] = {
-    DEFAULT_FRONTEND: {},
-    "serial-gc": SERIAL_GC,
-    "netty-1": NETTY_1,
-    "serial-gc+netty-1": {**SERIAL_GC, **NETTY_1},
-}
+FRONTENDS: dict[str, dict[str, object]] = {DEFAULT_FRONTEND: {}, "serial-gc": SERIAL_GC, "netty-1": NETTY_1,
+                                            "serial-gc+netty-1": {**SERIAL_GC, **NETTY_1}}
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,9 @@
-"""`make bench-peers`: TorchServe with our handler against what a user would pick instead.
-
-Six servers run side by side, each serving the same artifacts through the same model/ code with
-one process per core (bench.peers.servers names them and says how each is started). Before
-any load, each peer's answers on the first `check_headlines` headlines must equal TorchServe's
-(harness.disagreement): a peer that disagrees is refused, not measured. Then the same `wrk`
-load as `make bench`, every server in turn, in alternating rounds (best kept). Cases:
-
-* peers: /predictions on the six servers;
-* explanations: /explanations on TorchServe and the batched FastAPI peer;
-* grid: TorchServe settings (bench.peers.grid) in the same alternating rounds; the shipped
-  settings are chosen by bench.peers.choice.choose_defaults.
+"""`make bench-peers`: TorchServe with our handler against what a user would pick instead
+(bench.peers.servers), each serving the same artifacts through the same model/ code with one
+process per core. A peer whose answers on the first `check_headlines` headlines differ from
+TorchServe's is refused, not measured. Then `wrk` load on every server in alternating rounds.
+Cases: peers (/predictions on all), explanations (TorchServe and the batched FastAPI peer),
+grid (TorchServe's settings, bench.peers.grid; the shipped ones chosen by bench.peers.choice).
 """
 from __future__ import annotations
 
