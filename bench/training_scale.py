@@ -94,11 +94,11 @@ def process_tree_memory(pid: int) -> int:
     while todo:
         current = todo.pop()
         try:
-            pss = _proc_kib(f"/proc/{current}/smaps_rollup", "Pss")
-            if pss is None:
+            used = _proc_kib(f"/proc/{current}/smaps_rollup", "Pss")
+            if used is None:
                 with open(f"/proc/{current}/statm") as f:
-                    pss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            total += pss
+                    used = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            total += used
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as f:
                     todo += [int(child) for child in f.read().split()]
