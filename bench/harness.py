@@ -142,9 +142,9 @@ def reference_answers(artifacts: Path, texts: Sequence[str]) -> dict[str, dict]:
 def disagreement(expected: object, got: object, explanations: bool = False,
                  same: Sequence[str] = ("label",)) -> str | None:
     """Why `got` is not the same answer as `expected` (None when it is): the keys in `same`
-    exactly, the probabilities within PROBABILITY_TOLERANCE (both or neither); with
-    `explanations` also tokens, explained class and scores within SCORE_TOLERANCE, unless the
-    model abstained. Other keys are not compared: a peer need not add the handler's extras."""
+    exactly; the probabilities within PROBABILITY_TOLERANCE (an abstention has none: both or
+    neither); with `explanations` also tokens, explained class and scores (SCORE_TOLERANCE) unless
+    the model abstained. Other keys are not compared: a peer need not add the handler's extras."""
     if not isinstance(expected, dict) or not isinstance(got, dict):
         return f"not an answer object: {str(got)[:120]}"
     for key in same:
