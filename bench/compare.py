@@ -78,11 +78,9 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['endpoint']} | {r['concurrency']} | {r['baseline']['rps']:.0f} | "
                      f"{r['candidate']['rps']:.0f} | {r['rps_ratio']} | {r['baseline']['p99_ms']:.2f} | "
                      f"{r['candidate']['p99_ms']:.2f} |")
-    share = result["explanations_share_c16"]
-    m = result["machine"]
-    lines.append(f"\nMeasured on {m['cpus']} CPUs ({m.get('cpu_model', 'unknown')}), load average "
-                 f"{m['loadavg_start']} at start.")
-    lines.append(f"\nBatch settings: {result['batching']}.")
-    lines.append(f"\n/explanations as a share of /predictions at c=16: baseline "
-                 f"{share['baseline']}, candidate {share['candidate']}.")
+    share, m = result["explanations_share_c16"], result["machine"]
+    lines += [f"\nMeasured on {m['cpus']} CPUs ({m.get('cpu_model', 'unknown')}), load average "
+              f"{m['loadavg_start']} at start.", f"\nBatch settings: {result['batching']}.",
+              f"\n/explanations as a share of /predictions at c=16: baseline {share['baseline']}, candidate "
+              f"{share['candidate']}."]
     return "\n".join(lines) + "\n"

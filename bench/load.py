@@ -56,8 +56,7 @@ def wrk_path() -> str:
 
 
 def run_wrk(url: str, bodies: Sequence[str], concurrency: int, duration_s: float,
-            max_requests: int, auth: str | None = None,
-            content_type: str = "application/json") -> LoadResult:
+            max_requests: int, auth: str | None = None) -> LoadResult:
     """POST `bodies` in rotation to `url` from `concurrency` connections, for `duration_s` seconds
     or about `max_requests` answers; `auth` is the Authorization header's value ("Bearer KEY")."""
     require_loopback(url)
@@ -68,13 +67,12 @@ def run_wrk(url: str, bodies: Sequence[str], concurrency: int, duration_s: float
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(bodies) + "\n")
         bodies_file = f.name
-    env = dict(os.environ, WRK_AUTH=auth or "", WRK_CONTENT_TYPE=content_type)
+    env = dict(os.environ, WRK_AUTH=auth or "", WRK_CONTENT_TYPE="application/json")
     cmd = [wrk_path(), "-t", str(threads), "-c", str(concurrency),
            "-d", f"{max(1, round(duration_s))}s", "--timeout", "30s",
            "-s", str(LUA_SCRIPT), url, "--", bodies_file, str(per_thread)]
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                              timeout=duration_s + 60)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration_s + 60)
     finally:
         os.unlink(bodies_file)
     line = next((out for out in proc.stdout.splitlines() if out.startswith("WRK_JSON ")), None)
