@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from contextlib import suppress
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -119,11 +120,9 @@ def peak_rss_command(args: list[str]) -> tuple[float, str, float]:
 
         def sample_until_exit() -> bool:
             nonlocal peak
-            try:
+            with suppress(psutil.Error):  # a process ended between listing and reading
                 tree = [process, *process.children(recursive=True)]
                 peak = max(peak, sum(p.memory_info().rss for p in tree))
-            except psutil.Error:
-                pass  # a process ended between listing and reading
             return process.poll() is not None
         wait_for(sample_until_exit, math.inf, f"news-cnn {' '.join(args)}")
         seconds = time.perf_counter() - start

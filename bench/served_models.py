@@ -3,6 +3,7 @@ its worker processes (for CPU time, resident memory, and kill -9)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 
 import psutil
@@ -84,10 +85,8 @@ def worker_rss(server: TorchServe, model: str | None = None) -> dict[int, float]
     """Resident memory of each worker process, in MiB (unrounded), by pid."""
     sizes = {}
     for p in worker_processes(server, model):
-        try:
+        with suppress(psutil.Error):  # the worker exited since it was listed
             sizes[p.pid] = p.memory_info().rss / 2**20
-        except psutil.Error:
-            pass  # the worker exited since it was listed
     return sizes
 
 

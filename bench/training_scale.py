@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -76,13 +77,10 @@ def build_repeated_csv(source: str | Path, rows: int, target: str | Path) -> Pat
 
 def _proc_kib(path: str, field: str) -> int | None:
     """Bytes of a "Field:  N kB" line of a /proc file, or None when unreadable or absent."""
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    with suppress(OSError), open(path) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
     return None
 
 

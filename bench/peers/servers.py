@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,20 +83,16 @@ class PeerProcess:
         """SIGTERM the process group, SIGKILL what is left after `timeout_s`."""
         if self.process.poll() is None:
             _signal_group(self.process.pid, signal.SIGTERM)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
         # Workers (uvicorn's, Ray's) may outlive their parent: the group goes too.
         _signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, max_delay_ms: float,
