@@ -55,13 +55,11 @@ def target(server: TorchServe, path: str) -> Target:
 
 def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
     """User + system CPU seconds so far of each process (0.0 for one that has gone)."""
-    out = {}
+    out = dict.fromkeys(procs, 0.0)
     for name, p in procs.items():
-        try:
+        with suppress(psutil.Error):
             t = p.cpu_times()
             out[name] = t.user + t.system
-        except psutil.Error:
-            out[name] = 0.0
     return out
 
 
