@@ -1,13 +1,7 @@
-"""Benchmarks of the served model: `python -m bench {run,peers,compare,profile}`, and
-`python -m bench.scale` for training at several data sizes.
-
-What they share is written once in `harness` (where the figures come from, a temporary root
-kept for its logs, waiting, one measured `wrk` run, rounds in alternating order, answer
-comparison, result files), on top of `load` (wrk), `server` (TorchServe with named archives),
-`archives` (the echo floor and model-config variants) and `headlines` (request bodies).
-
-    make bench          benchmark + report + inprocess
-    make bench-peers    the peers/ package
-    make bench-compare  compare
-    make profile        profile
+"""Benchmarks of the served model (docs/benchmarks.md): `python -m bench {run,peers,compare,profile}`,
+and the stand-alone `python -m bench.batch_speed` (files of headlines) and
+`python -m bench.training_scale` (training at several data sizes). What they share is written
+once: `harness` (machine, temporary root, measured `wrk` runs in alternating rounds, answer
+comparison, result files) on `load` (wrk), `served_models` (TorchServe with named archives),
+`archives` (the echo floor, model-config variants) and `headlines` (request bodies).
 """

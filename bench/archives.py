@@ -1,8 +1,5 @@
-"""Bench-only model archives: the echo floor and copies of news_cnn with other batch settings.
-
-A .mar is a zip whose manifest names a model-config.yaml. Copying news_cnn.mar with that one
-file rewritten gives an archive that differs only in batchSize/maxBatchDelay/workers, so
-the project's config.properties (model-register API off) can load it by name at start.
+"""Bench-only model archives: the echo floor, and copies of news_cnn.mar with only their
+model-config.yaml rewritten (batch settings, workers), which config.properties loads by name.
 """
 from __future__ import annotations
 

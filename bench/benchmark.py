@@ -1,50 +1,28 @@
-"""`make bench`: TorchServe's cost and our model's, each figure next to its reference.
-
-Three servers are started one after the other, each in its own temporary directory with the
-project's config.properties (free loopback ports, token authorization on):
-
-1. start-up: news_cnn alone; seconds from launching `torchserve` to the first correct answer,
-   the .mar size, the workers' resident memory after some load;
-2. floor: news_cnn and the echo handler archived with news_cnn's own model-config (same
-   workers and batch settings); /predictions vs echo at each concurrency, then
-   /explanations vs /predictions;
-3. variants: copies of news_cnn.mar that differ only in batch settings or workers x torch
-   threads, each compared with the project's settings measured in the same server.
-
-A ratio is always (figure) / (its reference from the same server, measured minutes apart).
+"""`make bench`: TorchServe's cost and our model's, each figure next to its reference from the
+same server, measured minutes apart. Cases: startup (first correct answer, .mar size, memory);
+floor (/predictions against the echo handler with news_cnn's model-config, /explanations
+against /predictions); batching and workers (news_cnn.mar copies with other batch settings or
+workers x threads, against news_cnn); inprocess (the handler and bare model, no HTTP).
 """
 from __future__ import annotations
 
+import operator
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import requests
-
-from bench import archives, headlines, load, server
-from bench.harness import (
-    LoadSettings,
-    disagreement,
-    loadavg,
-    machine,
-    measure,
-    measure_rounds,
-    reference_answers,
-    temp_root,
-)
+from bench import archives, harness, headlines, load, served_models
+from serving import rest
 from serving.archive import read_model_config
 from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, config_on_free_ports
 
 ECHO = "echo"
-# The echo handler without batching: TorchServe's floor at batchSize 1, reported beside the
-# same-settings floor for context.
+# The echo handler without batching: TorchServe's floor at batchSize 1, for context.
 ECHO_B1 = "echo_b1"
-# The serving goals (reported, never asserted): /predictions keeps 90 % of the echo floor's
-# req/s at c=16 with at most 1.5x its p99; the handler takes at most 1 ms per headline in
-# process; /explanations keeps half of /predictions' req/s.
+# The serving goals, reported and never asserted (goals() says what each bounds).
 GOAL_FLOOR_SHARE = 0.9
 GOAL_FLOOR_P99_RATIO = 1.5
 GOAL_INPROCESS_US = 1000.0
@@ -61,7 +39,7 @@ class Variant:
 
 
 @dataclass
-class BenchSettings(LoadSettings):
+class BenchSettings(harness.LoadSettings):
     """What `make bench` measures and for how long (the shared part: `LoadSettings`)."""
 
     explain_concurrency: int = 16
@@ -70,20 +48,18 @@ class BenchSettings(LoadSettings):
     # (batchSize, maxBatchDelay ms); batchSize 1 is no batching.
     batch_points: list[tuple[int, int]] = field(default_factory=lambda: [(1, 0), (8, 2), (32, 5), (64, 10)])
     # (workers, torch threads per worker); the project's settings are the reference.
-    worker_threads: list[tuple[int, int]] = field(
-        default_factory=lambda: [(1, 1), (2, 1), (1, 2), (2, 2)])
+    worker_threads: list[tuple[int, int]] = field(default_factory=lambda: [(1, 1), (2, 1), (1, 2), (2, 2)])
     worker_concurrencies: tuple[int, ...] = (16, 64)
 
     @classmethod
     def quick(cls, **kwargs) -> BenchSettings:
-        """A short run for development and tests (figures are rough)."""
+        """A short run (figures are rough)."""
         return super().quick(inprocess_seconds=0.5, **kwargs)
 
 
 @dataclass
 class BenchRun:
-    """What every case of one run shares: where the archives are, the request bodies, one
-    headline with its in-process answer to check answers by, and news_cnn's model-config."""
+    """What every case of one run shares."""
 
     settings: BenchSettings
     root: Path  # temporary; each case starts its server in a folder of its own below
@@ -99,21 +75,18 @@ class BenchRun:
         return int(self.model_config.get("minWorkers", 1))
 
 
-def _compare(ts: TorchServe, paths: list[str], bodies: list[str], concurrency: int,
-             settings: BenchSettings) -> list[load.LoadResult]:
-    """Each path of `ts` measured `settings.rounds` times in alternating order; best of each."""
-    best = measure_rounds([server.target(ts, p) for p in paths], bodies, concurrency, settings)
-    return [best[p] for p in paths]
+def _compare(ts: TorchServe, paths: list[str], bench_run: BenchRun, c: int) -> list[load.LoadResult]:
+    """Each path of `ts` measured in alternating rounds; the best round of each."""
+    return harness.measure_rounds([served_models.target(ts, p) for p in paths], bench_run.bodies, c,
+                                  bench_run.settings)
 
 
 def _check_answer(ts: TorchServe, model: str, text: str, expected: dict) -> dict:
     """One request through HTTP must give the in-process answer (else figures are moot);
     returns that answer."""
-    r = requests.post(f"{ts.endpoints.inference}/predictions/{model}", json={"text": text},
-                      headers=ts.keys().headers("inference"), timeout=30)
-    r.raise_for_status()
-    answer = r.json()
-    why = disagreement(expected, answer)
+    answer = rest.request("POST", f"{ts.endpoints.inference}/predictions/{model}", 30,
+                          ts.keys().headers("inference"), json_body={"text": text}).checked().json()
+    why = harness.disagreement(expected, answer)
     if why:
         raise RuntimeError(f"{model} answered {text!r} unlike the in-process model: {why}")
     return answer
@@ -126,7 +99,7 @@ def _ratio(value: float, reference: float) -> float | None:
 def _row(case: str, name: str, result: load.LoadResult, reference: load.LoadResult | None,
          reference_name: str = "") -> dict:
     """One table row: the figures, and the ratios to the reference run."""
-    row = {"case": case, "name": name, **result.as_dict()}
+    row = {"case": case, "name": name, **asdict(result)}
     if reference is not None:
         row.update(reference=reference_name, rps_share=_ratio(result.rps, reference.rps),
                    p99_ratio=_ratio(result.p99_ms, reference.p99_ms),
@@ -137,12 +110,17 @@ def _row(case: str, name: str, result: load.LoadResult, reference: load.LoadResu
 def _start(bench_run: BenchRun, name: str, models: dict[str, str], workers: int = 1) -> TorchServe:
     """Start a bench server in `<root>/<name>` and warm every model up (the JVM compiles its
     hot paths during the first seconds of load, which would handicap whatever runs first)."""
-    ts = server.start(bench_run.root / name, bench_run.store, models, workers, base=bench_run.settings.config)
+    ts = served_models.start(bench_run.root / name, bench_run.store, models, workers,
+                             base=bench_run.settings.config)
     if bench_run.settings.warmup_s > 0:
         for model in models:
-            warm = server.target(ts, f"/predictions/{model}")
+            warm = served_models.target(ts, f"/predictions/{model}")
             load.run_wrk(warm.url, bench_run.bodies, 16, 2 * bench_run.settings.warmup_s, 10**6, warm.auth())
     return ts
+
+
+def _rss_mib(ts: TorchServe) -> list[float]:
+    return [round(mib, 1) for mib in served_models.worker_rss(ts, MODEL_NAME).values()]
 
 
 def run_startup(bench_run: BenchRun) -> dict:
@@ -150,34 +128,27 @@ def run_startup(bench_run: BenchRun) -> dict:
     print("start-up: news_cnn alone")
     workdir = bench_run.root / "startup"
     workdir.mkdir(parents=True)
-    # Not server.start: it returns only once every worker is READY, after the first answer.
+    # Not served_models.start: it returns only once every worker is READY, after the first answer.
     config = config_on_free_ports(workdir, bench_run.store, workers=bench_run.workers,
                                   base=bench_run.settings.config,
                                   load_models=f"{MODEL_NAME}={MODEL_NAME}.mar")
     ts = TorchServe(workdir, config)
     started = time.monotonic()
-    ts.start(model=None)  # returns when /ping is healthy
-    try:
+    with ts.start(model=None):  # returns when /ping is healthy
         wait_for(lambda: _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.expected), 300,
                  f"news_cnn's first answer (see {workdir / 'logs'})",
-                 not_yet=(requests.RequestException, OSError, KeyError, ValueError),
+                 not_yet=(OSError, KeyError, ValueError),
                  gone=lambda: None if ts.pid() else "TorchServe exited")
         seconds = time.monotonic() - started
-        server.wait_models(ts, [MODEL_NAME], bench_run.workers)
+        served_models.wait_models(ts, [MODEL_NAME], bench_run.workers)
         ready_seconds = time.monotonic() - started
-        rss_idle = server.worker_rss_mib(ts, MODEL_NAME)
-        measure(server.target(ts, f"/predictions/{MODEL_NAME}"), bench_run.bodies, 16, bench_run.settings)
-        rss_loaded = server.worker_rss_mib(ts, MODEL_NAME)
-    finally:
-        ts.stop()
-    result = {
-        "first_answer_s": round(seconds, 2),
-        "all_workers_ready_s": round(ready_seconds, 2),
-        "mar_bytes": (bench_run.store / f"{MODEL_NAME}.mar").stat().st_size,
-        "workers": len(rss_loaded),
-        "worker_rss_mib_idle": rss_idle,
-        "worker_rss_mib_after_load": rss_loaded,
-    }
+        rss_idle = _rss_mib(ts)
+        harness.measure(served_models.target(ts, f"/predictions/{MODEL_NAME}"), bench_run.bodies, 16,
+                        bench_run.settings)
+        rss_loaded = _rss_mib(ts)
+    result = {"first_answer_s": round(seconds, 2), "all_workers_ready_s": round(ready_seconds, 2),
+              "mar_bytes": (bench_run.store / f"{MODEL_NAME}.mar").stat().st_size, "workers": len(rss_loaded),
+              "worker_rss_mib_idle": rss_idle, "worker_rss_mib_after_load": rss_loaded}
     print(f"  first answer after {result['first_answer_s']} s, all workers after "
           f"{result['all_workers_ready_s']} s; .mar {result['mar_bytes'] / 2**20:.1f} MiB; "
           f"worker RSS {result['worker_rss_mib_after_load']} MiB")
@@ -187,28 +158,24 @@ def run_startup(bench_run: BenchRun) -> dict:
 def run_floor(bench_run: BenchRun) -> list[dict]:
     """/predictions vs the echo floor at each concurrency, then /explanations vs /predictions."""
     print("floor: news_cnn vs echo (same config.properties and model-config)")
-    settings, bodies = bench_run.settings, bench_run.bodies
-    ts = _start(bench_run, "floor", {MODEL_NAME: f"{MODEL_NAME}.mar", ECHO: f"{ECHO}.mar",
-                               ECHO_B1: f"{ECHO_B1}.mar"}, bench_run.workers)
+    settings = bench_run.settings
+    models = {MODEL_NAME: f"{MODEL_NAME}.mar", ECHO: f"{ECHO}.mar", ECHO_B1: f"{ECHO_B1}.mar"}
     rows = []
-    try:
+    with _start(bench_run, "floor", models, bench_run.workers) as ts:
         _check_answer(ts, MODEL_NAME, bench_run.text, bench_run.expected)
         for c in settings.concurrencies:
-            echo, pred = _compare(ts, [f"/predictions/{ECHO}", f"/predictions/{MODEL_NAME}"], bodies, c,
-                                  settings)
+            echo, pred = _compare(ts, [f"/predictions/{ECHO}", f"/predictions/{MODEL_NAME}"], bench_run, c)
             rows.append(_row("floor", f"echo c={c}", echo, None))
             rows.append(_row("floor", f"predictions c={c}", pred, echo, f"echo c={c}"))
             if c == settings.explain_concurrency:
-                echo_b1, = _compare(ts, [f"/predictions/{ECHO_B1}"], bodies, c, settings)
+                echo_b1, = _compare(ts, [f"/predictions/{ECHO_B1}"], bench_run, c)
                 rows.append(_row("floor", f"echo batchSize 1 c={c}", echo_b1, None))
                 rows.append(_row("floor", f"predictions vs echo batchSize 1 c={c}", pred, echo_b1,
                                  f"echo batchSize 1 c={c}"))
         c = settings.explain_concurrency
-        pred, explain = _compare(ts, [f"/predictions/{MODEL_NAME}", f"/explanations/{MODEL_NAME}"], bodies,
-                                 c, settings)
+        pred, explain = _compare(ts, [f"/predictions/{MODEL_NAME}", f"/explanations/{MODEL_NAME}"],
+                                 bench_run, c)
         rows.append(_row("explanations", f"explanations c={c}", explain, pred, f"predictions c={c}"))
-    finally:
-        ts.stop()
     return rows
 
 
@@ -218,19 +185,6 @@ def _variant_overrides(base: dict, overrides: dict) -> dict:
     if "handler" in overrides:
         merged["handler"] = {**(base.get("handler") or {}), **overrides["handler"]}
     return merged
-
-
-def batch_variants(settings: BenchSettings) -> list[Variant]:
-    """One archive per (batchSize, maxBatchDelay) point."""
-    return [Variant(f"b{b}_d{d}", {"batchSize": b, "maxBatchDelay": d}, f"batchSize {b}, maxBatchDelay {d}")
-            for b, d in settings.batch_points]
-
-
-def worker_variants(settings: BenchSettings) -> list[Variant]:
-    """One archive per (workers, threads) combination."""
-    return [Variant(f"w{w}_t{t}", {"minWorkers": w, "maxWorkers": w, "handler": {"num_threads": t}},
-                    f"{w} worker(s) x {t} thread(s)")
-            for w, t in settings.worker_threads]
 
 
 def run_variants(bench_run: BenchRun, case: str, variants: list[Variant], concurrencies: Sequence[int],
@@ -244,28 +198,25 @@ def run_variants(bench_run: BenchRun, case: str, variants: list[Variant], concur
                                    _variant_overrides(bench_run.model_config, v.overrides))
         models[v.name] = f"{v.name}.mar"
     print(f"{case}: {', '.join(models)} (reference: news_cnn with {bench_run.model_config})")
-    ts = _start(bench_run, case, models, 1)
     rows = []
-    try:
+    with _start(bench_run, case, models, 1) as ts:
         for m in models:
             _check_answer(ts, m, bench_run.text, bench_run.expected)
         for c in concurrencies:
-            ours, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run.bodies, c,
-                                      bench_run.settings)
+            ours, *results = _compare(ts, [f"/predictions/{m}" for m in models], bench_run, c)
             ref_name = f"{reference} c={c}"
             rows.append(_row(case, ref_name, ours, None))
             rows += [_row(case, f"{v.note} c={c}", result, ours, ref_name)
                      for v, result in zip(variants, results, strict=True)]
-    finally:
-        ts.stop()
     return rows
 
 
 def run_batching(bench_run: BenchRun) -> list[dict]:
     """batchSize/maxBatchDelay variants at high concurrency, against news_cnn's own settings."""
     base = bench_run.model_config
-    return run_variants(bench_run, "batching", batch_variants(bench_run.settings),
-                        [bench_run.settings.batch_concurrency],
+    variants = [Variant(f"b{b}_d{d}", {"batchSize": b, "maxBatchDelay": d},
+                        f"batchSize {b}, maxBatchDelay {d}") for b, d in bench_run.settings.batch_points]
+    return run_variants(bench_run, "batching", variants, [bench_run.settings.batch_concurrency],
                         f"news_cnn (batchSize {base.get('batchSize')}, "
                         f"maxBatchDelay {base.get('maxBatchDelay')})")
 
@@ -274,8 +225,9 @@ def run_workers(bench_run: BenchRun) -> list[dict]:
     """Workers x torch threads per worker, against news_cnn's own settings."""
     settings = bench_run.settings
     own = (bench_run.workers, int((bench_run.model_config.get("handler") or {}).get("num_threads", 1)))
-    variants = [v for v, wt in zip(worker_variants(settings), settings.worker_threads, strict=True)
-                if wt != own]
+    variants = [Variant(f"w{w}_t{t}", {"minWorkers": w, "maxWorkers": w, "handler": {"num_threads": t}},
+                        f"{w} worker(s) x {t} thread(s)")
+                for w, t in settings.worker_threads if (w, t) != own]
     return run_variants(bench_run, "workers", variants, settings.worker_concurrencies,
                         f"news_cnn ({own[0]} workers x {own[1]} thread)")
 
@@ -294,23 +246,24 @@ def run_inprocess(settings: BenchSettings, titles: list[str], model_config: dict
 
 def goals(results: dict) -> list[dict]:
     """Each serving goal (GOAL_*) with the measured figure and whether it was met."""
-    rows = {r["name"]: r for r in results["throughput"]}
-    out = []
-    pred16 = rows.get("predictions c=16")
-    if pred16:
-        out.append({"goal": "predictions c=16 >= 0.9 x echo req/s", "value": pred16["rps_share"],
-                    "met": pred16["rps_share"] is not None and pred16["rps_share"] >= GOAL_FLOOR_SHARE})
-        out.append({"goal": "predictions c=16 p99 <= 1.5 x echo p99", "value": pred16["p99_ratio"],
-                    "met": pred16["p99_ratio"] is not None and pred16["p99_ratio"] <= GOAL_FLOOR_P99_RATIO})
+    pred16 = next((r for r in results["throughput"] if r["name"] == "predictions c=16"), None)
     inproc = results.get("inprocess", {}).get("handler_1")
-    if inproc:
-        value = inproc["us_per_headline_median"]
-        out.append({"goal": "handler in-process <= 1000 us per headline (1 headline)",
-                    "value": value, "met": value <= GOAL_INPROCESS_US})
     explain = next((r for r in results["throughput"] if r["case"] == "explanations"), None)
+    out = []
+
+    def goal(text: str, value: float | None, compare: Callable, bound: float) -> None:
+        out.append({"goal": text, "value": value, "met": value is not None and compare(value, bound)})
+    if pred16:
+        goal(f"predictions c=16 >= {GOAL_FLOOR_SHARE:g} x echo req/s", pred16["rps_share"], operator.ge,
+             GOAL_FLOOR_SHARE)
+        goal(f"predictions c=16 p99 <= {GOAL_FLOOR_P99_RATIO:g} x echo p99", pred16["p99_ratio"], operator.le,
+             GOAL_FLOOR_P99_RATIO)
+    if inproc:
+        goal(f"handler in-process <= {GOAL_INPROCESS_US:g} us per headline (1 headline)",
+             inproc["us_per_headline_median"], operator.le, GOAL_INPROCESS_US)
     if explain:
-        out.append({"goal": "explanations >= 0.5 x predictions req/s", "value": explain["rps_share"],
-                    "met": explain["rps_share"] is not None and explain["rps_share"] >= GOAL_EXPLAIN_SHARE})
+        goal(f"explanations >= {GOAL_EXPLAIN_SHARE:g} x predictions req/s", explain["rps_share"], operator.ge,
+             GOAL_EXPLAIN_SHARE)
     return out
 
 
@@ -325,12 +278,12 @@ def run(settings: BenchSettings, cases: Sequence[str] = CASES) -> dict:
     titles = headlines.load(settings.data)
     bodies = headlines.json_bodies(titles)
     text = titles[0]
-    results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    results: dict = {"machine": harness.machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s,
                                   "rounds": settings.rounds,
                                   "headlines": len(titles), "mar": str(settings.mar)},
                      "throughput": []}
-    with temp_root("bench-") as root:
+    with harness.temp_root("bench-") as root:
         store = root / "store"
         archives.copy_into(settings.mar, store)
         base = read_model_config(store / f"{MODEL_NAME}.mar")
@@ -339,17 +292,14 @@ def run(settings: BenchSettings, cases: Sequence[str] = CASES) -> dict:
         archives.build_echo(store, echo_config, ECHO)
         archives.build_echo(store, echo_config | {"batchSize": 1, "maxBatchDelay": 0}, ECHO_B1)
         bench_run = BenchRun(settings, root, store, bodies, text,
-                             reference_answers(settings.artifacts, [text])[text], base)
+                             harness.reference_answers(settings.artifacts, [text])[text], base)
         if "startup" in cases:
             results["startup"] = run_startup(bench_run)
-        if "floor" in cases:
-            results["throughput"] += run_floor(bench_run)
-        if "batching" in cases:
-            results["throughput"] += run_batching(bench_run)
-        if "workers" in cases:
-            results["throughput"] += run_workers(bench_run)
+        for case, run_case in (("floor", run_floor), ("batching", run_batching), ("workers", run_workers)):
+            if case in cases:
+                results["throughput"] += run_case(bench_run)
         if "inprocess" in cases:
             results["inprocess"] = run_inprocess(settings, titles, base)
-    results["machine"]["loadavg_end"] = loadavg()
+    results["machine"]["loadavg_end"] = harness.loadavg()
     results["goals"] = goals(results)
     return results

@@ -1,21 +1,15 @@
-"""`make bench-compare`: two archives of news_cnn side by side in one TorchServe.
-
-A model change (new weights, new preprocessing, abstention, honest explanations) must keep
-the serving cost: this loads a baseline archive (e.g. the previous release's .mar) next to the
-candidate, each under its own name with its own model-config, and measures /predictions at
-c=16 and c=64 and /explanations at c=16 for both, alternating the order round by round (best
-round of each), so that both figures come from the same server, minutes apart.
-
-    python -m bench compare --baseline old/news_cnn.mar --mar model_store/news_cnn.mar \
-        --data ../shared/data/ag_news/news.csv
+"""`make bench-compare`: a baseline archive (e.g. the previous release's .mar) beside the
+candidate in one TorchServe, each with its own model-config: /predictions at c=16 and c=64 and
+/explanations at c=16, in alternating rounds (best of each), so that a model change is
+measured against the same server, minutes apart.
 """
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import archives, headlines, load, server
+from bench import archives, headlines, load, served_models
 from bench.harness import LoadSettings, machine, measure_rounds, temp_root
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
@@ -53,22 +47,17 @@ def run(baseline: Path, settings: CompareSettings) -> dict:
         else:
             archives.copy_into(candidate, store)
         shutil.copy2(baseline, store / f"{BASELINE}.mar")
-        ts = server.start(root / "ts", store, {MODEL_NAME: candidate.name, BASELINE: f"{BASELINE}.mar"},
-                          settings.workers, base=settings.config)
         rows = []
-        try:
+        models = {MODEL_NAME: candidate.name, BASELINE: f"{BASELINE}.mar"}
+        with served_models.start(root / "ts", store, models, settings.workers, base=settings.config) as ts:
             plan = [("predictions", c) for c in settings.concurrencies]
-            plan.append(("explanations", settings.explain_concurrency))
-            for kind, c in plan:
+            for kind, c in plan + [("explanations", settings.explain_concurrency)]:
                 paths = (f"/{kind}/{BASELINE}", f"/{kind}/{MODEL_NAME}")
-                best = measure_rounds([server.target(ts, p) for p in paths], bodies, c, settings)
-                base, cand = (best[p] for p in paths)
+                base, cand = measure_rounds([served_models.target(ts, p) for p in paths], bodies, c, settings)
                 rows.append({"endpoint": kind, "concurrency": c,
-                             "baseline": base.as_dict(), "candidate": cand.as_dict(),
+                             "baseline": asdict(base), "candidate": asdict(cand),
                              "rps_ratio": round(cand.rps / base.rps, 3) if base.rps else None,
                              "p99_ratio": round(cand.p99_ms / base.p99_ms, 3) if base.p99_ms else None})
-        finally:
-            ts.stop()
         result["batching"] = {name: {k: read_model_config(store / mar).get(k) for k in BATCH_SETTINGS}
                               for name, mar in (("baseline", f"{BASELINE}.mar"),
                                                 ("candidate", candidate.name))}
@@ -89,11 +78,9 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['endpoint']} | {r['concurrency']} | {r['baseline']['rps']:.0f} | "
                      f"{r['candidate']['rps']:.0f} | {r['rps_ratio']} | {r['baseline']['p99_ms']:.2f} | "
                      f"{r['candidate']['p99_ms']:.2f} |")
-    share = result["explanations_share_c16"]
-    m = result["machine"]
-    lines.append(f"\nMeasured on {m['cpus']} CPUs ({m.get('cpu_model', 'unknown')}), load average "
-                 f"{m['loadavg_start']} at start.")
-    lines.append(f"\nBatch settings: {result['batching']}.")
-    lines.append(f"\n/explanations as a share of /predictions at c=16: baseline "
-                 f"{share['baseline']}, candidate {share['candidate']}.")
+    share, m = result["explanations_share_c16"], result["machine"]
+    lines += [f"\nMeasured on {m['cpus']} CPUs ({m.get('cpu_model', 'unknown')}), load average "
+              f"{m['loadavg_start']} at start.", f"\nBatch settings: {result['batching']}.",
+              f"\n/explanations as a share of /predictions at c=16: baseline {share['baseline']}, candidate "
+              f"{share['candidate']}."]
     return "\n".join(lines) + "\n"

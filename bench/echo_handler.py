@@ -1,8 +1,7 @@
 """The framework floor: a TorchServe handler that does no work and echoes each request's body.
 
-It is archived and served with the same config.properties, workers and batch settings as
-news_cnn, so its throughput and latency are what TorchServe itself costs on this machine.
-It imports nothing but the standard library, so it loads in milliseconds.
+Served with news_cnn's config.properties, workers and batch settings, its figures are what
+TorchServe itself costs here. Standard library only, so it loads in milliseconds.
 """
 from __future__ import annotations
 

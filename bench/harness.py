@@ -1,14 +1,6 @@
-"""What every benchmark shares, written once.
-
-    machine()                              where the figures come from (CPU, cores, load, date)
-    with temp_root("bench-") as root:      removed on success, kept for its logs on failure
-    measure(target, bodies, c, settings)   warm-up, one measured `wrk` run, one printed line
-    measure_rounds(targets, bodies, c, s)  each target `rounds` times, alternating, best kept
-    disagreement(expected, got)            why two answers differ (probability tolerance), or None
-    write(out_dir, stem, results, text)    <stem>.json (every figure) and <stem>.md (the tables)
-
-`make bench`, `make bench-peers`, `make bench-compare`, `make profile`, `python -m bench.scale`
-and the reliability suite (tests/reliability/) use these rather than copies of their own.
+"""What every benchmark shares, written once: where the figures come from, a temporary root
+kept for its logs, one measured `wrk` run, rounds in alternating order (best kept), answer
+comparison, and the result files. The reliability suite (tests/reliability/) uses them too.
 """
 from __future__ import annotations
 
@@ -19,7 +11,7 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -36,15 +28,12 @@ PROBABILITY_TOLERANCE = 1e-4
 SCORE_TOLERANCE = 1e-3
 
 
-# --- where the figures come from ------------------------------------------------------------
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (else what `platform` knows, e.g. on macOS)."""
-    try:
+    with suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine() or "unknown"
 
 
@@ -60,12 +49,10 @@ def machine() -> dict:
             "date": dt.date.today().isoformat(), "loadavg_start": loadavg()}
 
 
-# --- temporary root, waiting ------------------------------------------------------------------
 @contextmanager
 def temp_root(prefix: str) -> Iterator[Path]:
-    """A new temporary directory for a run's servers and archives: removed when the block ends
-    normally, kept (and its path printed) when it raises, since its logs say what went wrong.
-    Stop the servers inside the block."""
+    """A new temporary directory for a run's servers and archives (stop them inside the block):
+    removed when the block ends normally, kept for its logs (and its path printed) when it raises."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield root
@@ -75,11 +62,9 @@ def temp_root(prefix: str) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-# --- load -------------------------------------------------------------------------------------
 @dataclass
 class LoadSettings:
-    """What every load bench shares (`make bench`, `make bench-peers`, `make bench-compare`):
-    the archive and artifacts it serves, where it writes, and how long and how hard it loads."""
+    """What every load bench shares: what it serves, where it writes, how long and hard it loads."""
 
     mar: Path
     artifacts: Path
@@ -102,8 +87,7 @@ class LoadSettings:
 
 @dataclass(frozen=True)
 class Target:
-    """One URL under load, with a callable giving its Authorization header (read at each use:
-    a server's keys can be renewed)."""
+    """One URL under load; `auth` gives its Authorization header at each use (keys can be renewed)."""
 
     name: str
     url: str
@@ -127,8 +111,7 @@ def measure(target: Target, bodies: Sequence[str], concurrency: int,
 
 
 def best_of_rounds(runs: dict[str, Callable[[], load.LoadResult]], rounds: int) -> dict[str, load.LoadResult]:
-    """Run each measurement `rounds` times in alternating order; keep each one's best round
-    (a neighbour's burst then costs one round, not the comparison)."""
+    """Run each measurement `rounds` times in alternating order; keep each one's best round."""
     names = list(runs)
     best: dict[str, load.LoadResult] = {}
     for round_ in range(rounds):
@@ -140,16 +123,15 @@ def best_of_rounds(runs: dict[str, Callable[[], load.LoadResult]], rounds: int) 
 
 
 def measure_rounds(targets: Sequence[Target], bodies: Sequence[str], concurrency: int,
-                   settings: LoadSettings, rounds: int | None = None) -> dict[str, load.LoadResult]:
-    """Each target measured `rounds` times (default `settings.rounds`), alternating; by name."""
+                   settings: LoadSettings, rounds: int | None = None) -> list[load.LoadResult]:
+    """Each target measured `rounds` times (default `settings.rounds`), alternating; the best
+    round of each, in the targets' order (their names must differ)."""
     runs = {t.name: partial(measure, t, bodies, concurrency, settings) for t in targets}
-    return best_of_rounds(runs, rounds or settings.rounds)
+    return list(best_of_rounds(runs, rounds or settings.rounds).values())
 
 
-# --- answers ----------------------------------------------------------------------------------
 def reference_answers(artifacts: Path, texts: Sequence[str]) -> dict[str, dict]:
-    """What the in-process Predictor answers for each distinct text: the reference a served
-    answer must equal."""
+    """The in-process Predictor's answer to each distinct text: what a served answer must equal."""
     from model.predictor import Predictor  # torch: only when answers are checked
     unique = list(dict.fromkeys(texts))
     return dict(zip(unique, Predictor.from_dir(artifacts).predict(unique), strict=True))
@@ -157,14 +139,10 @@ def reference_answers(artifacts: Path, texts: Sequence[str]) -> dict[str, dict]:
 
 def disagreement(expected: object, got: object, explanations: bool = False,
                  same: Sequence[str] = ("label",)) -> str | None:
-    """Why `got` is not the same answer as `expected` (None when it is).
-
-    Compared: the keys in `same` (exactly), the probabilities (within PROBABILITY_TOLERANCE;
-    an abstained answer has none, and then both must have none); with `explanations` also the
-    tokens, the explained class and each token's score (within SCORE_TOLERANCE), unless the
-    model abstained (label None). Other keys are not compared: a peer server need not add the
-    same extras as the handler.
-    """
+    """Why `got` is not the same answer as `expected` (None when it is): the keys in `same`
+    exactly; the probabilities within PROBABILITY_TOLERANCE (an abstention has none: both or
+    neither); with `explanations` also tokens, explained class and scores (SCORE_TOLERANCE) unless
+    the model abstained. Other keys are not compared: a peer need not add the handler's extras."""
     if not isinstance(expected, dict) or not isinstance(got, dict):
         return f"not an answer object: {str(got)[:120]}"
     for key in same:
@@ -190,7 +168,6 @@ def disagreement(expected: object, got: object, explanations: bool = False,
     return None
 
 
-# --- results ----------------------------------------------------------------------------------
 def write(out_dir: Path, stem: str, results: dict, markdown: str) -> list[Path]:
     """`<out_dir>/<stem>.json` (every figure) and `<stem>.md` (the tables); returns both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)

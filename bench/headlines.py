@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from itertools import islice
 from pathlib import Path
 
 # Used when no data file is at hand (tests, fresh clones without ../shared): varied lengths,
@@ -31,14 +32,9 @@ def load(path: str | Path | None, limit: int = 2000) -> list[str]:
     """Up to `limit` non-empty titles from a CSV with a `title` column, or the sample."""
     if not path or not Path(path).is_file():
         return list(SAMPLE)
-    titles = []
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        for row in csv.DictReader(f):
-            title = (row.get("title") or "").strip()
-            if title:
-                titles.append(title)
-            if len(titles) >= limit:
-                break
+        stripped = ((row.get("title") or "").strip() for row in csv.DictReader(f))
+        titles = list(islice((title for title in stripped if title), limit))
     return titles or list(SAMPLE)
 
 

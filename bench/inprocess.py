@@ -1,7 +1,5 @@
-"""The in-process limit: the handler and the bare model timed without HTTP or TorchServe.
-
-The handler runs in this process with a real `ts.context.Context` (per-request headers,
-no metrics sink), exactly as a worker would call it, on the artifacts of a training run.
+"""The in-process limit: the handler, with a real `ts.context.Context` as a worker calls it,
+and the bare model, timed without HTTP or TorchServe.
 """
 from __future__ import annotations
 
@@ -18,15 +16,10 @@ from handler.handler import NewsHandler
 from serving.properties import MODEL_NAME
 
 
-def fake_context(model_dir: Path, model_yaml_config: dict | None = None) -> Context:
-    """A TorchServe Context for direct calls: CPU, no metrics, JSON bodies."""
-    return Context(MODEL_NAME, str(model_dir), None, 1, None, "bench",
-                   metrics=None, model_yaml_config=model_yaml_config or {})
-
-
 def load_handler(model_dir: Path, model_yaml_config: dict | None = None) -> tuple[NewsHandler, Context]:
-    """An initialized handler over `model_dir`, and the context to call it with."""
-    context = fake_context(model_dir, model_yaml_config)
+    """An initialized handler over `model_dir`, and the context to call it with (CPU, no metrics)."""
+    context = Context(MODEL_NAME, str(model_dir), None, 1, None, "bench",
+                      metrics=None, model_yaml_config=model_yaml_config or {})
     handler = NewsHandler()
     handler.initialize(context)
     return handler, context
@@ -44,11 +37,9 @@ def json_requests(context: Context, texts: Sequence[str], explain: bool = False)
 
 def time_per_item(fn: Callable[[], object], items: int, min_seconds: float = 1.0,
                   repeats: int = 5) -> dict:
-    """Microseconds per item of `fn` (which handles `items` headlines per call).
-
-    Runs `repeats` rounds of at least `min_seconds / repeats` each and reports the median
-    and best round, so one noisy neighbour does not decide the figure.
-    """
+    """Microseconds per item of `fn` (which handles `items` headlines per call): the median and
+    best of `repeats` rounds of at least `min_seconds / repeats` each, so that one noisy
+    neighbour does not decide the figure."""
     fn()  # warm-up: first-call allocations and lazy imports
     per_round = []
     for _ in range(repeats):
@@ -63,14 +54,10 @@ def time_per_item(fn: Callable[[], object], items: int, min_seconds: float = 1.0
 
 def measure(model_dir: Path, headlines: Sequence[str], batch: int = 32,
             min_seconds: float = 1.0, model_yaml_config: dict | None = None) -> dict:
-    """Handler (parse + preprocess + inference + postprocess) and bare forward pass timings.
-
-    `model_yaml_config` is the archive's model-config (its handler section sets the torch
-    threads, as in a worker)."""
+    """Handler (parse + preprocess + inference + postprocess) and bare forward pass timings;
+    `model_yaml_config`'s handler section sets the torch threads, as in a worker."""
     handler, context = load_handler(model_dir, model_yaml_config)
-    one, many = list(headlines[:1]), list(headlines[:batch])
-    if len(many) < batch:
-        many = (many * batch)[:batch]
+    one, many = list(headlines[:1]), (list(headlines[:batch]) * batch)[:batch]
     results = {"torch_threads": torch.get_num_threads()}
 
     def handle(texts: list[str], explain: bool = False) -> Callable[[], object]:

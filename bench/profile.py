@@ -1,9 +1,6 @@
-"""Where the time goes under load: CPU seconds per process and a py-spy profile of a worker.
-
-Starts TorchServe with the project's config and news_cnn, drives one endpoint with wrk,
-and meanwhile (1) samples one worker with py-spy (the Python side: handler, TorchServe's
-worker loop, metrics), (2) counts the CPU seconds the Java frontend, every worker and wrk
-spend, which shows whether the frontend, our handler or the load generator saturates the cores.
+"""Where the time goes under load: while wrk drives one endpoint, py-spy samples one worker
+(handler, TorchServe's worker loop, metrics) and the CPU seconds of the Java frontend and each
+worker are counted, which shows which of them saturates the cores.
 """
 from __future__ import annotations
 
@@ -11,13 +8,13 @@ import collections
 import shutil
 import subprocess
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 
-from bench import archives, headlines, load, server
+from bench import archives, headlines, load, served_models
 from bench.harness import temp_root
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
@@ -40,20 +37,20 @@ def summarize_collapsed(path: Path, top: int = 25) -> str:
             inclusive[frame] += n
     if not total:
         return "py-spy collected no samples\n"
-    lines = [f"{total} samples", "", "self % | function (file:line)"]
-    lines += [f"{100 * n / total:6.1f} | {f}" for f, n in self_counts.most_common(top)]
-    lines += ["", "inclusive % | function (file:line)"]
-    lines += [f"{100 * n / total:6.1f} | {f}" for f, n in inclusive.most_common(top)]
+    lines = [f"{total} samples"]
+    for kind, counts in (("self", self_counts), ("inclusive", inclusive)):
+        lines += ["", f"{kind} % | function (file:line)"]
+        lines += [f"{100 * n / total:6.1f} | {f}" for f, n in counts.most_common(top)]
     return "\n".join(lines) + "\n"
 
 
 def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
         concurrency: int = 16, path: str = f"/predictions/{MODEL_NAME}") -> str:
     """Profile `path` under wrk load; returns a text report."""
-    py_spy = Path(sys.executable).with_name("py-spy")
-    if not py_spy.exists() and shutil.which("py-spy") is None:
+    beside = Path(sys.executable).with_name("py-spy")
+    py_spy = str(beside) if beside.exists() else shutil.which("py-spy")
+    if py_spy is None:
         raise RuntimeError("py-spy is missing: run make install (it is in requirements/dev.txt)")
-    py_spy_cmd = str(py_spy) if py_spy.exists() else "py-spy"
     bodies = headlines.json_bodies(headlines.load(data))
     model_config = read_model_config(mar)
     workers = int(model_config.get("minWorkers", 1))
@@ -63,31 +60,28 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
         archives.copy_into(mar, root / "store")
         # The echo floor rides along so that `--path /predictions/echo` profiles TorchServe alone.
         archives.build_echo(root / "store", {k: v for k, v in model_config.items() if k != "handler"})
-        ts = server.start(root / "server", root / "store", {MODEL_NAME: mar.name, "echo": "echo.mar"},
-                          workers, base=config)
-        try:
-            target = server.target(ts, path)
+        with served_models.start(root / "server", root / "store", {MODEL_NAME: mar.name, "echo": "echo.mar"},
+                                 workers, base=config) as ts:
+            target = served_models.target(ts, path)
             load.run_wrk(target.url, bodies, concurrency, 2, 10**6, target.auth())  # warm-up
             procs = {"java frontend": psutil.Process(ts.pid())}
-            for i, p in enumerate(server.worker_processes(ts, model)):
+            for i, p in enumerate(served_models.worker_processes(ts, model)):
                 procs[f"worker {i} (pid {p.pid})"] = p
-            box: dict = {}
-            thread = threading.Thread(target=lambda: box.setdefault(
-                "result", load.run_wrk(target.url, bodies, concurrency, seconds + 1, 10**7, target.auth())))
-            before = server.cpu_seconds(procs)
-            wall = time.monotonic()
-            thread.start()
-            time.sleep(0.5)
             collapsed = root / "worker.txt"
             victim = next(p for name, p in procs.items() if name.startswith("worker"))
-            spy = subprocess.run([py_spy_cmd, "record", "--pid", str(victim.pid), "--duration",
-                                  str(int(seconds)), "--rate", "250", "--format", "raw",
-                                  "--nonblocking", "--output", str(collapsed)],
-                                 capture_output=True, text=True, timeout=seconds + 60)
-            thread.join()
+            with ThreadPoolExecutor(1) as pool:
+                before = served_models.cpu_seconds(procs)
+                wall = time.monotonic()
+                loading = pool.submit(load.run_wrk, target.url, bodies, concurrency, seconds + 1, 10**7,
+                                      target.auth())
+                time.sleep(0.5)
+                spy = subprocess.run([py_spy, "record", "--pid", str(victim.pid), "--duration",
+                                      str(int(seconds)), "--rate", "250", "--format", "raw",
+                                      "--nonblocking", "--output", str(collapsed)],
+                                     capture_output=True, text=True, timeout=seconds + 60)
+                result = loading.result()
             wall = time.monotonic() - wall
-            after = server.cpu_seconds(procs)
-            result: load.LoadResult = box["result"]
+            after = served_models.cpu_seconds(procs)
             report.append(f"{path} at concurrency {concurrency}: {result.rps:.0f} req/s, p50 "
                           f"{result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, statuses {result.statuses}")
             report.append(f"CPU seconds over {wall:.1f} s of wall time ({psutil.cpu_count()} cores):")
@@ -101,6 +95,4 @@ def run(mar: Path, config: Path, data: Path | None, seconds: float = 10.0,
             else:
                 report.append(f"py-spy on {victim.pid} ({int(seconds)} s at 250 Hz):")
                 report.append(summarize_collapsed(collapsed))
-        finally:
-            ts.stop()
     return "\n".join(report) + "\n"

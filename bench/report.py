@@ -17,32 +17,25 @@ def _fmt(value, digits: int = 2) -> str:
 
 def markdown(results: dict) -> str:
     """The tables for the README: throughput and latency with ratios, in-process, start-up, goals."""
-    m = results["machine"]
+    m, s = results["machine"], results["settings"]
     lines = [f"Benchmark of {results['started']} on {m['cpus']} CPUs ({m.get('cpu_model', 'unknown')}, "
-             f"{m['platform']}); load "
-             f"average {m['loadavg_start']} at start, {m.get('loadavg_end')} at end. "
-             f"{results['settings']['duration_s']} s per measurement after "
-             f"{results['settings']['warmup_s']} s warm-up, best of "
-             f"{results['settings'].get('rounds', 1)} rounds in alternating order, load from "
-             f"`wrk` on loopback. "
+             f"{m['platform']}); load average {m['loadavg_start']} at start, {m.get('loadavg_end')} at end. "
+             f"{s['duration_s']} s per measurement after {s['warmup_s']} s warm-up, best of "
+             f"{s.get('rounds', 1)} rounds in alternating order, load from `wrk` on loopback. "
              f"news_cnn model-config: `{json.dumps(results.get('model_config', {}))}`.", ""]
     if results.get("throughput"):
         lines += ["| Case | Run | req/s | share of reference | p50 ms | p99 ms | p99 / reference "
-                  "| reference |",
-                  "|---|---|---:|---:|---:|---:|---:|---|"]
-        for r in results["throughput"]:
-            lines.append(f"| {r['case']} | {r['name']} | {r['rps']:.0f} | {_fmt(r.get('rps_share'))} | "
-                         f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {_fmt(r.get('p99_ratio'))} | "
-                         f"{r.get('reference', '')} |")
-        lines.append("")
+                  "| reference |", "|---|---|---:|---:|---:|---:|---:|---|"]
+        lines += [f"| {r['case']} | {r['name']} | {r['rps']:.0f} | {_fmt(r.get('rps_share'))} | "
+                  f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {_fmt(r.get('p99_ratio'))} | "
+                  f"{r.get('reference', '')} |" for r in results["throughput"]] + [""]
     inproc = results.get("inprocess")
     if inproc:
-        lines += [f"In-process (no HTTP; torch threads: {inproc.get('torch_threads')}), "
-                  "microseconds per headline "
-                  "(median of 5 rounds):", "", "| What | 1 headline | batch of 32 |", "|---|---:|---:|"]
+        lines += [f"In-process (no HTTP; torch threads: {inproc.get('torch_threads')}), microseconds per "
+                  "headline (median of 5 rounds):", "", "| What | 1 headline | batch of 32 |",
+                  "|---|---:|---:|"]
         for key, label in (("handler", "handler: parse + preprocess + forward + format"),
-                           ("encode", "preprocess + tokenize + pad"),
-                           ("forward", "bare model forward pass"),
+                           ("encode", "preprocess + tokenize + pad"), ("forward", "bare model forward pass"),
                            ("explain", "handler with explanation")):
             one, many = inproc.get(f"{key}_1"), inproc.get(f"{key}_32")
             if one and many:
@@ -55,23 +48,19 @@ def markdown(results: dict) -> str:
                   f"| `torchserve --start` to first correct answer | {start['first_answer_s']:.1f} s |",
                   f"| ... to all {start['workers']} workers ready | {start['all_workers_ready_s']:.1f} s |",
                   f"| news_cnn.mar | {start['mar_bytes'] / 2**20:.2f} MiB |",
-                  "| worker resident memory (idle) | "
-                  f"{', '.join(map(str, start['worker_rss_mib_idle']))} MiB |",
-                  f"| worker resident memory (after load) | "
+                  f"| worker resident memory (idle) | {', '.join(map(str, start['worker_rss_mib_idle']))} "
+                  f"MiB |", "| worker resident memory (after load) | "
                   f"{', '.join(map(str, start['worker_rss_mib_after_load']))} MiB |", ""]
     if results.get("goals"):
         lines += ["| Goal | Measured | Met |", "|---|---:|---|"]
-        for g in results["goals"]:
-            lines.append(f"| {g['goal']} | {_fmt(g['value'])} | {'yes' if g['met'] else 'no'} |")
-        lines.append("")
+        lines += [f"| {g['goal']} | {_fmt(g['value'])} | {'yes' if g['met'] else 'no'} |"
+                  for g in results["goals"]] + [""]
     return "\n".join(lines)
 
 
 def chart(results: dict, path: Path) -> None:
     """Throughput (left) and p50/p99 latency (right) for every throughput run."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend to pick, no figure to close
 
     # Rows that repeat a run against a second reference add no bar of their own.
     rows = [r for r in results.get("throughput") or [] if " vs " not in r["name"]]
@@ -79,7 +68,8 @@ def chart(results: dict, path: Path) -> None:
         return
     names = [f"{r['case']}: {r['name']}" for r in rows]
     y = list(range(len(rows)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 0.35 * len(rows) + 1.5), sharey=True)
+    fig = Figure(figsize=(14, 0.35 * len(rows) + 1.5))
+    left, right = fig.subplots(1, 2, sharey=True)
     colors = {"floor": "tab:blue", "explanations": "tab:orange", "batching": "tab:green",
               "workers": "tab:purple"}
     left.barh(y, [r["rps"] for r in rows], color=[colors.get(r["case"], "gray") for r in rows])
@@ -95,7 +85,6 @@ def chart(results: dict, path: Path) -> None:
     fig.suptitle("news_cnn on TorchServe: throughput and latency per case")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write(results: dict, out_dir: Path, stem: str = "results") -> list[Path]:

@@ -1,17 +1,9 @@
-"""The peers of `make bench-peers`: the same model served by FastAPI (and Ray Serve, see
-bench.peers.ray_serve), through the same model/ code as the TorchServe handler.
+"""The FastAPI peers of `make bench-peers`, and `PeerModel`, the model/ code every peer serves.
 
-Both answer `POST /predictions` and `POST /explanations` with body `{"text": "..."}` by the
-same answer object as TorchServe's handler (Predictor.format, plus Explainer.explain for
-explanations). Two FastAPI flavours, chosen by `create_app(batched=...)`:
+`create_app(batched=False)` is what most people write (a synchronous endpoint, one forward pass
+per request); `batched=True` what a careful person writes (async endpoints before a MicroBatcher).
 
-* plain: a synchronous endpoint with one forward pass per request (FastAPI's documented
-  way for blocking work: it runs in the server's thread pool) -- what most people write;
-* batched: async endpoints in front of a `MicroBatcher` -- what a careful person writes.
-
-Run under uvicorn with one process per core:
     PEER_ARTIFACTS=artifacts PEER_BATCHED=1 uvicorn bench.peers.apps:app_from_env --factory --workers 2
-Imported only by the bench: fastapi is not a serving dependency (bench/requirements-peers.txt).
 """
 from __future__ import annotations
 
@@ -47,9 +39,8 @@ class PeerModel:
         return self.predictor.predict(list(texts))
 
     def explain(self, texts: Sequence[str]) -> list[dict]:
-        """The answers with their explanations merged in, as the handler's /explanations:
-        `Explainer.explain` over the whole batch, so an abstained headline gets the same
-        abstention entry (tokens, `explained_class: None`, `abstained`) as from TorchServe."""
+        """The answers with their explanations merged in, as the handler's /explanations (an
+        abstained headline gets the same abstention entry as from TorchServe)."""
         encoded = self.predictor.encode(list(texts))
         probabilities = self.predictor.probabilities(encoded.ids)
         answers = self.predictor.format(probabilities, encoded)

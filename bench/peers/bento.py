@@ -2,15 +2,10 @@
 
     PEER_ARTIFACTS=artifacts PEER_PROCESSES=2 bentoml serve bench.peers.bento:NewsPeer --port 8000
 
-A batchable BentoML API takes a list per request, so single-headline clients reach one through
-another Service: BentoML's documented way ("adaptive batching" across Services). `NewsPeer`
-answers POST /predictions and POST /explanations (body `{"text": ...}`) in one worker and
-calls `NewsModel`, whose `predict`/`explain` are `@bentoml.api(batchable=True)`: each of its
-PEER_PROCESSES workers gathers the calls into batches of at most PEER_MAX_BATCH, within the
-latency budget PEER_MAX_LATENCY_MS (BentoML's `max_latency_ms`: the dispatcher's bound on
-wait plus compute, beyond which it refuses with 503; not a fixed wait).
-Settings come from the environment because BentoML reads them at import, in every process.
-Imported only by the bench: bentoml is not a serving dependency (bench/requirements-peers.txt).
+A batchable API takes a list per request, so one-headline requests reach `NewsModel` (its
+PEER_PROCESSES workers batch up to PEER_MAX_BATCH within PEER_MAX_LATENCY_MS, a budget for wait
+plus compute) through the front Service `NewsPeer`: BentoML's documented way. Settings come
+from the environment because BentoML reads them at import, in every process.
 """
 from __future__ import annotations
 
@@ -28,8 +23,6 @@ DEFAULT_MAX_LATENCY_MS = 1000
 PROCESSES = int(os.environ.get("PEER_PROCESSES", os.cpu_count() or 2))
 MAX_BATCH = int(os.environ.get("PEER_MAX_BATCH", DEFAULT_MAX_BATCH))
 MAX_LATENCY_MS = int(os.environ.get("PEER_MAX_LATENCY_MS", DEFAULT_MAX_LATENCY_MS))
-
-
 # No access log per request, as the FastAPI peers (uvicorn --no-access-log).
 QUIET = {"access": {"enabled": False}}
 

@@ -1,8 +1,6 @@
-"""What `make bench-peers`' figures say: ours against the best peer, the peer targets, and
-the TorchServe settings to ship from the grid.
-
-The targets: at every concurrency above 1, req/s at least every peer's and p99 at most the
-best peer's; at concurrency 1, p50 within P50_MARGIN_MS of the best peer's."""
+"""What `make bench-peers`' figures say: ours against the best peer, the peer targets (at c > 1,
+req/s at least every peer's and p99 at most the best peer's; at c=1, p50 within P50_MARGIN_MS
+of the best peer's), and the TorchServe settings to ship from the grid."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,16 +17,13 @@ P50_MARGIN_MS = 1.0
 P50_NOISE_MS = 0.5
 
 
-def _at(rows: Sequence[dict], server_name: str, concurrency: int) -> dict | None:
-    return next((r for r in rows if r["server"] == server_name and r["concurrency"] == concurrency), None)
-
-
 def ratios(rows: Sequence[dict], ours: str = TORCHSERVE) -> list[dict]:
     """Per concurrency: ours against the best peer (most req/s; lowest p50 and p99)."""
     out = []
     for c in sorted({r["concurrency"] for r in rows}):
-        mine = _at(rows, ours, c)
-        peers = [r for r in rows if r["concurrency"] == c and r["server"] != ours]
+        at_c = [r for r in rows if r["concurrency"] == c]
+        mine = next((r for r in at_c if r["server"] == ours), None)
+        peers = [r for r in at_c if r["server"] != ours]
         if mine is None or not peers:
             continue
         fastest = max(peers, key=lambda r: r["rps"])

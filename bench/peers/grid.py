@@ -1,15 +1,10 @@
 """The TorchServe settings grid of `make bench-peers` (case `grid`).
 
-A point is what a user can set: the model's batching (batchSize x maxBatchDelay) and workers,
-in model-config.yaml, and the frontend's config.properties additions (JVM collector and heap,
-netty threads). Model settings differ per archive, so points that share a frontend are copies
-of news_cnn.mar served side by side by one TorchServe; each frontend setting needs a TorchServe
-of its own. Every point is measured in the same alternating rounds (bench.harness), so the
-frontends are compared under the same load on the machine.
-
-The points: every batchSize x maxBatchDelay at the shipped workers and default frontend (plus
-batchSize 1, the latency floor), then, at the shipped batch setting, each other worker count
-and each other frontend: one setting changed at a time, against the same shipped point.
+A point is what a user can set: batchSize x maxBatchDelay and workers (model-config.yaml, so
+one archive copy per setting, served side by side) and the frontend's config.properties
+additions (JVM collector and heap, netty threads: a TorchServe per setting). The points: every
+batchSize x maxBatchDelay at the shipped workers and frontend, then at the shipped batch
+setting each other worker count and each other frontend, one setting changed at a time.
 """
 from __future__ import annotations
 
@@ -17,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import archives, server
+from bench import archives, served_models
 from bench.peers.servers import TORCHSERVE, Endpoint, torchserve_endpoint
 from serving.server import TorchServe
 
@@ -27,12 +22,8 @@ DEFAULT_FRONTEND = "default"
 SERIAL_GC = {"vmargs": "-XX:+UseSerialGC -XX:-UsePerfData -Xmx1g"}
 # Netty's default is one thread per core for each group; one each leaves the cores to workers.
 NETTY_1 = {"number_of_netty_threads": 1, "netty_client_threads": 1}
-FRONTENDS: dict[str, dict[str, object]] = {
-    DEFAULT_FRONTEND: {},
-    "serial-gc": SERIAL_GC,
-    "netty-1": NETTY_1,
-    "serial-gc+netty-1": {**SERIAL_GC, **NETTY_1},
-}
+FRONTENDS: dict[str, dict[str, object]] = {DEFAULT_FRONTEND: {}, "serial-gc": SERIAL_GC, "netty-1": NETTY_1,
+                                            "serial-gc+netty-1": {**SERIAL_GC, **NETTY_1}}
 
 
 @dataclass(frozen=True)
@@ -78,32 +69,30 @@ def build_archives(source: Path, store: Path, grid: Sequence[GridPoint], shipped
         archives.with_model_config(source, store / f"{point.model}.mar", point.model_config(shipped))
 
 
-def start_frontends(grid: Sequence[GridPoint], frontends: dict[str, dict], root: Path, store: Path,
-                    base_config: Path, timeout_s: float, into: dict[str, TorchServe]) -> None:
-    """Into `into`, a TorchServe per frontend setting other than the default one (its
-    config.properties plus that setting's additions) serving that frontend's points. Each is
-    added as soon as it is up, so that the caller stops what started also when this raises."""
-    for name in dict.fromkeys(p.frontend for p in grid if p.frontend != DEFAULT_FRONTEND):
-        mine = [p for p in grid if p.frontend == name]
-        models = {p.model: f"{p.model}.mar" for p in mine}
-        into[name] = server.start(root / f"{TORCHSERVE}-{name}", store, models, min(p.workers for p in mine),
-                                  timeout_s=timeout_s, base=base_config, **frontends[name])
+def start_frontend(name: str, grid: Sequence[GridPoint], additions: dict, root: Path, base_config: Path,
+                   timeout_s: float) -> TorchServe:
+    """A TorchServe with the frontend setting `name` (config.properties plus `additions`),
+    serving that frontend's points from `root`/store."""
+    mine = [p for p in grid if p.frontend == name]
+    return served_models.start(root / f"{TORCHSERVE}-{name}", root / "store",
+                               {p.model: f"{p.model}.mar" for p in mine}, min(p.workers for p in mine),
+                               timeout_s=timeout_s, base=base_config, **additions)
 
 
-def wait_workers(servers: dict[str, TorchServe], grid: Sequence[GridPoint], timeout_s: float) -> None:
+def wait_workers(torchserves: dict[str, TorchServe], grid: Sequence[GridPoint], timeout_s: float) -> None:
     """Until every point's model has its own number of READY workers."""
     for point in grid:
-        server.wait_models(servers[point.frontend], [point.model], point.workers, timeout_s)
+        served_models.wait_models(torchserves[point.frontend], [point.model], point.workers, timeout_s)
 
 
-def endpoint(servers: dict[str, TorchServe], point: GridPoint) -> Endpoint:
+def endpoint(torchserves: dict[str, TorchServe], point: GridPoint) -> Endpoint:
     """Where to load `point`, named by its label."""
-    return replace(torchserve_endpoint(servers[point.frontend], point.model), server=point.label)
+    return replace(torchserve_endpoint(torchserves[point.frontend], point.model), server=point.label)
 
 
-def applied(servers: dict[str, TorchServe], point: GridPoint) -> dict:
+def applied(torchserves: dict[str, TorchServe], point: GridPoint) -> dict:
     """What TorchServe says it applied to `point`: a setting it ignores would otherwise pass unnoticed."""
-    described = servers[point.frontend].describe(point.model)
+    described = torchserves[point.frontend].describe(point.model)
     return {"batchSize": described.get("batchSize"), "maxBatchDelay": described.get("maxBatchDelay"),
             "workers": len(described.get("workers", []))}
 

@@ -2,11 +2,9 @@
 
     python -m bench.peers.lit_serve --artifacts artifacts --port 8000 --workers 2
 
-serves POST /predictions and POST /explanations (body `{"text": ...}`) on 127.0.0.1:PORT,
-each a `LitAPI` with LitServe's own batching (`max_batch_size`, `batch_timeout`), `--workers`
-inference processes per API (`workers_per_device` on the CPU) and the ZeroMQ fast queue,
-as LitServe's docs advise for throughput. Serves until SIGTERM/SIGINT.
-Imported only by the bench: litserve is not a serving dependency (bench/requirements-peers.txt).
+Each endpoint is a `LitAPI` with LitServe's own batching (`max_batch_size`, `batch_timeout`),
+`--workers` inference processes and the ZeroMQ fast queue, as LitServe's docs advise for
+throughput. Serves on 127.0.0.1:PORT until SIGTERM/SIGINT.
 """
 from __future__ import annotations
 

@@ -1,13 +1,9 @@
 """A small asyncio micro-batcher: what a careful person puts in front of a model in FastAPI.
 
-Requests `await batcher.submit(item)`; one task gathers whatever is queued (up to
-`max_batch`, waiting at most `max_delay_ms` after the first item for more) and runs the
-batch function on a worker thread, so the event loop keeps reading requests while the model
-works: under load the next batch fills during the current forward pass, at low load an item
-goes out alone without waiting when `max_delay_ms` is 0.
-
-The batch function takes a list of items and returns one result per item, in order. If it
-raises, each item of the batch is retried alone, so one bad item fails only its own request.
+One task gathers whatever is queued (up to `max_batch`, waiting at most `max_delay_ms` after
+the first item) and runs the batch function on a worker thread, so the event loop keeps reading
+requests meanwhile: under load the next batch fills during the current forward pass. If the
+batch function raises, each item is tried again alone, so a bad item fails only its own request.
 """
 from __future__ import annotations
 
@@ -16,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -57,10 +54,8 @@ class MicroBatcher(Generic[T, R]):
         """Stop the gathering task and the worker thread."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=False)
 
     async def _gather(self) -> list[tuple[T, asyncio.Future]]:
@@ -83,35 +78,31 @@ class MicroBatcher(Generic[T, R]):
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._gather()
             # Requests whose clients went away are not worth a forward pass.
-            batch = [(item, future) for item, future in batch if not future.cancelled()]
-            if not batch:
-                continue
-            items = [item for item, _ in batch]
-            self.batch_sizes.append(len(items))
-            try:
-                results = await loop.run_in_executor(self._executor, self._call, items)
-                outcomes = [(r, None) for r in results]
-            except Exception:  # noqa: BLE001 - isolate the failing item(s), see the module doc
-                outcomes = [await self._alone(loop, item) for item in items]
-            for (_, future), (result, error) in zip(batch, outcomes, strict=True):
-                if future.cancelled():
-                    continue
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(result)
+            batch = [(item, future) for item, future in await self._gather() if not future.cancelled()]
+            if batch:
+                self.batch_sizes.append(len(batch))
+                await self._answer(loop, batch)
+
+    async def _answer(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[T, asyncio.Future]],
+                      alone: bool = False) -> None:
+        """Each request's result from one call of the batch function; when it raises, each item
+        is tried again `alone`, so that an error reaches only its own request."""
+        try:
+            results = await loop.run_in_executor(self._executor, self._call, [item for item, _ in batch])
+        except Exception as err:  # noqa: BLE001 - isolated, then handed to this item's caller
+            if not alone:
+                for one in batch:
+                    await self._answer(loop, [one], alone=True)
+            elif not batch[0][1].cancelled():
+                batch[0][1].set_exception(err)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.cancelled():
+                future.set_result(result)
 
     def _call(self, items: list[T]) -> list[R]:
         results = list(self.batch_fn(items))
         if len(results) != len(items):
             raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
         return results
-
-    async def _alone(self, loop: asyncio.AbstractEventLoop, item: T) -> tuple[R | None, Exception | None]:
-        try:
-            (result,) = await loop.run_in_executor(self._executor, self._call, [item])
-            return result, None
-        except Exception as err:  # noqa: BLE001 - handed to this item's caller
-            return None, err

@@ -3,9 +3,7 @@
     python -m bench.peers.ray_serve --artifacts artifacts --port 8000 --replicas 2
 
 starts a local Ray (no dashboard), deploys `NewsPeer` with `--replicas` replicas of one CPU
-each on 127.0.0.1:PORT (POST /predictions, POST /explanations, body `{"text": ...}`), prints
-READY and serves until SIGTERM/SIGINT, then shuts Serve and Ray down.
-Imported only by the bench: ray is not a serving dependency (bench/requirements-peers.txt).
+each on 127.0.0.1:PORT, prints READY and serves until SIGTERM/SIGINT, then shuts Serve and Ray down.
 """
 from __future__ import annotations
 

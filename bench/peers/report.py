@@ -12,12 +12,10 @@ from bench.peers.servers import SERVERS
 CASE_KEYS = ("server", "concurrency", "rps", "p50_ms", "p99_ms")
 
 
-def _table(rows: list[dict], first: str = "Server", key: str = "server") -> list[str]:
-    lines = [f"| {first} | c | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
-    for r in sorted(rows, key=lambda r: (r["concurrency"], _order(r[key]))):
-        lines.append(f"| {r[key]} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
-                     f"{r['p99_ms']:.2f} |")
-    return lines
+def _table(rows: list[dict]) -> list[str]:
+    return ["| Server | c | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"] + [
+        f"| {r['server']} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
+        for r in sorted(rows, key=lambda r: (r["concurrency"], _order(r["server"])))]
 
 
 def _grid_table(rows: list[dict]) -> list[str]:
@@ -66,10 +64,9 @@ def markdown(results: dict) -> str:
              f"{s.get('litserve_batch_timeout_ms', '-')} ms; BentoML: adaptive within max_latency_ms "
              f"{s.get('bentoml_max_latency_ms', '-')}). news_cnn model-config: "
              f"`{json.dumps(results.get('model_config', {}))}`. Whole run: {results.get('total_s')} s.", ""]
-    for name, why in results.get("unavailable", {}).items():
-        lines.append(f"- **{name} not measured**: {why}")
-    for name, why in results.get("refused", {}).items():
-        lines.append(f"- **{name} refused** (answers differ from TorchServe's): {why}")
+    lines += [f"- **{name} not measured**: {why}" for name, why in results.get("unavailable", {}).items()]
+    lines += [f"- **{name} refused** (answers differ from TorchServe's): {why}"
+              for name, why in results.get("refused", {}).items()]
     if results.get("unavailable") or results.get("refused"):
         lines.append("")
     if results.get("cases"):
@@ -77,15 +74,13 @@ def markdown(results: dict) -> str:
     if results.get("ratios"):
         lines += ["| c | best peer (req/s) | ours / best peer req/s | our p50 - best peer p50 (ms) | "
                   "our p99 / best peer p99 |", "|---:|---|---:|---:|---:|"]
-        for r in results["ratios"]:
-            lines.append(f"| {r['concurrency']} | {r['best_peer']} | {r['rps_ratio']} | "
-                         f"{r['p50_minus_best_peer_ms']} | {r['p99_ratio_to_best_peer']} |")
-        lines.append("")
+        lines += [f"| {r['concurrency']} | {r['best_peer']} | {r['rps_ratio']} | "
+                  f"{r['p50_minus_best_peer_ms']} | {r['p99_ratio_to_best_peer']} |"
+                  for r in results["ratios"]] + [""]
     if results.get("targets"):
         lines += ["| Target | Measured | Met |", "|---|---:|---|"]
-        for t in results["targets"]:
-            lines.append(f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no'} |")
-        lines.append("")
+        lines += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no'} |"
+                  for t in results["targets"]] + [""]
     if results.get("explanation_cases"):
         lines += ["/explanations:", ""] + _table(results["explanation_cases"]) + [""]
     if results.get("grid"):
@@ -110,14 +105,13 @@ def chart(results: dict, path: Path) -> bool:
     rows = results.get("cases") or []
     if not rows:
         return False
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend to pick, no figure to close
 
     servers = sorted({r["server"] for r in rows}, key=_order)
     concurrencies = sorted({r["concurrency"] for r in rows})
     width = 0.8 / len(servers)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig = Figure(figsize=(13, 4.5))
+    left, right = fig.subplots(1, 2)
     for i, name in enumerate(servers):
         xs = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(concurrencies))]
         mine = [next((r for r in rows if r["server"] == name and r["concurrency"] == c), None)
@@ -137,7 +131,6 @@ def chart(results: dict, path: Path) -> bool:
                  f"{results['machine']['cpus']} CPUs)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 

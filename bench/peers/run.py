@@ -1,29 +1,9 @@
-"""`make bench-peers`: TorchServe with our handler against what a user would pick instead.
-
-Six servers run side by side on this machine, each serving the same artifacts through the
-same model/ code with one process per core:
-
-* torchserve: news_cnn.mar as shipped (handler/, model-config.yaml), token authorization on;
-* fastapi: FastAPI + uvicorn, one forward pass per request (bench.peers.apps);
-* fastapi-batched: FastAPI + uvicorn with an asyncio micro-batcher (bench.peers.microbatch);
-* ray-serve: Ray Serve with `@serve.batch`, one replica per core (bench.peers.ray_serve);
-* litserve: LitServe with its batching (max_batch_size, batch_timeout), one worker per core
-  and the fast (ZeroMQ) queue (bench.peers.lit_serve);
-* bentoml: BentoML 1.4 with adaptive batching (`batchable=True`, max_batch_size,
-  max_latency_ms), one model worker per core behind a one-worker front Service (bench.peers.bento).
-
-Before any load, each peer's answers on the first `check_headlines` test headlines must equal
-TorchServe's (label and probabilities; for explanations also the tokens and their scores): a
-peer that disagrees is refused, not measured. Then the same `wrk` load as `make bench`
-(bench.load) at each concurrency, every server in turn, `rounds` times in alternating order,
-best round kept. Cases:
-
-* peers: /predictions on the six servers;
-* explanations: /explanations on TorchServe and the batched FastAPI peer;
-* grid: TorchServe settings (bench.peers.grid): copies of news_cnn.mar that differ in
-  batchSize x maxBatchDelay or workers, and TorchServes that differ in the frontend's JVM and
-  netty settings, all in the same alternating rounds; the choice of shipped settings follows
-  bench.peers.choice.choose_defaults.
+"""`make bench-peers`: TorchServe with our handler against what a user would pick instead
+(bench.peers.servers), each serving the same artifacts through the same model/ code with one
+process per core. A peer whose answers on the first `check_headlines` headlines differ from
+TorchServe's is refused, not measured. Then `wrk` load on every server in alternating rounds.
+Cases: peers (/predictions on all), explanations (TorchServe and the batched FastAPI peer),
+grid (TorchServe's settings, bench.peers.grid; the shipped ones chosen by bench.peers.choice).
 """
 from __future__ import annotations
 
@@ -31,25 +11,16 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
-from bench import archives, headlines, load, server
+from bench import archives, headlines, load, served_models
 from bench.harness import LoadSettings, disagreement, loadavg, machine, measure_rounds, temp_root
 from bench.peers import grid
 from bench.peers.choice import choose_defaults, ratios, targets
-from bench.peers.servers import (
-    FASTAPI_BATCHED,
-    LITSERVE,
-    PEERS,
-    TORCHSERVE,
-    Endpoint,
-    PeerProcess,
-    start_peer,
-    torchserve_endpoint,
-)
+from bench.peers.servers import FASTAPI_BATCHED, PEERS, TORCHSERVE, Endpoint, start_peer, torchserve_endpoint
+from serving import rest
 from serving.archive import read_model_config
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
@@ -96,7 +67,6 @@ class PeerSettings(LoadSettings):
                            list(self.grid_frontends) if "frontends" in self.grid_parts else [])
 
 
-# --- answers ------------------------------------------------------------------------------
 def fetch_answers(endpoint: Endpoint, texts: Sequence[str], explanations: bool = False,
                   concurrency: int = 8) -> list[object]:
     """Each text's answer (parsed JSON, None on failure), sent concurrently so that the
@@ -106,9 +76,9 @@ def fetch_answers(endpoint: Endpoint, texts: Sequence[str], explanations: bool =
 
     def answer(text: str) -> object:
         try:
-            r = requests.post(url, json={"text": text}, headers=endpoint.headers(), timeout=60)
-            return r.json() if r.status_code == 200 else None
-        except (requests.RequestException, ValueError):
+            r = rest.request("POST", url, 60, endpoint.headers(), json_body={"text": text})
+            return r.json() if r.status == 200 else None
+        except (OSError, ValueError):
             return None
     with ThreadPoolExecutor(concurrency) as pool:
         return list(pool.map(answer, texts))
@@ -125,7 +95,6 @@ def check_agreement(reference: Sequence[object], endpoint: Endpoint, texts: Sequ
     return None
 
 
-# --- load ---------------------------------------------------------------------------------
 def case_row(server_name: str, result: load.LoadResult, **extra) -> dict:
     """One entry of a results list: the schema of bench/peers.json's `cases`."""
     return {"server": server_name, "concurrency": result.concurrency, "rps": result.rps,
@@ -139,21 +108,19 @@ def measure_all(endpoints: Sequence[Endpoint], bodies: list[str], settings: Peer
     """Every endpoint at every concurrency, alternated; one row per (endpoint, concurrency)."""
     rows = []
     for c in settings.concurrencies:
-        targets = [e.target(explanations) for e in endpoints]
-        best = measure_rounds(targets, bodies, c, settings, rounds)  # by target name
-        rows += [case_row(e.server, best[t.name]) for e, t in zip(endpoints, targets, strict=True)]
+        best = measure_rounds([e.target(explanations) for e in endpoints], bodies, c, settings, rounds)
+        rows += [case_row(e.server, result) for e, result in zip(endpoints, best, strict=True)]
     return rows
 
 
-# --- the run ------------------------------------------------------------------------------
-def _grid(servers: dict[str, TorchServe], points: list[grid.GridPoint], bodies: list[str],
+def _grid(torchserves: dict[str, TorchServe], points: list[grid.GridPoint], bodies: list[str],
           settings: PeerSettings) -> list[dict]:
-    print(f"grid: {len(points)} TorchServe settings on {len(servers)} frontend(s) "
+    print(f"grid: {len(points)} TorchServe settings on {len(torchserves)} frontend(s) "
           f"({settings.grid_rounds} round(s))", flush=True)
-    endpoints = [grid.endpoint(servers, p) for p in points]
+    endpoints = [grid.endpoint(torchserves, p) for p in points]
     rows = measure_all(endpoints, bodies, settings, rounds=settings.grid_rounds)
     by_label = {p.label: p for p in points}
-    applied = {p: grid.applied(servers, p) for p in points}
+    applied = {p: grid.applied(torchserves, p) for p in points}
     for row in rows:
         point = by_label[row["server"]]
         row.update(server=TORCHSERVE, **grid.row_fields(point, settings.grid_frontends),
@@ -161,81 +128,54 @@ def _grid(servers: dict[str, TorchServe], points: list[grid.GridPoint], bodies: 
     return rows
 
 
-@dataclass
-class _Servers:
-    """What one run started, to stop whatever happens."""
-
-    ts: TorchServe | None = None
-    launched: list[tuple[PeerProcess, Endpoint]] = field(default_factory=list)
-    # The grid's TorchServes by frontend setting (the default one is `ts`).
-    frontends: dict[str, TorchServe] = field(default_factory=dict)
-
-    def stop(self) -> None:
-        for process, _ in self.launched:
-            process.stop()
-        for ts in [self.ts, *self.frontends.values()]:
-            if ts is not None:
-                ts.stop()
-
-    def by_frontend(self) -> dict[str, TorchServe]:
-        """Every TorchServe up, by frontend setting."""
-        return {grid.DEFAULT_FRONTEND: self.ts, **self.frontends}
-
-
-def _build_store(settings: PeerSettings, points: Sequence[grid.GridPoint], shipped: dict,
-                 store: Path) -> None:
-    """news_cnn.mar and one copy per grid model setting in `store`."""
-    archives.copy_into(settings.mar, store)
-    grid.build_archives(store / f"{MODEL_NAME}.mar", store, points, shipped)
-
-
 def _start(settings: PeerSettings, peers: Sequence[str], points: Sequence[grid.GridPoint], root: Path,
-           model_config: dict, text: str, servers: _Servers, results: dict) -> dict[str, Endpoint]:
+           model_config: dict, text: str, running: ExitStack, results: dict
+           ) -> tuple[dict[str, Endpoint], dict[str, TorchServe]]:
     """Start the peers (in the background), then TorchServe (and one per other frontend setting
-    of the grid), then wait for the peers; a peer that does not come up is recorded in
-    results["unavailable"]. Returns the endpoints up."""
+    of the grid), then wait for the peers; `running` stops each. A peer that does not come up
+    is recorded in results["unavailable"]. Returns the endpoints up, and the TorchServes by
+    frontend setting."""
+    launched = []
     for name in peers:
-        delay = settings.litserve_batch_timeout_ms if name == LITSERVE else settings.peer_max_delay_ms
-        servers.launched.append(start_peer(name, settings.artifacts, settings.processes,
-                                           settings.peer_max_batch, delay, root,
-                                           max_latency_ms=settings.bentoml_max_latency_ms))
+        process, endpoint = start_peer(name, settings.artifacts, settings.processes, settings.peer_max_batch,
+                                       settings.peer_max_delay_ms, root, settings.bentoml_max_latency_ms,
+                                       settings.litserve_batch_timeout_ms)
+        running.callback(process.stop)
+        launched.append((process, endpoint))
     here = [p for p in points if p.frontend == grid.DEFAULT_FRONTEND]
     models = {MODEL_NAME: f"{MODEL_NAME}.mar", **{p.model: f"{p.model}.mar" for p in here}}
-    others = {p.frontend for p in points} - {grid.DEFAULT_FRONTEND}
+    others = list(dict.fromkeys(p.frontend for p in points if p.frontend != grid.DEFAULT_FRONTEND))
     print(f"starting TorchServe ({len(models)} models, {len(others)} more frontend(s) for the grid) "
           f"and {', '.join(peers) or 'no peer'}", flush=True)
-    workers = min([int(model_config.get("minWorkers", 1))] + [p.workers for p in here])
-    servers.ts = server.start(root / TORCHSERVE, root / "store", models, workers,
-                              timeout_s=settings.start_timeout_s, base=settings.config)
-    server.wait_models(servers.ts, [MODEL_NAME], int(model_config.get("minWorkers", 1)),
-                       settings.start_timeout_s)
-    grid.start_frontends(points, settings.grid_frontends, root, root / "store", settings.config,
-                         settings.start_timeout_s, into=servers.frontends)
-    grid.wait_workers(servers.by_frontend(), points, settings.start_timeout_s)
-    endpoints = {TORCHSERVE: torchserve_endpoint(servers.ts)}
-    for process, endpoint in servers.launched:
+    shipped_workers = int(model_config.get("minWorkers", 1))
+    ts = running.enter_context(served_models.start(
+        root / TORCHSERVE, root / "store", models, min([shipped_workers] + [p.workers for p in here]),
+        timeout_s=settings.start_timeout_s, base=settings.config))
+    served_models.wait_models(ts, [MODEL_NAME], shipped_workers, settings.start_timeout_s)
+    torchserves = {grid.DEFAULT_FRONTEND: ts}  # by frontend setting
+    for name in others:
+        torchserves[name] = running.enter_context(grid.start_frontend(
+            name, points, settings.grid_frontends[name], root, settings.config, settings.start_timeout_s))
+    grid.wait_workers(torchserves, points, settings.start_timeout_s)
+    endpoints = {TORCHSERVE: torchserve_endpoint(ts)}
+    for process, endpoint in launched:
         try:
             process.wait_ready(endpoint, text, settings.start_timeout_s)
             endpoints[process.name] = endpoint
         except RuntimeError as err:
             results["unavailable"][process.name] = str(err)
             print(f"  {process.name} unavailable: {err}")
-    return endpoints
+    return endpoints, torchserves
 
 
-def _refuse_disagreeing(endpoints: dict[str, Endpoint], check: Sequence[str], results: dict) -> None:
-    """Drop from `endpoints` every peer whose answers differ from TorchServe's (results["refused"])."""
-    reference = fetch_answers(endpoints[TORCHSERVE], check)
-    if any(a is None for a in reference):
-        raise RuntimeError("TorchServe did not answer every check headline")
-    for name in [n for n in endpoints if n != TORCHSERVE]:
-        why = check_agreement(reference, endpoints[name], check)
-        if why:
-            results["refused"][name] = why
-            print(f"  refused {name}: its answer differs from TorchServe's on {why}")
-            del endpoints[name]
-        else:
-            print(f"  {name} agrees with TorchServe on {len(check)} headlines")
+def _agrees(name: str, reference: Sequence[object], endpoint: Endpoint, check: Sequence[str], results: dict,
+            explanations: bool = False) -> bool:
+    """Whether `endpoint` answers `check` as the reference answers; results["refused"] if not."""
+    why = check_agreement(reference, endpoint, check, explanations)
+    if why:
+        results["refused"][name] = why
+        print(f"  refused {name}: its answer differs from TorchServe's on {why}")
+    return not why
 
 
 def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
@@ -250,43 +190,41 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
     wanted = [p for p in peers if "peers" in cases
               or (p == FASTAPI_BATCHED and "explanations" in cases)]
     started = time.monotonic()
+    reported = ("duration_s", "warmup_s", "rounds", "grid_rounds", "grid_frontends", "concurrencies",
+                "processes", "peer_max_batch", "peer_max_delay_ms", "litserve_batch_timeout_ms",
+                "bentoml_max_latency_ms")
     results: dict = {
-        "machine": machine(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s,
-                     "rounds": settings.rounds,
-                     "grid_rounds": settings.grid_rounds, "grid_frontends": settings.grid_frontends,
-                     "concurrencies": list(settings.concurrencies),
-                     "processes": settings.processes, "peer_max_batch": settings.peer_max_batch,
-                     "peer_max_delay_ms": settings.peer_max_delay_ms,
-                     "litserve_batch_timeout_ms": settings.litserve_batch_timeout_ms,
-                     "bentoml_max_latency_ms": settings.bentoml_max_latency_ms, "headlines": len(titles),
+        "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "settings": {**{name: getattr(settings, name) for name in reported}, "headlines": len(titles),
                      "checked_headlines": len(check), "cases": list(cases)},
         "cases": [], "explanation_cases": [], "grid": [], "refused": {}, "unavailable": {},
+        "model_config": shipped,
     }
-    servers = _Servers()
-    with temp_root("bench-peers-") as root:
-        try:
-            results["model_config"] = shipped
-            _build_store(settings, points, shipped, root / "store")
-            endpoints = _start(settings, wanted, points, root, results["model_config"], check[0], servers,
-                               results)
-            results["start_s"] = round(time.monotonic() - started, 1)
-            _refuse_disagreeing(endpoints, check, results)
-            if "peers" in cases:
-                print("peers: /predictions", flush=True)
-                results["cases"] = measure_all(list(endpoints.values()), bodies, settings)
-                results["ratios"] = ratios(results["cases"])
-                results["targets"] = targets(results["cases"])
-            if "explanations" in cases:
-                results["explanation_cases"] = _explanations(
-                    endpoints[TORCHSERVE], endpoints.get(FASTAPI_BATCHED), check, bodies, settings, results)
-            if points:
-                results["grid"] = _grid(servers.by_frontend(), points, bodies, settings)
-                if results["cases"]:
-                    results["choice"] = choose_defaults(results["grid"], results["cases"])
-        finally:
-            servers.stop()
+    with temp_root("bench-peers-") as root, ExitStack() as running:
+        archives.copy_into(settings.mar, root / "store")
+        grid.build_archives(root / "store" / f"{MODEL_NAME}.mar", root / "store", points, shipped)
+        endpoints, torchserves = _start(settings, wanted, points, root, shipped, check[0], running, results)
+        results["start_s"] = round(time.monotonic() - started, 1)
+        reference = fetch_answers(endpoints[TORCHSERVE], check)
+        if any(a is None for a in reference):
+            raise RuntimeError("TorchServe did not answer every check headline")
+        for name in [n for n in endpoints if n != TORCHSERVE]:
+            if _agrees(name, reference, endpoints[name], check, results):
+                print(f"  {name} agrees with TorchServe on {len(check)} headlines")
+            else:
+                del endpoints[name]
+        if "peers" in cases:
+            print("peers: /predictions", flush=True)
+            results["cases"] = measure_all(list(endpoints.values()), bodies, settings)
+            results["ratios"] = ratios(results["cases"])
+            results["targets"] = targets(results["cases"])
+        if "explanations" in cases:
+            results["explanation_cases"] = _explanations(
+                endpoints[TORCHSERVE], endpoints.get(FASTAPI_BATCHED), check, bodies, settings, results)
+        if points:
+            results["grid"] = _grid(torchserves, points, bodies, settings)
+            if results["cases"]:
+                results["choice"] = choose_defaults(results["grid"], results["cases"])
     results["machine"]["loadavg_end"] = loadavg()
     results["total_s"] = round(time.monotonic() - started, 1)
     return results
@@ -294,14 +232,12 @@ def run(settings: PeerSettings, cases: Sequence[str] = DEFAULT_CASES,
 
 def _explanations(ours: Endpoint, peer: Endpoint | None, check: Sequence[str], bodies: list[str],
                   settings: PeerSettings, results: dict) -> list[dict]:
+    name = f"{FASTAPI_BATCHED} explanations"
     if peer is None:
-        results["unavailable"].setdefault(f"{FASTAPI_BATCHED} explanations",
-                                          "the batched FastAPI peer is not up")
+        results["unavailable"].setdefault(name, "the batched FastAPI peer is not up")
         return []
-    why = check_agreement(fetch_answers(ours, check, explanations=True), peer, check, explanations=True)
-    if why:
-        results["refused"][f"{FASTAPI_BATCHED} explanations"] = why
-        print(f"  refused {FASTAPI_BATCHED} explanations: {why}")
+    reference = fetch_answers(ours, check, explanations=True)
+    if not _agrees(name, reference, peer, check, results, explanations=True):
         return []
     print(f"explanations: /explanations (agree on {len(check)} headlines)", flush=True)
     return measure_all([ours, peer], bodies, settings, explanations=True)

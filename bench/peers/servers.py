@@ -1,5 +1,5 @@
 """The servers `make bench-peers` compares: their names, where to reach them, how the peers
-are started and stopped (TorchServe itself is started by bench.server)."""
+are started and stopped (TorchServe: bench.served_models)."""
 from __future__ import annotations
 
 import os
@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from bench.harness import Target
+from serving import rest
 from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe, free_port
@@ -64,57 +64,50 @@ class PeerProcess:
         """Until one prediction is answered; RuntimeError (with the log's tail) otherwise."""
         def answered() -> bool:
             url = endpoint.base_url + endpoint.predictions
-            return requests.post(url, json={"text": text}, timeout=5).status_code == 200
+            return rest.request("POST", url, 5, json_body={"text": text}).status == 200
 
         def exited() -> str | None:
             code = self.process.poll()
             return None if code is None else f"{self.name} exited ({code})"
         try:
             wait_for(answered, timeout_s, f"{self.name} to answer", interval_s=0.5,
-                     not_yet=(requests.RequestException,), gone=exited)
+                     not_yet=(OSError,), gone=exited)
         except (RuntimeError, TimeoutError) as err:
-            raise RuntimeError(f"{err}: {self.tail()}") from None
-
-    def tail(self, lines: int = 5) -> str:
-        """The last lines of the peer's log, on one line."""
-        try:
-            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-lines:])
-        except OSError:
-            return ""
+            try:  # the log's last lines, on one line
+                tail = " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-5:])
+            except OSError:
+                tail = ""
+            raise RuntimeError(f"{err}: {tail}") from None
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM the process group, SIGKILL what is left after `timeout_s`."""
         if self.process.poll() is None:
             _signal_group(self.process.pid, signal.SIGTERM)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
         # Workers (uvicorn's, Ray's) may outlive their parent: the group goes too.
         _signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, max_delay_ms: float,
-               root: Path, max_latency_ms: int = 1000) -> tuple[PeerProcess, Endpoint]:
-    """Launch one peer with `processes` processes (uvicorn workers, Ray replicas, LitServe's
-    and BentoML's model workers) and its batcher's settings (`max_delay_ms`: the wait for a
-    batch; BentoML adapts its wait within the budget `max_latency_ms` instead); its log and
-    Ray's and BentoML's state go under `root`. Not yet ready: see PeerProcess.wait_ready."""
+               root: Path, max_latency_ms: int = 1000, litserve_timeout_ms: float = 1.0
+               ) -> tuple[PeerProcess, Endpoint]:
+    """Launch one peer with `processes` processes and its batcher's settings (`max_delay_ms`:
+    the wait for a batch; LitServe's is `litserve_timeout_ms`; BentoML's adaptive wait stays
+    within `max_latency_ms`), its log and state under `root`. Not yet ready: see wait_ready."""
     port = free_port()
     artifacts = str(artifacts_dir.resolve())
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    script = ["--artifacts", artifacts, "--port", str(port), "--max-batch", str(max_batch)]
     if name == LITSERVE:
-        command = [sys.executable, "-m", "bench.peers.lit_serve", "--artifacts", artifacts,
-                   "--port", str(port), "--workers", str(processes), "--max-batch", str(max_batch),
-                   "--max-delay-ms", str(max_delay_ms)]
+        command = [sys.executable, "-m", "bench.peers.lit_serve", *script, "--workers", str(processes),
+                   "--max-delay-ms", str(litserve_timeout_ms)]
     elif name == BENTOML:
         env.update(PEER_ARTIFACTS=artifacts, PEER_PROCESSES=str(processes), PEER_MAX_BATCH=str(max_batch),
                    PEER_MAX_LATENCY_MS=str(max_latency_ms), BENTOML_HOME=str(root / "bentoml"),
@@ -122,13 +115,11 @@ def start_peer(name: str, artifacts_dir: Path, processes: int, max_batch: int, m
         command = [sys.executable, "-m", "bentoml", "serve", "bench.peers.bento:NewsPeer",
                    "--working-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(port)]
     elif name == RAY_SERVE:
-        command = [sys.executable, "-m", "bench.peers.ray_serve", "--artifacts", artifacts,
-                   "--port", str(port), "--replicas", str(processes), "--max-batch", str(max_batch),
+        command = [sys.executable, "-m", "bench.peers.ray_serve", *script, "--replicas", str(processes),
                    "--max-delay-ms", str(max_delay_ms), "--temp-dir", str(root / "ray")]
     else:
         env.update(PEER_ARTIFACTS=artifacts, PEER_BATCHED="1" if name == FASTAPI_BATCHED else "0",
-                   PEER_MAX_BATCH=str(max_batch),
-                   PEER_MAX_DELAY_MS=str(max_delay_ms))
+                   PEER_MAX_BATCH=str(max_batch), PEER_MAX_DELAY_MS=str(max_delay_ms))
         command = [sys.executable, "-m", "uvicorn", "bench.peers.apps:app_from_env", "--factory",
                    "--workers", str(processes), "--host", "127.0.0.1", "--port", str(port),
                    "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from bench import server as bench_server
+from bench import served_models as bench_server
 from serving.__main__ import main
 from serving.archive import build_archive
 from serving.polling import wait_for

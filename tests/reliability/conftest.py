@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import headlines, server
+from bench import headlines
+from bench import served_models as server
 from bench.harness import loadavg, machine, write
 from serving.archive import build_archive, read_model_config
 from serving.polling import wait_for

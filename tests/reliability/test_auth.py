@@ -8,7 +8,7 @@ import psutil
 import pytest
 import requests
 
-from bench import server
+from bench import served_models as server
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
 

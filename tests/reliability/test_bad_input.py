@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bench import server
+from bench import served_models as server
 from serving.properties import MODEL_NAME
 from tests.helpers import traffic
 from tests.helpers.badinput import JSON, TEXT, bad_requests, edge_good_requests, lenient_requests

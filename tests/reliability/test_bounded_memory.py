@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from bench import server as bench_server
+from bench import served_models as bench_server
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
 from tests.helpers import traffic

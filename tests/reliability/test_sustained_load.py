@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench import server
+from bench import served_models as server
 from serving.properties import MODEL_NAME
 from tests.helpers import traffic
 from tests.helpers.checked_load import percentile

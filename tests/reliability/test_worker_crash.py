@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench import server
+from bench import served_models as server
 from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from tests.helpers import traffic

@@ -5,8 +5,8 @@ import sys
 import pandas as pd
 import pytest
 
-from bench import scale
-from bench.scale import Run
+from bench import training_scale as scale
+from bench.training_scale import Run
 from tests.helpers.tiny_headlines import write_csv
 
 

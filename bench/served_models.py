@@ -1,17 +1,12 @@
-"""What the bench needs on top of serving.server: several named models, worker processes.
-
-serving.server.TorchServe starts TorchServe in its own directory (own temp dir, own key
-file, free loopback ports through `config_on_free_ports`) and talks to its APIs; here we add
-loading several archives under chosen names, waiting for all of them, a load target per
-endpoint, and finding the worker processes (for resident memory, and for kill -9).
-"""
+"""TorchServe serving several named archives for the bench (on top of serving.server), and
+its worker processes (for CPU time, resident memory, and kill -9)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 
 import psutil
-import requests
 
 from bench.harness import Target
 from serving.polling import wait_for
@@ -23,8 +18,8 @@ WORKER_SCRIPT = "model_service_worker.py"
 def start(workdir: Path, model_store: Path, models: dict[str, str], workers: int = 1,
           timeout_s: float = 300, **overrides: object) -> TorchServe:
     """Start TorchServe from `workdir` loading `models` ({name: file.mar} in `model_store`)
-    with the project's config.properties on free ports, and wait until each model has
-    `workers` READY workers. `overrides` change config.properties entries."""
+    with the project's config.properties on free ports (`overrides` change its entries), and
+    wait until each model has `workers` READY workers."""
     workdir.mkdir(parents=True, exist_ok=True)
     load_models = ",".join(f"{name}={mar}" for name, mar in models.items())
     config = config_on_free_ports(workdir, model_store, workers=workers, load_models=load_models, **overrides)
@@ -43,9 +38,10 @@ def wait_models(server: TorchServe, models: Iterable[str], workers: int = 1,
     """Wait until every model has at least `workers` READY workers (ServerError otherwise)."""
     models = list(models)
     try:
+        # OSError: serving.rest's CallFailed (no answer yet, or 404 before the model registers).
         wait_for(lambda: all(server.ready_workers(m) >= workers for m in models), timeout_s,
                  f"{models} with {workers} READY worker(s)", interval_s=0.2,
-                 not_yet=(requests.RequestException, ValueError, IndexError, KeyError),
+                 not_yet=(OSError, ValueError, IndexError, KeyError),
                  gone=lambda: None if server.pid() else "TorchServe exited")
     except (RuntimeError, TimeoutError) as err:
         raise ServerError(f"{err}; see {server.workdir / 'logs'}") from None
@@ -59,21 +55,16 @@ def target(server: TorchServe, path: str) -> Target:
 
 def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
     """User + system CPU seconds so far of each process (0.0 for one that has gone)."""
-    out = {}
+    out = dict.fromkeys(procs, 0.0)
     for name, p in procs.items():
-        try:
+        with suppress(psutil.Error):
             t = p.cpu_times()
             out[name] = t.user + t.system
-        except psutil.Error:
-            out[name] = 0.0
     return out
 
 
 def worker_processes(server: TorchServe, model: str | None = None) -> list[psutil.Process]:
-    """The Python worker processes under the Java frontend (of `model`, when given).
-
-    A worker's model is read off the management API's worker pids when `model` is given.
-    """
+    """The Python worker processes under the Java frontend (only `model`'s, when given)."""
     pid = server.pid()
     if pid is None:
         return []
@@ -84,7 +75,7 @@ def worker_processes(server: TorchServe, model: str | None = None) -> list[psuti
         return []
     if model is None:
         return workers
-    pids = {w.get("pid") for w in server.describe(model).get("workers", [])}
+    pids = set(worker_pids(server, model))
     return [p for p in workers if p.pid in pids]
 
 
@@ -92,16 +83,9 @@ def worker_rss(server: TorchServe, model: str | None = None) -> dict[int, float]
     """Resident memory of each worker process, in MiB (unrounded), by pid."""
     sizes = {}
     for p in worker_processes(server, model):
-        try:
+        with suppress(psutil.Error):  # the worker exited since it was listed
             sizes[p.pid] = p.memory_info().rss / 2**20
-        except psutil.Error:
-            pass  # the worker exited since it was listed
     return sizes
-
-
-def worker_rss_mib(server: TorchServe, model: str | None = None) -> list[float]:
-    """Resident memory of each worker process, in MiB rounded to 0.1."""
-    return [round(mib, 1) for mib in worker_rss(server, model).values()]
 
 
 def worker_pids(server: TorchServe, model: str) -> list[int]:

@@ -1,44 +1,41 @@
 """How training scales with the data: wall time, CPU time and peak memory at several sizes.
 
-    python -m bench.scale --data news.csv                      # 10k, 40k and 120k rows
-    python -m bench.scale --data news.csv --rows 10000 --note "quiet machine"
+    python -m bench.training_scale --data news.csv --rows 10000 --note "quiet machine"
 
-For each size it builds a CSV of that many rows by repeating the given one, then times the two
-training commands a user meets, each in a fresh process, exactly as the Makefile runs them:
-
-    serve   what `make serve` trains on a fresh clone: python -m training --archived-only
-    train   `make train`, every experiment:              python -m training
-
-It writes <out>/scale.json (every figure, with each run's time per step) and <out>/scale.md (the
-table docs/training.md shows). Repeated rows fall into the training and the test split alike,
-so the F1 of these runs means nothing: the table is about time and memory only.
+Each size is a CSV of that many rows, repeating the given one; on it, the training commands a
+user meets (COMMANDS) each run in a fresh process, as the Makefile runs them. Writes
+<out>/scale.json and scale.md (the table docs/training.md shows). Repeated rows fall into the
+training and the test split alike, so the F1 of these runs means nothing: the table is about
+time and memory only.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from bench.harness import machine
+from bench.harness import machine, write
+from serving.polling import wait_for
 from training.data import CATEGORY, TITLE, read_headlines
 from training.errors import TrainingError
 from training.timing import STEP_SECONDS
 
 DEFAULT_ROWS = (10_000, 40_000, 120_000)
-# The training commands timed, by the make target that runs them.
-COMMANDS = {
-    "serve": ["--archived-only"],  # the `make serve` training step (artifacts/model.pt rule)
-    "train": [],  # `make train`: every experiment
-}
+# The training commands timed, by the make target that runs them (`serve`: the
+# artifacts/model.pt rule; `train`: every experiment).
+COMMANDS = {"serve": ["--archived-only"], "train": []}
 COMMAND_LABELS = {"serve": "`make serve` training step", "train": "`make train` (all experiments)"}
 # How often the process tree's memory is sampled: short next to a run, cheap on the CPU.
 SAMPLE_SECONDS = 0.2
@@ -80,38 +77,26 @@ def build_repeated_csv(source: str | Path, rows: int, target: str | Path) -> Pat
 
 def _proc_kib(path: str, field: str) -> int | None:
     """Bytes of a "Field:  N kB" line of a /proc file, or None when unreadable or absent."""
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    with suppress(OSError), open(path) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
     return None
 
 
-def process_memory(pid: int) -> int:
-    """Bytes of memory `pid` uses: its proportional set size (a page shared by n processes,
-    such as forked workers, counts 1/n), or its resident size where PSS is not readable."""
-    pss = _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss")
-    if pss is not None:
-        return pss
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def peak_resident(pid: int) -> int:
-    """The most bytes `pid` has had resident since it started its program (0 if unknown)."""
-    return _proc_kib(f"/proc/{pid}/status", "VmHWM") or 0
-
-
 def process_tree_memory(pid: int) -> int:
-    """Bytes of memory used by `pid` and all its descendants now (Linux /proc; 0 elsewhere)."""
+    """Bytes of memory used by `pid` and all its descendants now (Linux /proc; 0 elsewhere): each
+    one's proportional set size (a page shared by n processes, such as forked workers, counts
+    1/n), or its resident size where PSS is not readable."""
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
         try:
-            total += process_memory(current)
+            used = _proc_kib(f"/proc/{current}/smaps_rollup", "Pss")
+            if used is None:
+                with open(f"/proc/{current}/statm") as f:
+                    used = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            total += used
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as f:
                     todo += [int(child) for child in f.read().split()]
@@ -130,58 +115,43 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None, timeout: flo
     worker processes; shared pages counted once). Not wait4's ru_maxrss: it also counts this
     process's pages that the child held between fork and exec."""
     start = time.perf_counter()
-    process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    sampled = [0]
-    done = threading.Event()
+    with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: the child never blocks on it
+        process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
+                                   text=True)
+        sampled = [0]
+        done = threading.Event()
 
-    def sample() -> None:
-        while not done.wait(SAMPLE_SECONDS):
-            sampled[0] = max(sampled[0], process_tree_memory(process.pid), peak_resident(process.pid))
+        def sample() -> None:
+            while not done.wait(SAMPLE_SECONDS):
+                peak_resident = _proc_kib(f"/proc/{process.pid}/status", "VmHWM") or 0  # since exec
+                sampled[0] = max(sampled[0], process_tree_memory(process.pid), peak_resident)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stderr_tail: list[str] = []
-    reader = threading.Thread(target=_keep_tail, args=(process.stderr, stderr_tail), daemon=True)
-    reader.start()
-    deadline = None if timeout is None else start + timeout
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        if deadline is not None and time.perf_counter() > deadline:
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+
+        def reaped() -> tuple | None:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            return (status, usage) if pid else None
+        killed = []
+        try:
+            status, usage = wait_for(reaped, math.inf if timeout is None else timeout, " ".join(argv))
+        except TimeoutError:
             process.kill()
-            pid, status, usage = os.wait4(process.pid, 0)
-            stderr_tail.append(f"killed after {timeout:.0f} s (--timeout)")
-            break
-        time.sleep(0.05)
-    wall = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    reader.join(timeout=5)
+            _, status, usage = os.wait4(process.pid, 0)
+            killed.append(f"killed after {timeout:.0f} s (--timeout)")
+        wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        err.seek(0)
+        tail = err.read().splitlines() + killed
     process.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
-    peak = sampled[0]
-    cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, peak, process.returncode, "\n".join(stderr_tail[-5:])
-
-
-def _keep_tail(stream, tail: list[str], keep: int = 50) -> None:
-    """Drain `stream` (so the child never blocks on a full pipe), keeping its last lines."""
-    for line in stream:
-        tail.append(line.rstrip("\n"))
-        del tail[:-keep]
+    return wall, usage.ru_utime + usage.ru_stime, sampled[0], process.returncode, "\n".join(tail[-5:])
 
 
 def training_argv(data: Path, out: Path, command: str, extra: Sequence[str] = ()) -> list[str]:
     """The `python -m training` command line that `command` ("serve" or "train") stands for."""
     return [sys.executable, "-m", "training", "--data", str(data), "--out", str(out),
             *COMMANDS[command], *extra]
-
-
-def read_step_seconds(artifacts: Path) -> dict[str, float]:
-    """A finished run's time per step (empty when the run wrote none)."""
-    path = artifacts / STEP_SECONDS
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _minutes(seconds: float) -> str:
@@ -211,25 +181,12 @@ def markdown(runs: Sequence[Run], host: dict, note: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(runs: Sequence[Run], host: dict, out: Path, note: str = "") -> tuple[Path, Path]:
-    """Write scale.json and scale.md into `out`; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "scale.json", out / "scale.md"
-    json_path.write_text(json.dumps({"machine": host, "note": note, "runs": [asdict(r) for r in runs]},
-                                    indent=2))
-    md_path.write_text(markdown(runs, host, note))
-    return json_path, md_path
-
-
 def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path,
             extra: Sequence[str] = (), timeout: float | None = None, note: str = "",
             checkout: Path | None = None) -> list[Run]:
     """Build each size's CSV, time each command on it, and rewrite the results after every run
-    (so a long run that is interrupted still leaves the sizes it finished).
-
-    `checkout` times another checkout's `python -m training` (e.g. the commit before a change)
-    with the same data: it runs from that directory, so its own `training` package is imported.
-    """
+    (an interrupted run still leaves the sizes it finished). `checkout` times another
+    checkout's `python -m training` (e.g. the commit before a change) on the same data."""
     host = machine()
     runs: list[Run] = []
     out = out.resolve()  # absolute paths: the runs start in `root`, not here
@@ -245,19 +202,21 @@ def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path
             argv = training_argv(csv, artifacts, command, extra)
             print(f"{rows:,} rows, {command}: {' '.join(argv[1:])}", flush=True)
             wall, cpu, peak, code, error = measure(argv, env=env, timeout=timeout, cwd=root)
+            steps = artifacts / STEP_SECONDS  # each step's seconds, when the run wrote them
             run = Run(rows, command, argv[1:], round(wall, 1), round(cpu, 1), round(peak / 2**20, 1), code,
-                      read_step_seconds(artifacts) if code == 0 else {}, error if code else "")
+                      json.loads(steps.read_text()) if code == 0 and steps.is_file() else {},
+                      error if code else "")
             print(f"  {_minutes(wall)} wall, {_minutes(cpu)} CPU, {run.peak_memory_mb:,.0f} MB peak, "
-                  f"exit {code}"
-                  + (f"\n  {error}" if code else ""), flush=True)
+                  f"exit {code}" + (f"\n  {error}" if code else ""), flush=True)
             runs.append(run)
-            write_results(runs, host, out, note)
+            write(out, "scale", {"machine": host, "note": note, "runs": [asdict(r) for r in runs]},
+                  markdown(runs, host, note))
     return runs
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The scale script's options."""
-    p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench.training_scale", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="headlines CSV to repeat (e.g. the 10,000-row news.csv)")
     p.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS), help="sizes to build and time")
