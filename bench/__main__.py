@@ -180,6 +180,7 @@ def _profile(args: argparse.Namespace) -> int:
     from bench import profile
     text = profile.run(args.mar, args.config, args.data, args.seconds, args.concurrency, args.path)
     out = args.out / "profile.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(text)
     print(f"wrote {out}")

@@ -30,6 +30,7 @@ import psutil
 
 from bench import served_models
 from bench.harness import loadavg, machine, temp_root
+from serving import cli
 from serving.archive import read_model_config
 from serving.offline_pool import OFFLINE_MAX_TEXTS
 from serving.polling import wait_for
@@ -232,12 +233,11 @@ def measure(mar: Path, artifacts: Path, data: Path, rows: int, rounds: int) -> d
             "command_summaries": lines}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse, measure, print JSON."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.batch_speed", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="news-cnn predict --file end to end (served and --archive) against the "
-                    "in-process Predictor on the same file, in one run; prints JSON.")
+def build_parser() -> argparse.ArgumentParser:
+    """The batch benchmark's options."""
+    parser = cli.command_line("python -m bench.batch_speed",
+                              "news-cnn predict --file end to end (served and --archive) against the\n"
+                              "in-process Predictor on the same file, in one run; prints JSON.")
     parser.add_argument("--mar", type=Path, default=Path("model_store") / f"{MODEL_NAME}.mar",
                         help="the archive to serve")
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"),
@@ -245,7 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="a CSV with a title column")
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="headlines in the file")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, measure, print JSON."""
+    args = build_parser().parse_args(argv)
     print(json.dumps(measure(args.mar, args.artifacts, args.data, args.rows, args.rounds), indent=2))
     return 0
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import machine, write
+from serving import cli
 from serving.polling import wait_for
 from training.data import CATEGORY, TITLE, read_headlines
 from training.errors import TrainingError
@@ -216,8 +217,7 @@ def run_all(data: Path, sizes: Sequence[int], commands: Sequence[str], out: Path
 
 def build_parser() -> argparse.ArgumentParser:
     """The scale script's options."""
-    p = argparse.ArgumentParser(prog="python -m bench.training_scale", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.command_line("python -m bench.training_scale", __doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="headlines CSV to repeat (e.g. the 10,000-row news.csv)")
     p.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS), help="sizes to build and time")
     p.add_argument("--commands", nargs="+", choices=list(COMMANDS), default=list(COMMANDS),
@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        checkout=Path(args.checkout) if args.checkout else None)
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.USAGE
     print(f"\nwrote {Path(args.out) / 'scale.md'} and scale.json")
     return 0 if all(r.exit_code == 0 for r in runs) else 1
 

@@ -21,7 +21,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     default, where it has one worth showing (not an absent value or an unset flag)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        unset = action.default is None or action.default is False or action.default == []
+        unset = action.default is None or action.default is False or action.default in ("", [])
         if unset or "%(default)" in (action.help or ""):
             return action.help
         if isinstance(action.default, (list, tuple)):  # as it is typed: a b c, or a,b,c for one value

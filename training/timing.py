@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 
-# Written into the artifact directory by every run; `python -m bench.scale` reads it.
+# Written into the artifact directory by every run; `python -m bench.training_scale` reads it.
 STEP_SECONDS = "step_seconds.json"
 
 

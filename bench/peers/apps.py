@@ -7,6 +7,7 @@ per request); `batched=True` what a careful person writes (async endpoints befor
 """
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,10 +20,22 @@ from pydantic import BaseModel
 from bench.peers.microbatch import MicroBatcher
 from model.explain import Explainer
 from model.predictor import Predictor
+from serving import cli
 
 DEFAULT_MAX_BATCH = 32
 # 0: a batch is whatever is queued when the previous one ends (no waiting at low load).
 DEFAULT_MAX_DELAY_MS = 0.0
+
+
+def peer_options() -> argparse.ArgumentParser:
+    """The options every peer script (lit_serve, ray_serve) takes, as a parent parser."""
+    options = cli.shared_options()
+    options.add_argument("--artifacts", type=Path, required=True, help="the training run to serve")
+    options.add_argument("--port", type=int, required=True, help="the loopback port to listen on")
+    options.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="headlines per batch")
+    options.add_argument("--max-delay-ms", type=float, default=DEFAULT_MAX_DELAY_MS,
+                         help="the longest wait for a batch to fill")
+    return options
 
 
 class PeerModel:

@@ -15,7 +15,8 @@ from pathlib import Path
 import litserve as ls
 from fastapi import HTTPException
 
-from bench.peers.apps import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY_MS, PeerModel
+from bench.peers.apps import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY_MS, PeerModel, peer_options
+from serving import cli
 
 
 def headline_of(request: object) -> str:
@@ -69,16 +70,17 @@ def build_server(artifacts: str | Path, workers: int, max_batch: int = DEFAULT_M
                         fast_queue=True, timeout=60, disable_openapi_url=True)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The LitServe peer's options."""
+    parser = cli.command_line("python -m bench.peers.lit_serve", __doc__.split("\n\n")[0],
+                              parents=[peer_options()])
+    parser.add_argument("--workers", type=int, default=2, help="inference processes per endpoint")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until told to stop (see the module doc)."""
-    parser = argparse.ArgumentParser(prog="python -m bench.peers.lit_serve",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", type=Path, required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=2, help="inference processes per endpoint")
-    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH)
-    parser.add_argument("--max-delay-ms", type=float, default=DEFAULT_MAX_DELAY_MS)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     server = build_server(args.artifacts, args.workers, args.max_batch, args.max_delay_ms)
     # One HTTP process per inference worker of /predictions (LitServe's default would count
     # the idle /explanations workers too and start twice as many on these cores).

@@ -17,7 +17,8 @@ import ray
 from ray import serve
 from starlette.requests import Request
 
-from bench.peers.apps import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY_MS, PeerModel
+from bench.peers.apps import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY_MS, PeerModel, peer_options
+from serving import cli
 
 # Requests a replica takes at once: Ray's default (5) would cap a batch at 5.
 MAX_ONGOING_REQUESTS = 64
@@ -48,17 +49,18 @@ class NewsPeer:
         return await self.predict(text)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The Ray Serve peer's options."""
+    parser = cli.command_line("python -m bench.peers.ray_serve", __doc__.split("\n\n")[0],
+                              parents=[peer_options()])
+    parser.add_argument("--replicas", type=int, default=2, help="the deployment's replicas")
+    parser.add_argument("--temp-dir", type=Path, default=None, help="Ray's session directory")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until told to stop (see the module doc)."""
-    parser = argparse.ArgumentParser(prog="python -m bench.peers.ray_serve",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", type=Path, required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--replicas", type=int, default=2)
-    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH)
-    parser.add_argument("--max-delay-ms", type=float, default=DEFAULT_MAX_DELAY_MS)
-    parser.add_argument("--temp-dir", type=Path, default=None, help="Ray's session directory")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     def stop(signum, frame) -> None:
         raise SystemExit(0)

@@ -35,7 +35,10 @@ def test_the_command_lines_are_found():
 
 @pytest.mark.parametrize("name", COMMAND_LINES)
 def test_a_command_line_is_built_one_way(name):
-    module = importlib.import_module(name)
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as err:  # a benchmark peer's package: bench-only, installed on demand
+        pytest.skip(f"{name} needs {err.name}, not installed (make bench-peers installs it)")
     assert callable(module.main)
     parser = module.build_parser()
     assert parser.prog.startswith(("python -m ", "news-cnn")), parser.prog
