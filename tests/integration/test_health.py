@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from bench import served_models as bench_server
+from bench import served_models
 from serving.__main__ import main
 from serving.archive import build_archive
 from serving.polling import wait_for
@@ -101,13 +101,13 @@ def test_a_killed_worker_under_load_makes_readiness_false_then_true(served):
         t.start()
     try:
         wait_for(lambda: answered.count(200) >= 50, 30, "50 answers under load")
-        (victim,) = bench_server.worker_pids(served, "news_cnn")
+        (victim,) = served_models.worker_pids(served, "news_cnn")
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: _http_ready(served) == 503, READY_BOUND_S,
                  "the HTTP readiness URL to answer 503 after the only worker was killed")
         wait_for(lambda: _http_ready(served) == 200, 90, "ready again after the restart", interval_s=0.2)
         assert _cli(served, "ready") == 0
-        assert victim not in bench_server.worker_pids(served, "news_cnn")
+        assert victim not in served_models.worker_pids(served, "news_cnn")
     finally:
         stop.set()
         for t in threads:

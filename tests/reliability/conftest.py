@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import headlines
-from bench import served_models as server
+from bench import headlines, served_models
 from bench.harness import loadavg, machine, write
 from serving.archive import build_archive, read_model_config
 from serving.polling import wait_for
@@ -116,7 +115,7 @@ def start_server(soak_archive, tmp_path_factory) -> Iterator[Callable[..., Torch
     started: list[TorchServe] = []
 
     def start(**overrides: object) -> TorchServe:
-        ts = server.start(tmp_path_factory.mktemp("soak_server"), soak_archive.mar.parent,
+        ts = served_models.start(tmp_path_factory.mktemp("soak_server"), soak_archive.mar.parent,
                           {MODEL_NAME: soak_archive.mar.name}, soak_archive.workers, **overrides)
         started.append(ts)
         return ts

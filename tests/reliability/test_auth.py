@@ -8,7 +8,7 @@ import psutil
 import pytest
 import requests
 
-from bench import served_models as server
+from bench import served_models
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
 
@@ -20,7 +20,7 @@ LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 def listening_sockets(ts: TorchServe) -> list[dict]:
     """Every TCP socket the frontend and its workers listen on."""
     pid = ts.pid()
-    procs = [psutil.Process(pid)] + server.worker_processes(ts) if pid else []
+    procs = [psutil.Process(pid)] + served_models.worker_processes(ts) if pid else []
     out = []
     for p in procs:
         try:

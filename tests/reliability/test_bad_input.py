@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bench import served_models as server
+from bench import served_models
 from serving.properties import MODEL_NAME
 from tests.helpers import traffic
 from tests.helpers.badinput import JSON, TEXT, bad_requests, edge_good_requests, lenient_requests
@@ -59,7 +59,7 @@ def _problem(case: str, content_type: str | None, o: Outcome) -> dict:
 @pytest.mark.soak
 def test_bad_input_barrage(served, headlines_sent, reference, soak_sizes, soak_archive, record):
     plan = _plan(headlines_sent, soak_sizes, soak_archive)
-    pids_before = server.worker_pids(served, MODEL_NAME)
+    pids_before = served_models.worker_pids(served, MODEL_NAME)
     outcomes = traffic.predictions(served).run([(body, ctype) for _, _, body, ctype in plan],
                                                soak_sizes.barrage_concurrency,
                                                deadline_s=soak_sizes.case_deadline_s)
@@ -98,7 +98,7 @@ def test_bad_input_barrage(served, headlines_sent, reference, soak_sizes, soak_a
             problems.append(_problem(f"good: {name[:60]!r}", ctype, o))
     figures = {"requests": len(outcomes), **counts, "statuses": traffic.statuses(outcomes),
                "lenient_outcomes": lenient,
-               "worker_pids_unchanged": pids_before == server.worker_pids(served, MODEL_NAME),
+               "worker_pids_unchanged": pids_before == served_models.worker_pids(served, MODEL_NAME),
                "healthy_after": served.ping(), "problems": problems[:40], "problem_count": len(problems)}
     record("barrage", figures)
     assert figures["requests"] == len(plan) and counts["bad"] >= 200

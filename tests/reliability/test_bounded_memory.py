@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from bench import served_models as bench_server
+from bench import served_models
 from serving.properties import MODEL_NAME
 from serving.server import TorchServe
 from tests.helpers import traffic
@@ -52,7 +52,7 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(SAMPLE_S):
-            self.peak = max(self.peak, sum(bench_server.worker_rss(self.server, MODEL_NAME).values()))
+            self.peak = max(self.peak, sum(served_models.worker_rss(self.server, MODEL_NAME).values()))
             if self.peak - self.base > SAFETY_MIB:
                 self.over()
 
@@ -67,8 +67,8 @@ def test_the_largest_requests_keep_worker_memory_bounded(full_size_only, fresh_s
     warm = load.run(traffic.json_requests(["Oil prices rise as stocks fall"]),
                     concurrency=soak_archive.workers, total=8)
     assert {o.status for o in warm} == {200}
-    pids = bench_server.worker_pids(ts, MODEL_NAME)
-    base = sum(bench_server.worker_rss(ts, MODEL_NAME).values())
+    pids = served_models.worker_pids(ts, MODEL_NAME)
+    base = sum(served_models.worker_rss(ts, MODEL_NAME).values())
     sampler = RssSampler(ts, base, load.stop.set)
     sampler.start()
     body = largest_request(soak_archive.max_texts, soak_archive.max_chars)
@@ -82,7 +82,7 @@ def test_the_largest_requests_keep_worker_memory_bounded(full_size_only, fresh_s
                "statuses": traffic.statuses(outcomes), "rss_mib_idle": round(base),
                "rss_mib_peak": round(sampler.peak), "growth_mib": round(sampler.peak - base),
                "limit_mib": limit_mib,
-               "workers_restarted": bench_server.worker_pids(ts, MODEL_NAME) != pids,
+               "workers_restarted": served_models.worker_pids(ts, MODEL_NAME) != pids,
                "stopped_at_safety_limit": load.stop.is_set()}
     record("bounded_memory", figures, part=path)
     assert outcomes and {o.status for o in outcomes} == {200}, figures

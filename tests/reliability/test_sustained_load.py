@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench import served_models as server
+from bench import served_models
 from serving.properties import MODEL_NAME
 from tests.helpers import traffic
 from tests.helpers.checked_load import percentile
@@ -21,12 +21,12 @@ def test_sustained_load_all_right_memory_flat(served, headlines_sent, reference,
     client = traffic.predictions(served)
     warm = client.run(traffic.json_requests(texts), sizes.sustained_concurrency,
                       total=min(500, sizes.sustained_requests))
-    before = server.worker_rss(served, MODEL_NAME)
+    before = served_models.worker_rss(served, MODEL_NAME)
     start = time.monotonic()
     outcomes = client.run(traffic.json_requests(texts), sizes.sustained_concurrency,
                           total=sizes.sustained_requests, deadline_s=sizes.case_deadline_s)
     seconds = time.monotonic() - start
-    after = server.worker_rss(served, MODEL_NAME)
+    after = served_models.worker_rss(served, MODEL_NAME)
     check = traffic.check_answers(outcomes, texts, reference)
     growth = (sum(after.values()) - sum(before.values())) / sum(before.values()) if before else None
     latencies = [o.latency_s * 1000 for o in outcomes]

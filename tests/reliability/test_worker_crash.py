@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench import served_models as server
+from bench import served_models
 from serving.polling import wait_for
 from serving.properties import MODEL_NAME
 from tests.helpers import traffic
@@ -27,12 +27,13 @@ def crash_under_load(ts, texts, reference, sizes, workers: int) -> dict:
     client = traffic.predictions(ts, retries=sizes.client_retries, backoff=True)
     with traffic.in_background(client, texts, sizes.crash_concurrency, sizes.case_deadline_s) as box:
         wait_for(lambda: client.completed >= sizes.crash_warmup, 60, "warm-up requests")
-        victim = server.worker_pids(ts, MODEL_NAME)[0]
+        victim = served_models.worker_pids(ts, MODEL_NAME)[0]
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         # Recovered: the configured number of READY workers again, none of them the victim.
         wait_for(lambda: traffic.healthy_with(ts, workers)
-                 and victim not in server.worker_pids(ts, MODEL_NAME), 120, "the killed worker's replacement")
+                 and victim not in served_models.worker_pids(ts, MODEL_NAME), 120,
+                 "the killed worker's replacement")
         recovered_at = time.monotonic()
         done_at_recovery = client.completed
         wait_for(lambda: client.completed >= done_at_recovery + sizes.crash_after_recovery, 60,
@@ -59,7 +60,7 @@ def test_a_killed_worker_is_replaced_and_a_retrying_client_loses_nothing(
     record("crash", figures)
     assert figures["misdelivered"] == 0 and figures["wrong"] == 0, figures
     assert figures["healthy_after"] and figures["workers_after"] == workers
-    assert figures["killed_pid"] not in server.worker_pids(served, MODEL_NAME)
+    assert figures["killed_pid"] not in served_models.worker_pids(served, MODEL_NAME)
     # A plain client loses only requests in flight on the killed worker (one batch at most),
     # all while it is replaced; the retrying client loses none.
     batch = int(soak_archive.model_config.get("batchSize", 1))
