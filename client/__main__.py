@@ -3,4 +3,5 @@ import sys
 
 from client.news_cnn import main
 
-sys.exit(main(prog="python -m client"))
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m client"))

@@ -1,7 +1,7 @@
 """A file of headlines in, the same rows with their answers out, in input order.
 
 One implementation for both ways of answering: the served model over REST (`NewsClient`)
-and the archive run in this process (`news-cnn --archive`, client/news_cnn.py); either is a
+and the archive run in this process (`news-cnn predict --archive`, client/commands.py); either is a
 sending.Model. Rows are written as they are answered, whole rows only. A refusal of one
 headline becomes its row's `error`; anything else (no answer after the client's retries, a
 refused key, an unknown model) stops the run: the rows written so far stay, and `--resume`

@@ -3,7 +3,8 @@
 Each command runs against a server over REST (`client_from`: --url, or the checkout's local
 server), or with --archive against the archived model in this process (serving/offline.py).
 `execute` turns every way a run can end into an exit status and at most one line on stderr:
-0 done, 1 the model did not answer or refused, 2 the input could not be read, 130 interrupted.
+0 done, 1 the model did not answer or refused, 2 input or options that cannot be used (an
+archive that does not load among them), 130 interrupted.
 Rows a --file run wrote stay in --out, and the line says how to finish them.
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """`news-cnn`, the project's one command: call the served model over REST, or run the server.
 
-    news-cnn [--url URL --token TOKEN ...] predict|explain|scale|describe ...   (client/commands.py)
+    news-cnn [--url URL --token TOKEN ...] predict|explain|scale|describe ...  (the model, over REST)
     news-cnn predict|explain --archive news_cnn.mar ...     (the archive in this process, no server)
-    news-cnn start|stop|drain|status|ready|live|keys|examples|probe|run ...    (serving/__main__.py)
+    news-cnn start|stop|drain|status|ready|live|keys|examples|probe|run ...   (the local TorchServe)
 
 Examples:
   news-cnn predict "The final tennis tournament starts next week."
@@ -20,7 +20,6 @@ its key file, re-read on every call. `python -m client` is the same command.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from client import commands, sending, tables
@@ -32,7 +31,7 @@ from serving import cli
 
 def build_parser(prog: str = commands.PROG) -> argparse.ArgumentParser:
     """The whole command line: the connection options, then one command."""
-    parser = cli.command_line(prog, __doc__)
+    parser = cli.command_line(prog, __doc__.replace(commands.PROG, prog))
     _connection_options(parser)
     subcommands = cli.subcommands(parser)
     predict = cli.add_command(subcommands, "predict", commands.predict,
@@ -117,15 +116,13 @@ def main(argv: list[str] | None = None, prog: str = commands.PROG) -> int:
             # The server's commands take their own --config and --model after the command.
             given = [argv[i] for i in range(argv.index(args.command)) if argv[i].startswith("--")]
             if given:
-                parser.error(f"{args.command} takes no client options ({given[0]}): run "
-                             f"`{prog} {args.command} [--workdir DIR] [--config FILE]`")
+                print(f"error: {args.command} takes no client options ({given[0]}): run "
+                      f"`{prog} {args.command} [--workdir DIR] [--config FILE]`", file=sys.stderr)
+                return cli.USAGE
             return server_commands.run(args)
         return commands.execute(args)
-    except BrokenPipeError:
-        # `news-cnn explain ... | head` closed our stdout: not an error of ours. Point stdout
-        # at /dev/null so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except BrokenPipeError:  # `news-cnn explain ... | head` closed our stdout
+        return cli.stdout_closed()
 
 
 if __name__ == "__main__":

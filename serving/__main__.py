@@ -205,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
     except (ServerError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return cli.FAILED
+    except BrokenPipeError:  # `... keys | head`: our reader went away, the server is fine
+        return cli.stdout_closed()
     except OSError as err:  # connection errors are OSErrors too
         print(f"error: TorchServe did not answer ({err}); is it running? `make serve` starts it",
               file=sys.stderr)

@@ -5,13 +5,17 @@ Each is a module with `build_parser()` and `main(argv=None) -> int`:
 - its parser comes from `command_line()`, its subcommands from `subcommands()`, each with
   `set_defaults(run=function)`; options several commands share are parent parsers;
 - every option's default shows in --help, and descriptions and examples keep their lines;
-- a user's mistake prints one line `error: ...` on stderr and exits 2 (USAGE), a failure to
-  do the work exits 1 (FAILED), Ctrl-C 130 (INTERRUPTED); never a traceback.
+- an option argparse refuses prints the usage and its error, exit 2; input that cannot be used
+  prints one line `error: ...` on stderr, exit 2 (USAGE); a failure to do the work (no server,
+  a refused key) one line and exit 1 (FAILED); Ctrl-C of a long run (a file, a training) says
+  what it kept, exit 130 (INTERRUPTED); a reader that closes stdout early is no error.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import sys
 
 USAGE, FAILED, INTERRUPTED = 2, 1, 130
 
@@ -53,6 +57,13 @@ def add_command(commands: argparse._SubParsersAction, name: str, run, help: str,
                                   formatter_class=HelpFormatter)
     command.set_defaults(run=run)
     return command
+
+
+def stdout_closed() -> int:
+    """What a command line does when stdout's reader went away (`... | head`): nothing more.
+    stdout is pointed at /dev/null so the interpreter's final flush does not raise again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
 
 
 def shared_options() -> argparse.ArgumentParser:

@@ -41,7 +41,7 @@ def status_line(server: TorchServe, model: str) -> tuple[bool, str]:
 def settled_status(server: TorchServe, model: str, timeout: float) -> str:
     """The status line once minWorkers workers are READY (start returns at the first), or
     after `timeout` seconds, when the line says how many are missing."""
-    last = status_line(server, model)
+    last = (False, "")
 
     def settled() -> bool:
         nonlocal last

@@ -90,3 +90,13 @@ def test_an_archive_the_workers_cannot_load_is_one_line(tmp_path, capsys):
 def test_workers_takes_a_positive_count_and_goes_with_file(tiny_artifacts, capsys, argv):
     assert news_cnn.main(["predict", "--archive", str(tiny_artifacts), *argv]) == 2
     assert "--workers takes 1 or more and goes with --archive and --file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "2", "--file", "in.csv"], "--workers takes 1 or more and goes with --archive and --file"),
+    (["--ray", "--file", "in.csv", "--out", "answers"], "--ray scores --file PATH with --archive")])
+def test_the_in_process_options_without_archive_are_refused_not_ignored(argv, message, capsys):
+    """Without --archive the headlines would go to the server, ignoring these options."""
+    assert news_cnn.main(["--url", "http://127.0.0.1:1", "predict", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and len(err.splitlines()) == 1
