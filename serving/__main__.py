@@ -14,13 +14,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from serving import cli
 from serving import keys as keyfile
-from serving.health import DEFAULT_CANARY_TEXT, HealthChecker
-from serving.server import DRAIN_BOUND_S, MODEL_NAME, ServerError, TorchServe
+from serving.health import DEFAULT_CANARY_TEXT, DRAIN_BOUND_S, SHUTDOWN_BOUND_S, HealthChecker
+from serving.properties import MODEL_NAME
 from serving.status import settled_status, status_line
 from serving.supervisor import supervise
+
+if TYPE_CHECKING:
+    from serving.server import TorchServe
 
 # The readiness canary's headline doubles as the example the start-up message shows.
 EXAMPLE_TEXT = DEFAULT_CANARY_TEXT
@@ -186,8 +190,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     command("examples", _examples, "example calls with the current addresses", _MODEL)
     command("probe", _probe, "run the health server in the foreground (serving/server.py starts it)", _MODEL)
     command("run", _run, "start, then wait; SIGTERM/SIGINT stop gracefully (the container's entry point): "
-            "drain unless a drain already began (preStop), then stop, all within SHUTDOWN_BOUND_S "
-            "(serving/server.py) of the drain's start", _MODEL, _TIMEOUT, _NOTICE)
+            f"drain unless a drain already began (preStop), then stop, all within {SHUTDOWN_BOUND_S:.0f} s "
+            "of the drain's start", _MODEL, _TIMEOUT, _NOTICE)
 
 
 def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
@@ -200,6 +204,10 @@ def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Carry out a parsed server command (this module's or `news-cnn`'s); one line and
     exit 1 when TorchServe or its files are not there."""
+    # Imported here: psutil and process control are a sixth of the start-up of every
+    # `news-cnn predict`, which parses with these commands but never runs one.
+    from serving.server import ServerError, TorchServe
+
     try:
         return args.run(TorchServe(args.workdir, args.config), args)
     except (ServerError, FileNotFoundError, ValueError) as err:

@@ -26,6 +26,19 @@ CANARY_FILE = "canary.json"
 DEFAULT_CANARY_TEXT = "The final tennis tournament starts next week."
 # Drain marker in TorchServe's logs/: while it exists, readiness is false.
 DRAIN_FILE = "draining"
+# Graceful stop: readiness false, then wait for in-flight requests at most this long; they
+# are over when none arrived and none is queued for DRAIN_QUIET_S.
+DRAIN_BOUND_S = 30.0
+DRAIN_QUIET_S = 1.0
+# `torchserve --stop` and the wait for the frontend to exit share this bound, then the
+# process group is killed; the health server then gets at most PROBE_STOP_S.
+STOP_BOUND_S = 10.0
+PROBE_STOP_S = 5.0
+# A graceful stop ends within this long of the drain's start, wherever the drain ran (a
+# Kubernetes preStop hook, or `TorchServe.graceful_stop` on SIGTERM).
+SHUTDOWN_BOUND_S = DRAIN_BOUND_S + STOP_BOUND_S + PROBE_STOP_S
+# Polls inside the drain's loop answer within this, so the loop ends close to its bound.
+DRAIN_POLL_TIMEOUT_S = 2.0
 CHECK_BUDGET_S = 1.5
 # The canary waits in the job queue with real traffic: under heavy load it can time out while
 # the model is healthy. A checker that keeps state (the probe server) tolerates this many

@@ -20,7 +20,15 @@ import psutil
 
 from serving import keys as keyfile
 from serving import management, rest
-from serving.health import HealthChecker
+from serving.health import (
+    DRAIN_BOUND_S,
+    DRAIN_POLL_TIMEOUT_S,
+    DRAIN_QUIET_S,
+    PROBE_STOP_S,
+    SHUTDOWN_BOUND_S,
+    STOP_BOUND_S,
+    HealthChecker,
+)
 from serving.management import count_ready, scale_workers
 from serving.polling import wait_for
 from serving.ports import taken_ports_message
@@ -40,19 +48,6 @@ PID_FILE = ".model_server.pid"  # TorchServe's name, inside its temp directory
 PROBE_PID_FILE = "probe.pid"  # the health server's, in the same directory
 # TorchServe and its workers create files readable by their user only (keys from the first byte).
 PRIVATE_UMASK = 0o077
-# Graceful stop: readiness false, then wait for in-flight requests at most this long; they
-# are over when none arrived and none is queued for DRAIN_QUIET_S.
-DRAIN_BOUND_S = 30.0
-DRAIN_QUIET_S = 1.0
-# `torchserve --stop` and the wait for the frontend to exit share this bound, then the
-# process group is killed; the health server then gets at most PROBE_STOP_S.
-STOP_BOUND_S = 10.0
-PROBE_STOP_S = 5.0
-# A graceful stop ends within this long of the drain's start, wherever the drain ran (a
-# Kubernetes preStop hook, or `graceful_stop` on SIGTERM).
-SHUTDOWN_BOUND_S = DRAIN_BOUND_S + STOP_BOUND_S + PROBE_STOP_S
-# Polls inside the drain's loop answer within this, so the loop ends close to its bound.
-DRAIN_POLL_TIMEOUT_S = 2.0
 
 
 class ServerError(RuntimeError):

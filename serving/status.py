@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import zipfile
+from typing import TYPE_CHECKING
 
 from serving.health import model_archive
 from serving.management import count_ready
 from serving.polling import wait_for
-from serving.server import TorchServe
+
+if TYPE_CHECKING:
+    from serving.server import TorchServe
 
 
 def _configured_min_workers(server: TorchServe, model: str, described: int) -> int:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from serving.server import TorchServe
 from serving.status import settled_status
+
+if TYPE_CHECKING:
+    from serving.server import TorchServe
 
 
 def supervise(server: TorchServe, model: str, timeout: float, notice_s: float) -> int:

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from serving import __main__ as serving_cli
+from serving.health import DRAIN_BOUND_S, DRAIN_POLL_TIMEOUT_S, PROBE_STOP_S, STOP_BOUND_S
 from serving.properties import REPO_ROOT, Endpoints, open_management, read_properties, token_auth_enabled
-from serving.server import DRAIN_BOUND_S, DRAIN_POLL_TIMEOUT_S, PROBE_STOP_S, STOP_BOUND_S
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="make install (requirements/dev.txt)")
 

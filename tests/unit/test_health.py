@@ -23,6 +23,10 @@ from serving.archive import build_archive
 from serving.health import (
     CANARY_FILE,
     CANARY_TIMEOUT_S,
+    DRAIN_BOUND_S,
+    PROBE_STOP_S,
+    SHUTDOWN_BOUND_S,
+    STOP_BOUND_S,
     TOLERATED_CANARY_TIMEOUTS,
     Canary,
     HealthChecker,
@@ -32,7 +36,7 @@ from serving.health import (
 from serving.polling import wait_for
 from serving.probe import CHECK_THREADS, REQUEST_TIMEOUT_S, ProbeServer
 from serving.properties import REPO_ROOT, Endpoints
-from serving.server import DRAIN_BOUND_S, PROBE_STOP_S, SHUTDOWN_BOUND_S, STOP_BOUND_S, TorchServe, free_port
+from serving.server import TorchServe, free_port
 from tests.helpers import fake_http
 
 
