@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None, prog: str = commands.PROG) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
-        if args.run.__module__ == server_commands.__name__:
-            # The server's commands take their own --config and --model after the command.
+        if getattr(args, "server_command", False):
+            # They take their own --config, --model and --timeout, after the command.
             given = [argv[i] for i in range(argv.index(args.command)) if argv[i].startswith("--")]
             if given:
                 print(f"error: {args.command} takes no client options ({given[0]}): run "

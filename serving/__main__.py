@@ -166,7 +166,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add the server's commands to `commands` (this module's, and `news-cnn`'s)."""
     def command(name: str, run: Callable[[TorchServe, argparse.Namespace], int], help: str,
                 *options: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        return cli.add_command(commands, name, run, help, (_WHERE, *options))
+        sub = cli.add_command(commands, name, run, help, (_WHERE, *options))
+        sub.set_defaults(server_command=True)  # `news-cnn` tells them from the client's by it
+        return sub
 
     command("start", _start, "start TorchServe in the background and wait for the model", _MODEL, _TIMEOUT)
     command("stop", _stop, f"readiness false, wait for in-flight requests (at most {DRAIN_BOUND_S:.0f} s), "
