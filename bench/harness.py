@@ -49,6 +49,13 @@ def machine() -> dict:
             "date": dt.date.today().isoformat(), "loadavg_start": loadavg()}
 
 
+def measured_on(m: dict) -> str:
+    """Where a run's figures come from, for its report: the machine `machine()` described and
+    its load at the start and the end."""
+    return (f"on {m['cpus']} CPUs ({m.get('cpu_model', 'unknown')}, {m['platform']}); load average "
+            f"{m['loadavg_start']} at start, {m.get('loadavg_end')} at end")
+
+
 @contextmanager
 def temp_root(prefix: str) -> Iterator[Path]:
     """A new temporary directory for a run's servers and archives (stop them inside the block):

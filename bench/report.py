@@ -18,10 +18,9 @@ def _fmt(value, digits: int = 2) -> str:
 def markdown(results: dict) -> str:
     """The tables for the README: throughput and latency with ratios, in-process, start-up, goals."""
     m, s = results["machine"], results["settings"]
-    lines = [f"Benchmark of {results['started']} on {m['cpus']} CPUs ({m.get('cpu_model', 'unknown')}, "
-             f"{m['platform']}); load average {m['loadavg_start']} at start, {m.get('loadavg_end')} at end. "
-             f"{s['duration_s']} s per measurement after {s['warmup_s']} s warm-up, best of "
-             f"{s.get('rounds', 1)} rounds in alternating order, load from `wrk` on loopback. "
+    lines = [f"Benchmark of {results['started']} {harness.measured_on(m)}. {s['duration_s']} s per "
+             f"measurement after {s['warmup_s']} s warm-up, best of {s.get('rounds', 1)} rounds in "
+             f"alternating order, load from `wrk` on loopback. "
              f"news_cnn model-config: `{json.dumps(results.get('model_config', {}))}`.", ""]
     if results.get("throughput"):
         lines += ["| Case | Run | req/s | share of reference | p50 ms | p99 ms | p99 / reference "

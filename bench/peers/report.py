@@ -55,10 +55,9 @@ def _order(name: str) -> tuple:
 def markdown(results: dict) -> str:
     """The run's tables: peers, ratios, targets, explanations, the grid and the choice."""
     m, s = results["machine"], results["settings"]
-    lines = [f"Peers benchmark of {results['started']} on {m.get('cpu_model', '?')} ({m['cpus']} CPUs, "
-             f"{m['platform']}); load average {m['loadavg_start']} at start, {m.get('loadavg_end')} at end. "
-             f"{s['duration_s']} s per measurement after {s['warmup_s']} s warm-up, best of {s['rounds']} "
-             f"round(s) in alternating order (grid: {s['grid_rounds']}), `wrk` on loopback; "
+    lines = [f"Peers benchmark of {results['started']} {harness.measured_on(m)}. {s['duration_s']} s per "
+             f"measurement after {s['warmup_s']} s warm-up, best of {s['rounds']} round(s) in alternating "
+             f"order (grid: {s['grid_rounds']}), `wrk` on loopback; "
              f"{s['processes']} processes per server; peers batch up to {s['peer_max_batch']} with "
              f"{s['peer_max_delay_ms']} ms delay (LitServe: batch_timeout "
              f"{s.get('litserve_batch_timeout_ms', '-')} ms; BentoML: adaptive within max_latency_ms "
